@@ -1,0 +1,37 @@
+/* Parsing of what a client sends: one line into one command. The replies'
+ * wording lives in chat.c; docs/protocol.md is the contract for both. */
+#ifndef CHATD_PROTOCOL_H
+#define CHATD_PROTOCOL_H
+
+#include <stddef.h>
+
+enum command_kind {
+	CMD_EMPTY,   /* blank line: ignored */
+	CMD_CHAT,    /* text: the line (for "//x", the line from its second "/") */
+	CMD_NICK,    /* arg: the new nick (rest of the line, trimmed) */
+	CMD_WHO,
+	CMD_MSG,     /* arg: target nick; text: the message (may be empty) */
+	CMD_ME,      /* text: the action */
+	CMD_JOIN,    /* arg: the room (rest of the line, trimmed) */
+	CMD_ROOMS,
+	CMD_HELP,
+	CMD_QUIT,    /* text: the reason (may be empty) */
+	CMD_UNKNOWN, /* arg: the command word, "/" included */
+};
+
+/* Points into the parsed line; nothing is copied or NUL-terminated. */
+struct command {
+	enum command_kind kind;
+	const char *arg;
+	size_t arg_len;
+	const char *text;
+	size_t text_len;
+};
+
+/* Parses LINE (no newline). Command words are case-insensitive; arguments
+ * are separated by runs of spaces or tabs and trimmed at both ends. */
+void protocol_parse(const char *line, size_t len, struct command *ret);
+
+const char *command_name(enum command_kind kind);
+
+#endif

@@ -1,0 +1,28 @@
+/* Text rules of the protocol: cleaning what clients send before anyone sees
+ * it, and the shape of nick and room names. Pure functions, no state. */
+#ifndef CHATD_TEXT_H
+#define CHATD_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define NAME_MAX_LEN 32
+
+/* Worst case growth of text_clean(): every byte an invalid sequence that
+ * becomes the 3-byte U+FFFD. */
+#define TEXT_CLEAN_MAX(len) ((len) * 3)
+
+/* Copies src to dst (room for TEXT_CLEAN_MAX(len) bytes) without control
+ * characters (C0 but TAB, DEL, and C1 U+0080..U+009F) and with each invalid
+ * UTF-8 sequence (stray continuation, overlong form, surrogate, beyond
+ * U+10FFFF, truncated) replaced by U+FFFD. Returns the bytes written; dst is
+ * not NUL-terminated. */
+size_t text_clean(char *dst, const char *src, size_t len);
+
+/* True when the bytes are only spaces and tabs (or there are none). */
+bool text_is_blank(const char *s, size_t len);
+
+/* Nick and room names: 1..NAME_MAX_LEN of A-Z a-z 0-9 _ -, first a letter. */
+bool text_is_valid_name(const char *s, size_t len);
+
+#endif

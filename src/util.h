@@ -1,0 +1,29 @@
+/* Small helpers every file may use: allocation that never returns NULL,
+ * and a few string helpers. */
+#ifndef CHATD_UTIL_H
+#define CHATD_UTIL_H
+
+#include <stddef.h>
+#include <stdbool.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#define NORETURN __attribute__((noreturn))
+
+/* Out of memory is not a condition a chat server can recover from in a
+ * useful way; these print a message and abort instead of returning NULL. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* Case-insensitive ASCII comparison, as nick and room names are ASCII. */
+bool ascii_equal_nocase(const char *a, const char *b);
+void ascii_lower(char *dst, const char *src, size_t dst_size);
+
+/* Parses a whole decimal number into *ret; false on junk, sign or overflow. */
+bool parse_long(const char *s, long *ret);
+
+#endif
