@@ -20,6 +20,7 @@
 
 static atomic_int log_level = LOG_INFO;
 static enum log_target log_target = LOG_TARGET_STDERR;
+static bool echo_errors;
 
 static const struct {
 	const char *name;
@@ -93,6 +94,11 @@ void log_open(enum log_target target, bool daemonized)
 	log_target = target;
 }
 
+void log_echo_errors(bool on)
+{
+	echo_errors = on;
+}
+
 enum log_target log_current_target(void)
 {
 	return log_target;
@@ -140,7 +146,7 @@ static void log_to_journal(const char *file, int line, const char *func, int pri
 			ADD_OWNED(xasprintf("CHATD_NICK=%s", f->nick));
 		if (f->reason)
 			ADD_OWNED(xasprintf("CHATD_REASON=%s", f->reason));
-		if (f->online >= 0) {
+		if (f->has_online) {
 			snprintf(online_field, sizeof(online_field), "CHATD_ONLINE=%d", f->online);
 			ADD_STATIC(online_field);
 		}
@@ -195,6 +201,8 @@ void log_full(const char *file, int line, const char *func, int priority, int er
 	if (len >= 0 && errnum && (size_t)len < sizeof(message))
 		snprintf(message + len, sizeof(message) - (size_t)len, ": %s", strerror(errnum));
 
+	if (echo_errors && priority <= LOG_ERR && log_target != LOG_TARGET_STDERR)
+		fprintf(stderr, "chatd: %s\n", message);
 	switch (log_target) {
 	case LOG_TARGET_JOURNAL:
 		log_to_journal(file, line, func, priority, errnum, fields, message);

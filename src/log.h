@@ -18,17 +18,18 @@ enum log_target {
 	LOG_TARGET_SYSLOG,
 };
 
-/* Optional structured context of an event; NULL members are left out,
- * online < 0 means "not known". */
+/* Optional structured context of an event; NULL members are left out. */
 struct log_fields {
 	const char *event;  /* CHATD_EVENT: start, connect, disconnect, ... */
 	const char *peer;   /* CHATD_PEER: addr:port */
 	const char *nick;   /* CHATD_NICK */
 	const char *reason; /* CHATD_REASON */
-	int online;         /* CHATD_ONLINE */
+	int online;         /* CHATD_ONLINE, when has_online */
+	bool has_online;
 };
 
-#define LOG_FIELDS(...) (&(const struct log_fields){ .online = -1, __VA_ARGS__ })
+#define LOG_FIELDS(...) (&(const struct log_fields){ __VA_ARGS__ })
+#define LOG_ONLINE(n) .online = (n), .has_online = true
 
 /* Chooses where messages go. AUTO: the journal when our stderr is the
  * journal's stream (JOURNAL_STREAM) or when stderr is no terminal and the
@@ -36,6 +37,10 @@ struct log_fields {
 void log_open(enum log_target target, bool daemonized);
 enum log_target log_current_target(void);
 const char *log_target_name(enum log_target target);
+
+/* While a daemon starts (-d), errors also go to stderr, still the user's
+ * terminal, whatever the target. */
+void log_echo_errors(bool on);
 
 void log_set_level(int priority);
 int log_get_level(void);

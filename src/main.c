@@ -1,1 +1,66 @@
-int main(void) { return 0; }
+/* chatd: wires the parts together: command line, config, log, daemon mode,
+ * then the server. */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "daemonize.h"
+#include "log.h"
+#include "options.h"
+#include "server.h"
+
+static int print_config_errors(struct config_errors *errors)
+{
+	for (size_t i = 0; i < errors->count; i++)
+		fprintf(stderr, "%s\n", errors->messages[i]);
+	config_errors_free(errors);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct options opts;
+	struct config *cfg;
+	struct config_errors errors = { 0 };
+
+	int r = options_parse(argc, argv, &opts);
+	if (r != 0)
+		return r;
+	if (opts.show_help) {
+		options_usage(stdout);
+		return 0;
+	}
+	if (opts.show_version) {
+		printf("chatd %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (config_load(opts.config_path, &cfg, &errors) < 0)
+		return print_config_errors(&errors);
+	if (opts.check_only) {
+		printf("chatd: config ok\n");
+		config_unref(cfg);
+		return 0;
+	}
+
+	int ready_fd = -1;
+	char *config_path = NULL;
+	if (opts.daemonize) {
+		/* Reloads read the file again after the chdir("/"). */
+		config_path = realpath(opts.config_path, NULL);
+		if (config_path)
+			opts.config_path = config_path;
+		ready_fd = daemonize(opts.pidfile);
+		if (ready_fd < 0) {
+			config_unref(cfg);
+			return 1;
+		}
+	}
+	log_open(cfg->log_target, opts.daemonize);
+	log_echo_errors(opts.daemonize);
+	r = server_run(cfg, &opts, ready_fd);
+	daemonize_cleanup();
+	free(config_path);
+	return r;
+}

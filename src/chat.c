@@ -1,0 +1,334 @@
+#include "autoconf.h"
+
+#include "chat.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "protocol.h"
+#include "text.h"
+#include "util.h"
+
+#define NAME_RULE "must be 1-32 letters, digits, _ or -, starting with a letter"
+
+static const char *const help_lines[] = {
+	"= commands:",
+	"=   /nick NAME       change your nick",
+	"=   /who             who is in your room",
+	"=   /msg NICK TEXT   private message",
+	"=   /me TEXT         action",
+	"=   /join ROOM       move to another room",
+	"=   /rooms           list the rooms",
+	"=   /help            this help",
+	"=   /quit [REASON]   leave",
+	"= other lines are said to your room; start a line with // to say one beginning with /",
+};
+
+static void reply(struct worker *w, struct conn *c, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* Sends one line (the "\n" is added) to C alone. */
+static void reply(struct worker *w, struct conn *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	struct msg *m = msg_new((size_t)n);
+	memcpy(m->data, line, (size_t)n);
+	m->len = (uint32_t)n;
+	worker_send(w, c, m);
+	msg_unref(m);
+}
+
+static void tell_room(struct worker *w, struct conn *c, struct room *room, bool include_self,
+		      struct msg *m)
+{
+	worker_send_room(w, room, m, include_self ? 0 : c->id);
+	msg_unref(m);
+}
+
+/* PREFIX + cleaned TEXT + SUFFIX + "\n": the one copy all recipients share. */
+static struct msg *format_line(const char *prefix, const char *text, size_t len, const char *suffix)
+{
+	size_t plen = strlen(prefix), slen = strlen(suffix);
+	struct msg *m = msg_new(plen + TEXT_CLEAN_MAX(len) + slen + 1);
+	memcpy(m->data, prefix, plen);
+	size_t n = plen + text_clean(m->data + plen, text, len);
+	memcpy(m->data + n, suffix, slen);
+	n += slen;
+	m->data[n++] = '\n';
+	m->len = (uint32_t)n;
+	return m;
+}
+
+struct msg *chat_format_motd(char *const *lines, size_t count)
+{
+	if (count == 0)
+		return NULL;
+	struct msg *m = msg_new(0);
+	for (size_t i = 0; i < count; i++) {
+		struct msg *line = format_line("# ", lines[i], strlen(lines[i]), "");
+		m = msg_append(m, line->data, line->len);
+		msg_unref(line);
+	}
+	return m;
+}
+
+void chat_connected(struct worker *w, struct conn *c)
+{
+	int online = rooms_enter(worker_rooms(w), &c->member);
+	worker_room_link(w, c);
+	worker_online_changed(w);
+
+	struct msg *motd = worker_motd(w);
+	if (motd)
+		worker_send(w, c, motd);
+	reply(w, c, "> Connected to the chat server as %s (%d online)", c->member.nick, online);
+	tell_room(w, c, c->member.room, false,
+		  msg_printf("> %s entered (%d online)\n", c->member.nick, online));
+	log_event(LOG_INFO, LOG_FIELDS(.event = "connect", .peer = c->peer, .nick = c->member.nick,
+				       LOG_ONLINE(online)),
+		  "connect from %s as %s (%d online)", c->peer, c->member.nick, online);
+}
+
+/* Unregisters C and tells its room, with the /quit reason if one was given. */
+static void leave(struct worker *w, struct conn *c, const char *reason, const char *farewell,
+		  size_t farewell_len)
+{
+	struct room *room = c->member.room;
+	int online = rooms_leave(worker_rooms(w), &c->member);
+	c->entered = false;
+	worker_room_unlink(w, c, room);
+	worker_online_changed(w);
+
+	if (!worker_shutting_down(w)) {
+		char head[NAME_MAX_LEN + 16], tail[32];
+		snprintf(tail, sizeof(tail), " (%d online)", online);
+		if (farewell_len) {
+			snprintf(head, sizeof(head), "< %s left: ", c->member.nick);
+			tell_room(w, c, room, false, format_line(head, farewell, farewell_len, tail));
+		} else {
+			tell_room(w, c, room, false, msg_printf("< %s left%s\n", c->member.nick, tail));
+		}
+	}
+	room_unref(room);
+	log_event(LOG_INFO, LOG_FIELDS(.event = "disconnect", .peer = c->peer,
+				       .nick = c->member.nick, .reason = reason, LOG_ONLINE(online)),
+		  "disconnect %s %s: %s (%d online)", c->peer, c->member.nick, reason, online);
+}
+
+void chat_disconnected(struct worker *w, struct conn *c, const char *reason)
+{
+	leave(w, c, reason, NULL, 0);
+}
+
+bool chat_line_too_long(struct worker *w, struct conn *c)
+{
+	reply(w, c, "! line too long (max %zu bytes)", worker_config(w)->max_line);
+	return true;
+}
+
+/* Copies a command argument into a NUL-terminated name, if it can be one. */
+static bool take_name(const char *arg, size_t len, char ret[NAME_MAX_LEN + 1])
+{
+	if (!text_is_valid_name(arg, len))
+		return false;
+	memcpy(ret, arg, len);
+	ret[len] = '\0';
+	return true;
+}
+
+static void do_nick(struct worker *w, struct conn *c, const struct command *cmd)
+{
+	char nick[NAME_MAX_LEN + 1], old[NAME_MAX_LEN + 1];
+
+	if (cmd->arg_len == 0) {
+		reply(w, c, "! usage: /nick NAME");
+		return;
+	}
+	if (!take_name(cmd->arg, cmd->arg_len, nick)) {
+		reply(w, c, "! invalid nick: NAME " NAME_RULE);
+		return;
+	}
+	int r = rooms_rename(worker_rooms(w), &c->member, nick, old);
+	if (r == -EALREADY) {
+		reply(w, c, "= you are already %s", nick);
+	} else if (r == -EEXIST) {
+		reply(w, c, "! nick taken: %s", nick);
+	} else {
+		tell_room(w, c, c->member.room, true,
+			  msg_printf("* %s is now known as %s\n", old, nick));
+		log_debug("%s: %s is now known as %s", c->peer, old, nick);
+	}
+}
+
+static void do_who(struct worker *w, struct conn *c)
+{
+	char (*nicks)[NAME_MAX_LEN + 1];
+	size_t n = rooms_who(worker_rooms(w), &c->member, &nicks);
+
+	struct msg *m = msg_printf("= %zu in %s:", n, c->member.room->name);
+	for (size_t i = 0; i < n; i++) {
+		m = msg_append(m, " ", 1);
+		m = msg_append(m, nicks[i], strlen(nicks[i]));
+	}
+	m = msg_append(m, "\n", 1);
+	free(nicks);
+	worker_send(w, c, m);
+	msg_unref(m);
+}
+
+static void do_msg(struct worker *w, struct conn *c, const struct command *cmd)
+{
+	char nick[NAME_MAX_LEN + 1];
+	struct member_address to;
+
+	if (cmd->arg_len == 0 || cmd->text_len == 0) {
+		reply(w, c, "! usage: /msg NICK TEXT");
+		return;
+	}
+	if (!take_name(cmd->arg, cmd->arg_len, nick) || !rooms_find(worker_rooms(w), nick, &to)) {
+		reply(w, c, "! no such nick: %.*s", (int)(cmd->arg_len > NAME_MAX_LEN ? NAME_MAX_LEN : cmd->arg_len),
+		      cmd->arg);
+		return;
+	}
+	if (to.conn_id == c->id) {
+		reply(w, c, "! you cannot /msg yourself");
+		return;
+	}
+	char head[2 * NAME_MAX_LEN + 16];
+	snprintf(head, sizeof(head), "[%s -> %s] ", c->member.nick, to.nick);
+	struct msg *m = format_line(head, cmd->text, cmd->text_len, "");
+	worker_send_direct(w, &to, m);
+	worker_send(w, c, m);
+	msg_unref(m);
+}
+
+static void do_join(struct worker *w, struct conn *c, const struct command *cmd)
+{
+	char name[NAME_MAX_LEN + 1];
+	struct room *old;
+	unsigned count;
+
+	if (cmd->arg_len == 0) {
+		reply(w, c, "! usage: /join ROOM");
+		return;
+	}
+	if (!take_name(cmd->arg, cmd->arg_len, name)) {
+		reply(w, c, "! invalid room: NAME " NAME_RULE);
+		return;
+	}
+	if (rooms_move(worker_rooms(w), &c->member, name, &old, &count) < 0) {
+		reply(w, c, "! you are already in %s", c->member.room->name);
+		return;
+	}
+	worker_room_unlink(w, c, old);
+	worker_room_link(w, c);
+	struct room *room = c->member.room;
+	tell_room(w, c, old, false, msg_printf("< %s went to %s\n", c->member.nick, room->name));
+	tell_room(w, c, room, false, msg_printf("> %s joined %s\n", c->member.nick, room->name));
+	reply(w, c, "= you joined %s (%u here)", room->name, count);
+	room_unref(old);
+}
+
+static void do_rooms(struct worker *w, struct conn *c)
+{
+	struct room_summary *list;
+	size_t n = rooms_list(worker_rooms(w), &list);
+
+	struct msg *m = msg_printf("= %zu room%s:", n, n == 1 ? "" : "s");
+	for (size_t i = 0; i < n; i++) {
+		char item[NAME_MAX_LEN + 24];
+		int len = snprintf(item, sizeof(item), "%s %s (%u)", i ? "," : "", list[i].name,
+				   list[i].count);
+		m = msg_append(m, item, (size_t)len);
+	}
+	m = msg_append(m, "\n", 1);
+	free(list);
+	worker_send(w, c, m);
+	msg_unref(m);
+}
+
+static void do_help(struct worker *w, struct conn *c)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(help_lines); i++)
+		reply(w, c, "%s", help_lines[i]);
+}
+
+static void do_quit(struct worker *w, struct conn *c, const struct command *cmd)
+{
+	reply(w, c, "= bye");
+	leave(w, c, "quit", cmd->text, cmd->text_len);
+	worker_close_after_flush(w, c, "quit");
+}
+
+bool chat_line(struct worker *w, struct conn *c, const char *line, size_t len)
+{
+	struct command cmd;
+
+	protocol_parse(line, len, &cmd);
+	switch (cmd.kind) {
+	case CMD_EMPTY:
+		break;
+	case CMD_CHAT: {
+		char head[NAME_MAX_LEN + 4];
+		snprintf(head, sizeof(head), "[%s] ", c->member.nick);
+		struct msg *m = format_line(head, cmd.text, cmd.text_len, "");
+		if (m->len > strlen(head) + 1)
+			tell_room(w, c, c->member.room, false, m);
+		else
+			msg_unref(m); /* nothing left once cleaned */
+		break;
+	}
+	case CMD_ME: {
+		if (cmd.text_len == 0) {
+			reply(w, c, "! usage: /me TEXT");
+			break;
+		}
+		char head[NAME_MAX_LEN + 4];
+		snprintf(head, sizeof(head), "* %s ", c->member.nick);
+		tell_room(w, c, c->member.room, false, format_line(head, cmd.text, cmd.text_len, ""));
+		break;
+	}
+	case CMD_NICK:
+		do_nick(w, c, &cmd);
+		break;
+	case CMD_WHO:
+		do_who(w, c);
+		break;
+	case CMD_MSG:
+		do_msg(w, c, &cmd);
+		break;
+	case CMD_JOIN:
+		do_join(w, c, &cmd);
+		break;
+	case CMD_ROOMS:
+		do_rooms(w, c);
+		break;
+	case CMD_HELP:
+		do_help(w, c);
+		break;
+	case CMD_QUIT:
+		do_quit(w, c, &cmd);
+		return false;
+	case CMD_UNKNOWN: {
+		struct msg *m = format_line("! unknown command: ", cmd.arg,
+					    cmd.arg_len > 64 ? 64 : cmd.arg_len, " (try /help)");
+		worker_send(w, c, m);
+		msg_unref(m);
+		break;
+	}
+	}
+	return true;
+}

@@ -1,0 +1,116 @@
+#include "autoconf.h"
+
+#include "conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define OUT_MIN_CAP 16
+
+struct conn *conn_new(int fd, uint64_t id, const char *peer)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->fd = fd;
+	c->id = id;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->state = CONN_OPEN;
+	c->member.fd = fd;
+	c->member.conn_id = id;
+	return c;
+}
+
+static void out_drop_all(struct conn *c)
+{
+	for (uint32_t i = 0; i < c->out_count; i++)
+		msg_unref(c->out[(c->out_head + i) & (c->out_cap - 1)]);
+	free(c->out);
+	c->out = NULL;
+	c->out_head = c->out_count = c->out_cap = 0;
+	c->out_offset = c->out_bytes = 0;
+}
+
+void conn_free(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	out_drop_all(c);
+	framer_reset(&c->framer);
+	free(c);
+}
+
+static void out_grow(struct conn *c)
+{
+	uint32_t cap = c->out_cap ? c->out_cap * 2 : OUT_MIN_CAP;
+	struct msg **out = xmalloc(cap * sizeof(*out));
+
+	for (uint32_t i = 0; i < c->out_count; i++)
+		out[i] = c->out[(c->out_head + i) & (c->out_cap - 1)];
+	free(c->out);
+	c->out = out;
+	c->out_cap = cap;
+	c->out_head = 0;
+}
+
+bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq)
+{
+	if (c->out_bytes + m->len > max_sendq)
+		return false;
+	if (c->out_count == c->out_cap)
+		out_grow(c);
+	c->out[(c->out_head + c->out_count) & (c->out_cap - 1)] = m;
+	c->out_count++;
+	c->out_bytes += m->len;
+	return true;
+}
+
+/* Drops N bytes of written output from the head of the queue. */
+static void out_consume(struct conn *c, size_t n)
+{
+	c->out_bytes -= n;
+	while (n > 0) {
+		struct msg *m = c->out[c->out_head];
+		size_t left = m->len - c->out_offset;
+		if (n < left) {
+			c->out_offset += n;
+			return;
+		}
+		n -= left;
+		msg_unref(m);
+		c->out_offset = 0;
+		c->out_head = (c->out_head + 1) & (c->out_cap - 1);
+		c->out_count--;
+	}
+}
+
+int conn_flush(struct conn *c, struct iovec *iov, int iov_max)
+{
+	while (c->out_count > 0) {
+		int n = 0;
+		for (uint32_t i = 0; i < c->out_count && n < iov_max; i++) {
+			struct msg *m = c->out[(c->out_head + i) & (c->out_cap - 1)];
+			size_t skip = i == 0 ? c->out_offset : 0;
+			iov[n].iov_base = m->data + skip;
+			iov[n].iov_len = m->len - skip;
+			n++;
+		}
+		ssize_t w = writev(c->fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -errno;
+		}
+		out_consume(c, (size_t)w);
+	}
+	/* An idle connection holds no output buffer. */
+	free(c->out);
+	c->out = NULL;
+	c->out_cap = c->out_head = 0;
+	return 1;
+}

@@ -1,0 +1,75 @@
+/* One client connection: its socket, its input framer and its output queue
+ * of shared messages. A connection belongs to exactly one worker thread,
+ * which is the only thread that touches it (see worker.h). */
+#ifndef CHATD_CONN_H
+#define CHATD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/uio.h>
+
+#include "framer.h"
+#include "msg.h"
+#include "rooms.h"
+
+#define PEER_MAX 64 /* "[v6addr%scope]:port" */
+
+enum conn_state {
+	CONN_OPEN,      /* reading and writing */
+	CONN_DRAINING,  /* leaving: writes what is queued, reads nothing more */
+	CONN_LINGERING, /* queue written and our side shut: waits for the peer's EOF */
+};
+
+struct conn {
+	int fd;
+	uint64_t id;               /* unique for the server's life; fds are reused */
+	char peer[PEER_MAX];
+	enum conn_state state;
+	bool entered;              /* registered in rooms; member is valid */
+	struct member member;
+
+	struct framer framer;
+
+	/* Output: a ring of messages; out_offset bytes of the first are sent. */
+	struct msg **out;
+	uint32_t out_head, out_count, out_cap;
+	size_t out_offset;
+	size_t out_bytes;          /* queued and not yet written */
+
+	uint32_t epoll_events;     /* what epoll watches now */
+	const char *close_reason;  /* set once the worker decided to close it */
+	uint64_t deadline_ms;      /* DRAINING/LINGERING: when to give up */
+
+	/* The worker's lists; see worker.c. */
+	TAILQ_ENTRY(conn) flush_link;
+	TAILQ_ENTRY(conn) close_link;
+	TAILQ_ENTRY(conn) drain_link;
+	bool on_flush_list;
+	bool on_close_list;
+};
+
+TAILQ_HEAD(conn_list, conn);
+
+struct conn *conn_new(int fd, uint64_t id, const char *peer);
+
+/* Closes the socket, drops the queue and frees. */
+void conn_free(struct conn *c);
+
+/* Queues M, taking over one reference the caller holds. Returns false, and
+ * queues nothing, when that would put more than max_sendq bytes in the
+ * queue: the reader is too slow. */
+bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq);
+
+/* Writes as much of the queue as the socket takes, many messages per
+ * writev. Returns 1 when the queue is empty, 0 when the socket is full,
+ * or -errno. */
+int conn_flush(struct conn *c, struct iovec *iov, int iov_max);
+
+static inline bool conn_has_output(const struct conn *c)
+{
+	return c->out_count > 0;
+}
+
+#endif

@@ -1,0 +1,36 @@
+/* The listening sockets: bound from the config, or handed over by systemd
+ * (socket activation), and accepting from them. */
+#ifndef CHATD_LISTENER_H
+#define CHATD_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+
+#define LISTENER_MAX 16
+
+struct listener {
+	int fds[LISTENER_MAX];
+	size_t count;
+	bool activated;   /* the sockets came from systemd */
+	int reserve_fd;   /* spare fd, given up to shed a connection at EMFILE */
+};
+
+/* Takes systemd's sockets when there are any, else binds BIND:PORT (all
+ * addresses BIND resolves to; "::" is dual-stack). Logs each address.
+ * Returns 0, or -1 after logging why. */
+int listener_open(struct listener *l, const char *bind_address, int port);
+void listener_close(struct listener *l);
+
+/* Accepts one connection from FD: returns the new non-blocking socket and
+ * its peer as text, -EAGAIN when there is none, or another -errno. At fd
+ * exhaustion the connection is accepted and closed at once (shed), using
+ * the reserve fd, so the backlog does not make the loop spin. */
+int listener_accept(struct listener *l, int fd, char peer[PEER_MAX]);
+
+/* "1.2.3.4:5" or "[::1]:5"; IPv4-mapped IPv6 is shown as IPv4. */
+void format_address(const struct sockaddr *sa, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,44 @@
+/* A line (or a few lines) of server output, formatted once and shared by
+ * every recipient's output queue through an atomic reference count. The
+ * bytes never change after msg_finish(), so any thread may read them. */
+#ifndef CHATD_MSG_H
+#define CHATD_MSG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct msg {
+	atomic_uint refs;
+	uint32_t len;
+	uint32_t cap;
+	char data[];
+};
+
+/* A message with room for CAP bytes, one reference, len 0. */
+struct msg *msg_new(size_t cap);
+
+/* A message holding the formatted text (the caller adds any "\n"). */
+struct msg *msg_printf(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* Appends to a message that is not shared yet; grows it as needed. */
+struct msg *msg_append(struct msg *m, const char *data, size_t len);
+
+static inline struct msg *msg_ref(struct msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	return m;
+}
+
+/* Adds N references at once: one atomic operation for a whole fan-out. */
+static inline void msg_ref_n(struct msg *m, unsigned n)
+{
+	if (n)
+		atomic_fetch_add_explicit(&m->refs, n, memory_order_relaxed);
+}
+
+void msg_unref(struct msg *m);
+
+#endif

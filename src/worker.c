@@ -1,0 +1,688 @@
+#include "autoconf.h"
+
+#include "worker.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chat.h"
+#include "log.h"
+#include "util.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define READ_BUFFER_SIZE (64 * 1024)
+#define EPOLL_BATCH 256
+#define DRAIN_TIMEOUT_MS 2000 /* to write a leaving client's last lines */
+
+enum event_kind {
+	EV_CONNECTION, /* fd, ptr: peer string (ours to free) */
+	EV_ROOM,       /* ptr: room, msg, id: connection not to send to */
+	EV_DIRECT,     /* fd + id: the connection, msg */
+	EV_CONFIG,     /* ptr: config */
+	EV_PING,       /* id: sequence */
+	EV_SHUTDOWN,
+};
+
+struct event {
+	enum event_kind kind;
+	int fd;
+	uint64_t id;
+	void *ptr;
+	struct msg *msg;
+};
+
+/* Events for the worker, appended by any thread, taken all at once. */
+struct inbox {
+	pthread_mutex_t lock;
+	struct event *items;
+	size_t count, cap;
+};
+
+struct worker {
+	struct worker_pool *pool;
+	int index;
+	pthread_t thread;
+	bool started;
+	int epoll_fd;
+	int wake_fd;
+	struct inbox inbox;
+	struct event *taken;      /* the batch being handled; swapped with inbox.items */
+	size_t taken_cap;
+
+	struct config *cfg;
+	struct msg *motd;
+
+	struct conn **by_fd;      /* this worker's connections, by socket */
+	size_t by_fd_size;
+	atomic_int connection_count;
+
+	struct conn_list flush_list;  /* queued output to write this iteration */
+	struct conn_list close_list;  /* to close at the end of this iteration */
+	struct conn_list drain_list;  /* leaving, oldest first (so by deadline) */
+
+	bool shutting_down;
+	atomic_uint_least64_t pong;
+
+	char read_buffer[READ_BUFFER_SIZE];
+	struct iovec iov[IOV_MAX];
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- inbox ------------------------------------------------------------ */
+
+static void post(struct worker *w, struct event ev)
+{
+	pthread_mutex_lock(&w->inbox.lock);
+	if (w->inbox.count == w->inbox.cap) {
+		w->inbox.cap = w->inbox.cap ? w->inbox.cap * 2 : 64;
+		w->inbox.items = xrealloc(w->inbox.items, w->inbox.cap * sizeof(ev));
+	}
+	w->inbox.items[w->inbox.count++] = ev;
+	bool was_empty = w->inbox.count == 1;
+	pthread_mutex_unlock(&w->inbox.lock);
+
+	/* Only the first event of a batch needs to wake the worker. */
+	if (was_empty) {
+		uint64_t one = 1;
+		if (write(w->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_errno(LOG_ERR, errno, "worker %d: cannot wake", w->index);
+	}
+}
+
+void worker_post_connection(struct worker *w, int fd, const char *peer)
+{
+	atomic_fetch_add_explicit(&w->connection_count, 1, memory_order_relaxed);
+	post(w, (struct event){ .kind = EV_CONNECTION, .fd = fd, .ptr = xstrdup(peer) });
+}
+
+void worker_post_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id)
+{
+	post(w, (struct event){ .kind = EV_ROOM, .ptr = room_ref(room), .msg = msg_ref(m),
+				.id = except_id });
+}
+
+void worker_post_direct(struct worker *w, int fd, uint64_t conn_id, struct msg *m)
+{
+	post(w, (struct event){ .kind = EV_DIRECT, .fd = fd, .id = conn_id, .msg = msg_ref(m) });
+}
+
+void worker_post_config(struct worker *w, struct config *cfg)
+{
+	post(w, (struct event){ .kind = EV_CONFIG, .ptr = config_ref(cfg) });
+}
+
+void worker_post_ping(struct worker *w, uint64_t seq)
+{
+	post(w, (struct event){ .kind = EV_PING, .id = seq });
+}
+
+void worker_post_shutdown(struct worker *w)
+{
+	post(w, (struct event){ .kind = EV_SHUTDOWN });
+}
+
+uint64_t worker_last_pong(struct worker *w)
+{
+	return atomic_load_explicit(&w->pong, memory_order_acquire);
+}
+
+int worker_connection_count(struct worker *w)
+{
+	return atomic_load_explicit(&w->connection_count, memory_order_relaxed);
+}
+
+/* ---- accessors for chat.c ---------------------------------------------- */
+
+const struct config *worker_config(const struct worker *w)
+{
+	return w->cfg;
+}
+
+struct rooms *worker_rooms(const struct worker *w)
+{
+	return w->pool->rooms;
+}
+
+int worker_index(const struct worker *w)
+{
+	return w->index;
+}
+
+struct msg *worker_motd(const struct worker *w)
+{
+	return w->motd;
+}
+
+bool worker_shutting_down(const struct worker *w)
+{
+	return w->shutting_down;
+}
+
+void worker_online_changed(struct worker *w)
+{
+	struct worker_pool *pool = w->pool;
+	if (!atomic_exchange(&pool->status_pending, true)) {
+		uint64_t one = 1;
+		if (write(pool->status_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_errno(LOG_WARNING, errno, "cannot signal status change");
+	}
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void set_epoll_events(struct worker *w, struct conn *c, uint32_t events)
+{
+	if (c->epoll_events == events)
+		return;
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+		log_errno(LOG_ERR, errno, "epoll_ctl(%s)", c->peer);
+	c->epoll_events = events;
+}
+
+/* Decides to close C; the close happens at the end of the iteration, so
+ * pointers to C in this iteration's epoll events and lists stay valid. */
+static void kill_conn(struct worker *w, struct conn *c, const char *reason)
+{
+	if (c->on_close_list)
+		return;
+	if (!c->close_reason)
+		c->close_reason = reason;
+	c->on_close_list = true;
+	TAILQ_INSERT_TAIL(&w->close_list, c, close_link);
+}
+
+static void mark_for_flush(struct worker *w, struct conn *c)
+{
+	if (!c->on_flush_list) {
+		c->on_flush_list = true;
+		TAILQ_INSERT_TAIL(&w->flush_list, c, flush_link);
+	}
+}
+
+static void too_slow(struct worker *w, struct conn *c)
+{
+	log_event(LOG_NOTICE, LOG_FIELDS(.peer = c->peer, .nick = c->member.nick),
+		  "%s (%s): more than %zu bytes waiting to be read, disconnecting as too slow",
+		  c->peer, c->member.nick, w->cfg->max_sendq);
+	kill_conn(w, c, "slow");
+}
+
+void worker_send(struct worker *w, struct conn *c, struct msg *m)
+{
+	if (c->on_close_list)
+		return;
+	if (!conn_queue(c, msg_ref(m), w->cfg->max_sendq)) {
+		msg_unref(m);
+		too_slow(w, c);
+		return;
+	}
+	mark_for_flush(w, c);
+}
+
+void worker_room_link(struct worker *w, struct conn *c)
+{
+	TAILQ_INSERT_TAIL(&c->member.room->local[w->index], &c->member, local_link);
+}
+
+void worker_room_unlink(struct worker *w, struct conn *c, struct room *room)
+{
+	TAILQ_REMOVE(&room->local[w->index], &c->member, local_link);
+}
+
+/* Fans M out to this worker's members of ROOM. */
+static void deliver_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id)
+{
+	struct member *mb;
+	unsigned queued = 0;
+	size_t max_sendq = w->cfg->max_sendq;
+
+	TAILQ_FOREACH(mb, &room->local[w->index], local_link) {
+		struct conn *c = container_of(mb, struct conn, member);
+		if (c->id == except_id || c->state != CONN_OPEN || c->on_close_list)
+			continue;
+		/* The references are added in one atomic step after the loop;
+		 * the caller's keeps M alive meanwhile. */
+		if (!conn_queue(c, m, max_sendq)) {
+			too_slow(w, c);
+			continue;
+		}
+		queued++;
+		mark_for_flush(w, c);
+	}
+	msg_ref_n(m, queued);
+}
+
+void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id)
+{
+	deliver_room(w, room, m, except_id);
+	for (int i = 0; i < w->pool->count; i++)
+		if (i != w->index)
+			worker_post_room(w->pool->workers[i], room, m, except_id);
+}
+
+static struct conn *find_conn(struct worker *w, int fd, uint64_t id)
+{
+	if (fd < 0 || (size_t)fd >= w->by_fd_size)
+		return NULL;
+	struct conn *c = w->by_fd[fd];
+	return c && c->id == id ? c : NULL;
+}
+
+static void send_direct_local(struct worker *w, int fd, uint64_t id, struct msg *m)
+{
+	struct conn *c = find_conn(w, fd, id);
+	if (c && c->state == CONN_OPEN)
+		worker_send(w, c, m);
+}
+
+void worker_send_direct(struct worker *w, const struct member_address *a, struct msg *m)
+{
+	if (a->worker == w->index)
+		send_direct_local(w, a->fd, a->conn_id, m);
+	else
+		worker_post_direct(w->pool->workers[a->worker], a->fd, a->conn_id, m);
+}
+
+void worker_close_after_flush(struct worker *w, struct conn *c, const char *reason)
+{
+	if (c->state != CONN_OPEN || c->on_close_list)
+		return;
+	c->close_reason = reason;
+	if (c->entered) {
+		c->entered = false;
+		chat_disconnected(w, c, reason);
+	}
+	c->state = CONN_DRAINING;
+	c->deadline_ms = now_ms() + DRAIN_TIMEOUT_MS;
+	TAILQ_INSERT_TAIL(&w->drain_list, c, drain_link);
+	framer_reset(&c->framer);
+	set_epoll_events(w, c, EPOLLOUT);
+	mark_for_flush(w, c);
+}
+
+static void forget_conn(struct worker *w)
+{
+	atomic_fetch_sub_explicit(&w->connection_count, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&w->pool->connections, 1, memory_order_relaxed);
+}
+
+static void add_connection(struct worker *w, int fd, const char *peer)
+{
+	if (w->shutting_down) {
+		close(fd);
+		forget_conn(w);
+		return;
+	}
+	uint64_t id = atomic_fetch_add(&w->pool->next_conn_id, 1) + 1;
+	struct conn *c = conn_new(fd, id, peer);
+	c->member.worker = w->index;
+
+	if ((size_t)fd >= w->by_fd_size) {
+		size_t size = w->by_fd_size ? w->by_fd_size : 64;
+		while (size <= (size_t)fd)
+			size *= 2;
+		w->by_fd = xrealloc(w->by_fd, size * sizeof(*w->by_fd));
+		memset(w->by_fd + w->by_fd_size, 0, (size - w->by_fd_size) * sizeof(*w->by_fd));
+		w->by_fd_size = size;
+	}
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		log_errno(LOG_ERR, errno, "epoll_ctl(ADD %s)", peer);
+		conn_free(c);
+		forget_conn(w);
+		return;
+	}
+	c->epoll_events = EPOLLIN;
+	w->by_fd[fd] = c;
+	c->entered = true;
+	chat_connected(w, c);
+}
+
+static void close_now(struct worker *w, struct conn *c)
+{
+	if (c->entered) {
+		c->entered = false;
+		chat_disconnected(w, c, c->close_reason);
+	}
+	if (c->on_flush_list) {
+		TAILQ_REMOVE(&w->flush_list, c, flush_link);
+		c->on_flush_list = false;
+	}
+	if (c->state != CONN_OPEN)
+		TAILQ_REMOVE(&w->drain_list, c, drain_link);
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
+		log_errno(LOG_ERR, errno, "epoll_ctl(DEL %s)", c->peer);
+	w->by_fd[c->fd] = NULL;
+	conn_free(c);
+	forget_conn(w);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+struct line_ctx {
+	struct worker *w;
+	struct conn *c;
+};
+
+static bool still_reading(const struct conn *c)
+{
+	return c->state == CONN_OPEN && !c->on_close_list;
+}
+
+static bool on_line(void *ctx, const char *line, size_t len)
+{
+	struct line_ctx *lc = ctx;
+	chat_line(lc->w, lc->c, line, len);
+	return still_reading(lc->c);
+}
+
+static bool on_too_long(void *ctx)
+{
+	struct line_ctx *lc = ctx;
+	chat_line_too_long(lc->w, lc->c);
+	return still_reading(lc->c);
+}
+
+static const struct framer_handler line_handler = { .line = on_line, .too_long = on_too_long };
+
+static void conn_readable(struct worker *w, struct conn *c)
+{
+	ssize_t n = read(c->fd, w->read_buffer, sizeof(w->read_buffer));
+
+	if (n > 0) {
+		if (c->state != CONN_OPEN)
+			return; /* lingering: the peer's last bytes are of no use */
+		struct line_ctx lc = { w, c };
+		framer_feed(&c->framer, w->read_buffer, (size_t)n, w->cfg->max_line, &line_handler, &lc);
+		return;
+	}
+	if (n == 0) {
+		kill_conn(w, c, "closed");
+		return;
+	}
+	if (errno == EAGAIN || errno == EINTR)
+		return;
+	if (errno != ECONNRESET)
+		log_errno(LOG_INFO, errno, "read from %s", c->peer);
+	kill_conn(w, c, errno == ECONNRESET ? "reset" : "error");
+}
+
+static void conn_event(struct worker *w, struct conn *c, uint32_t events)
+{
+	if (c->on_close_list)
+		return;
+	if (c->state == CONN_DRAINING) {
+		if (events & (EPOLLERR | EPOLLHUP))
+			kill_conn(w, c, c->close_reason);
+		else if (events & EPOLLOUT)
+			mark_for_flush(w, c);
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		conn_readable(w, c);
+	if ((events & EPOLLOUT) && !c->on_close_list)
+		mark_for_flush(w, c);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static void flush_conn(struct worker *w, struct conn *c)
+{
+	int r = conn_flush(c, w->iov, IOV_MAX);
+	if (r < 0) {
+		bool reset = r == -EPIPE || r == -ECONNRESET;
+		if (!reset)
+			log_errno(LOG_INFO, -r, "write to %s", c->peer);
+		kill_conn(w, c, reset ? "reset" : "error");
+		return;
+	}
+	if (r == 0) {
+		set_epoll_events(w, c, c->state == CONN_OPEN ? EPOLLIN | EPOLLOUT : EPOLLOUT);
+		return;
+	}
+	if (c->state == CONN_DRAINING) {
+		/* All said: shut our side and wait briefly for the peer's EOF, so
+		 * input of theirs we never read cannot turn our close into a reset
+		 * that destroys our last lines before they are read. */
+		shutdown(c->fd, SHUT_WR);
+		c->state = CONN_LINGERING;
+	}
+	set_epoll_events(w, c, EPOLLIN);
+}
+
+/* Writes every queue that got output, and closes every connection that was
+ * killed; each may cause more of the other (a leave tells a room). */
+static void settle(struct worker *w)
+{
+	struct conn *c;
+
+	while (!TAILQ_EMPTY(&w->flush_list) || !TAILQ_EMPTY(&w->close_list)) {
+		while ((c = TAILQ_FIRST(&w->close_list))) {
+			TAILQ_REMOVE(&w->close_list, c, close_link);
+			close_now(w, c);
+		}
+		while ((c = TAILQ_FIRST(&w->flush_list))) {
+			TAILQ_REMOVE(&w->flush_list, c, flush_link);
+			c->on_flush_list = false;
+			if (!c->on_close_list)
+				flush_conn(w, c);
+		}
+	}
+}
+
+/* Gives up on leaving connections past their deadline; returns the epoll
+ * timeout until the next deadline (-1: none). */
+static int expire_drains(struct worker *w)
+{
+	uint64_t now = now_ms();
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &w->drain_list, drain_link) {
+		if (c->deadline_ms > now)
+			return (int)(c->deadline_ms - now);
+		kill_conn(w, c, c->close_reason);
+	}
+	return -1;
+}
+
+/* ---- inbox handling ---------------------------------------------------- */
+
+static void apply_config(struct worker *w, struct config *cfg)
+{
+	if (w->cfg)
+		config_unref(w->cfg);
+	w->cfg = cfg;
+	if (w->motd)
+		msg_unref(w->motd);
+	w->motd = chat_format_motd(cfg->motd_lines, cfg->motd_count);
+}
+
+static void begin_shutdown(struct worker *w)
+{
+	struct msg *notice = msg_printf("# server shutting down\n");
+
+	w->shutting_down = true;
+	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
+		struct conn *c = w->by_fd[fd];
+		if (!c || c->state != CONN_OPEN || c->on_close_list)
+			continue;
+		worker_send(w, c, notice);
+		worker_close_after_flush(w, c, "shutdown");
+	}
+	msg_unref(notice);
+}
+
+static void handle_inbox(struct worker *w)
+{
+	uint64_t count;
+	if (read(w->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_errno(LOG_ERR, errno, "worker %d: wake fd", w->index);
+
+	/* Take the whole batch; producers go on filling the other vector. */
+	pthread_mutex_lock(&w->inbox.lock);
+	struct event *events = w->inbox.items;
+	size_t n = w->inbox.count;
+	size_t cap = w->inbox.cap;
+	w->inbox.items = w->taken;
+	w->inbox.cap = w->taken_cap;
+	w->inbox.count = 0;
+	pthread_mutex_unlock(&w->inbox.lock);
+
+	for (size_t i = 0; i < n; i++) {
+		struct event *ev = &events[i];
+		switch (ev->kind) {
+		case EV_CONNECTION:
+			add_connection(w, ev->fd, ev->ptr);
+			free(ev->ptr);
+			break;
+		case EV_ROOM:
+			deliver_room(w, ev->ptr, ev->msg, ev->id);
+			room_unref(ev->ptr);
+			msg_unref(ev->msg);
+			break;
+		case EV_DIRECT:
+			send_direct_local(w, ev->fd, ev->id, ev->msg);
+			msg_unref(ev->msg);
+			break;
+		case EV_CONFIG:
+			apply_config(w, ev->ptr);
+			break;
+		case EV_PING:
+			atomic_store_explicit(&w->pong, ev->id, memory_order_release);
+			break;
+		case EV_SHUTDOWN:
+			begin_shutdown(w);
+			break;
+		}
+	}
+	w->taken = events;
+	w->taken_cap = cap;
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event events[EPOLL_BATCH];
+
+	for (;;) {
+		int timeout = expire_drains(w);
+		settle(w);
+		if (w->shutting_down && atomic_load(&w->connection_count) == 0)
+			break;
+		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_errno(LOG_ERR, errno, "worker %d: epoll_wait", w->index);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (events[i].data.ptr == NULL)
+				handle_inbox(w);
+			else
+				conn_event(w, events[i].data.ptr, events[i].events);
+		}
+		settle(w);
+	}
+	return NULL;
+}
+
+struct worker *worker_new(struct worker_pool *pool, int index, struct config *cfg)
+{
+	struct worker *w = xcalloc(1, sizeof(*w));
+	w->pool = pool;
+	w->index = index;
+	w->epoll_fd = -1;
+	w->wake_fd = -1;
+	pthread_mutex_init(&w->inbox.lock, NULL);
+	TAILQ_INIT(&w->flush_list);
+	TAILQ_INIT(&w->close_list);
+	TAILQ_INIT(&w->drain_list);
+	apply_config(w, config_ref(cfg));
+	return w;
+}
+
+int worker_start(struct worker *w)
+{
+	w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epoll_fd < 0)
+		return -errno;
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd < 0)
+		return -errno;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
+		return -errno;
+	int r = pthread_create(&w->thread, NULL, worker_main, w);
+	if (r != 0)
+		return -r;
+	w->started = true;
+	return 0;
+}
+
+void worker_join(struct worker *w)
+{
+	if (w->started) {
+		pthread_join(w->thread, NULL);
+		w->started = false;
+	}
+}
+
+void worker_free(struct worker *w)
+{
+	if (!w)
+		return;
+	w->shutting_down = true; /* nobody is told of leaves any more */
+	/* Events nobody handled (the worker stopped first) still own things. */
+	for (size_t i = 0; i < w->inbox.count; i++) {
+		struct event *ev = &w->inbox.items[i];
+		if (ev->kind == EV_CONNECTION) {
+			close(ev->fd);
+			free(ev->ptr);
+		} else if (ev->kind == EV_ROOM) {
+			room_unref(ev->ptr);
+		} else if (ev->kind == EV_CONFIG) {
+			config_unref(ev->ptr);
+		}
+		if (ev->msg)
+			msg_unref(ev->msg);
+	}
+	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
+		if (w->by_fd[fd]) {
+			if (w->by_fd[fd]->entered)
+				chat_disconnected(w, w->by_fd[fd], "shutdown");
+			conn_free(w->by_fd[fd]);
+		}
+	}
+	free(w->by_fd);
+	free(w->inbox.items);
+	free(w->taken);
+	if (w->motd)
+		msg_unref(w->motd);
+	if (w->cfg)
+		config_unref(w->cfg);
+	if (w->epoll_fd >= 0)
+		close(w->epoll_fd);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	pthread_mutex_destroy(&w->inbox.lock);
+	free(w);
+}
