@@ -285,7 +285,7 @@ class ReloadTest(NotifyTestCase):
         srv.rewrite_config({"server": {"motd": "second motd"}})
         m = srv.reload()
         self.assertEqual(m.group(0), "config reloaded")
-        srv.log.wait(r"config reloaded from %s$" % re.escape(srv.config_path))
+        srv.log.wait(r"config reloaded from %s( |$)" % re.escape(srv.config_path))
         new = self.client(srv.port)
         self.assertEqual(new.welcome(), (["second motd"], "guest2", 2))
         old.expect("> guest2 entered (2 online)")
@@ -412,7 +412,7 @@ class ShutdownTest(NotifyTestCase):
         stopping = self.notify.wait_line("STOPPING=1", start=mark, timeout=1)
         self.assertEqual(stopping.pid, srv.proc.pid)
         srv.log.wait(r"shutting down \(signal (SIG)?%s\)" % name[3:])
-        srv.log.wait(r"\bstopped$")
+        srv.log.wait(r"\bstopped( \[stop\])?$")
 
     def test_sigterm(self):
         self.check_shutdown(signal.SIGTERM, "SIGTERM")
@@ -445,7 +445,7 @@ class SocketActivationTest(NotifyTestCase):
 
         first = self.client(listen_port)
         self.assertEqual(first.welcome(), (["activated motd"], "guest1", 1))
-        srv.log.wait(r"listening on 127\.0\.0\.1:%d \(socket-activated\)$" % listen_port)
+        srv.log.wait(r"listening on 127\.0\.0\.1:%d \(socket-activated\)( |$)" % listen_port)
         srv.port = listen_port
         ready = self.notify.wait_line("READY=1")
         self.assertEqual(ready.pid, srv.proc.pid)
