@@ -278,6 +278,9 @@ bool chat_line(struct worker *w, struct conn *c, const char *line, size_t len)
 	struct command cmd;
 
 	protocol_parse(line, len, &cmd);
+	/* Commands, never chat text, so a debug log holds no conversations. */
+	if (cmd.kind != CMD_CHAT && cmd.kind != CMD_EMPTY && log_level_enabled(LOG_DEBUG))
+		log_debug("%s (%s): command %s", c->peer, c->member.nick, command_name(cmd.kind));
 	switch (cmd.kind) {
 	case CMD_EMPTY:
 		break;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -457,9 +458,15 @@ static void flush_conn(struct worker *w, struct conn *c)
 		return;
 	}
 	if (c->state == CONN_DRAINING) {
-		/* All said: shut our side and wait briefly for the peer's EOF, so
-		 * input of theirs we never read cannot turn our close into a reset
-		 * that destroys our last lines before they are read. */
+		/* All said. Closing with unread input would make the kernel send
+		 * a reset, which can destroy our last lines before the peer reads
+		 * them; with none, close now. Otherwise shut our side and wait
+		 * (bounded) for the peer's EOF, discarding what it still sends. */
+		int unread = 0;
+		if (ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0) {
+			kill_conn(w, c, c->close_reason);
+			return;
+		}
 		shutdown(c->fd, SHUT_WR);
 		c->state = CONN_LINGERING;
 	}

@@ -238,8 +238,19 @@ class DaemonTest(CliTestCase):
         self.addCleanup(self.kill_daemon, pid, pidfile)
         self.assertNotEqual(pid, parent)
         self.assertFalse(process_gone(pid), "the daemon is not running")
-        self.assertEqual(os.getsid(pid), pid, "the daemon is not a session leader")
+        # Detached: a session of its own (src/daemonize.h forks again after
+        # setsid, so the daemon itself need not lead it), no controlling
+        # terminal, cwd /, stdio on /dev/null.
+        sid = os.getsid(pid)
+        self.assertNotEqual(sid, os.getsid(0), "the daemon stayed in our session")
+        self.assertEqual(os.getpgid(pid), sid, "the daemon is not in its new session's group")
+        with open("/proc/%d/stat" % pid) as f:
+            tty_nr = int(f.read().rsplit(")", 1)[1].split()[4])
+        self.assertEqual(tty_nr, 0, "the daemon has a controlling terminal")
         self.assertEqual(os.readlink("/proc/%d/cwd" % pid), "/")
+        for fd in (0, 1, 2):
+            self.assertEqual(os.readlink("/proc/%d/fd/%d" % (pid, fd)), "/dev/null",
+                             "fd %d of the daemon" % fd)
 
         # Listening as soon as the command returned: no retry.
         c1 = Client(port)
@@ -293,8 +304,11 @@ class VerbosityTest(CliTestCase):
         c1.expect("> guest2 entered (2 online)")
         c2.send("some chat")
         c1.expect("[guest2] some chat")
+        c2.send("/nick renamed")  # logged at debug
+        c1.expect("* guest2 is now known as renamed")
+        c2.expect("* guest2 is now known as renamed")
         c2.close()
-        c1.expect("< guest2 left (1 online)")
+        c1.expect("< renamed left (1 online)")
         c1.close()
 
     def stopped_log(self, srv):

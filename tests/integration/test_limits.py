@@ -24,6 +24,7 @@ class LimitsTestCase(unittest.TestCase):
         c = Client(srv.port)
         self.addCleanup(c.close)
         _, nick, online = c.welcome()
+        c.online = online
         for o in others:
             o.expect("> %s entered (%d online)" % (nick, online))
         return c
@@ -34,8 +35,10 @@ class LimitsTestCase(unittest.TestCase):
             c.expect(SYNC_REPLY)
 
     def assert_serving(self, srv, others=()):
-        """A new pair of clients can still connect and chat."""
+        """A new pair of clients can still connect and chat, and the online
+        count shows nobody but `others` is left over."""
         a = self.connect(srv, others)
+        self.assertEqual(a.online, len(others) + 1)
         b = self.connect(srv, list(others) + [a])
         a.send("still serving")
         for o in list(others) + [b]:
@@ -58,18 +61,15 @@ class ConnectionChurnTest(LimitsTestCase):
                 c.close()
         # Every one of them entered and left the lobby exactly once.
         entered = left = 0
-        last_left = None
         while left < cycles:
             line = watcher.read_line()
             if re.fullmatch(r"> guest\d+ entered \(\d+ online\)", line):
                 entered += 1
             elif re.fullmatch(r"< guest\d+ left \(\d+ online\)", line):
                 left += 1
-                last_left = line
             else:
                 self.fail("unexpected line %r" % line)
         self.assertEqual(entered, cycles)
-        self.assertRegex(last_left, r"\(1 online\)$")
         self.sync(watcher)
         a, _ = self.assert_serving(srv, [watcher])
         self.assertEqual(a.nick, "guest%d" % (cycles + 2))  # numbers count on
@@ -172,12 +172,20 @@ class AbruptCloseTest(LimitsTestCase):
     def test_reset_after_greeting_unread(self):
         srv = self.start_server()
         a = self.connect(srv)
-        for _ in range(20):
+        count = 20
+        for _ in range(count):
             c = Client(srv.port)
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             c.send("hello then gone")
             c.sock.close()
-        self.assert_serving(srv, [])
+        left = 0
+        while left < count:  # each one enters, maybe speaks, and leaves
+            line = a.read_line()
+            self.assertRegex(line, r"^(> guest\d+ entered|\[guest\d+\] hello then gone$"
+                                   r"|< guest\d+ left \(\d+ online\)$)")
+            left += line.startswith("<")
+        self.sync(a)
+        self.assert_serving(srv, [a])
 
 
 class HostileBytesTest(LimitsTestCase):

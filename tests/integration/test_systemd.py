@@ -25,11 +25,6 @@ from chatdtest import TIMEOUT, Client
 # seconds (docs/protocol.md), then must be gone.
 SHUTDOWN_LIMIT = 5.0
 
-# chatdtest.Server drops NOTIFY_SOCKET, JOURNAL_STREAM and LISTEN_FDS of
-# ours from the daemon's environment, but not a watchdog meant for us.
-os.environ.pop("WATCHDOG_USEC", None)
-os.environ.pop("WATCHDOG_PID", None)
-
 Datagram = collections.namedtuple("Datagram", "index text lines pid when")
 
 
@@ -50,17 +45,6 @@ def assert_nothing_listens(port):
     finally:
         s.close()
     raise AssertionError("something accepts connections on 127.0.0.1:%d" % port)
-
-
-def clean_env(extra):
-    """The daemon's environment: ours without anything a service manager may
-    have set for *us*, plus extra."""
-    env = dict(os.environ)
-    for k in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
-              "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        env.pop(k, None)
-    env.update(extra or {})
-    return env
 
 
 class NotifySocket:
@@ -158,30 +142,6 @@ def status_online(n):
     return r"STATUS=.*\b%d\b.*online.*" % n
 
 
-class PrefixServer(chatdtest.Server):
-    """chatdtest.Server, but the daemon is started through a command prefix
-    (a wrapper that execs it, or systemd-socket-activate), in a session of
-    its own so cleanup can reach anything the prefix leaves behind."""
-
-    def __init__(self, prefix, config=None, env=None):
-        self.dir = tempfile.TemporaryDirectory(prefix="chatd-test-")
-        self.config_path = os.path.join(self.dir.name, "chatd.conf")
-        chatdtest.write_config(self.config_path, chatdtest.merged_config(config))
-        self.proc = subprocess.Popen(list(prefix) + [chatdtest.CHATD, "-c", self.config_path],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=clean_env(env),
-                                     start_new_session=True)
-        self.log = chatdtest.LogWatcher(self.proc.stdout)
-        self.port = None
-
-    def close(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        super().close()
-
-
 class NotifyTestCase(unittest.TestCase):
     """Each test gets its own notify socket; servers and clients are closed
     (killed if need be) at cleanup."""
@@ -192,10 +152,8 @@ class NotifyTestCase(unittest.TestCase):
 
     def server(self, config=None, env=None, prefix=None, start=True):
         env = dict(env or {}, NOTIFY_SOCKET=self.notify.path)
-        if prefix is None:
-            srv = chatdtest.Server(config=config, env=env)
-        else:
-            srv = PrefixServer(prefix, config=config, env=env)
+        srv = chatdtest.Server(config=config, env=env, prefix=prefix or (),
+                               new_session=prefix is not None)
         self.addCleanup(srv.close)
         if start:
             srv.start()
