@@ -1,0 +1,160 @@
+#include "autoconf.h"
+
+#include "display.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "text.h"
+#include "util.h"
+
+#define RESET "\033[0m"
+#define DIM "\033[2m"
+#define RED "\033[1;31m"
+#define BOLD "\033[1m"
+
+/* Red is kept for errors. */
+static const char *const nick_colors[] = {
+	"\033[32m", "\033[33m", "\033[34m", "\033[35m", "\033[36m",
+	"\033[92m", "\033[93m", "\033[94m", "\033[95m", "\033[96m",
+};
+
+bool display_want_color(bool no_color_option)
+{
+	const char *no_color = getenv("NO_COLOR");
+	return !no_color_option && !(no_color && *no_color) && isatty(STDOUT_FILENO);
+}
+
+/* A growing string. */
+struct out {
+	char *s;
+	size_t len, cap;
+};
+
+static void put(struct out *o, const char *s, size_t len)
+{
+	if (o->len + len + 1 > o->cap) {
+		size_t cap = o->cap ? o->cap : 128;
+		while (cap < o->len + len + 1)
+			cap *= 2;
+		o->s = xrealloc(o->s, cap);
+		o->cap = cap;
+	}
+	memcpy(o->s + o->len, s, len);
+	o->len += len;
+	o->s[o->len] = '\0';
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static const char *nick_color(const char *nick, size_t len)
+{
+	unsigned h = 2166136261u;
+	for (size_t i = 0; i < len; i++) {
+		char c = nick[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a'); /* nicks are unique ignoring case */
+		h = (h ^ (unsigned char)c) * 16777619u;
+	}
+	return nick_colors[h % ARRAY_SIZE(nick_colors)];
+}
+
+static void put_nick(struct out *o, const char *nick, size_t len)
+{
+	puts_(o, nick_color(nick, len));
+	put(o, nick, len);
+	puts_(o, RESET);
+}
+
+/* "[alice] text" or "[alice -> bob] text": the nicks in their colors. */
+static void put_chat(struct out *o, const char *s, size_t len)
+{
+	const char *end = memchr(s, ']', len);
+	if (!end) {
+		put(o, s, len);
+		return;
+	}
+	const char *names = s + 1;
+	size_t names_len = (size_t)(end - names);
+	const char *arrow = NULL;
+	for (size_t i = 0; i + 4 <= names_len; i++)
+		if (memcmp(names + i, " -> ", 4) == 0)
+			arrow = names + i;
+	put(o, "[", 1);
+	if (arrow) {
+		put_nick(o, names, (size_t)(arrow - names));
+		puts_(o, " -> ");
+		put_nick(o, arrow + 4, names_len - (size_t)(arrow - names) - 4);
+	} else {
+		put_nick(o, names, names_len);
+	}
+	put(o, end, len - (size_t)(end - s));
+}
+
+char *display_format(const char *line, size_t len, bool color)
+{
+	struct out o = { 0 };
+	char *clean = xmalloc(TEXT_CLEAN_MAX(len) + 1);
+	size_t n = text_clean(clean, line, len);
+
+	if (!color || n == 0) {
+		put(&o, clean, n);
+	} else {
+		switch (clean[0]) {
+		case '!':
+			puts_(&o, RED);
+			put(&o, clean, n);
+			puts_(&o, RESET);
+			break;
+		case '#':
+		case '>':
+		case '<':
+			puts_(&o, DIM);
+			put(&o, clean, n);
+			puts_(&o, RESET);
+			break;
+		case '[':
+			put_chat(&o, clean, n);
+			break;
+		case '*': {
+			/* "* alice waves": the actor in color */
+			const char *nick = clean + 2;
+			const char *sp = n > 2 ? memchr(nick, ' ', n - 2) : NULL;
+			if (n > 2 && clean[1] == ' ' && sp) {
+				put(&o, "* ", 2);
+				put_nick(&o, nick, (size_t)(sp - nick));
+				put(&o, sp, n - (size_t)(sp - clean));
+			} else {
+				put(&o, clean, n);
+			}
+			break;
+		}
+		default:
+			put(&o, clean, n);
+			break;
+		}
+	}
+	free(clean);
+	if (!o.s)
+		put(&o, "", 0);
+	return o.s;
+}
+
+char *display_own(const char *text, size_t len, bool color)
+{
+	struct out o = { 0 };
+	char *clean = xmalloc(TEXT_CLEAN_MAX(len) + 1);
+	size_t n = text_clean(clean, text, len);
+
+	if (color)
+		puts_(&o, "[" BOLD "you" RESET "] ");
+	else
+		puts_(&o, "[you] ");
+	put(&o, clean, n);
+	free(clean);
+	return o.s;
+}

@@ -1,0 +1,26 @@
+/* Where chatc connects: parsing HOST[:PORT], [V6]:PORT or HOST PORT, and
+ * connecting to the first address that answers. */
+#ifndef CHATC_TARGET_H
+#define CHATC_TARGET_H
+
+#include <stddef.h>
+
+#define DEFAULT_HOST "localhost"
+#define DEFAULT_PORT "7777"
+
+struct target {
+	char host[256];
+	char port[16];
+};
+
+/* Fills T from the 0, 1 or 2 operands. Returns 0, or -1 with a message in
+ * ERR (for the usage error). */
+int target_parse(struct target *t, int argc, char **argv, char *err, size_t err_size);
+
+/* "host:port", or "[v6]:port". */
+void target_format(const struct target *t, char *buf, size_t size);
+
+/* A connected, non-blocking TCP socket, or -1 with the reason in ERR. */
+int target_connect(const struct target *t, char *err, size_t err_size);
+
+#endif
