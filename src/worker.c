@@ -46,6 +46,7 @@ struct inbox {
 	pthread_mutex_t lock;
 	struct event *items;
 	size_t count, cap;
+	atomic_bool pending; /* count > 0, readable without the lock */
 };
 
 struct worker {
@@ -95,6 +96,8 @@ static void post(struct worker *w, struct event ev)
 	}
 	w->inbox.items[w->inbox.count++] = ev;
 	bool was_empty = w->inbox.count == 1;
+	if (was_empty)
+		atomic_store_explicit(&w->inbox.pending, true, memory_order_release);
 	pthread_mutex_unlock(&w->inbox.lock);
 
 	/* Only the first event of a batch needs to wake the worker. */
@@ -424,8 +427,16 @@ static void conn_readable(struct worker *w, struct conn *c)
 	kill_conn(w, c, errno == ECONNRESET ? "reset" : "error");
 }
 
+static void handle_inbox(struct worker *w);
+
 static void conn_event(struct worker *w, struct conn *c, uint32_t events)
 {
+	if (c->on_close_list)
+		return;
+	/* Lines posted to us before this client's input arrived come first,
+	 * even when they were posted after this epoll batch began. */
+	if (atomic_load_explicit(&w->inbox.pending, memory_order_acquire))
+		handle_inbox(w);
 	if (c->on_close_list)
 		return;
 	if (c->state == CONN_DRAINING) {
@@ -549,6 +560,7 @@ static void handle_inbox(struct worker *w)
 	w->inbox.items = w->taken;
 	w->inbox.cap = w->taken_cap;
 	w->inbox.count = 0;
+	atomic_store_explicit(&w->inbox.pending, false, memory_order_relaxed);
 	pthread_mutex_unlock(&w->inbox.lock);
 
 	for (size_t i = 0; i < n; i++) {
@@ -601,12 +613,15 @@ static void *worker_main(void *arg)
 			log_errno(LOG_ERR, errno, "worker %d: epoll_wait", w->index);
 			break;
 		}
-		for (int i = 0; i < n; i++) {
+		/* The inbox first: what other workers posted happened before
+		 * anything our clients did in reaction to it (a /join after seeing
+		 * a line), so it must be applied first too. */
+		for (int i = 0; i < n; i++)
 			if (events[i].data.ptr == NULL)
 				handle_inbox(w);
-			else
+		for (int i = 0; i < n; i++)
+			if (events[i].data.ptr != NULL)
 				conn_event(w, events[i].data.ptr, events[i].events);
-		}
 		settle(w);
 	}
 	return NULL;

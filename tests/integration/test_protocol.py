@@ -421,11 +421,11 @@ class JoinTest(ChatTestCase):
     def test_chat_stays_within_rooms(self):
         srv = self.start_server()
         c1, c2, c3 = self.crowd(srv, 3)
-        for c in (c1, c2):
-            c.send("/join games")
+        c1.send("/join games")
         c1.expect("= you joined games (1 here)")
         c2.expect("< guest1 went to games")
         c3.expect("< guest1 went to games")
+        c2.send("/join games")
         c2.expect("= you joined games (2 here)")
         c1.expect("> guest2 joined games")
         c3.expect("< guest2 went to games")
