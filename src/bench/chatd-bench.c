@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,10 +94,16 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void die(const char *fmt, const char *arg)
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "chatd-bench: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\n");
 	exit(1);
 }
@@ -105,7 +112,7 @@ static void *xalloc(size_t n)
 {
 	void *p = calloc(1, n ? n : 1);
 	if (!p)
-		die("out of memory%s", "");
+		die("out of memory");
 	return p;
 }
 
@@ -192,7 +199,7 @@ static void queue_out(struct client *c, const char *data, size_t len)
 			cap *= 2;
 		c->out = realloc(c->out, cap);
 		if (!c->out)
-			die("out of memory%s", "");
+			die("out of memory");
 		c->out_cap = cap;
 	}
 	memcpy(c->out + c->out_len, data, len);
@@ -353,7 +360,7 @@ static void read_in(struct client *c)
 					cap *= 2;
 				c->in = realloc(c->in, cap);
 				if (!c->in)
-					die("out of memory%s", "");
+					die("out of memory");
 				c->in_cap = cap;
 			}
 			if (!nl && c->in_len == 0) {
@@ -521,13 +528,13 @@ static void parse_options(int argc, char **argv)
 		exit(2);
 	}
 	if (opt.rate > 0 && window_given)
-		die("--rate and --window exclude each other%s", "");
+		die("--rate and --window exclude each other");
 	if (!opt.connect_only && (opt.senders == 0 || opt.messages == 0))
-		die("--senders and --messages are needed (or --connect-only)%s", "");
+		die("--senders and --messages are needed (or --connect-only)");
 	if (opt.senders > opt.clients)
-		die("--senders cannot exceed --clients%s", "");
+		die("--senders cannot exceed --clients");
 	if (opt.rooms > opt.clients)
-		die("--rooms cannot exceed --clients%s", "");
+		die("--rooms cannot exceed --clients");
 }
 
 static void raise_fd_limit(void)

@@ -622,7 +622,8 @@ class Tmux:
     def input_line(self):
         """(text of the cursor's row, cursor x)."""
         x, y = self.cursor()
-        return self.screen()[y], x
+        s = self.screen()
+        return (s[y] if y < len(s) else ""), x
 
     def wait_input(self, text, timeout=TIMEOUT):
         """Waits until the cursor's row is text (a prompt and what is typed,
