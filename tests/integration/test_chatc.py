@@ -279,7 +279,7 @@ class CommandLineTest(ChatcTestCase):
 
 class TargetTest(ChatcTestCase):
 
-    def check_target(self, srv, *target):
+    def check_target(self, *target):
         r = run_chatc(*target, input=b"/quit\n")
         self.assertEqual((r.returncode, r.stderr), (0, b""), r.stdout)
         out = lines(r.stdout)
@@ -289,23 +289,23 @@ class TargetTest(ChatcTestCase):
 
     def test_ipv4_host_colon_port(self):
         srv = self.start_server()
-        self.check_target(srv, "127.0.0.1:%d" % srv.port)
+        self.check_target("127.0.0.1:%d" % srv.port)
 
     def test_host_then_port(self):
         srv = self.start_server()
-        self.check_target(srv, "127.0.0.1", str(srv.port))
+        self.check_target("127.0.0.1", str(srv.port))
 
     def test_host_name(self):
         # localhost may resolve to ::1 first: chatc must go on to 127.0.0.1.
         srv = self.start_server()
-        self.check_target(srv, "localhost:%d" % srv.port)
+        self.check_target("localhost:%d" % srv.port)
 
     @unittest.skipUnless(have_ipv6_loopback(), "no IPv6 loopback")
     def test_ipv6_in_brackets(self):
         srv = self.start_server({"server": {"bind": "::"}})
-        self.check_target(srv, "[::1]:%d" % srv.port)
-        self.check_target(srv, "[::1]", str(srv.port))
-        self.check_target(srv, "::1", str(srv.port))
+        self.check_target("[::1]:%d" % srv.port)
+        self.check_target("[::1]", str(srv.port))
+        self.check_target("::1", str(srv.port))
 
 
 class ScriptedTest(ChatcTestCase):
@@ -522,7 +522,6 @@ class Tmux:
     COLS, ROWS = 100, 30
 
     def __init__(self, tc, args, no_color_env=None):
-        self.tc = tc
         self.tmp = tempfile.TemporaryDirectory(prefix="chatc-tmux-")
         tc.addCleanup(self.tmp.cleanup)
         d = self.tmp.name
@@ -551,8 +550,7 @@ class Tmux:
                     "echo $? > status.tmp\n"
                     "stty -g > stty.after\n"
                     "mv status.tmp status\n")
-        env = chatc_env(TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8")
-        self.env = env
+        self.env = chatc_env(TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8")
         tc.addCleanup(self.kill)
         self.tmux("new-session", "-d", "-s", "chatc", "-x", str(self.COLS), "-y", str(self.ROWS),
                   "-e", "TERM=xterm-256color", "sh %s" % shlex.quote(script))
