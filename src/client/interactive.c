@@ -127,7 +127,7 @@ static void replace_echo(const char *line, const char *text)
 		return;
 	}
 	size_t width = display_width(ui.prompt) + display_width(line);
-	size_t used_rows = width / (size_t)cols + 1;
+	size_t used_rows = width ? (width - 1) / (size_t)cols + 1 : 1;
 	printf("\033[%zuA\r\033[J%s\n", used_rows, text);
 }
 
@@ -135,6 +135,8 @@ static void on_input_line(char *line)
 {
 	if (!line) {
 		/* Ctrl-D: leave as /quit would. */
+		rl_callback_handler_remove();
+		ui.prompting = false;
 		printf("\n");
 		session_send_line(ui.session, "/quit", 5);
 		ui.session->quit_sent = true;
@@ -150,6 +152,8 @@ static void on_input_line(char *line)
 	session_send_line(ui.session, line, len);
 	if (is_quit_command(line, len)) {
 		ui.session->quit_sent = true;
+		rl_callback_handler_remove();
+		ui.prompting = false;
 	} else if (line[0] != '/' || line[1] == '/') {
 		const char *said = line[0] == '/' ? line + 1 : line;
 		char *text = display_own(said, strlen(said), ui.color);
@@ -180,6 +184,13 @@ static void handle_signal(int sfd)
 			rl_resize_terminal();
 		} else {
 			/* Ctrl-C (or TERM, HUP): leave cleanly, as /quit. */
+			if (ui.prompting) {
+				rl_point = rl_end;
+				rl_redisplay();
+				rl_callback_handler_remove();
+				ui.prompting = false;
+				printf("\n");
+			}
 			session_send_line(ui.session, "/quit", 5);
 			ui.session->quit_sent = true;
 			ui.done = true;
@@ -203,13 +214,20 @@ int run_interactive(struct session *s, const struct client_options *o)
 	rl_catch_signals = 0;
 	rl_catch_sigwinch = 0;
 	rl_readline_name = "chatc";
+	rl_initialize(); /* reads inputrc; our settings below come after it */
+	/* A pasted block must arrive as the lines it is, each sent and shown
+	 * on its own (and a pasted /quit be a /quit). */
+	rl_variable_bind("enable-bracketed-paste", "off");
+	/* Tab has nothing to complete in a chat; file names would be wrong. */
+	rl_bind_key('\t', rl_insert);
 	update_prompt();
 	rl_callback_handler_install(ui.prompt, on_input_line);
 	ui.prompting = true;
 
 	while (!ui.done) {
 		struct pollfd p[3] = {
-			{ .fd = STDIN_FILENO, .events = POLLIN },
+			/* After /quit, keys have nowhere to go. */
+			{ .fd = ui.prompting ? STDIN_FILENO : -1, .events = POLLIN },
 			{ .fd = s->fd, .events = POLLIN | (session_has_output(s) ? POLLOUT : 0) },
 			{ .fd = sfd, .events = POLLIN },
 		};
@@ -239,6 +257,8 @@ int run_interactive(struct session *s, const struct client_options *o)
 		}
 	}
 
+	if (ui.prompting)
+		rl_clear_visible_line();
 	rl_callback_handler_remove();
 	ui.prompting = false;
 	/* After Ctrl-D or Ctrl-C: let the server say "= bye" and close. */

@@ -11,7 +11,9 @@ covers what chatd itself never sends (raw escape sequences: chatd cleans
 them, and chatc must not rely on that).
 
 Environment: CHATD (the daemon), CHATC (the client; default: client/chatc
-beside CHATD), CHATD_TEST_TIMEOUT.
+beside CHATD), CHATD_TEST_TIMEOUT. The interactive tests need tmux and are
+skipped without it; each runs its own tmux server (its own socket in a
+temporary directory), killed at cleanup.
 """
 import os
 import re
@@ -547,13 +549,16 @@ class Tmux:
                     "trap : INT\n"
                     "stty -g > stty.before\n"
                     "%s %s\n" % (shlex.quote(CHATC), " ".join(shlex.quote(a) for a in args)) +
-                    "echo $? > status.tmp\n"
+                    "status=$?\n"
                     "stty -g > stty.after\n"
+                    # On the terminal: where chatc left the cursor, and how.
+                    "echo \"[exit $status]\"\n"
+                    "echo $status > status.tmp\n"
                     "mv status.tmp status\n")
         self.env = chatc_env(TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8")
         tc.addCleanup(self.kill)
         self.tmux("new-session", "-d", "-s", "chatc", "-x", str(self.COLS), "-y", str(self.ROWS),
-                  "-e", "TERM=xterm-256color", "sh %s" % shlex.quote(script))
+                  "-e", "TERM=xterm-256color", "exec sh %s" % shlex.quote(script))
 
     def tmux(self, *args):
         r = subprocess.run([TMUX, "-u", "-S", self.sock, "-f", self.conf] + list(args),
@@ -738,7 +743,8 @@ class InteractiveTest(ChatcTestCase):
         prompt = "alice@lobby> "
         cases = [("%d columns" % total, ("%d:" % total).ljust(total - len(prompt), "x"))
                  for total in (99, 100, 101, 150, 200)]
-        # Columns, not bytes: 93 columns of 2-byte and of 3-byte wide characters.
+        # Columns, not bytes: 13 + 80 columns, of 2-byte characters and of
+        # 3-byte double-width ones.
         cases += [("accents", "\u00e9" * 80), ("wide", "\u4f60\u597d" * 20)]
         for label, text in cases:
             with self.subTest(label):
@@ -951,29 +957,54 @@ class InteractiveTest(ChatcTestCase):
         fake.close()
         self.assertEqual(term.status(), 1)
 
-    def check_left_cleanly(self, term, other, left="< alice left (1 online)"):
+    def screen_after_exit(self, term):
+        """The screen once chatc has ended and the shell has written
+        "[exit N]" where chatc left the cursor: the lines after the header,
+        without blank lines and tmux's dead-pane note."""
+        term.status()
+        s = term.wait(lambda s: any(l.startswith("[exit ") for l in s), "the shell's [exit N]")
+        return [l for l in s[s.index(self.HEADER[-1]) + 1:]
+                if l and not l.startswith("Pane is dead")]
+
+    def check_left_cleanly(self, term, other, left="< alice left (1 online)", screens=None):
+        """Exit status 0, the others see chatc leave, the terminal settings
+        are back, and (screens: the acceptable screen_after_exit()) nothing
+        garbled is left on the screen."""
         self.assertEqual(term.status(), 0, term.dump())
         other.expect(left)
         self.assertTrue(term.terminal_restored(), "terminal settings not restored")
         self.assertNotIn(CLOSED, term.screen())
+        if screens is not None:
+            self.assertIn(self.screen_after_exit(term), screens,
+                          "the screen after leaving:\n" + term.dump())
 
     def test_quit_command(self):
         srv, other, term = self.start()
         self.say(term, "/quit gone fishing")
-        self.check_left_cleanly(term, other, "< alice left: gone fishing (1 online)")
-        term.wait_line("= bye")
+        self.check_left_cleanly(term, other, "< alice left: gone fishing (1 online)", screens=[
+            ["alice@lobby> /quit gone fishing", "= bye", "[exit 0]"]])
 
     def test_ctrl_d(self):
         srv, other, term = self.start()
         term.keys("C-d")
-        self.check_left_cleanly(term, other)
+        # The line where Ctrl-D was pressed, maybe the server's goodbye, the shell.
+        self.check_left_cleanly(term, other, screens=[
+            ["alice@lobby>", "= bye", "[exit 0]"],
+            ["alice@lobby>", "[exit 0]"]])
 
     def test_ctrl_c(self):
         srv, other, term = self.start()
         term.type("not to be sent")
         term.wait_input("alice@lobby> not to be sent")
         term.keys("C-c")
-        self.check_left_cleanly(term, other)  # the next line: the half line was not sent
+        # The other's next line is the leaving one: the half line was not
+        # sent. On the screen, the half line (or not), maybe the server's
+        # goodbye, the shell.
+        self.check_left_cleanly(term, other, screens=[
+            ["alice@lobby> not to be sent", "= bye", "[exit 0]"],
+            ["alice@lobby> not to be sent", "[exit 0]"],
+            ["= bye", "[exit 0]"],
+            ["[exit 0]"]])
 
     def test_lost_connection(self):
         srv, other, term = self.start()
@@ -981,12 +1012,11 @@ class InteractiveTest(ChatcTestCase):
         term.wait_input("alice@lobby> half")
         srv.signal(signal.SIGTERM)
         self.assertEqual(term.status(), 1, term.dump())
-        s = term.content()
-        self.assertIn("# server shutting down", s)
-        self.assertIn(CLOSED, s)
-        self.assertLess(s.index("# server shutting down"), s.index(CLOSED))
+        self.assertIn(self.screen_after_exit(term), [
+            ["# server shutting down", CLOSED, "[exit 1]"],
+            ["# server shutting down", "alice@lobby> half", CLOSED, "[exit 1]"]],
+            term.dump())
         self.assertTrue(term.terminal_restored(), "terminal settings not restored")
-
 
 if __name__ == "__main__":
     chatdtest.main()
