@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flood.h"
 #include "log.h"
 #include "protocol.h"
 #include "text.h"
@@ -85,18 +86,30 @@ struct msg *chat_format_motd(char *const *lines, size_t count)
 	return m;
 }
 
+/* In a room of more than announce_max, each arrival and departure told to
+ * everyone would drown the chat (and cost N lines per connection, which a
+ * connect/close loop could abuse): such rooms hear none. */
+static bool crowded(const struct worker *w, unsigned room_count)
+{
+	int max = worker_config(w)->announce_max;
+	return max > 0 && room_count > (unsigned)max;
+}
+
 void chat_connected(struct worker *w, struct conn *c)
 {
-	int online = rooms_enter(worker_rooms(w), &c->member);
+	unsigned room_count;
+	int online = rooms_enter(worker_rooms(w), &c->member, &room_count);
 	worker_room_link(w, c);
 	worker_online_changed(w);
+	flood_init(&c->flood, worker_config(w)->burst, worker_now_ms(w));
 
 	struct msg *motd = worker_motd(w);
 	if (motd)
 		worker_send(w, c, motd);
 	reply(w, c, "> Connected to the chat server as %s (%d online)", c->member.nick, online);
-	tell_room(w, c, c->member.room, false,
-		  msg_printf("> %s entered (%d online)\n", c->member.nick, online));
+	if (!crowded(w, room_count))
+		tell_room(w, c, c->member.room, false,
+			  msg_printf("> %s entered (%d online)\n", c->member.nick, online));
 	log_event(LOG_INFO, LOG_FIELDS(.event = "connect", .peer = c->peer, .nick = c->member.nick,
 				       LOG_ONLINE(online)),
 		  "connect from %s as %s (%d online)", c->peer, c->member.nick, online);
@@ -107,12 +120,13 @@ static void leave(struct worker *w, struct conn *c, const char *reason, const ch
 		  size_t farewell_len)
 {
 	struct room *room = c->member.room;
-	int online = rooms_leave(worker_rooms(w), &c->member);
+	unsigned room_count;
+	int online = rooms_leave(worker_rooms(w), &c->member, &room_count);
 	c->entered = false;
 	worker_room_unlink(w, c, room);
 	worker_online_changed(w);
 
-	if (!worker_shutting_down(w)) {
+	if (!worker_shutting_down(w) && !crowded(w, room_count + 1)) {
 		char head[NAME_MAX_LEN + 16], tail[32];
 		snprintf(tail, sizeof(tail), " (%d online)", online);
 		if (farewell_len) {
@@ -219,7 +233,7 @@ static void do_join(struct worker *w, struct conn *c, const struct command *cmd)
 {
 	char name[NAME_MAX_LEN + 1];
 	struct room *old;
-	unsigned count;
+	unsigned old_count, count;
 
 	if (cmd->arg_len == 0) {
 		reply(w, c, "! usage: /join ROOM");
@@ -229,15 +243,17 @@ static void do_join(struct worker *w, struct conn *c, const struct command *cmd)
 		reply(w, c, "! invalid room: NAME " NAME_RULE);
 		return;
 	}
-	if (rooms_move(worker_rooms(w), &c->member, name, &old, &count) < 0) {
+	if (rooms_move(worker_rooms(w), &c->member, name, &old, &old_count, &count) < 0) {
 		reply(w, c, "! you are already in %s", c->member.room->name);
 		return;
 	}
 	worker_room_unlink(w, c, old);
 	worker_room_link(w, c);
 	struct room *room = c->member.room;
-	tell_room(w, c, old, false, msg_printf("< %s went to %s\n", c->member.nick, room->name));
-	tell_room(w, c, room, false, msg_printf("> %s joined %s\n", c->member.nick, room->name));
+	if (!crowded(w, old_count + 1))
+		tell_room(w, c, old, false, msg_printf("< %s went to %s\n", c->member.nick, room->name));
+	if (!crowded(w, count))
+		tell_room(w, c, room, false, msg_printf("> %s joined %s\n", c->member.nick, room->name));
 	reply(w, c, "= you joined %s (%u here)", room->name, count);
 	room_unref(old);
 }
@@ -273,11 +289,37 @@ static void do_quit(struct worker *w, struct conn *c, const struct command *cmd)
 	worker_close_after_flush(w, c, "quit");
 }
 
+/* Applies [limits] rate and burst; false when the line is dropped. */
+static bool flood_allows(struct worker *w, struct conn *c)
+{
+	const struct config *cfg = worker_config(w);
+
+	switch (flood_check(&c->flood, cfg->rate, cfg->burst, worker_now_ms(w))) {
+	case FLOOD_OK:
+		return true;
+	case FLOOD_WARN:
+		reply(w, c, "! slow down (at most %d lines per second)", cfg->rate);
+		return false;
+	case FLOOD_DROP:
+		return false;
+	case FLOOD_KICK:
+		reply(w, c, "! flooding: disconnected");
+		log_event(LOG_NOTICE, LOG_FIELDS(.peer = c->peer, .nick = c->member.nick, .reason = "flood"),
+			  "%s (%s): flooding past %d lines per second, disconnecting", c->peer,
+			  c->member.nick, cfg->rate);
+		worker_close_after_flush(w, c, "flood");
+		return false;
+	}
+	return false;
+}
+
 bool chat_line(struct worker *w, struct conn *c, const char *line, size_t len)
 {
 	struct command cmd;
 
 	protocol_parse(line, len, &cmd);
+	if (cmd.kind != CMD_EMPTY && !flood_allows(w, c))
+		return c->state == CONN_OPEN;
 	/* Commands, never chat text, so a debug log holds no conversations. */
 	if (cmd.kind != CMD_CHAT && cmd.kind != CMD_EMPTY && log_level_enabled(LOG_DEBUG))
 		log_debug("%s (%s): command %s", c->peer, c->member.nick, command_name(cmd.kind));

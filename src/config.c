@@ -48,6 +48,12 @@ enum key_id {
 	KEY_MOTD_FILE,
 	KEY_MAX_LINE,
 	KEY_MAX_SENDQ,
+	KEY_RATE,
+	KEY_BURST,
+	KEY_MAX_PER_IP,
+	KEY_IDLE_TIMEOUT,
+	KEY_LINE_TIMEOUT,
+	KEY_ANNOUNCE_MAX,
 	KEY_LEVEL,
 	KEY_TARGET,
 	KEY_COUNT
@@ -113,6 +119,13 @@ static const struct key keys[KEY_COUNT] = {
 	NUM(KEY_MAX_LINE, SEC_LIMITS, "max_line", parse_size, CONFIG_MAX_LINE_MIN,
 	    CONFIG_MAX_LINE_MAX, max_line),
 	NUM(KEY_MAX_SENDQ, SEC_LIMITS, "max_sendq", parse_size, 4096, 1073741824, max_sendq),
+	NUM(KEY_RATE, SEC_LIMITS, "rate", parse_int, 0, 1000000, rate),
+	NUM(KEY_BURST, SEC_LIMITS, "burst", parse_int, 1, 1000000, burst),
+	NUM(KEY_MAX_PER_IP, SEC_LIMITS, "max_per_ip", parse_int, 0, CONFIG_MAX_CLIENTS_LIMIT, max_per_ip),
+	NUM(KEY_IDLE_TIMEOUT, SEC_LIMITS, "idle_timeout", parse_int, 0, 31536000, idle_timeout),
+	NUM(KEY_LINE_TIMEOUT, SEC_LIMITS, "line_timeout", parse_int, 1, 3600, line_timeout),
+	NUM(KEY_ANNOUNCE_MAX, SEC_LIMITS, "announce_max", parse_int, 0, CONFIG_MAX_CLIENTS_LIMIT,
+	    announce_max),
 	STR(KEY_LEVEL, SEC_LOG, "level", parse_level),
 	STR(KEY_TARGET, SEC_LOG, "target", parse_target),
 };
@@ -717,6 +730,12 @@ struct config *config_new_default(void)
 	cfg->motd_file = NULL;
 	cfg->max_line = 2048;
 	cfg->max_sendq = 1048576;
+	cfg->rate = 10;
+	cfg->burst = 20;
+	cfg->max_per_ip = 20;
+	cfg->idle_timeout = 0;
+	cfg->line_timeout = 30;
+	cfg->announce_max = 500;
 	cfg->log_level = LOG_INFO;
 	cfg->log_target = LOG_TARGET_AUTO;
 	return cfg;

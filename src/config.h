@@ -34,6 +34,12 @@ struct config {
 	/* [limits] */
 	size_t max_line;   /* bytes of one received line, without the newline */
 	size_t max_sendq;  /* bytes queued to one client before it is cut off */
+	int rate;          /* lines per second a client may send; 0 = no limit */
+	int burst;         /* lines a client may send at once, ahead of the rate */
+	int max_per_ip;    /* connections from one address; 0 = no limit */
+	int idle_timeout;  /* seconds without a line before a client is cut; 0 = never */
+	int line_timeout;  /* seconds a started line may wait for its end */
+	int announce_max;  /* rooms above this size hear no arrivals; 0 = no limit */
 
 	/* [log] */
 	int log_level;     /* syslog priority */

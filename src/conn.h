@@ -10,7 +10,9 @@
 #include <sys/queue.h>
 #include <sys/uio.h>
 
+#include "flood.h"
 #include "framer.h"
+#include "iplimit.h"
 #include "msg.h"
 #include "rooms.h"
 
@@ -31,6 +33,10 @@ struct conn {
 	struct member member;
 
 	struct framer framer;
+	struct flood flood;
+	struct ip_key ip;          /* counted in the pool's ip_limit until closed */
+	uint64_t last_line_ms;     /* for idle_timeout */
+	uint64_t partial_since_ms; /* a started line waits since; 0: none */
 
 	/* Output: a ring of messages; out_offset bytes of the first are sent. */
 	struct msg **out;

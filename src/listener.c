@@ -205,19 +205,18 @@ static void shed_one(struct listener *l, int fd)
 	l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-int listener_accept(struct listener *l, int fd, char peer[PEER_MAX])
+int listener_accept(struct listener *l, int fd, struct sockaddr_storage *ret_addr,
+		    char peer[PEER_MAX])
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
 	for (;;) {
-		int c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		socklen_t len = sizeof(*ret_addr);
+		int c = accept4(fd, (struct sockaddr *)ret_addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (c >= 0) {
 			int one = 1;
 			/* Lines are small and batched by writev already; Nagle would
 			 * only delay them. */
 			setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-			format_address((struct sockaddr *)&ss, peer, PEER_MAX);
+			format_address((struct sockaddr *)ret_addr, peer, PEER_MAX);
 			return c;
 		}
 		int err = errno;

@@ -24,11 +24,12 @@ struct listener {
 int listener_open(struct listener *l, const char *bind_address, int port);
 void listener_close(struct listener *l);
 
-/* Accepts one connection from FD: returns the new non-blocking socket and
- * its peer as text, -EAGAIN when there is none, or another -errno. At fd
- * exhaustion the connection is accepted and closed at once (shed), using
- * the reserve fd, so the backlog does not make the loop spin. */
-int listener_accept(struct listener *l, int fd, char peer[PEER_MAX]);
+/* Accepts one connection from FD: returns the new non-blocking socket, its
+ * peer's address and that as text; -EAGAIN when there is none, or another
+ * -errno. At fd exhaustion the connection is accepted and closed at once
+ * (shed), using the reserve fd, so the backlog does not make us spin. */
+int listener_accept(struct listener *l, int fd, struct sockaddr_storage *ret_addr,
+		    char peer[PEER_MAX]);
 
 /* "1.2.3.4:5" or "[::1]:5"; IPv4-mapped IPv6 is shown as IPv4. */
 void format_address(const struct sockaddr *sa, char *buf, size_t size);

@@ -171,24 +171,25 @@ static void part_locked(struct rooms *r, struct member *m)
 	}
 }
 
-int rooms_enter(struct rooms *r, struct member *m)
+int rooms_enter(struct rooms *r, struct member *m, unsigned *ret_room_count)
 {
 	pthread_mutex_lock(&r->lock);
 	do
 		snprintf(m->nick, sizeof(m->nick), "guest%u", r->next_guest++);
 	while (table_find(&r->nicks, m->nick));
 	table_insert(&r->nicks, &m->nick_entry, m->nick);
-	join_locked(r, m, LOBBY);
+	*ret_room_count = join_locked(r, m, LOBBY)->count;
 	int online = ++r->online;
 	pthread_mutex_unlock(&r->lock);
 	return online;
 }
 
-int rooms_leave(struct rooms *r, struct member *m)
+int rooms_leave(struct rooms *r, struct member *m, unsigned *ret_room_count)
 {
 	pthread_mutex_lock(&r->lock);
 	table_remove(&r->nicks, &m->nick_entry);
 	part_locked(r, m);
+	*ret_room_count = m->room->count;
 	int online = --r->online;
 	pthread_mutex_unlock(&r->lock);
 	return online;
@@ -216,7 +217,7 @@ int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 }
 
 int rooms_move(struct rooms *r, struct member *m, const char *name, struct room **ret_old,
-	       unsigned *ret_count)
+	       unsigned *ret_old_count, unsigned *ret_count)
 {
 	pthread_mutex_lock(&r->lock);
 	if (strcasecmp(m->room->name, name) == 0) {
@@ -225,6 +226,7 @@ int rooms_move(struct rooms *r, struct member *m, const char *name, struct room 
 	}
 	struct room *old = m->room;
 	part_locked(r, m);
+	*ret_old_count = old->count;
 	struct room *room = join_locked(r, m, name);
 	*ret_count = room->count;
 	pthread_mutex_unlock(&r->lock);

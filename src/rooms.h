@@ -74,12 +74,14 @@ struct rooms *rooms_new(int workers);
 void rooms_free(struct rooms *r);
 
 /* Registers M under a fresh guest nick in the lobby; m->room then holds a
- * reference for the caller. Returns the number online. */
-int rooms_enter(struct rooms *r, struct member *m);
+ * reference for the caller. Returns the number online; *ret_room_count is
+ * the lobby's members, M included. */
+int rooms_enter(struct rooms *r, struct member *m, unsigned *ret_room_count);
 
-/* Unregisters M and returns the number online. m->room is left set, and its
- * reference passes to the caller (see rooms.h top: drop local link, unref). */
-int rooms_leave(struct rooms *r, struct member *m);
+/* Unregisters M and returns the number online; *ret_room_count is what
+ * remains in its room. m->room is left set, and its reference passes to the
+ * caller (see rooms.h top: drop local link, unref). */
+int rooms_leave(struct rooms *r, struct member *m, unsigned *ret_room_count);
 
 /* Renames M. Returns 0 (old nick in ret_old), -EEXIST when another member
  * has the name, -EALREADY when it is already M's exact nick. */
@@ -87,10 +89,11 @@ int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 		 char ret_old[NAME_MAX_LEN + 1]);
 
 /* Moves M to room NAME (created when needed). Returns 0 with *ret_old the
- * room left (the caller's reference) and *ret_count the members now in the
- * new one, or -EALREADY when M is in it already. */
+ * room left (the caller's reference), *ret_old_count the members left in
+ * it and *ret_count the members now in the new one, or -EALREADY when M is
+ * in it already. */
 int rooms_move(struct rooms *r, struct member *m, const char *name, struct room **ret_old,
-	       unsigned *ret_count);
+	       unsigned *ret_old_count, unsigned *ret_count);
 
 /* Looks a nick up, ignoring case. */
 bool rooms_find(struct rooms *r, const char *nick, struct member_address *ret);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemonize.h"
+#include "iplimit.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -134,36 +135,48 @@ static struct worker *least_loaded_worker(struct server *s)
 	return best;
 }
 
-static void reject_full(struct server *s, int fd, const char *peer)
+/* Turns a connection away with one "!" line; nobody else notices. */
+static void reject(struct server *s, int fd, const char *peer, const char *reason,
+		   const char *why)
 {
-	char line[64];
-	int n = snprintf(line, sizeof(line), "! server full (max %d clients)\n", s->cfg->max_clients);
+	char line[128];
+	int n = snprintf(line, sizeof(line), "! %s\n", why);
 	/* A fresh socket's buffer takes this line; if not, the client is gone. */
 	ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)w;
 	close(fd);
-	log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = peer, .reason = "full",
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = peer, .reason = reason,
 					 LOG_ONLINE(rooms_online(s->pool.rooms))),
-		  "rejected %s: server full (max %d clients)", peer, s->cfg->max_clients);
+		  "rejected %s: %s", peer, why);
 }
 
 static void accept_connections(struct server *s, int listen_fd)
 {
-	char peer[PEER_MAX];
+	char peer[PEER_MAX], why[96];
+	struct sockaddr_storage addr;
+	struct ip_key ip;
 
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		int fd = listener_accept(&s->listener, listen_fd, peer);
+		int fd = listener_accept(&s->listener, listen_fd, &addr, peer);
 		if (fd < 0) {
 			if (fd != -EAGAIN && fd != -EMFILE && fd != -ENFILE)
 				log_errno(LOG_ERR, -fd, "accept");
 			return;
 		}
 		if (atomic_load(&s->pool.connections) >= s->cfg->max_clients) {
-			reject_full(s, fd, peer);
+			snprintf(why, sizeof(why), "server full (max %d clients)", s->cfg->max_clients);
+			reject(s, fd, peer, "full", why);
+			continue;
+		}
+		ip_key_from_sockaddr((struct sockaddr *)&addr, &ip);
+		if (!ip_limit_acquire(s->pool.ip_limit, &ip, s->cfg->max_per_ip)) {
+			snprintf(why, sizeof(why), "too many connections from your address (max %d)",
+				 s->cfg->max_per_ip);
+			reject(s, fd, peer, "per_ip", why);
 			continue;
 		}
 		atomic_fetch_add(&s->pool.connections, 1);
-		worker_post_connection(least_loaded_worker(s), fd, peer);
+		worker_post_connection(least_loaded_worker(s), fd, peer, &ip);
 	}
 }
 
@@ -230,6 +243,7 @@ static int start_workers(struct server *s)
 	int n = config_worker_count(s->cfg);
 
 	s->pool.rooms = rooms_new(n);
+	s->pool.ip_limit = ip_limit_new();
 	s->pool.workers = xcalloc((size_t)n, sizeof(*s->pool.workers));
 	s->pool.status_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->pool.status_fd < 0)
@@ -254,6 +268,7 @@ static void stop_workers(struct server *s)
 		worker_free(s->pool.workers[i]);
 	free(s->pool.workers);
 	rooms_free(s->pool.rooms);
+	ip_limit_free(s->pool.ip_limit);
 	if (s->pool.status_fd >= 0)
 		close(s->pool.status_fd);
 }

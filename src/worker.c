@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,12 +27,17 @@
 #define DRAIN_TIMEOUT_MS 2000 /* to write a leaving client's last lines */
 
 enum event_kind {
-	EV_CONNECTION, /* fd, ptr: peer string (ours to free) */
+	EV_CONNECTION, /* fd, ptr: struct new_connection (ours to free) */
 	EV_ROOM,       /* ptr: room, msg, id: connection not to send to */
 	EV_DIRECT,     /* fd + id: the connection, msg */
 	EV_CONFIG,     /* ptr: config */
 	EV_PING,       /* id: sequence */
 	EV_SHUTDOWN,
+};
+
+struct new_connection {
+	char peer[PEER_MAX];
+	struct ip_key ip;
 };
 
 struct event {
@@ -56,6 +63,8 @@ struct worker {
 	bool started;
 	int epoll_fd;
 	int wake_fd;
+	int tick_fd;              /* once a second: idle and stalled connections */
+	uint64_t now_ms;
 	struct inbox inbox;
 	struct event *taken;      /* the batch being handled; swapped with inbox.items */
 	size_t taken_cap;
@@ -108,10 +117,13 @@ static void post(struct worker *w, struct event ev)
 	}
 }
 
-void worker_post_connection(struct worker *w, int fd, const char *peer)
+void worker_post_connection(struct worker *w, int fd, const char *peer, const struct ip_key *ip)
 {
+	struct new_connection *nc = xmalloc(sizeof(*nc));
+	snprintf(nc->peer, sizeof(nc->peer), "%s", peer);
+	nc->ip = *ip;
 	atomic_fetch_add_explicit(&w->connection_count, 1, memory_order_relaxed);
-	post(w, (struct event){ .kind = EV_CONNECTION, .fd = fd, .ptr = xstrdup(peer) });
+	post(w, (struct event){ .kind = EV_CONNECTION, .fd = fd, .ptr = nc });
 }
 
 void worker_post_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id)
@@ -175,6 +187,11 @@ struct msg *worker_motd(const struct worker *w)
 bool worker_shutting_down(const struct worker *w)
 {
 	return w->shutting_down;
+}
+
+uint64_t worker_now_ms(const struct worker *w)
+{
+	return w->now_ms;
 }
 
 void worker_online_changed(struct worker *w)
@@ -320,22 +337,27 @@ void worker_close_after_flush(struct worker *w, struct conn *c, const char *reas
 	mark_for_flush(w, c);
 }
 
-static void forget_conn(struct worker *w)
+/* Gives back what the accepting thread counted for a connection. */
+static void forget_conn(struct worker *w, const struct ip_key *ip)
 {
+	ip_limit_release(w->pool->ip_limit, ip);
 	atomic_fetch_sub_explicit(&w->connection_count, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&w->pool->connections, 1, memory_order_relaxed);
 }
 
-static void add_connection(struct worker *w, int fd, const char *peer)
+static void add_connection(struct worker *w, int fd, const struct new_connection *nc)
 {
+	const char *peer = nc->peer;
 	if (w->shutting_down) {
 		close(fd);
-		forget_conn(w);
+		forget_conn(w, &nc->ip);
 		return;
 	}
 	uint64_t id = atomic_fetch_add(&w->pool->next_conn_id, 1) + 1;
 	struct conn *c = conn_new(fd, id, peer);
 	c->member.worker = w->index;
+	c->ip = nc->ip;
+	c->last_line_ms = w->now_ms;
 
 	if ((size_t)fd >= w->by_fd_size) {
 		size_t size = w->by_fd_size ? w->by_fd_size : 64;
@@ -349,7 +371,7 @@ static void add_connection(struct worker *w, int fd, const char *peer)
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		log_errno(LOG_ERR, errno, "epoll_ctl(ADD %s)", peer);
 		conn_free(c);
-		forget_conn(w);
+		forget_conn(w, &nc->ip);
 		return;
 	}
 	c->epoll_events = EPOLLIN;
@@ -373,8 +395,9 @@ static void close_now(struct worker *w, struct conn *c)
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
 		log_errno(LOG_ERR, errno, "epoll_ctl(DEL %s)", c->peer);
 	w->by_fd[c->fd] = NULL;
+	struct ip_key ip = c->ip;
 	conn_free(c);
-	forget_conn(w);
+	forget_conn(w, &ip);
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -392,6 +415,7 @@ static bool still_reading(const struct conn *c)
 static bool on_line(void *ctx, const char *line, size_t len)
 {
 	struct line_ctx *lc = ctx;
+	lc->c->last_line_ms = lc->w->now_ms;
 	chat_line(lc->w, lc->c, line, len);
 	return still_reading(lc->c);
 }
@@ -414,6 +438,10 @@ static void conn_readable(struct worker *w, struct conn *c)
 			return; /* lingering: the peer's last bytes are of no use */
 		struct line_ctx lc = { w, c };
 		framer_feed(&c->framer, w->read_buffer, (size_t)n, w->cfg->max_line, &line_handler, &lc);
+		if (!framer_has_partial(&c->framer))
+			c->partial_since_ms = 0;
+		else if (!c->partial_since_ms)
+			c->partial_since_ms = w->now_ms;
 		return;
 	}
 	if (n == 0) {
@@ -594,6 +622,38 @@ static void handle_inbox(struct worker *w)
 	w->taken_cap = cap;
 }
 
+/* ---- timeouts ---------------------------------------------------------- */
+
+/* Once a second: clients silent for idle_timeout, or stuck halfway through
+ * a line for line_timeout, are told and let go. */
+static void tick(struct worker *w)
+{
+	uint64_t expirations;
+	if (read(w->tick_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	const struct config *cfg = w->cfg;
+	uint64_t idle_ms = (uint64_t)cfg->idle_timeout * 1000, line_ms = (uint64_t)cfg->line_timeout * 1000;
+
+	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
+		struct conn *c = w->by_fd[fd];
+		if (!c || c->state != CONN_OPEN || c->on_close_list)
+			continue;
+		if (idle_ms && w->now_ms - c->last_line_ms >= idle_ms) {
+			struct msg *m = msg_printf("! idle for %d second%s: disconnected\n", cfg->idle_timeout,
+						   cfg->idle_timeout == 1 ? "" : "s");
+			worker_send(w, c, m);
+			msg_unref(m);
+			worker_close_after_flush(w, c, "idle");
+		} else if (c->partial_since_ms && w->now_ms - c->partial_since_ms >= line_ms) {
+			struct msg *m = msg_printf("! line not finished within %d second%s: disconnected\n",
+						   cfg->line_timeout, cfg->line_timeout == 1 ? "" : "s");
+			worker_send(w, c, m);
+			msg_unref(m);
+			worker_close_after_flush(w, c, "stalled");
+		}
+	}
+}
+
 /* ---- the loop ---------------------------------------------------------- */
 
 static void *worker_main(void *arg)
@@ -607,6 +667,7 @@ static void *worker_main(void *arg)
 		if (w->shutting_down && atomic_load(&w->connection_count) == 0)
 			break;
 		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);
+		w->now_ms = now_ms();
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -619,9 +680,12 @@ static void *worker_main(void *arg)
 		for (int i = 0; i < n; i++)
 			if (events[i].data.ptr == NULL)
 				handle_inbox(w);
-		for (int i = 0; i < n; i++)
-			if (events[i].data.ptr != NULL)
+		for (int i = 0; i < n; i++) {
+			if (events[i].data.ptr == w)
+				tick(w);
+			else if (events[i].data.ptr != NULL)
 				conn_event(w, events[i].data.ptr, events[i].events);
+		}
 		settle(w);
 	}
 	return NULL;
@@ -634,6 +698,8 @@ struct worker *worker_new(struct worker_pool *pool, int index, struct config *cf
 	w->index = index;
 	w->epoll_fd = -1;
 	w->wake_fd = -1;
+	w->tick_fd = -1;
+	w->now_ms = now_ms();
 	pthread_mutex_init(&w->inbox.lock, NULL);
 	TAILQ_INIT(&w->flush_list);
 	TAILQ_INIT(&w->close_list);
@@ -652,6 +718,15 @@ int worker_start(struct worker *w)
 		return -errno;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->wake_fd, &ev) < 0)
+		return -errno;
+	w->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->tick_fd < 0)
+		return -errno;
+	struct itimerspec second = { .it_interval = { .tv_sec = 1 }, .it_value = { .tv_sec = 1 } };
+	if (timerfd_settime(w->tick_fd, 0, &second, NULL) < 0)
+		return -errno;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = w };
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->tick_fd, &ev) < 0)
 		return -errno;
 	int r = pthread_create(&w->thread, NULL, worker_main, w);
 	if (r != 0)
@@ -678,6 +753,7 @@ void worker_free(struct worker *w)
 		struct event *ev = &w->inbox.items[i];
 		if (ev->kind == EV_CONNECTION) {
 			close(ev->fd);
+			forget_conn(w, &((struct new_connection *)ev->ptr)->ip);
 			free(ev->ptr);
 		} else if (ev->kind == EV_ROOM) {
 			room_unref(ev->ptr);
@@ -689,9 +765,11 @@ void worker_free(struct worker *w)
 	}
 	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
 		if (w->by_fd[fd]) {
-			if (w->by_fd[fd]->entered)
-				chat_disconnected(w, w->by_fd[fd], "shutdown");
-			conn_free(w->by_fd[fd]);
+			struct conn *c = w->by_fd[fd];
+			if (c->entered)
+				chat_disconnected(w, c, "shutdown");
+			ip_limit_release(w->pool->ip_limit, &c->ip);
+			conn_free(c);
 		}
 	}
 	free(w->by_fd);
@@ -705,6 +783,8 @@ void worker_free(struct worker *w)
 		close(w->epoll_fd);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
+	if (w->tick_fd >= 0)
+		close(w->tick_fd);
 	pthread_mutex_destroy(&w->inbox.lock);
 	free(w);
 }

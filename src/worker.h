@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "iplimit.h"
 #include "msg.h"
 #include "rooms.h"
 
@@ -25,6 +26,7 @@ struct worker_pool {
 	struct worker **workers;
 	int count;
 	struct rooms *rooms;
+	struct ip_limit *ip_limit; /* each connection holds a count until closed */
 	atomic_int connections;    /* accepted and not yet closed, for max_clients */
 	atomic_uint_least64_t next_conn_id;
 	/* Wakes the main thread when the number online changed (STATUS=). */
@@ -39,7 +41,7 @@ void worker_free(struct worker *w);
 
 /* Called from any thread. Each takes what it needs: the fd (closed by the
  * worker), a reference to msg, room and cfg. */
-void worker_post_connection(struct worker *w, int fd, const char *peer);
+void worker_post_connection(struct worker *w, int fd, const char *peer, const struct ip_key *ip);
 void worker_post_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id);
 void worker_post_direct(struct worker *w, int fd, uint64_t conn_id, struct msg *m);
 void worker_post_config(struct worker *w, struct config *cfg);
@@ -58,6 +60,8 @@ int worker_index(const struct worker *w);
 /* The shared MOTD lines ("# ...\n" each) of the current config, or NULL. */
 struct msg *worker_motd(const struct worker *w);
 bool worker_shutting_down(const struct worker *w);
+/* CLOCK_MONOTONIC in ms, read once per loop iteration. */
+uint64_t worker_now_ms(const struct worker *w);
 
 /* Queues M (the caller keeps its reference) on one of this worker's
  * connections; an overflowing queue gets the connection closed as slow. */

@@ -18,9 +18,12 @@ CHATD = os.environ.get("CHATD") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "src", "chatd")
 TIMEOUT = float(os.environ.get("CHATD_TEST_TIMEOUT", "10"))
 
+# Tests talk fast and all from 127.0.0.1: the flood and per-address limits
+# are off unless a test sets them (tests of those limits do).
 DEFAULT_CONFIG = {
     "server": {"port": "0", "bind": "127.0.0.1", "threads": "2",
                "motd": "Welcome to chatd!"},
+    "limits": {"rate": "0", "max_per_ip": "0"},
     "log": {"level": "debug", "target": "stderr"},
 }
 

@@ -136,6 +136,12 @@ static void check_defaults(const struct config *cfg, const char *path)
 	CHECK(cfg->motd_file == NULL);
 	CHECK_INT(cfg->max_line, 2048);
 	CHECK_INT(cfg->max_sendq, 1048576);
+	CHECK_INT(cfg->rate, 10);
+	CHECK_INT(cfg->burst, 20);
+	CHECK_INT(cfg->max_per_ip, 20);
+	CHECK_INT(cfg->idle_timeout, 0);
+	CHECK_INT(cfg->line_timeout, 30);
+	CHECK_INT(cfg->announce_max, 500);
 	CHECK_INT(cfg->log_level, LOG_INFO);
 	CHECK_INT(cfg->log_target, LOG_TARGET_AUTO);
 }
@@ -334,6 +340,12 @@ static void test_ranges(void)
 		  "max_sendq = 1073741824\n" },
 		{ "limits", "max_sendq", 4096, 1073741824, offsetof(struct config, max_sendq), true,
 		  "max_line = 64\n" },
+		{ "limits", "rate", 0, 1000000, offsetof(struct config, rate), false, "" },
+		{ "limits", "burst", 1, 1000000, offsetof(struct config, burst), false, "" },
+		{ "limits", "max_per_ip", 0, 1000000, offsetof(struct config, max_per_ip), false, "" },
+		{ "limits", "idle_timeout", 0, 31536000, offsetof(struct config, idle_timeout), false, "" },
+		{ "limits", "line_timeout", 1, 3600, offsetof(struct config, line_timeout), false, "" },
+		{ "limits", "announce_max", 0, 1000000, offsetof(struct config, announce_max), false, "" },
 	};
 
 	CHECK_INT(CONFIG_MAX_CLIENTS_LIMIT, 1000000);
