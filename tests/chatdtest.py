@@ -5,6 +5,7 @@ Environment (set by `make check`): CHATD = path of the built daemon.
 """
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ import unittest
 CHATD = os.environ.get("CHATD") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "src", "chatd")
 TIMEOUT = float(os.environ.get("CHATD_TEST_TIMEOUT", "10"))
+# A command every daemon is started under, e.g. valgrind (see .ci/run).
+WRAPPER = shlex.split(os.environ.get("CHATD_WRAPPER", ""))
 
 # Tests talk fast and all from 127.0.0.1: the flood and per-address limits
 # are off unless a test sets them (tests of those limits do).
@@ -116,7 +119,7 @@ class Server:
                     "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
             full_env.pop(var, None)
         full_env.update(env or {})
-        self.proc = subprocess.Popen(list(prefix) + [CHATD, "-c", self.config_path] + list(args),
+        self.proc = subprocess.Popen(list(prefix) + WRAPPER + [CHATD, "-c", self.config_path] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=full_env,
                                      start_new_session=new_session)
