@@ -59,17 +59,29 @@ static void tell_room(struct worker *w, struct conn *c, struct room *room, bool 
 	msg_unref(m);
 }
 
-/* PREFIX + cleaned TEXT + SUFFIX + "\n": the one copy all recipients share. */
-static struct msg *format_line(const char *prefix, const char *text, size_t len, const char *suffix)
+/* PREFIX + cleaned TEXT + SUFFIX + "\n": the one copy all recipients share,
+ * allocated to its exact size (max_sendq counts bytes queued, so memory
+ * must not be a multiple of them). NULL when the text cleans to blank,
+ * unless KEEP_BLANK. */
+static struct msg *format_line(const char *prefix, const char *text, size_t len, const char *suffix,
+			       bool keep_blank)
 {
-	size_t plen = strlen(prefix), slen = strlen(suffix);
-	struct msg *m = msg_new(plen + TEXT_CLEAN_MAX(len) + slen + 1);
-	memcpy(m->data, prefix, plen);
-	size_t n = plen + text_clean(m->data + plen, text, len);
-	memcpy(m->data + n, suffix, slen);
-	n += slen;
-	m->data[n++] = '\n';
-	m->len = (uint32_t)n;
+	char stack[8192];
+	char *clean = TEXT_CLEAN_MAX(len) <= sizeof(stack) ? stack : xmalloc(TEXT_CLEAN_MAX(len));
+	size_t n = text_clean(clean, text, len);
+	struct msg *m = NULL;
+
+	if (keep_blank || !text_is_blank(clean, n)) {
+		size_t plen = strlen(prefix), slen = strlen(suffix);
+		m = msg_new(plen + n + slen + 1);
+		memcpy(m->data, prefix, plen);
+		memcpy(m->data + plen, clean, n);
+		memcpy(m->data + plen + n, suffix, slen);
+		m->data[plen + n + slen] = '\n';
+		m->len = (uint32_t)(plen + n + slen + 1);
+	}
+	if (clean != stack)
+		free(clean);
 	return m;
 }
 
@@ -79,7 +91,7 @@ struct msg *chat_format_motd(char *const *lines, size_t count)
 		return NULL;
 	struct msg *m = msg_new(0);
 	for (size_t i = 0; i < count; i++) {
-		struct msg *line = format_line("# ", lines[i], strlen(lines[i]), "");
+		struct msg *line = format_line("# ", lines[i], strlen(lines[i]), "", true);
 		m = msg_append(m, line->data, line->len);
 		msg_unref(line);
 	}
@@ -129,12 +141,11 @@ static void leave(struct worker *w, struct conn *c, const char *reason, const ch
 	if (!worker_shutting_down(w) && !crowded(w, room_count + 1)) {
 		char head[NAME_MAX_LEN + 16], tail[32];
 		snprintf(tail, sizeof(tail), " (%d online)", online);
-		if (farewell_len) {
-			snprintf(head, sizeof(head), "< %s left: ", c->member.nick);
-			tell_room(w, c, room, false, format_line(head, farewell, farewell_len, tail));
-		} else {
-			tell_room(w, c, room, false, msg_printf("< %s left%s\n", c->member.nick, tail));
-		}
+		snprintf(head, sizeof(head), "< %s left: ", c->member.nick);
+		struct msg *m = farewell_len ? format_line(head, farewell, farewell_len, tail, false) : NULL;
+		if (!m) /* no reason, or one that cleans to nothing */
+			m = msg_printf("< %s left%s\n", c->member.nick, tail);
+		tell_room(w, c, room, false, m);
 	}
 	room_unref(room);
 	log_event(LOG_INFO, LOG_FIELDS(.event = "disconnect", .peer = c->peer,
@@ -213,8 +224,11 @@ static void do_msg(struct worker *w, struct conn *c, const struct command *cmd)
 		return;
 	}
 	if (!take_name(cmd->arg, cmd->arg_len, nick) || !rooms_find(worker_rooms(w), nick, &to)) {
-		reply(w, c, "! no such nick: %.*s", (int)(cmd->arg_len > NAME_MAX_LEN ? NAME_MAX_LEN : cmd->arg_len),
-		      cmd->arg);
+		/* Cleaned like anything a client sends that goes back out. */
+		struct msg *m = format_line("! no such nick: ", cmd->arg,
+					    cmd->arg_len > NAME_MAX_LEN ? NAME_MAX_LEN : cmd->arg_len, "", true);
+		worker_send(w, c, m);
+		msg_unref(m);
 		return;
 	}
 	if (to.conn_id == c->id) {
@@ -223,7 +237,11 @@ static void do_msg(struct worker *w, struct conn *c, const struct command *cmd)
 	}
 	char head[2 * NAME_MAX_LEN + 16];
 	snprintf(head, sizeof(head), "[%s -> %s] ", c->member.nick, to.nick);
-	struct msg *m = format_line(head, cmd->text, cmd->text_len, "");
+	struct msg *m = format_line(head, cmd->text, cmd->text_len, "", false);
+	if (!m) {
+		reply(w, c, "! usage: /msg NICK TEXT");
+		return;
+	}
 	worker_send_direct(w, &to, m);
 	worker_send(w, c, m);
 	msg_unref(m);
@@ -329,21 +347,19 @@ bool chat_line(struct worker *w, struct conn *c, const char *line, size_t len)
 	case CMD_CHAT: {
 		char head[NAME_MAX_LEN + 4];
 		snprintf(head, sizeof(head), "[%s] ", c->member.nick);
-		struct msg *m = format_line(head, cmd.text, cmd.text_len, "");
-		if (m->len > strlen(head) + 1)
+		struct msg *m = format_line(head, cmd.text, cmd.text_len, "", false);
+		if (m) /* else nothing was left once cleaned */
 			tell_room(w, c, c->member.room, false, m);
-		else
-			msg_unref(m); /* nothing left once cleaned */
 		break;
 	}
 	case CMD_ME: {
-		if (cmd.text_len == 0) {
-			reply(w, c, "! usage: /me TEXT");
-			break;
-		}
 		char head[NAME_MAX_LEN + 4];
 		snprintf(head, sizeof(head), "* %s ", c->member.nick);
-		tell_room(w, c, c->member.room, false, format_line(head, cmd.text, cmd.text_len, ""));
+		struct msg *m = format_line(head, cmd.text, cmd.text_len, "", false);
+		if (m)
+			tell_room(w, c, c->member.room, false, m);
+		else
+			reply(w, c, "! usage: /me TEXT");
 		break;
 	}
 	case CMD_NICK:
@@ -369,7 +385,7 @@ bool chat_line(struct worker *w, struct conn *c, const char *line, size_t len)
 		return false;
 	case CMD_UNKNOWN: {
 		struct msg *m = format_line("! unknown command: ", cmd.arg,
-					    cmd.arg_len > 64 ? 64 : cmd.arg_len, " (try /help)");
+					    cmd.arg_len > 64 ? 64 : cmd.arg_len, " (try /help)", true);
 		worker_send(w, c, m);
 		msg_unref(m);
 		break;

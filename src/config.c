@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "text.h"
 #include "util.h"
 
 #define DEFAULT_MOTD "Welcome to chatd!"
@@ -148,12 +149,21 @@ static char *escape_controls(const char *s)
 {
 	char *out = xmalloc(strlen(s) * 4 + 1), *o = out;
 
-	for (; *s; s++) {
+	size_t left = strlen(s);
+	while (*s) {
 		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c == 0x7f)
+		size_t n = c >= 0x80 ? text_utf8_length(s, left) : 1;
+		if (c < 0x20 || c == 0x7f || n == 0) {
+			/* Invalid UTF-8 too: the journal keeps a message with it as
+			 * a blob that journalctl does not show. */
 			o += sprintf(o, "\\x%02x", c);
-		else
-			*o++ = (char)c;
+			n = 1;
+		} else {
+			memcpy(o, s, n);
+			o += n;
+		}
+		s += n;
+		left -= n;
 	}
 	*o = '\0';
 	return out;
@@ -673,7 +683,9 @@ static void finish(struct loader *ld)
 static void parse_file(struct loader *ld)
 {
 	struct stat st;
-	int fd = open(ld->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO or a terminal must not hang a start or a reload
+	 * (the main thread reloads; while it waited nothing would be accepted). */
+	int fd = open(ld->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 	if (fd < 0) {
 		add_error(ld, 0, "cannot read: %s", strerror(errno));
@@ -682,6 +694,12 @@ static void parse_file(struct loader *ld)
 	/* Linux lets us open a directory; say so instead of a read error. */
 	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 		add_error(ld, 0, "cannot read: %s", strerror(EISDIR));
+		close(fd);
+		return;
+	}
+	/* A regular file, or a device such as /dev/null for all defaults. */
+	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+		add_error(ld, 0, "cannot read: not a regular file");
 		close(fd);
 		return;
 	}

@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -205,6 +206,19 @@ static void shed_one(struct listener *l, int fd)
 	l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* At most one line a second about shedding, however hard we are pushed. */
+static void log_shedding(struct listener *l, int err)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	l->shed_count++;
+	if (ts.tv_sec == l->shed_logged_at)
+		return;
+	log_errno(LOG_WARNING, err, "accept: shedding a connection (%lu shed so far)",
+		  (unsigned long)l->shed_count);
+	l->shed_logged_at = ts.tv_sec;
+}
+
 int listener_accept(struct listener *l, int fd, struct sockaddr_storage *ret_addr,
 		    char peer[PEER_MAX])
 {
@@ -223,8 +237,8 @@ int listener_accept(struct listener *l, int fd, struct sockaddr_storage *ret_add
 		if (err == EINTR || err == ECONNABORTED || err == EPROTO)
 			continue;
 		if (err == EMFILE || err == ENFILE) {
-			log_errno(LOG_WARNING, err, "accept: shedding a connection");
 			shed_one(l, fd);
+			log_shedding(l, err);
 		}
 		return -err;
 	}

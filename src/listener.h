@@ -16,6 +16,8 @@ struct listener {
 	size_t count;
 	bool activated;   /* the sockets came from systemd */
 	int reserve_fd;   /* spare fd, given up to shed a connection at EMFILE */
+	unsigned long shed_count;
+	long shed_logged_at; /* CLOCK_MONOTONIC second of the last log line */
 };
 
 /* Takes systemd's sockets when there are any, else binds BIND:PORT (all

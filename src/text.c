@@ -45,6 +45,12 @@ static size_t utf8_sequence(const unsigned char *s, size_t len, size_t *ret_skip
 	return need;
 }
 
+size_t text_utf8_length(const char *s, size_t len)
+{
+	size_t skip;
+	return len ? utf8_sequence((const unsigned char *)s, len, &skip) : 0;
+}
+
 size_t text_clean(char *dst, const char *src, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)src;

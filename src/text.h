@@ -19,6 +19,10 @@
  * not NUL-terminated. */
 size_t text_clean(char *dst, const char *src, size_t len);
 
+/* The length of the valid UTF-8 sequence at s (at most len bytes), or 0
+ * when the bytes there are not one. */
+size_t text_utf8_length(const char *s, size_t len);
+
 /* True when the bytes are only spaces and tabs (or there are none). */
 bool text_is_blank(const char *s, size_t len);
 

@@ -4,10 +4,16 @@
  * S senders each send M numbered, time-stamped lines, bounded by a window
  * of lines in flight or by a rate. Every client checks every line it gets:
  * lost, duplicated and misordered lines are counted, latency measured.
- * One thread, one epoll loop; the generator's own CPU is reported too, as
- * it shares the machine with the server. */
+ *
+ * The clients are spread over T threads (--threads, default 1), each with
+ * its own epoll loop; client i belongs to thread i % T. A thread is the only
+ * one to touch its clients. What threads share: the per-thread acks arrays
+ * (written by their owner, summed by a sender's owner to move its window),
+ * a few atomic counters, and the phase. The generator's own CPU is reported
+ * too, as it shares the machine with the server. */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -15,12 +21,16 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -29,12 +39,18 @@
 #include "histogram.h"
 
 #define MARK "~B "            /* starts the text of every benchmark line */
-#define CONNECT_PARALLEL 200  /* connections in progress at once */
 #define READ_CHUNK 65536
+#define MAX_THREADS 64
+#define REPORTED_DROPS 5      /* disconnections reported one by one */
+#define MAX_RETRIES 5         /* connection attempts per client */
 
 enum proto { PROTO_CHATD, PROTO_IRC };
 
-enum client_state { C_IDLE, C_CONNECTING, C_GREETING, C_JOINING, C_READY };
+enum client_state { C_IDLE, C_CONNECTING, C_GREETING, C_JOINING, C_READY, C_DEAD };
+
+/* What the whole generator is doing; set by the main thread (and by the
+ * thread that sees the last line arrive). */
+enum phase { PH_CONNECT, PH_LOAD, PH_DONE };
 
 struct client {
 	int fd;
@@ -46,8 +62,12 @@ struct client {
 	char *out;                /* unsent output */
 	size_t out_len, out_cap;
 	bool want_out;
+	bool got_bytes;           /* the server has said something */
+	int retries;              /* connection attempts that were reset */
 	int sender;               /* index among senders, or -1 */
-	/* Receiving checks, per sender of this client's room: */
+	uint64_t expected;        /* lines this client should get */
+	uint64_t received;
+	/* Receiving checks, per sender: */
 	uint32_t *highest;        /* highest seq + 1 seen from each sender */
 	uint8_t *seen;            /* [sender][seq] bits */
 };
@@ -55,37 +75,71 @@ struct client {
 struct sender {
 	int client;
 	int room;
-	uint32_t sent;
+	uint32_t sent;            /* these two: only the owning thread */
 	uint32_t complete;        /* lines every recipient has got, a prefix */
-	uint32_t *acks;           /* recipients that got each line */
 };
 
 struct options {
 	const char *host;
 	const char *port;
-	int clients, senders, rooms;
+	int clients, senders, rooms, threads;
+	int connect_parallel;     /* connections in progress at once, all threads */
 	uint32_t messages;
 	double rate;              /* lines per second, all senders together; 0 = window */
 	uint32_t window;
 	double timeout;
-	double connect_only;      /* hold the connections this long, send nothing */
+	bool connect_only;        /* connect, hold the connections, send nothing */
+	double hold;              /* seconds */
 	long server_pid;
 	enum proto proto;
 };
 
+/* One thread of the generator. */
+struct gen {
+	int index;
+	pthread_t thread;
+	int epoll_fd;
+	int wake_fd;              /* eventfd: the phase changed, or acks for our senders */
+	atomic_bool sleeping;     /* waiting in epoll with a sender held by its window */
+	int *own;                 /* our clients */
+	int own_count;
+	int next_to_connect;      /* index into own */
+	int *retry;               /* clients to connect again */
+	int retry_count;
+	int connecting;           /* connections started, not yet greeted */
+	int ready;
+	int *own_senders;
+	int own_sender_count;
+	uint32_t *acks;           /* [sender * messages + seq]: our clients that got it */
+	bool *wake_owner;         /* [thread]: we acked lines of its senders this round */
+	atomic_uint_least64_t deliveries;
+	uint64_t duplicated, misordered, bad_lines;
+	struct histogram latency;
+	char read_buffer[READ_CHUNK];
+} __attribute__((aligned(64)));
+
 static struct options opt = {
-	.host = "127.0.0.1", .port = "7777", .clients = 0, .senders = 0, .rooms = 1,
+	.host = "127.0.0.1", .port = "7777", .clients = 0, .senders = 0, .rooms = 1, .threads = 1,
+	.connect_parallel = 200,
 	.messages = 0, .window = 64, .timeout = 60, .server_pid = 0, .proto = PROTO_CHATD,
 };
 
 static struct client *clients;
 static struct sender *senders;
 static int *room_size;
-static int epoll_fd;
+static atomic_int *room_dead;        /* clients of each room lost during the load */
+static struct gen *gens;
 static struct addrinfo *server_addr;
-static struct histogram latency;
-static uint64_t deliveries, expected_deliveries, lost, duplicated, misordered, bad_lines;
-static int connected, ready;
+static uint64_t expected_deliveries;
+
+static atomic_int phase = PH_CONNECT;
+static atomic_int ready_total;
+static atomic_int disconnected;
+static atomic_int connect_retries;
+static atomic_uint_least64_t lost_known;  /* lines for clients that were disconnected */
+static atomic_uint_least64_t end_ns;     /* when the last line arrived */
+static atomic_bool sender_lost;
+static uint64_t start_ns;                /* written before PH_LOAD is published */
 
 static uint64_t now_ns(void)
 {
@@ -116,6 +170,42 @@ static void *xalloc(size_t n)
 	return p;
 }
 
+static void wake(struct gen *g)
+{
+	uint64_t one = 1;
+	if (write(g->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		die("eventfd: %s", strerror(errno));
+}
+
+/* The main thread sleeps on this until all are ready, or all is done. */
+static int main_wake_fd = -1;
+
+static void wake_main(void)
+{
+	uint64_t one = 1;
+	if (write(main_wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		die("eventfd: %s", strerror(errno));
+}
+
+/* Waits up to MS milliseconds (or until woken); -1: forever. */
+static void main_wait(int ms)
+{
+	struct pollfd p = { .fd = main_wake_fd, .events = POLLIN };
+	if (poll(&p, 1, ms) > 0) {
+		uint64_t count;
+		if (read(main_wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+			die("eventfd: %s", strerror(errno));
+	}
+}
+
+static void set_phase(int p)
+{
+	atomic_store(&phase, p);
+	wake_main();
+	for (int t = 0; t < opt.threads; t++)
+		wake(&gens[t]);
+}
+
 /* ---- server figures from /proc ----------------------------------------- */
 
 struct server_usage {
@@ -141,6 +231,32 @@ static bool read_server_usage(struct server_usage *u)
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
 		return false;
 	u->cpu_seconds = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+	/* The scheduler's own count is in nanoseconds, not 10 ms ticks. */
+	double precise = 0;
+	bool have_precise = false;
+	snprintf(path, sizeof(path), "/proc/%ld/task", opt.server_pid);
+	DIR *dir = opendir(path);
+	if (dir) {
+		struct dirent *de;
+		while ((de = readdir(dir))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char task[64 + sizeof(de->d_name) + 16];
+			unsigned long long ns;
+			snprintf(task, sizeof(task), "%s/%s/schedstat", path, de->d_name);
+			f = fopen(task, "r");
+			if (!f)
+				continue;
+			if (fscanf(f, "%llu", &ns) == 1) {
+				precise += (double)ns / 1e9;
+				have_precise = true;
+			}
+			fclose(f);
+		}
+		closedir(dir);
+	}
+	if (have_precise)
+		u->cpu_seconds = precise; /* (threads that ended are missing; chatd's do not end) */
 	snprintf(path, sizeof(path), "/proc/%ld/status", opt.server_pid);
 	f = fopen(path, "r");
 	if (!f)
@@ -161,38 +277,92 @@ static double self_cpu_seconds(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* ---- output ------------------------------------------------------------ */
+/* ---- losing a connection ----------------------------------------------- */
 
-static void watch(struct client *c)
+static void drop_client(struct gen *g, struct client *c, const char *why)
 {
-	struct epoll_event ev = { .events = EPOLLIN | (c->want_out ? EPOLLOUT : 0), .data.ptr = c };
-	epoll_ctl(epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+	if (atomic_load(&phase) == PH_CONNECT) {
+		/* A connection reset before the server said anything (a full
+		 * accept queue can do that) is tried again, a few times. */
+		if (!c->got_bytes && c->retries < MAX_RETRIES &&
+		    (c->state == C_CONNECTING || c->state == C_GREETING)) {
+			epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+			close(c->fd);
+			c->fd = -1;
+			c->state = C_IDLE;
+			c->out_len = 0;
+			c->want_out = false;
+			c->retries++;
+			g->connecting--;
+			g->retry[g->retry_count++] = c->index;
+			atomic_fetch_add(&connect_retries, 1);
+			return;
+		}
+		die("client %d: %s (while connecting)", c->index, why);
+	}
+	if (c->state == C_DEAD)
+		return;
+	int n = atomic_fetch_add(&disconnected, 1) + 1;
+	if (n <= REPORTED_DROPS)
+		fprintf(stderr, "chatd-bench: client %d: %s%s\n", c->index, why,
+			n == REPORTED_DROPS ? " (further disconnections are only counted)" : "");
+	epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	c->state = C_DEAD;
+	c->out_len = 0;
+	if (atomic_load(&phase) != PH_LOAD)
+		return;
+	if (c->sender >= 0) {
+		/* Nobody will get the rest of its lines: the run cannot finish. */
+		atomic_store(&sender_lost, true);
+		set_phase(PH_DONE);
+		return;
+	}
+	atomic_fetch_add(&room_dead[c->room], 1);
+	atomic_fetch_add(&lost_known, c->expected - c->received);
 }
 
-static void flush_out(struct client *c)
+/* ---- output ------------------------------------------------------------ */
+
+static void watch(struct gen *g, struct client *c)
 {
-	while (c->out_len > 0) {
-		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+	struct epoll_event ev = { .events = EPOLLIN | (c->want_out ? EPOLLOUT : 0), .data.ptr = c };
+	epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void flush_out(struct gen *g, struct client *c)
+{
+	size_t done = 0;
+	while (done < c->out_len) {
+		ssize_t n = send(c->fd, c->out + done, c->out_len - done, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
 				break;
-			fprintf(stderr, "chatd-bench: client %d: send: %s\n", c->index, strerror(errno));
-			exit(1);
+			char why[128];
+			snprintf(why, sizeof(why), "send: %s", strerror(errno));
+			drop_client(g, c, why);
+			return;
 		}
-		memmove(c->out, c->out + n, c->out_len - (size_t)n);
-		c->out_len -= (size_t)n;
+		done += (size_t)n;
+	}
+	if (done > 0) {
+		memmove(c->out, c->out + done, c->out_len - done);
+		c->out_len -= done;
 	}
 	bool want = c->out_len > 0;
 	if (want != c->want_out) {
 		c->want_out = want;
-		watch(c);
+		watch(g, c);
 	}
 }
 
 static void queue_out(struct client *c, const char *data, size_t len)
 {
+	if (c->state == C_DEAD)
+		return;
 	if (c->out_len + len > c->out_cap) {
 		size_t cap = c->out_cap ? c->out_cap * 2 : 4096;
 		while (cap < c->out_len + len)
@@ -223,16 +393,24 @@ static void greet(struct client *c)
 	c->state = C_GREETING;
 }
 
-static void join(struct client *c)
+static void became_ready(struct gen *g, struct client *c)
+{
+	c->state = C_READY;
+	g->ready++;
+	if (atomic_fetch_add(&ready_total, 1) + 1 == opt.clients)
+		wake_main();
+}
+
+static void join(struct gen *g, struct client *c)
 {
 	char buf[64];
+	g->connecting--;
 	if (opt.proto == PROTO_IRC) {
 		snprintf(buf, sizeof(buf), "JOIN #bench%d\r\n", c->room);
 	} else if (opt.rooms > 1) {
 		snprintf(buf, sizeof(buf), "/join bench%d\n", c->room);
 	} else {
-		c->state = C_READY; /* everyone starts in the lobby */
-		ready++;
+		became_ready(g, c); /* everyone starts in the lobby */
 		return;
 	}
 	send_text(c, buf);
@@ -254,7 +432,7 @@ static void send_bench_line(struct sender *s)
 	s->sent++;
 }
 
-static void on_bench_line(struct client *c, const char *text, uint64_t now)
+static void on_bench_line(struct gen *g, struct client *c, const char *text, uint64_t now)
 {
 	/* Parsed by hand: at millions of lines a second, sscanf would make
 	 * the generator, not the server, the thing measured. */
@@ -262,7 +440,7 @@ static void on_bench_line(struct client *c, const char *text, uint64_t now)
 	const char *p = text;
 	for (int i = 0; i < 3; i++) {
 		if (*p < '0' || *p > '9') {
-			bad_lines++;
+			g->bad_lines++;
 			return;
 		}
 		uint64_t v = 0;
@@ -270,12 +448,12 @@ static void on_bench_line(struct client *c, const char *text, uint64_t now)
 			v = v * 10 + (uint64_t)(*p++ - '0');
 		field[i] = v;
 		if (i < 2 && *p++ != ' ') {
-			bad_lines++;
+			g->bad_lines++;
 			return;
 		}
 	}
 	if (field[0] >= (uint64_t)opt.senders || field[1] >= opt.messages) {
-		bad_lines++;
+		g->bad_lines++;
 		return;
 	}
 	int sender = (int)field[0];
@@ -283,28 +461,50 @@ static void on_bench_line(struct client *c, const char *text, uint64_t now)
 	uint64_t sent_at = field[2];
 	struct sender *s = &senders[sender];
 	if (s->room != c->room || s->client == c->index) {
-		bad_lines++; /* a line for another room, or an echo */
+		g->bad_lines++; /* a line for another room, or an echo */
 		return;
 	}
 	size_t bit = (size_t)sender * opt.messages + seq;
 	if (c->seen[bit / 8] & (1u << (bit % 8))) {
-		duplicated++;
+		g->duplicated++;
 		return;
 	}
 	c->seen[bit / 8] |= (uint8_t)(1u << (bit % 8));
 	if (seq + 1 < c->highest[sender])
-		misordered++;
+		g->misordered++;
 	else
 		c->highest[sender] = seq + 1;
-	deliveries++;
-	histogram_add(&latency, now - sent_at);
-	s->acks[seq]++;
-	unsigned recipients = (unsigned)room_size[s->room] - 1;
-	while (s->complete < s->sent && s->acks[s->complete] >= recipients)
-		s->complete++;
+	c->received++;
+	atomic_store_explicit(&g->deliveries, atomic_load_explicit(&g->deliveries, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	histogram_add(&g->latency, now > sent_at ? now - sent_at : 0);
+	/* Only this thread writes its acks; the sender's thread reads them. */
+	uint32_t *ack = &g->acks[bit];
+	__atomic_store_n(ack, *ack + 1, __ATOMIC_RELAXED);
+	int owner = s->client % opt.threads;
+	if (owner != g->index)
+		g->wake_owner[owner] = true;
 }
 
-static void on_line(struct client *c, char *line, size_t len, uint64_t now)
+/* An error from the server, shown for the first few clients only. */
+static void server_says(const struct client *c, const char *line)
+{
+	static atomic_int said;
+	int n = atomic_fetch_add(&said, 1) + 1;
+	if (n <= REPORTED_DROPS)
+		fprintf(stderr, "chatd-bench: client %d: server says: %s\n", c->index, line);
+	else if (n == REPORTED_DROPS + 1)
+		fprintf(stderr, "chatd-bench: (more errors from the server not shown)\n");
+}
+
+static bool irc_numeric(const char *line, const char *code)
+{
+	/* ":server 001 nick ..." */
+	const char *sp = strchr(line, ' ');
+	return sp && strncmp(sp + 1, code, 3) == 0 && sp[4] == ' ';
+}
+
+static void on_line(struct gen *g, struct client *c, char *line, size_t len, uint64_t now)
 {
 	if (len > 0 && line[len - 1] == '\r')
 		line[--len] = '\0';
@@ -315,59 +515,64 @@ static void on_line(struct client *c, char *line, size_t len, uint64_t now)
 			queue_out(c, "\r\n", 2);
 			return;
 		}
-		char *text = strstr(line, " :" MARK);
-		if (text && c->state == C_READY) {
-			on_bench_line(c, text + 2 + strlen(MARK), now);
+		if (c->state == C_READY) {
+			char *text = strstr(line, " :" MARK);
+			if (text)
+				on_bench_line(g, c, text + 2 + strlen(MARK), now);
 			return;
 		}
-		if (c->state == C_GREETING && strstr(line, " 001 ")) {
-			connected++;
-			join(c);
-		} else if (c->state == C_JOINING && strstr(line, " 366 ")) {
-			c->state = C_READY;
-			ready++;
+		if (c->state == C_GREETING && irc_numeric(line, "001")) {
+			join(g, c);
+		} else if (c->state == C_JOINING && irc_numeric(line, "366")) {
+			became_ready(g, c);
+		} else if (strncmp(line, "ERROR ", 6) == 0) {
+			server_says(c, line);
+		} else {
+			const char *sp = strchr(line, ' ');
+			if (sp && (sp[1] == '4' || sp[1] == '5') && sp[2] >= '0' && sp[2] <= '9' &&
+			    sp[3] >= '0' && sp[3] <= '9' && sp[4] == ' ')
+				server_says(c, line);
 		}
 		return;
 	}
 	if (line[0] == '[') {
 		char *text = strstr(line, "] " MARK);
 		if (text && c->state == C_READY)
-			on_bench_line(c, text + 2 + strlen(MARK), now);
+			on_bench_line(g, c, text + 2 + strlen(MARK), now);
 		return;
 	}
 	if (c->state == C_GREETING && strncmp(line, "> Connected to the chat server as ", 34) == 0) {
-		connected++;
-		join(c);
+		join(g, c);
 	} else if (c->state == C_JOINING && strncmp(line, "= you joined ", 13) == 0) {
-		c->state = C_READY;
-		ready++;
+		became_ready(g, c);
 	} else if (line[0] == '!') {
-		fprintf(stderr, "chatd-bench: client %d: server says: %s\n", c->index, line);
+		server_says(c, line);
 	}
 }
 
 /* ---- input ------------------------------------------------------------- */
 
-static char read_buffer[READ_CHUNK];
-
-static void read_in(struct client *c)
+static void read_in(struct gen *g, struct client *c)
 {
 	for (;;) {
-		ssize_t n = recv(c->fd, read_buffer, sizeof(read_buffer), 0);
+		ssize_t n = recv(c->fd, g->read_buffer, sizeof(g->read_buffer), 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
 				return;
-			fprintf(stderr, "chatd-bench: client %d: recv: %s\n", c->index, strerror(errno));
-			exit(1);
+			char why[128];
+			snprintf(why, sizeof(why), "recv: %s", strerror(errno));
+			drop_client(g, c, why);
+			return;
 		}
 		if (n == 0) {
-			fprintf(stderr, "chatd-bench: client %d: the server closed the connection\n", c->index);
-			exit(1);
+			drop_client(g, c, "the server closed the connection");
+			return;
 		}
+		c->got_bytes = true;
 		uint64_t now = now_ns();
-		char *p = read_buffer, *end = read_buffer + n;
+		char *p = g->read_buffer, *end = g->read_buffer + n;
 		while (p < end) {
 			char *nl = memchr(p, '\n', (size_t)(end - p));
 			size_t chunk = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -380,112 +585,265 @@ static void read_in(struct client *c)
 					die("out of memory");
 				c->in_cap = cap;
 			}
-			if (!nl && c->in_len == 0) {
-				memcpy(c->in, p, chunk);
-				c->in_len = chunk;
-				break;
-			}
-			if (c->in_len > 0 || !nl) {
+			if (!nl) {
 				memcpy(c->in + c->in_len, p, chunk);
 				c->in_len += chunk;
-				if (!nl)
-					break;
+				break;
+			}
+			if (c->in_len > 0) {
+				memcpy(c->in + c->in_len, p, chunk);
+				c->in_len += chunk;
 				c->in[c->in_len] = '\0';
-				on_line(c, c->in, c->in_len, now);
+				on_line(g, c, c->in, c->in_len, now);
 				c->in_len = 0;
 			} else {
 				*nl = '\0';
-				on_line(c, p, chunk, now);
+				on_line(g, c, p, chunk, now);
 			}
+			if (c->state == C_DEAD)
+				return;
 			p = nl + 1;
 		}
-		if ((size_t)n < sizeof(read_buffer))
+		if ((size_t)n < sizeof(g->read_buffer))
 			return;
 	}
 }
 
 /* ---- connecting -------------------------------------------------------- */
 
-static int next_to_connect;
-
-static void start_connect(struct client *c)
+static void start_connect(struct gen *g, struct client *c)
 {
 	c->fd = socket(server_addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		perror("chatd-bench: socket");
-		exit(1);
-	}
+	if (c->fd < 0)
+		die("socket: %s (raise the open files limit, ulimit -n)", strerror(errno));
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, server_addr->ai_addr, server_addr->ai_addrlen) < 0 && errno != EINPROGRESS) {
-		fprintf(stderr, "chatd-bench: connect: %s\n", strerror(errno));
-		exit(1);
-	}
+	if (connect(c->fd, server_addr->ai_addr, server_addr->ai_addrlen) < 0 && errno != EINPROGRESS)
+		die("connect to %s:%s: %s", opt.host, opt.port, strerror(errno));
 	c->state = C_CONNECTING;
+	g->connecting++;
 	struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN, .data.ptr = c };
-	epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->fd, &ev);
+	epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
-static void connect_more(void)
+static void connect_more(struct gen *g)
 {
-	while (next_to_connect < opt.clients && next_to_connect - connected < CONNECT_PARALLEL)
-		start_connect(&clients[next_to_connect++]);
+	int parallel = (opt.connect_parallel + opt.threads - 1) / opt.threads;
+	while (g->retry_count > 0 && g->connecting < parallel)
+		start_connect(g, &clients[g->retry[--g->retry_count]]);
+	while (g->next_to_connect < g->own_count && g->connecting < parallel)
+		start_connect(g, &clients[g->own[g->next_to_connect++]]);
 }
 
-static void on_connected(struct client *c)
+static void on_connected(struct gen *g, struct client *c)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
 	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	if (err == ECONNREFUSED && atomic_load(&ready_total) == 0)
+		die("cannot connect to %s:%s: %s", opt.host, opt.port, strerror(err));
 	if (err) {
-		fprintf(stderr, "chatd-bench: cannot connect to %s:%s: %s\n", opt.host, opt.port, strerror(err));
-		exit(1);
+		char why[128];
+		snprintf(why, sizeof(why), "connect: %s", strerror(err));
+		drop_client(g, c, why);
+		return;
 	}
 	greet(c);
 	c->want_out = true;
-	flush_out(c);
+	flush_out(g, c);
 }
 
 /* ---- the loop ---------------------------------------------------------- */
 
-static void poll_once(int timeout_ms)
+static void poll_once(struct gen *g, int timeout_ms)
 {
 	struct epoll_event events[512];
-	int n = epoll_wait(epoll_fd, events, 512, timeout_ms);
-	if (n < 0 && errno != EINTR) {
-		perror("chatd-bench: epoll_wait");
-		exit(1);
-	}
+	int n = epoll_wait(g->epoll_fd, events, 512, timeout_ms);
+	if (n < 0 && errno != EINTR)
+		die("epoll_wait: %s", strerror(errno));
 	for (int i = 0; i < n; i++) {
 		struct client *c = events[i].data.ptr;
+		if (!c) {
+			uint64_t count;
+			if (read(g->wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+				die("eventfd: %s", strerror(errno));
+			continue;
+		}
+		if (c->state == C_DEAD)
+			continue;
 		if (c->state == C_CONNECTING) {
-			on_connected(c);
+			on_connected(g, c);
 			continue;
 		}
 		if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-			read_in(c);
-		if (c->out_len > 0)
-			flush_out(c);
+			read_in(g, c);
+		if (c->state != C_DEAD && c->out_len > 0)
+			flush_out(g, c);
 	}
 }
+
+static uint64_t total_deliveries(void)
+{
+	uint64_t sum = 0;
+	for (int t = 0; t < opt.threads; t++)
+		sum += atomic_load_explicit(&gens[t].deliveries, memory_order_relaxed);
+	return sum;
+}
+
+/* Moves the sender's window on over lines that every live recipient has. */
+static bool advance_complete(int si)
+{
+	struct sender *s = &senders[si];
+	int dead = atomic_load_explicit(&room_dead[s->room], memory_order_relaxed);
+	uint64_t need = (uint64_t)(room_size[s->room] - 1 - dead);
+	uint32_t before = s->complete;
+	while (s->complete < s->sent) {
+		size_t at = (size_t)si * opt.messages + s->complete;
+		uint64_t sum = 0;
+		for (int t = 0; t < opt.threads; t++)
+			sum += __atomic_load_n(&gens[t].acks[at], __ATOMIC_RELAXED);
+		if (sum < need)
+			break;
+		s->complete++;
+	}
+	return s->complete != before;
+}
+
+/* Sends what the window or the rate allows; returns the epoll timeout in
+ * ms until something more is due (-1: only events can change anything). */
+static int refill(struct gen *g, uint64_t now)
+{
+	if (opt.rate > 0) {
+		uint64_t total = (uint64_t)opt.senders * opt.messages;
+		uint64_t due = (uint64_t)((double)(now - start_ns) / 1e9 * opt.rate) + 1;
+		if (due > total)
+			due = total;
+		bool more = false;
+		for (int i = 0; i < g->own_sender_count; i++) {
+			int si = g->own_senders[i];
+			struct sender *s = &senders[si];
+			/* Line k of all is sender k % S's; this one's share of the first DUE: */
+			uint64_t quota = due > (uint64_t)si ? (due - (uint64_t)si - 1) / (uint64_t)opt.senders + 1 : 0;
+			if (quota > opt.messages)
+				quota = opt.messages;
+			bool any = false;
+			while (s->sent < quota) {
+				send_bench_line(s);
+				any = true;
+			}
+			if (any)
+				flush_out(g, &clients[s->client]);
+			if (s->sent < opt.messages)
+				more = true;
+		}
+		if (!more)
+			return 100;
+		uint64_t next = start_ns + (uint64_t)((double)due / opt.rate * 1e9);
+		return next > now ? (int)((next - now + 999999) / 1000000) : 0;
+	}
+	bool held = false;
+	for (int i = 0; i < g->own_sender_count; i++) {
+		int si = g->own_senders[i];
+		struct sender *s = &senders[si];
+		if (clients[s->client].state == C_DEAD)
+			continue;
+		advance_complete(si);
+		bool any = false;
+		while (s->sent < opt.messages && s->sent - s->complete < opt.window) {
+			send_bench_line(s);
+			any = true;
+		}
+		if (any)
+			flush_out(g, &clients[s->client]);
+		if (s->sent < opt.messages)
+			held = true;
+	}
+	if (!held || opt.threads == 1)
+		return 100;
+	/* Held by the window, which acks on other threads may open: tell them
+	 * to wake us, then look once more, so that no wake-up is missed. */
+	atomic_store(&g->sleeping, true);
+	atomic_thread_fence(memory_order_seq_cst);
+	for (int i = 0; i < g->own_sender_count; i++) {
+		if (advance_complete(g->own_senders[i])) {
+			atomic_store(&g->sleeping, false);
+			return 0;
+		}
+	}
+	return 10; /* wake-ups are sure; this is only a safety net */
+}
+
+static void wake_owners(struct gen *g)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	for (int t = 0; t < opt.threads; t++) {
+		if (!g->wake_owner[t])
+			continue;
+		g->wake_owner[t] = false;
+		if (atomic_exchange(&gens[t].sleeping, false))
+			wake(&gens[t]);
+	}
+}
+
+static void check_finished(void)
+{
+	if (total_deliveries() + atomic_load(&lost_known) < expected_deliveries)
+		return;
+	uint64_t zero = 0;
+	if (atomic_compare_exchange_strong(&end_ns, &zero, now_ns()))
+		set_phase(PH_DONE);
+}
+
+static void *gen_main(void *arg)
+{
+	struct gen *g = arg;
+
+	while (atomic_load(&phase) == PH_CONNECT) {
+		connect_more(g);
+		poll_once(g, g->ready < g->own_count ? 100 : 1000);
+	}
+	if (opt.connect_only) {
+		while (atomic_load(&phase) != PH_DONE)
+			poll_once(g, 1000);
+		return NULL;
+	}
+	while (atomic_load(&phase) == PH_LOAD) {
+		int timeout = refill(g, now_ns());
+		poll_once(g, timeout);
+		atomic_store(&g->sleeping, false);
+		wake_owners(g);
+		check_finished();
+	}
+	return NULL;
+}
+
+/* ---- the command line -------------------------------------------------- */
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: chatd-bench [--host H] [--port P] --clients N --senders S --messages M\n"
-		"                   [--rate R | --window W] [--rooms K] [--timeout SEC]\n"
-		"                   [--connect-only SECONDS] [--pid SERVER_PID] [--proto chatd|irc]\n"
+		"                   [--rate R | --window W] [--rooms K] [--threads T] [--timeout SEC]\n"
+		"                   [--connect-only SECONDS] [--connect-parallel C] [--pid SERVER_PID]\n"
+		"                   [--proto chatd|irc]\n"
 		"\n"
+		"  --host H           server address (default 127.0.0.1)\n"
+		"  --port P           server port (default 7777)\n"
 		"  --clients N        connections (all connected and joined before the clock starts)\n"
 		"  --senders S        how many of them send (spread over the rooms)\n"
 		"  --messages M       lines each sender sends\n"
 		"  --window W         lines a sender may have in flight, not yet at every recipient (default 64)\n"
 		"  --rate R           instead: lines per second, all senders together\n"
 		"  --rooms K          rooms the clients are spread over (default 1)\n"
-		"  --timeout SEC      give up waiting for lines after SEC seconds (default 60)\n"
+		"  --threads T        generator threads, each with its own share of the clients (default 1)\n"
+		"  --timeout SEC      give up connecting, or waiting for lines, after SEC seconds (default 60)\n"
 		"  --connect-only SEC connect and join, hold the connections SEC seconds, send nothing\n"
+		"  --connect-parallel C  connections being set up at once (default 200)\n"
 		"  --pid PID          report the server's CPU time and memory (from /proc)\n"
-		"  --proto irc        drive an IRC server (NICK/USER, JOIN, PRIVMSG, PONG)\n");
+		"  --proto irc        drive an IRC server (NICK/USER, JOIN, PRIVMSG, PONG)\n"
+		"\n"
+		"Exit status: 0 all lines arrived once and in order, 1 error, 2 usage,\n"
+		"3 lines lost, duplicated or misordered.\n");
 }
 
 static double parse_number(const char *name, const char *s, double min, double max)
@@ -509,8 +867,9 @@ static void parse_options(int argc, char **argv)
 		{ "window", required_argument, NULL, 'w' },   { "rooms", required_argument, NULL, 'k' },
 		{ "timeout", required_argument, NULL, 't' },  { "connect-only", required_argument, NULL, 'c' },
 		{ "pid", required_argument, NULL, 'p' },      { "proto", required_argument, NULL, 'x' },
-		{ "help", no_argument, NULL, 'h' },           { "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		{ "threads", required_argument, NULL, 'T' },  { "connect-parallel", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },        { NULL, 0, NULL, 0 },
 	};
 	int o;
 	bool window_given = false;
@@ -524,8 +883,13 @@ static void parse_options(int argc, char **argv)
 		case 'r': opt.rate = parse_number("--rate", optarg, 0.001, 1e9); break;
 		case 'w': opt.window = (uint32_t)parse_number("--window", optarg, 1, 1e9); window_given = true; break;
 		case 'k': opt.rooms = (int)parse_number("--rooms", optarg, 1, 100000); break;
+		case 'C': opt.connect_parallel = (int)parse_number("--connect-parallel", optarg, 1, 1000000); break;
+		case 'T': opt.threads = (int)parse_number("--threads", optarg, 1, MAX_THREADS); break;
 		case 't': opt.timeout = parse_number("--timeout", optarg, 0.1, 86400); break;
-		case 'c': opt.connect_only = parse_number("--connect-only", optarg, 0, 86400); break;
+		case 'c':
+			opt.connect_only = true;
+			opt.hold = parse_number("--connect-only", optarg, 0, 86400);
+			break;
 		case 'p': opt.server_pid = (long)parse_number("--pid", optarg, 1, 1e9); break;
 		case 'x':
 			if (strcmp(optarg, "irc") == 0)
@@ -552,34 +916,38 @@ static void parse_options(int argc, char **argv)
 		die("--senders cannot exceed --clients");
 	if (opt.rooms > opt.clients)
 		die("--rooms cannot exceed --clients");
+	if (opt.threads > opt.clients)
+		opt.threads = opt.clients;
+	if (opt.connect_only)
+		opt.senders = 0;
+	/* The duplicate check keeps a bit per (client, sender, line). */
+	double bitmap_bytes = (double)opt.clients * opt.senders * opt.messages / 8;
+	if (bitmap_bytes > 4e9)
+		die("--clients x --senders x --messages is too large (%.1f GB of bookkeeping)", bitmap_bytes / 1e9);
 }
 
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)opt.clients + 64) {
-		rl.rlim_cur = rl.rlim_max;
+	rlim_t need = (rlim_t)opt.clients + 2 * (rlim_t)opt.threads + 64;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
-		if (rl.rlim_cur < (rlim_t)opt.clients + 64)
-			fprintf(stderr, "chatd-bench: warning: fd limit %lu is below %d clients\n",
+		if (rl.rlim_cur < need)
+			fprintf(stderr, "chatd-bench: warning: the open files limit %lu is below %d clients\n",
 				(unsigned long)rl.rlim_cur, opt.clients);
 	}
 }
 
-int main(int argc, char **argv)
+/* ---- setting up -------------------------------------------------------- */
+
+static void setup(void)
 {
-	parse_options(argc, argv);
-	raise_fd_limit();
-
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-	int r = getaddrinfo(opt.host, opt.port, &hints, &server_addr);
-	if (r != 0)
-		die("cannot resolve the host: %s", gai_strerror(r));
-
-	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	clients = xalloc(sizeof(*clients) * (size_t)opt.clients);
 	room_size = xalloc(sizeof(*room_size) * (size_t)opt.rooms);
+	room_dead = xalloc(sizeof(*room_dead) * (size_t)opt.rooms);
+	int *room_senders = xalloc(sizeof(int) * (size_t)opt.rooms);
 	senders = xalloc(sizeof(*senders) * (size_t)(opt.senders ? opt.senders : 1));
 	for (int i = 0; i < opt.clients; i++) {
 		clients[i].index = i;
@@ -592,125 +960,223 @@ int main(int argc, char **argv)
 	for (int s = 0; s < opt.senders; s++) {
 		senders[s].client = s;
 		senders[s].room = clients[s].room;
-		senders[s].acks = xalloc(sizeof(uint32_t) * opt.messages);
 		clients[s].sender = s;
+		room_senders[senders[s].room]++;
 	}
 	if (!opt.connect_only) {
 		for (int i = 0; i < opt.clients; i++) {
-			clients[i].highest = xalloc(sizeof(uint32_t) * (size_t)opt.senders);
-			clients[i].seen = xalloc(((size_t)opt.senders * opt.messages + 7) / 8);
+			struct client *c = &clients[i];
+			c->highest = xalloc(sizeof(uint32_t) * (size_t)opt.senders);
+			c->seen = xalloc(((size_t)opt.senders * opt.messages + 7) / 8);
+			c->expected = (uint64_t)(room_senders[c->room] - (c->sender >= 0)) * opt.messages;
+			expected_deliveries += c->expected;
 		}
-		for (int s = 0; s < opt.senders; s++)
-			expected_deliveries += (uint64_t)opt.messages * (uint64_t)(room_size[senders[s].room] - 1);
 	}
+	free(room_senders);
+
+	main_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (main_wake_fd < 0)
+		die("eventfd: %s", strerror(errno));
+	gens = aligned_alloc(64, sizeof(*gens) * (size_t)opt.threads);
+	if (!gens)
+		die("out of memory");
+	memset(gens, 0, sizeof(*gens) * (size_t)opt.threads);
+	for (int t = 0; t < opt.threads; t++) {
+		struct gen *g = &gens[t];
+		g->index = t;
+		g->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+		g->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (g->epoll_fd < 0 || g->wake_fd < 0)
+			die("epoll/eventfd: %s", strerror(errno));
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+		epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, g->wake_fd, &ev);
+		g->own = xalloc(sizeof(int) * (size_t)(opt.clients / opt.threads + 1));
+		g->retry = xalloc(sizeof(int) * (size_t)(opt.clients / opt.threads + 1));
+		g->own_senders = xalloc(sizeof(int) * (size_t)(opt.senders / opt.threads + 1));
+		g->wake_owner = xalloc(sizeof(bool) * (size_t)opt.threads);
+		if (!opt.connect_only)
+			g->acks = xalloc(sizeof(uint32_t) * (size_t)opt.senders * opt.messages);
+	}
+	for (int i = 0; i < opt.clients; i++) {
+		struct gen *g = &gens[i % opt.threads];
+		g->own[g->own_count++] = i;
+	}
+	for (int s = 0; s < opt.senders; s++) {
+		struct gen *g = &gens[senders[s].client % opt.threads];
+		g->own_senders[g->own_sender_count++] = s;
+	}
+}
+
+static void start_threads(void)
+{
+	for (int t = 0; t < opt.threads; t++) {
+		int r = pthread_create(&gens[t].thread, NULL, gen_main, &gens[t]);
+		if (r != 0)
+			die("pthread_create: %s", strerror(r));
+	}
+}
+
+static void join_threads(void)
+{
+	for (int t = 0; t < opt.threads; t++)
+		pthread_join(gens[t].thread, NULL);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int main(int argc, char **argv)
+{
+	parse_options(argc, argv);
+	raise_fd_limit();
+
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	int r = getaddrinfo(opt.host, opt.port, &hints, &server_addr);
+	if (r != 0)
+		die("cannot resolve the host: %s", gai_strerror(r));
+	setup();
 
 	struct server_usage before = { 0 }, after_connect = { 0 }, after = { 0 };
 	bool have_usage = read_server_usage(&before);
 
+	/* Connecting: the threads connect their clients; we wait for all. */
 	uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)(opt.timeout * 1e9);
-	while (ready < opt.clients) {
-		connect_more();
-		poll_once(100);
+	start_threads();
+	bool connect_timed_out = false;
+	while (atomic_load(&ready_total) < opt.clients) {
 		if (now_ns() > deadline) {
-			fprintf(stderr, "chatd-bench: only %d of %d clients ready after %.0f s\n", ready,
-				opt.clients, opt.timeout);
-			return 1;
+			fprintf(stderr, "chatd-bench: only %d of %d clients ready after %.1f s\n",
+				atomic_load(&ready_total), opt.clients, opt.timeout);
+			if (!opt.connect_only)
+				exit(1);
+			/* Connect-only: how far it got is the result. */
+			connect_timed_out = true;
+			break;
 		}
+		main_wait(100);
 	}
+	int ready_count = atomic_load(&ready_total);
+	double connect_cpu_self = self_cpu_seconds();
 	double connect_seconds = (double)(now_ns() - t0) / 1e9;
 	if (have_usage)
 		read_server_usage(&after_connect);
 
 	double send_seconds = 0, cpu_self = 0;
+	bool timed_out = false;
 	if (opt.connect_only) {
-		uint64_t until = now_ns() + (uint64_t)(opt.connect_only * 1e9);
-		while (now_ns() < until)
-			poll_once(100);
+		set_phase(PH_LOAD); /* holding: a disconnection is counted, not fatal */
+		if (!connect_timed_out)
+			sleep_ms((long)(opt.hold * 1000));
 		if (have_usage)
 			read_server_usage(&after);
+		set_phase(PH_DONE);
 	} else {
 		double cpu0 = self_cpu_seconds();
-		uint64_t start = now_ns();
-		deadline = start + (uint64_t)(opt.timeout * 1e9);
-		uint64_t total_lines = (uint64_t)opt.senders * opt.messages, sent_lines = 0;
-		while (deliveries + lost < expected_deliveries) {
-			uint64_t now = now_ns();
-			if (now > deadline)
+		start_ns = now_ns();
+		deadline = start_ns + (uint64_t)(opt.timeout * 1e9);
+		set_phase(PH_LOAD);
+		while (atomic_load(&phase) == PH_LOAD) {
+			if (now_ns() > deadline) {
+				timed_out = true;
+				uint64_t zero = 0;
+				atomic_compare_exchange_strong(&end_ns, &zero, now_ns());
+				set_phase(PH_DONE);
 				break;
-			/* Refill: each sender up to its window, or the rate's quota. */
-			if (opt.rate > 0) {
-				uint64_t due = (uint64_t)((double)(now - start) / 1e9 * opt.rate) + 1;
-				if (due > total_lines)
-					due = total_lines;
-				while (sent_lines < due) {
-					struct sender *s = &senders[sent_lines % (uint64_t)opt.senders];
-					if (s->sent < opt.messages) {
-						send_bench_line(s);
-						flush_out(&clients[s->client]);
-					}
-					sent_lines++;
-				}
-			} else {
-				for (int i = 0; i < opt.senders; i++) {
-					struct sender *s = &senders[i];
-					bool any = false;
-					while (s->sent < opt.messages && s->sent - s->complete < opt.window) {
-						send_bench_line(s);
-						any = true;
-					}
-					if (any)
-						flush_out(&clients[s->client]);
-				}
 			}
-			poll_once(opt.rate > 0 ? 1 : 100);
+			uint64_t now = now_ns();
+			main_wait(now < deadline ? (int)((deadline - now) / 1000000 + 1) : 0);
 		}
-		send_seconds = (double)(now_ns() - start) / 1e9;
-		cpu_self = self_cpu_seconds() - cpu0;
+		uint64_t end = atomic_load(&end_ns);
+		if (!end)
+			end = now_ns(); /* a sender was disconnected */
+		send_seconds = (double)(end - start_ns) / 1e9;
 		if (have_usage)
 			read_server_usage(&after);
-		lost = expected_deliveries - deliveries;
+		cpu_self = self_cpu_seconds() - cpu0;
 	}
+	join_threads();
+
+	uint64_t deliveries = 0, duplicated = 0, misordered = 0, bad_lines = 0;
+	static struct histogram latency;
+	for (int t = 0; t < opt.threads; t++) {
+		struct gen *g = &gens[t];
+		deliveries += atomic_load(&g->deliveries);
+		duplicated += g->duplicated;
+		misordered += g->misordered;
+		bad_lines += g->bad_lines;
+		for (unsigned b = 0; b < HIST_POWERS * HIST_SUB; b++)
+			latency.buckets[b] += g->latency.buckets[b];
+		latency.count += g->latency.count;
+		if (g->latency.max > latency.max)
+			latency.max = g->latency.max;
+	}
+	uint64_t lost = expected_deliveries > deliveries ? expected_deliveries - deliveries : 0;
 
 	/* The report: a table for people, one key=value line for scripts. */
 	double rate = send_seconds > 0 ? (double)deliveries / send_seconds : 0;
-	printf("chatd-bench %s: %d clients in %d room%s%s\n", PACKAGE_VERSION, opt.clients, opt.rooms,
-	       opt.rooms == 1 ? "" : "s", opt.proto == PROTO_IRC ? ", IRC protocol" : "");
-	printf("  connect      %d clients ready in %.3f s\n", opt.clients, connect_seconds);
+	double p50 = (double)histogram_quantile(&latency, 0.5) / 1e6;
+	double p99 = (double)histogram_quantile(&latency, 0.99) / 1e6;
+	double p999 = (double)histogram_quantile(&latency, 0.999) / 1e6;
+	double max = (double)latency.max / 1e6;
+	int drops = atomic_load(&disconnected);
+	printf("chatd-bench %s: %d clients in %d room%s%s, %d thread%s\n", PACKAGE_VERSION, opt.clients,
+	       opt.rooms, opt.rooms == 1 ? "" : "s", opt.proto == PROTO_IRC ? ", IRC protocol" : "",
+	       opt.threads, opt.threads == 1 ? "" : "s");
+	if (connect_timed_out)
+		printf("  connect      only %d of %d clients ready after %.3f s\n", ready_count, opt.clients,
+		       connect_seconds);
+	else
+		printf("  connect      %d clients ready in %.3f s\n", opt.clients, connect_seconds);
+	if (atomic_load(&connect_retries))
+		printf("               %d connection attempts were reset and made again\n",
+		       atomic_load(&connect_retries));
 	if (!opt.connect_only) {
 		if (opt.rate > 0)
 			printf("  load         %d senders x %u lines at %.0f lines/s\n", opt.senders, opt.messages, opt.rate);
 		else
 			printf("  load         %d senders x %u lines, window %u\n", opt.senders, opt.messages, opt.window);
-		printf("  deliveries   %" PRIu64 " of %" PRIu64 " in %.3f s = %.3f M/s\n", deliveries,
-		       expected_deliveries, send_seconds, rate / 1e6);
-		printf("  latency      p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms\n",
-		       histogram_quantile(&latency, 0.5) / 1e6, histogram_quantile(&latency, 0.99) / 1e6,
-		       histogram_quantile(&latency, 0.999) / 1e6, latency.max / 1e6);
+		printf("  deliveries   %" PRIu64 " of %" PRIu64 " in %.3f s = %.3f M/s%s\n", deliveries,
+		       expected_deliveries, send_seconds, rate / 1e6, timed_out ? " (timed out)" : "");
+		printf("  latency      p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms\n", p50, p99, p999, max);
 		printf("  errors       lost %" PRIu64 "  duplicated %" PRIu64 "  misordered %" PRIu64
-		       "  unexpected %" PRIu64 "\n", lost, duplicated, misordered, bad_lines);
-		printf("  generator    %.2f s CPU\n", cpu_self);
+		       "  unexpected %" PRIu64 "  disconnected %d\n", lost, duplicated, misordered, bad_lines, drops);
+		printf("  generator    %.2f s CPU (%.0f%% of one core)\n", cpu_self,
+		       send_seconds > 0 ? 100 * cpu_self / send_seconds : 0);
 	}
 	double server_cpu = after.cpu_seconds - after_connect.cpu_seconds;
-	double rss_per_conn = opt.clients ? (double)(after_connect.rss_kib - before.rss_kib) / opt.clients : 0;
+	double rss_per_conn = ready_count ? (double)(after_connect.rss_kib - before.rss_kib) / ready_count : 0;
+	double per_million = deliveries ? server_cpu / ((double)deliveries / 1e6) : 0;
 	if (have_usage) {
 		printf("  server       RSS %ld KiB before, %ld KiB connected (%.2f KiB per connection)\n",
 		       before.rss_kib, after_connect.rss_kib, rss_per_conn);
 		if (!opt.connect_only)
-			printf("               CPU %.3f s for the load = %.3f s per million deliveries\n",
-			       server_cpu, deliveries ? server_cpu / ((double)deliveries / 1e6) : 0);
+			printf("               CPU %.3f s for the load (%.0f%% of one core) = %.3f s per million deliveries\n",
+			       server_cpu, send_seconds > 0 ? 100 * server_cpu / send_seconds : 0, per_million);
 	}
-	printf("RESULT clients=%d senders=%d messages=%u rooms=%d connect_s=%.4f deliveries=%" PRIu64
-	       " expected=%" PRIu64 " seconds=%.4f rate=%.0f p50_ms=%.4f p99_ms=%.4f p999_ms=%.4f max_ms=%.4f"
-	       " lost=%" PRIu64 " duplicated=%" PRIu64 " misordered=%" PRIu64 " generator_cpu_s=%.3f",
-	       opt.clients, opt.senders, opt.messages, opt.rooms, connect_seconds, deliveries,
-	       expected_deliveries, send_seconds, rate, histogram_quantile(&latency, 0.5) / 1e6,
-	       histogram_quantile(&latency, 0.99) / 1e6, histogram_quantile(&latency, 0.999) / 1e6,
-	       latency.max / 1e6, lost, duplicated, misordered, cpu_self);
+	printf("RESULT proto=%s clients=%d senders=%d messages=%u rooms=%d threads=%d window=%u rate_target=%.0f"
+	       " ready=%d connect_retries=%d connect_s=%.4f deliveries=%" PRIu64 " expected=%" PRIu64 " seconds=%.4f rate=%.0f"
+	       " p50_ms=%.4f p99_ms=%.4f p999_ms=%.4f max_ms=%.4f lost=%" PRIu64 " duplicated=%" PRIu64
+	       " misordered=%" PRIu64 " unexpected=%" PRIu64 " disconnected=%d timed_out=%d generator_cpu_s=%.3f"
+	       " connect_generator_cpu_s=%.3f",
+	       opt.proto == PROTO_IRC ? "irc" : "chatd", opt.clients, opt.senders, opt.messages, opt.rooms,
+	       opt.threads, opt.rate > 0 ? 0 : opt.window, opt.rate, ready_count, atomic_load(&connect_retries),
+	       connect_seconds, deliveries,
+	       expected_deliveries, send_seconds, rate, p50, p99, p999, max, lost, duplicated, misordered,
+	       bad_lines, drops, timed_out, cpu_self, connect_cpu_self);
 	if (have_usage)
 		printf(" server_cpu_s=%.3f server_cpu_per_million_s=%.4f rss_before_kib=%ld rss_connected_kib=%ld"
-		       " rss_per_conn_kib=%.3f",
-		       server_cpu, deliveries ? server_cpu / ((double)deliveries / 1e6) : 0, before.rss_kib,
-		       after_connect.rss_kib, rss_per_conn);
+		       " rss_per_conn_kib=%.3f connect_server_cpu_s=%.3f",
+		       server_cpu, per_million, before.rss_kib, after_connect.rss_kib, rss_per_conn,
+		       after_connect.cpu_seconds - before.cpu_seconds);
 	printf("\n");
-	return lost || duplicated || misordered ? 3 : 0;
+	fflush(stdout);
+	if (atomic_load(&sender_lost))
+		fprintf(stderr, "chatd-bench: a sender was disconnected; the run is incomplete\n");
+	if (connect_timed_out)
+		return 1;
+	return lost || duplicated || misordered || drops ? 3 : 0;
 }

@@ -1,27 +1,120 @@
 #!/usr/bin/env python3
-"""Robustness: many short connections, a client that never reads, clients
-that vanish mid-line, hostile bytes. A starting set that later work extends.
+"""The [limits] of chatd.conf, each pushed past its edge: rate/burst (slow
+down, then flooding), max_sendq (a reader that never reads), max_per_ip,
+idle_timeout and line_timeout, and running out of file descriptors.
 
-Each test ends by showing the server still serves: clients connect and chat.
+Every test ends by showing the server still serves the others: clients that
+stayed chat, and new ones get in. Hostile bytes and broken configs are in
+test_badinput.py, the big many-client run in test_stress.py.
 """
+import os
 import re
 import socket
-import struct
+import time
 import unittest
 
 import chatdtest
-from chatdtest import TIMEOUT, Client, Server
+from chatdtest import CHATD, TIMEOUT, Client, Server
 
 SYNC = "/sync-point"
 SYNC_REPLY = "! unknown command: /sync-point (try /help)"
+PEER = r"127\.0\.0\.\d+:\d+"
+SANITIZER_REPORT = r"ERROR: \w+Sanitizer|runtime error: |WARNING: ThreadSanitizer"
+
+
+def memory_not_measurable():
+    """Why chatd's resident memory says little about chatd itself in this
+    run, or None: under valgrind (CHATD_WRAPPER) or ThreadSanitizer most of
+    it is the tool's shadow memory. (AddressSanitizer's is small, and its
+    quarantine is turned off for these tests.)"""
+    if chatdtest.WRAPPER:
+        return "chatd runs under %s" % chatdtest.WRAPPER[0]
+    with open(CHATD, "rb") as f:
+        if b"__tsan_init" in f.read():
+            return "chatd is built with ThreadSanitizer"
+    return None
+
+
+def proc_status(pid, key):
+    """A field of /proc/PID/status in KiB (VmRSS, VmHWM)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (key, pid))
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_lines(client, n, timeout=TIMEOUT):
+    """The next n lines of a client, read in bulk (Client.read_line copies
+    the rest of its buffer for every line, which adds up at megabytes)."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while True:
+        if b"\n" in client.buf:
+            parts = client.buf.split(b"\n")
+            client.buf = parts.pop()
+            lines.extend(p.decode() for p in parts)
+            if len(lines) >= n:
+                break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("timed out after %d of %d lines" % (len(lines), n))
+        client.sock.settimeout(left)
+        data = client.sock.recv(1 << 20)
+        if not data:
+            raise EOFError("connection closed after %d of %d lines" % (len(lines), n))
+        client.buf += data
+    if len(lines) > n:  # give the rest back
+        client.buf = "".join(l + "\n" for l in lines[n:]).encode() + client.buf
+    return lines[:n]
+
+
+def client_from(port, source):
+    """A Client whose connection comes from another loopback address
+    (127.0.0.0/8 is all loopback on Linux): another peer for max_per_ip."""
+    c = Client.__new__(Client)
+    c.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT,
+                                      source_address=(source, 0))
+    c.buf = b""
+    c.nick = None
+    return c
+
+
+def read_first(sock, timeout=TIMEOUT):
+    """What a fresh connection gets first: its first bytes, or b"" for an
+    EOF or a reset (a shed or rejected connection)."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(4096)
+    except ConnectionResetError:
+        return b""
+
 
 
 class LimitsTestCase(unittest.TestCase):
     def start_server(self, config=None, **kw):
-        return self.enterContext(Server(config, **kw))
+        """A server that, once the test's clients are closed, must stop on
+        SIGTERM with exit 0 and without a sanitizer report (leaks included,
+        in a sanitizer build)."""
+        srv = self.enterContext(Server(config, **kw))
+        self.addCleanup(self.check_clean_exit, srv)
+        return srv
 
-    def connect(self, srv, others=()):
-        c = Client(srv.port)
+    def check_clean_exit(self, srv):
+        status = srv.stop()
+        self.assertIsNone(re.search(SANITIZER_REPORT, srv.log.text()),
+                          "sanitizer report:\n" + srv.log.text()[-5000:])
+        self.assertEqual(status, 0, "chatd exited with %s" % status)
+
+    def connect(self, srv, others=(), client=None):
+        c = client or Client(srv.port)
         self.addCleanup(c.close)
         _, nick, online = c.welcome()
         c.online = online
@@ -45,35 +138,103 @@ class LimitsTestCase(unittest.TestCase):
             o.expect("[%s] still serving" % a.nick)
         return a, b
 
+    def reload_with(self, srv, overrides):
+        srv.rewrite_config(overrides)
+        m = srv.reload()
+        self.assertIn("config reloaded", m.group(0))
 
-class ConnectionChurnTest(LimitsTestCase):
-    def test_many_connect_close_cycles(self):
-        srv = self.start_server()
-        watcher = self.connect(srv)
-        cycles = 200
-        for i in range(cycles):
-            c = Client(srv.port)
-            try:
-                if i % 2 == 0:
-                    c.welcome()  # a polite client: reads the greeting first
-                # odd cycles close at once, the greeting unread
-            finally:
-                c.close()
-        # Every one of them entered and left the lobby exactly once.
-        entered = left = 0
-        while left < cycles:
-            line = watcher.read_line()
-            if re.fullmatch(r"> guest\d+ entered \(\d+ online\)", line):
-                entered += 1
-            elif re.fullmatch(r"< guest\d+ left \(\d+ online\)", line):
-                left += 1
-            else:
-                self.fail("unexpected line %r" % line)
-        self.assertEqual(entered, cycles)
-        self.sync(watcher)
-        a, _ = self.assert_serving(srv, [watcher])
-        self.assertEqual(a.nick, "guest%d" % (cycles + 2))  # numbers count on
 
+# ---- rate and burst ---------------------------------------------------------
+
+class FloodTest(LimitsTestCase):
+    LIMITS = {"limits": {"rate": "5", "burst": "5"}}
+    SLOW_DOWN = "! slow down (at most 5 lines per second)"
+
+    def test_burst_passes_then_slow_down_once_and_the_rest_is_dropped(self):
+        srv = self.start_server(self.LIMITS)
+        a = self.connect(srv)
+        b = self.connect(srv, [a])
+        c = self.connect(srv, [a, b])
+        a.send_raw(b"".join(b"line %d\n" % i for i in range(1, 9)))
+        for i in range(1, 6):
+            b.expect("[guest1] line %d" % i)
+            c.expect("[guest1] line %d" % i)
+        a.expect(self.SLOW_DOWN)
+        # Told once; lines 6..8 were dropped: c's line, sent after a was
+        # told, is the next thing everyone sees.
+        c.send("marker")
+        a.expect("[guest3] marker")
+        b.expect("[guest3] marker")
+        self.assertNotIn("flooding", srv.log.text())
+        self.assert_serving(srv, [a, b, c])
+
+    def test_blast_is_disconnected_as_flooding(self):
+        srv = self.start_server(self.LIMITS)
+        a = self.connect(srv)
+        b = self.connect(srv, [a])
+        a.send_raw(b"".join(b"blast %d\n" % i for i in range(200)))
+        self.assertEqual(a.expect_closed(), [self.SLOW_DOWN, "! flooding: disconnected"])
+        for i in range(5):
+            b.expect("[guest1] blast %d" % i)
+        b.expect("< guest1 left (1 online)")
+        srv.log.wait(r"%s \(guest1\): flooding past 5 lines per second, disconnecting" % PEER)
+        srv.log.wait(r"disconnect %s guest1: flood \(1 online\) \[disconnect\]" % PEER)
+        self.sync(b)
+        self.assert_serving(srv, [b])
+
+    def test_client_at_the_rate_is_never_cut_off(self):
+        """A paste of `burst` lines, then 4 lines a second (the rate is 5)
+        for 2 seconds: every line arrives, no warning. Pacing is the point
+        here, so this test sleeps."""
+        srv = self.start_server(self.LIMITS)
+        a = self.connect(srv)
+        b = self.connect(srv, [a])
+        a.send_raw(b"".join(b"paste %d\n" % i for i in range(5)))
+        for i in range(5):
+            b.expect("[guest1] paste %d" % i)
+        start = time.monotonic()
+        for i in range(8):
+            time.sleep(max(0.0, start + 0.25 * (i + 1) - time.monotonic()))
+            a.send("paced %d" % i)
+            b.expect("[guest1] paced %d" % i)
+        c = self.connect(srv, [a, b])
+        c.send("marker")
+        a.expect("[guest3] marker")  # and no "! slow down" before it
+        b.expect("[guest3] marker")
+        self.assertNotIn("flooding", srv.log.text())
+
+    def test_reload_changes_the_rate(self):
+        srv = self.start_server(self.LIMITS)
+        a = self.connect(srv)
+        b = self.connect(srv, [a])
+        a.send_raw(b"".join(b"old %d\n" % i for i in range(8)))
+        for i in range(5):
+            b.expect("[guest1] old %d" % i)
+        a.expect(self.SLOW_DOWN)
+
+        # Raised: a newcomer gets the new burst, and the new rate is quoted.
+        self.reload_with(srv, {"limits": {"rate": "8", "burst": "12"}})
+        c = self.connect(srv, [a, b])
+        c.send_raw(b"".join(b"new %d\n" % i for i in range(15)))
+        for i in range(12):
+            a.expect("[guest3] new %d" % i)
+            b.expect("[guest3] new %d" % i)
+        c.expect("! slow down (at most 8 lines per second)")
+        b.send("marker")
+        a.expect("[guest2] marker")
+        c.expect("[guest2] marker")
+
+        # rate = 0: no limit, for a client that was already over it.
+        self.reload_with(srv, {"limits": {"rate": "0", "burst": "12"}})
+        a.send_raw(b"".join(b"free %d\n" % i for i in range(100)))
+        for i in range(100):
+            b.expect("[guest1] free %d" % i)
+            c.expect("[guest1] free %d" % i)
+        self.sync(a)  # no "! slow down" before the reply
+        self.assert_serving(srv, [a, b, c])
+
+
+# ---- max_sendq --------------------------------------------------------------
 
 class SlowReaderTest(LimitsTestCase):
     LINE_PAD = "x" * 180
@@ -149,69 +310,277 @@ class SlowReaderTest(LimitsTestCase):
             received[tag].append(n)
         self.assertEqual(received["a"], list(range(sent)))
         self.assertEqual(received["b"], list(range(sent)))
-        srv.log.wait(r"disconnect \S+ %s: slow \(3 online\)" % slow_nick)
+        srv.log.wait(r"%s \(%s\): more than 65536 bytes waiting to be read, "
+                     r"disconnecting as too slow" % (PEER, slow_nick))
+        srv.log.wait(r"disconnect %s %s: slow \(3 online\) \[disconnect\]" % (PEER, slow_nick))
         self.sync(r)
 
+    def feed_non_readers(self, sendq, total_mib=32):
+        """Three clients that never read, and total_mib of chat in lines of
+        about 1 KiB that a healthy reader reads in full and in order. Each
+        non-reader is fed megabytes before it is cut off as slow. Returns
+        how much chatd's resident memory grew at its peak, in MiB."""
+        line_pad = "y" * 1000
+        batch = 256  # lines of ~1 KiB: 256 KiB a batch
+        batches = total_mib * 4
+        # Under AddressSanitizer freed memory sits in a quarantine of up to
+        # 256 MiB before reuse, which would look like growth: none here (the
+        # other tests keep it, for use-after-free).
+        env = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
+                                                      "quarantine_size_mb=0"]))}
+        srv = self.start_server({"limits": {"max_sendq": str(sendq)}}, env=env)
+        a = self.connect(srv)
+        r = self.connect(srv, [a])
+        for i in range(3):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(s.close)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", srv.port))
+            r.expect(a.expect(re.compile(r"> guest%d entered \(%d online\)" % (i + 3, i + 3))))
+        self.sync(a, r)
+        base_rss = proc_status(srv.proc.pid, "VmRSS")
 
-class AbruptCloseTest(LimitsTestCase):
-    def test_reset_mid_line(self):
-        srv = self.start_server()
+        started = time.monotonic()
+        left = 0
+        n = 0
+        for _ in range(batches):
+            a.send_raw("".join("%d %s\n" % (n + i, line_pad) for i in range(batch)).encode())
+            got = 0
+            while got < batch:  # r reads it all, in order, before the next batch
+                for line in read_lines(r, batch - got):
+                    if line.startswith("< "):
+                        left += 1
+                        continue
+                    if line != "[guest1] %d %s" % (n, line_pad):
+                        self.fail("line %d: got %r" % (n, line[:40]))
+                    n += 1
+                    got += 1
+        seconds = time.monotonic() - started
+        peak_rss = proc_status(srv.proc.pid, "VmHWM")
+        growth_mib = (peak_rss - base_rss) / 1024
+        print("\n  max_sendq %d MiB: %d MiB relayed in %.2f s; RSS %.1f MiB at start, "
+              "peak %.1f MiB (+%.1f MiB)" % (sendq >> 20, total_mib, seconds, base_rss / 1024,
+                                            peak_rss / 1024, growth_mib))
+        for _ in range(3):
+            self.assertRegex(a.read_line(), r"^< guest\d+ left \(\d+ online\)$")
+        for _ in range(3 - left):
+            self.assertRegex(r.read_line(), r"^< guest\d+ left \(\d+ online\)$")
+        for i in range(3):
+            srv.log.wait(r"disconnect %s guest%d: slow \(\d+ online\) \[disconnect\]"
+                         % (PEER, i + 3))
+        self.sync(a, r)
+        self.assert_serving(srv, [a, r])
+        return growth_mib
+
+    def test_memory_stays_bounded_while_non_readers_are_fed(self):
+        """max_sendq 2 MiB, 32 MiB through: chatd grows by far less than
+        what went through it (queued lines are shared, and bounded)."""
+        growth = self.feed_non_readers(2 << 20)
+        why_not = memory_not_measurable()
+        if why_not:
+            print("  (memory not checked: %s)" % why_not)
+            return
+        self.assertLess(growth, 16, "chatd grew by %.1f MiB" % growth)
+
+    # DAEMON BUG (src/chat.c format_line): a chat line is allocated with
+    # room for TEXT_CLEAN_MAX(len) = 3 * len bytes and never shrunk after
+    # cleaning, while max_sendq counts only its length: a queue of
+    # max_sendq bytes of plain ASCII pins about 3 * max_sendq of memory.
+    # Remove the decorator once lines are shrunk (or max_sendq counts the
+    # allocation).
+    def test_queued_memory_is_about_max_sendq(self):
+        """max_sendq 8 MiB: the three non-readers share their queued lines,
+        so chatd should grow by about 8 MiB, not 3 times that."""
+        why_not = memory_not_measurable()
+        if why_not:
+            self.skipTest("memory not measurable: " + why_not)
+        growth = self.feed_non_readers(8 << 20)
+        self.assertLess(growth, 16, "chatd grew by %.1f MiB" % growth)
+
+
+# ---- max_per_ip ------------------------------------------------------------
+
+class MaxPerIpTest(LimitsTestCase):
+    TOO_MANY = "! too many connections from your address (max 3)"
+
+    def expect_rejected(self, srv, sock, line=TOO_MANY, mark=0):
+        f = sock.makefile("rb")
+        self.assertEqual(f.read(), (line + "\n").encode())  # that line, then EOF
+        f.close()
+        srv.log.wait(r"rejected %s: %s \[reject\]" % (PEER, re.escape(line[2:])), start=mark)
+
+    def test_fourth_connection_from_one_address_is_refused(self):
+        srv = self.start_server({"limits": {"max_per_ip": "3"}})
         a = self.connect(srv)
         b = self.connect(srv, [a])
         c = self.connect(srv, [a, b])
-        c.send_raw(b"half a line that never ends")
-        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        c.sock.close()  # RST instead of FIN
-        for o in (a, b):
-            o.expect("< guest3 left (2 online)")  # and not the half line
-        self.sync(a, b)
-        a.send("after the reset")
-        b.expect("[guest1] after the reset")
-        self.assert_serving(srv, [a, b])
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT) as d:
+            self.expect_rejected(srv, d)
+        self.sync(a, b, c)  # nobody noticed
 
-    def test_reset_after_greeting_unread(self):
-        srv = self.start_server()
+        # Another address is not affected.
+        e = self.connect(srv, [a, b, c], client=client_from(srv.port, "127.0.0.2"))
+        self.assertEqual(e.online, 4)
+
+        # Once one of the three leaves, its place is free again.
+        c.close()
+        for o in (a, b, e):
+            o.expect("< guest3 left (3 online)")
+        for attempt in range(50):  # its slot is given back right after "left" is sent
+            f = Client(srv.port)
+            first = read_first(f.sock)
+            if first.startswith(b"# "):
+                break
+            self.assertEqual(first, (self.TOO_MANY + "\n").encode())
+            f.close()
+        else:
+            self.fail("no connection got in after one of the three left")
+        f.buf = first
+        f = self.connect(srv, [a, b, e], client=f)
+        self.assertEqual(f.online, 4)
+
+        # Reloaded: the new maximum applies to the next connection.
+        self.reload_with(srv, {"limits": {"max_per_ip": "4"}})
+        g = self.connect(srv, [a, b, e, f])
+        mark = srv.log.mark()
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT) as h:
+            self.expect_rejected(srv, h, "! too many connections from your address (max 4)",
+                                 mark)
+        g.send("still here")
+        for o in (a, b, e, f):
+            o.expect("[%s] still here" % g.nick)
+
+
+# ---- idle_timeout and line_timeout -------------------------------------------
+
+class TimeoutTest(LimitsTestCase):
+    def test_idle_client_is_disconnected(self):
+        srv = self.start_server({"limits": {"idle_timeout": "1"}})
+        idle = self.connect(srv)
+        busy = self.connect(srv, [idle])
+        start = time.monotonic()
+        # busy sends a line every 0.3 s (pacing is the point), idle nothing.
+        while True:
+            busy.send("/who")
+            lines = busy.read_until(r"^= \d in lobby: ")
+            if "< guest1 left (1 online)" in lines:
+                break
+            self.assertEqual(lines, ["= 2 in lobby: guest1 guest2"])
+            self.assertLess(time.monotonic() - start, 5, "the idle client was not cut")
+            time.sleep(0.3)
+        self.assertEqual(idle.expect_closed(), ["! idle for 1 second: disconnected"])
+        srv.log.wait(r"disconnect %s guest1: idle \(1 online\) \[disconnect\]" % PEER)
+        # busy went on well past the timeout and is still here.
+        for _ in range(4):
+            time.sleep(0.3)
+            busy.send("/who")
+            busy.expect("= 1 in lobby: guest2")
+        self.assertNotIn("guest2: idle", srv.log.text())
+
+    def test_stalled_line_is_disconnected_but_a_slow_line_is_not(self):
+        srv = self.start_server({"limits": {"line_timeout": "1"}})
+        stalled = self.connect(srv)
+        slow = self.connect(srv, [stalled])
+        watcher = self.connect(srv, [stalled, slow])
+        stalled.send_raw(b"half a line, and then nothing")
+        start = time.monotonic()
+        # slow: complete lines, each sent in two halves 0.4 s apart, for
+        # longer than the timeout (pacing is the point).
+        for i in range(5):
+            slow.send_raw(b"slow line %d, first half" % i)
+            time.sleep(0.4)
+            slow.send_raw(b" and second half\n")
+            watcher.expect("[guest2] slow line %d, first half and second half" % i)
+            if i == 0:
+                self.assertEqual(stalled.expect_closed()[-1],  # after slow line 0
+                                 "! line not finished within 1 second: disconnected")
+                watcher.expect("< guest1 left (2 online)")
+                slow.expect("< guest1 left (2 online)")
+        self.assertGreater(time.monotonic() - start, 1.5)
+        srv.log.wait(r"disconnect %s guest1: stalled \(\d online\) \[disconnect\]" % PEER)
+        self.assertNotIn("guest2: stalled", srv.log.text())
+        self.sync(slow, watcher)
+        self.assert_serving(srv, [slow, watcher])
+
+
+# ---- running out of file descriptors ---------------------------------------------
+
+class FdExhaustionTest(LimitsTestCase):
+    NOFILE = 48
+
+    def test_accept_sheds_without_spinning_and_recovers(self):
+        if chatdtest.WRAPPER:
+            self.skipTest("chatd runs under %s, which needs fds of its own and whose "
+                          "CPU time is not chatd's" % chatdtest.WRAPPER[0])
+        srv = self.start_server(prefix=("prlimit", "--nofile=%d:%d" % (self.NOFILE, self.NOFILE),
+                                        "--"))
+        pid = srv.proc.pid
         a = self.connect(srv)
-        count = 20
-        for _ in range(count):
+        b = self.connect(srv, [a])
+
+        # Fill chatd's fd table: connections get in until one is shed (EOF
+        # or reset at once, no greeting).
+        held = []
+        for _ in range(self.NOFILE + 10):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT)
+            first = read_first(s)
+            if not first:
+                s.close()
+                break
+            self.assertTrue(first.startswith(b"# Welcome"), first)
+            held.append(s)
+        else:
+            self.fail("no connection was shed with a limit of %d fds" % self.NOFILE)
+        srv.log.wait(r"warning: accept: shedding a connection.*: Too many open files")
+        self.assertGreater(len(held), 10)
+
+        # The attack goes on for a second: every new connection is shed, and
+        # chatd does not spin.
+        cpu_before = cpu_seconds(pid)
+        start = time.monotonic()
+        shed = 0
+        while time.monotonic() - start < 1.0:
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT) as s:
+                self.assertEqual(read_first(s), b"", "got in although out of fds")
+                shed += 1
+            if shed % 50 == 0:
+                time.sleep(0.05)  # a steady attack, not just a burst
+        cpu = cpu_seconds(pid) - cpu_before
+        print("\n  %d connections shed in %.1f s; chatd used %.2f s of CPU"
+              % (shed, time.monotonic() - start, cpu))
+        self.assertLess(cpu, 0.5, "chatd used %.2f s of CPU in 1 s while shedding" % cpu)
+        self.assertIsNone(srv.proc.poll(), "chatd died")
+
+        # A reload at the limit may fail to open the file, but must not
+        # break anything.
+        self.assertRegex(srv.reload().group(0), r"config reloaded|reload failed")
+
+        # Those who are in still chat.
+        a.send("still chatting")
+        b.read_until(r"^\[guest1\] still chatting$")
+
+        # Some leave; newcomers get in again.
+        for s in held[:5]:
+            s.close()
+        for _ in range(5):
+            a.read_until(r"^< guest\d+ left ")
+        for attempt in range(50):  # chatd closes them as it reads their EOFs
             c = Client(srv.port)
-            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            c.send("hello then gone")
-            c.sock.close()
-        left = 0
-        while left < count:  # each one enters, maybe speaks, and leaves
-            line = a.read_line()
-            self.assertRegex(line, r"^(> guest\d+ entered|\[guest\d+\] hello then gone$"
-                                   r"|< guest\d+ left \(\d+ online\)$)")
-            left += line.startswith("<")
-        self.sync(a)
-        self.assert_serving(srv, [a])
-
-
-class HostileBytesTest(LimitsTestCase):
-    def test_nul_bytes_removed(self):
-        srv = self.start_server()
-        a = self.connect(srv)
-        b = self.connect(srv, [a])
-        a.send_raw(b"nul\x00in\x00the\x00middle\n")
-        b.expect("[guest1] nulinthemiddle")
-        a.send_raw(b"\x00\x00trailing\x00\x00\n")
-        b.expect("[guest1] trailing")
-        a.send_raw(b"/me \x00waves\n")
-        b.expect("* guest1 waves")
-        self.sync(a, b)
-
-    def test_ten_kilobyte_nick(self):
-        srv = self.start_server({"limits": {"max_line": "16384"}})
-        a = self.connect(srv)
-        b = self.connect(srv, [a])
-        nick = "n" * 10240
-        a.send("/nick " + nick)
-        a.expect("! invalid nick: NAME must be 1-32 letters, digits, _ or -, "
-                 "starting with a letter")
-        self.sync(a, b)
-        a.send("/who")
-        a.expect("= 2 in lobby: guest1 guest2")
+            first = read_first(c.sock)
+            if first:
+                break
+            c.close()
+        else:
+            self.fail("no connection got in after 5 were closed")
+        c.buf = first
+        c = self.connect(srv, client=c)
+        a.read_until(r"^> %s entered" % c.nick)
+        c.send("back in")
+        a.read_until(r"^\[%s\] back in$" % c.nick)
+        b.read_until(r"^\[%s\] back in$" % c.nick)
+        for s in held[5:]:
+            s.close()
+        self.assertIsNone(srv.proc.poll(), "chatd died")
 
 
 if __name__ == "__main__":
