@@ -43,10 +43,21 @@ void conn_free(struct conn *c)
 	free(c);
 }
 
-static void out_grow(struct conn *c)
+void ring_cache_clear(struct ring_cache *rc)
+{
+	while (rc->count > 0)
+		free(rc->rings[--rc->count]);
+}
+
+static void out_grow(struct conn *c, struct ring_cache *rc)
 {
 	uint32_t cap = c->out_cap ? c->out_cap * 2 : OUT_MIN_CAP;
-	struct msg **out = xmalloc(cap * sizeof(*out));
+	struct msg **out;
+
+	if (cap == OUT_MIN_CAP && rc->count > 0)
+		out = rc->rings[--rc->count];
+	else
+		out = xmalloc(cap * sizeof(*out));
 
 	for (uint32_t i = 0; i < c->out_count; i++)
 		out[i] = c->out[(c->out_head + i) & (c->out_cap - 1)];
@@ -56,12 +67,12 @@ static void out_grow(struct conn *c)
 	c->out_head = 0;
 }
 
-bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq)
+bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct ring_cache *rc)
 {
 	if (c->out_bytes + m->len > max_sendq)
 		return false;
 	if (c->out_count == c->out_cap)
-		out_grow(c);
+		out_grow(c, rc);
 	c->out[(c->out_head + c->out_count) & (c->out_cap - 1)] = m;
 	c->out_count++;
 	c->out_bytes += m->len;
@@ -87,7 +98,7 @@ static void out_consume(struct conn *c, size_t n)
 	}
 }
 
-int conn_flush(struct conn *c, struct iovec *iov, int iov_max)
+int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct ring_cache *rc)
 {
 	while (c->out_count > 0) {
 		int n = 0;
@@ -108,8 +119,12 @@ int conn_flush(struct conn *c, struct iovec *iov, int iov_max)
 		}
 		out_consume(c, (size_t)w);
 	}
-	/* An idle connection holds no output buffer. */
-	free(c->out);
+	/* Empty: the ring goes back to the cache (or, grown by a burst, to
+	 * the allocator), so an idle connection holds no output buffer. */
+	if (c->out_cap == OUT_MIN_CAP && rc->count < RING_CACHE_MAX)
+		rc->rings[rc->count++] = c->out;
+	else
+		free(c->out);
 	c->out = NULL;
 	c->out_cap = c->out_head = 0;
 	return 1;

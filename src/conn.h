@@ -58,6 +58,17 @@ struct conn {
 
 TAILQ_HEAD(conn_list, conn);
 
+/* Spare minimum-size output rings, per worker: a queue that empties gives
+ * its ring back, one that fills takes one, so an idle connection holds no
+ * output buffer and steady traffic allocates nothing per line. */
+#define RING_CACHE_MAX 1024
+struct ring_cache {
+	struct msg **rings[RING_CACHE_MAX];
+	int count;
+};
+
+void ring_cache_clear(struct ring_cache *rc);
+
 struct conn *conn_new(int fd, uint64_t id, const char *peer);
 
 /* Closes the socket, drops the queue and frees. */
@@ -66,12 +77,12 @@ void conn_free(struct conn *c);
 /* Queues M, taking over one reference the caller holds. Returns false, and
  * queues nothing, when that would put more than max_sendq bytes in the
  * queue: the reader is too slow. */
-bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq);
+bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct ring_cache *rc);
 
 /* Writes as much of the queue as the socket takes, many messages per
  * writev. Returns 1 when the queue is empty, 0 when the socket is full,
  * or -errno. */
-int conn_flush(struct conn *c, struct iovec *iov, int iov_max);
+int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct ring_cache *rc);
 
 static inline bool conn_has_output(const struct conn *c)
 {

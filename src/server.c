@@ -248,9 +248,10 @@ static int start_workers(struct server *s)
 	s->pool.status_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->pool.status_fd < 0)
 		return -errno;
-	for (int i = 0; i < n; i++) {
+	s->pool.count = n;
+	for (int i = 0; i < n; i++)
 		s->pool.workers[i] = worker_new(&s->pool, i, s->cfg);
-		s->pool.count = i + 1;
+	for (int i = 0; i < n; i++) {
 		int r = worker_start(s->pool.workers[i]);
 		if (r < 0)
 			return r;

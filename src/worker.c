@@ -68,6 +68,14 @@ struct worker {
 	struct inbox inbox;
 	struct event *taken;      /* the batch being handled; swapped with inbox.items */
 	size_t taken_cap;
+	/* Lines for other workers, gathered over one loop iteration and handed
+	 * over in one go: one lock and at most one wake-up per worker per
+	 * iteration, and the receiver gets them as a batch it can write out
+	 * with few system calls. */
+	struct outbox {
+		struct event *items;
+		size_t count, cap;
+	} *outboxes;              /* [pool->count] */
 
 	struct config *cfg;
 	struct msg *motd;
@@ -83,6 +91,7 @@ struct worker {
 	bool shutting_down;
 	atomic_uint_least64_t pong;
 
+	struct ring_cache rings;
 	char read_buffer[READ_BUFFER_SIZE];
 	struct iovec iov[IOV_MAX];
 };
@@ -96,24 +105,60 @@ static uint64_t now_ms(void)
 
 /* ---- inbox ------------------------------------------------------------ */
 
-static void post(struct worker *w, struct event ev)
+/* Appends N events to W's inbox and wakes it if it may be asleep. */
+static void post_many(struct worker *w, const struct event *evs, size_t n)
 {
 	pthread_mutex_lock(&w->inbox.lock);
-	if (w->inbox.count == w->inbox.cap) {
-		w->inbox.cap = w->inbox.cap ? w->inbox.cap * 2 : 64;
-		w->inbox.items = xrealloc(w->inbox.items, w->inbox.cap * sizeof(ev));
+	if (w->inbox.count + n > w->inbox.cap) {
+		size_t cap = w->inbox.cap ? w->inbox.cap : 64;
+		while (cap < w->inbox.count + n)
+			cap *= 2;
+		w->inbox.items = xrealloc(w->inbox.items, cap * sizeof(*evs));
+		w->inbox.cap = cap;
 	}
-	w->inbox.items[w->inbox.count++] = ev;
-	bool was_empty = w->inbox.count == 1;
+	memcpy(w->inbox.items + w->inbox.count, evs, n * sizeof(*evs));
+	bool was_empty = w->inbox.count == 0;
+	w->inbox.count += n;
 	if (was_empty)
 		atomic_store_explicit(&w->inbox.pending, true, memory_order_release);
 	pthread_mutex_unlock(&w->inbox.lock);
 
-	/* Only the first event of a batch needs to wake the worker. */
+	/* Only the first events of a batch need to wake the worker. */
 	if (was_empty) {
 		uint64_t one = 1;
 		if (write(w->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 			log_errno(LOG_ERR, errno, "worker %d: cannot wake", w->index);
+	}
+}
+
+static void post(struct worker *w, struct event ev)
+{
+	post_many(w, &ev, 1);
+}
+
+/* From worker W's own thread: queues EV for worker TARGET until W hands
+ * over its outboxes at the end of the loop iteration. */
+static void post_later(struct worker *w, int target, struct event ev)
+{
+	struct outbox *o = &w->outboxes[target];
+	if (o->count == o->cap) {
+		o->cap = o->cap ? o->cap * 2 : 64;
+		o->items = xrealloc(o->items, o->cap * sizeof(ev));
+	}
+	o->items[o->count++] = ev;
+}
+
+/* Hands over what this iteration gathered for the other workers. It runs
+ * before our own clients are written to, so anything they do in reaction
+ * comes after it everywhere. */
+static void flush_outboxes(struct worker *w)
+{
+	for (int i = 0; i < w->pool->count; i++) {
+		struct outbox *o = &w->outboxes[i];
+		if (o->count) {
+			post_many(w->pool->workers[i], o->items, o->count);
+			o->count = 0;
+		}
 	}
 }
 
@@ -124,17 +169,6 @@ void worker_post_connection(struct worker *w, int fd, const char *peer, const st
 	nc->ip = *ip;
 	atomic_fetch_add_explicit(&w->connection_count, 1, memory_order_relaxed);
 	post(w, (struct event){ .kind = EV_CONNECTION, .fd = fd, .ptr = nc });
-}
-
-void worker_post_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id)
-{
-	post(w, (struct event){ .kind = EV_ROOM, .ptr = room_ref(room), .msg = msg_ref(m),
-				.id = except_id });
-}
-
-void worker_post_direct(struct worker *w, int fd, uint64_t conn_id, struct msg *m)
-{
-	post(w, (struct event){ .kind = EV_DIRECT, .fd = fd, .id = conn_id, .msg = msg_ref(m) });
 }
 
 void worker_post_config(struct worker *w, struct config *cfg)
@@ -248,7 +282,7 @@ void worker_send(struct worker *w, struct conn *c, struct msg *m)
 {
 	if (c->on_close_list)
 		return;
-	if (!conn_queue(c, msg_ref(m), w->cfg->max_sendq)) {
+	if (!conn_queue(c, msg_ref(m), w->cfg->max_sendq, &w->rings)) {
 		msg_unref(m);
 		too_slow(w, c);
 		return;
@@ -279,7 +313,7 @@ static void deliver_room(struct worker *w, struct room *room, struct msg *m, uin
 			continue;
 		/* The references are added in one atomic step after the loop;
 		 * the caller's keeps M alive meanwhile. */
-		if (!conn_queue(c, m, max_sendq)) {
+		if (!conn_queue(c, m, max_sendq, &w->rings)) {
 			too_slow(w, c);
 			continue;
 		}
@@ -294,7 +328,8 @@ void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64
 	deliver_room(w, room, m, except_id);
 	for (int i = 0; i < w->pool->count; i++)
 		if (i != w->index)
-			worker_post_room(w->pool->workers[i], room, m, except_id);
+			post_later(w, i, (struct event){ .kind = EV_ROOM, .ptr = room_ref(room),
+							 .msg = msg_ref(m), .id = except_id });
 }
 
 static struct conn *find_conn(struct worker *w, int fd, uint64_t id)
@@ -317,7 +352,8 @@ void worker_send_direct(struct worker *w, const struct member_address *a, struct
 	if (a->worker == w->index)
 		send_direct_local(w, a->fd, a->conn_id, m);
 	else
-		worker_post_direct(w->pool->workers[a->worker], a->fd, a->conn_id, m);
+		post_later(w, a->worker, (struct event){ .kind = EV_DIRECT, .fd = a->fd,
+							 .id = a->conn_id, .msg = msg_ref(m) });
 }
 
 void worker_close_after_flush(struct worker *w, struct conn *c, const char *reason)
@@ -484,7 +520,7 @@ static void conn_event(struct worker *w, struct conn *c, uint32_t events)
 
 static void flush_conn(struct worker *w, struct conn *c)
 {
-	int r = conn_flush(c, w->iov, IOV_MAX);
+	int r = conn_flush(c, w->iov, IOV_MAX, &w->rings);
 	if (r < 0) {
 		bool reset = r == -EPIPE || r == -ECONNRESET;
 		if (!reset)
@@ -518,11 +554,13 @@ static void settle(struct worker *w)
 {
 	struct conn *c;
 
+	flush_outboxes(w);
 	while (!TAILQ_EMPTY(&w->flush_list) || !TAILQ_EMPTY(&w->close_list)) {
 		while ((c = TAILQ_FIRST(&w->close_list))) {
 			TAILQ_REMOVE(&w->close_list, c, close_link);
 			close_now(w, c);
 		}
+		flush_outboxes(w);
 		while ((c = TAILQ_FIRST(&w->flush_list))) {
 			TAILQ_REMOVE(&w->flush_list, c, flush_link);
 			c->on_flush_list = false;
@@ -704,6 +742,7 @@ struct worker *worker_new(struct worker_pool *pool, int index, struct config *cf
 	TAILQ_INIT(&w->flush_list);
 	TAILQ_INIT(&w->close_list);
 	TAILQ_INIT(&w->drain_list);
+	w->outboxes = xcalloc((size_t)pool->count, sizeof(*w->outboxes));
 	apply_config(w, config_ref(cfg));
 	return w;
 }
@@ -743,26 +782,30 @@ void worker_join(struct worker *w)
 	}
 }
 
+/* Drops what an event nobody will handle still owns. */
+static void release_event(struct worker *w, struct event *ev)
+{
+	if (ev->kind == EV_CONNECTION) {
+		close(ev->fd);
+		forget_conn(w, &((struct new_connection *)ev->ptr)->ip);
+		free(ev->ptr);
+	} else if (ev->kind == EV_ROOM) {
+		room_unref(ev->ptr);
+	} else if (ev->kind == EV_CONFIG) {
+		config_unref(ev->ptr);
+	}
+	if (ev->msg)
+		msg_unref(ev->msg);
+}
+
 void worker_free(struct worker *w)
 {
 	if (!w)
 		return;
 	w->shutting_down = true; /* nobody is told of leaves any more */
 	/* Events nobody handled (the worker stopped first) still own things. */
-	for (size_t i = 0; i < w->inbox.count; i++) {
-		struct event *ev = &w->inbox.items[i];
-		if (ev->kind == EV_CONNECTION) {
-			close(ev->fd);
-			forget_conn(w, &((struct new_connection *)ev->ptr)->ip);
-			free(ev->ptr);
-		} else if (ev->kind == EV_ROOM) {
-			room_unref(ev->ptr);
-		} else if (ev->kind == EV_CONFIG) {
-			config_unref(ev->ptr);
-		}
-		if (ev->msg)
-			msg_unref(ev->msg);
-	}
+	for (size_t i = 0; i < w->inbox.count; i++)
+		release_event(w, &w->inbox.items[i]);
 	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
 		if (w->by_fd[fd]) {
 			struct conn *c = w->by_fd[fd];
@@ -772,6 +815,13 @@ void worker_free(struct worker *w)
 			conn_free(c);
 		}
 	}
+	for (int i = 0; w->outboxes && i < w->pool->count; i++) {
+		for (size_t k = 0; k < w->outboxes[i].count; k++)
+			release_event(w, &w->outboxes[i].items[k]);
+		free(w->outboxes[i].items);
+	}
+	free(w->outboxes);
+	ring_cache_clear(&w->rings);
 	free(w->by_fd);
 	free(w->inbox.items);
 	free(w->taken);

@@ -34,16 +34,16 @@ struct worker_pool {
 	atomic_bool status_pending;
 };
 
+/* pool->count must already be the number of workers. */
 struct worker *worker_new(struct worker_pool *pool, int index, struct config *cfg);
 int worker_start(struct worker *w);  /* 0 or -errno */
 void worker_join(struct worker *w);
 void worker_free(struct worker *w);
 
 /* Called from any thread. Each takes what it needs: the fd (closed by the
- * worker), a reference to msg, room and cfg. */
+ * worker), a reference to cfg. (Lines for other workers go through the
+ * sending worker's outboxes: see worker_send_room.) */
 void worker_post_connection(struct worker *w, int fd, const char *peer, const struct ip_key *ip);
-void worker_post_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id);
-void worker_post_direct(struct worker *w, int fd, uint64_t conn_id, struct msg *m);
 void worker_post_config(struct worker *w, struct config *cfg);
 void worker_post_ping(struct worker *w, uint64_t seq);
 void worker_post_shutdown(struct worker *w);
