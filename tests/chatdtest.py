@@ -30,14 +30,99 @@ DEFAULT_CONFIG = {
     "log": {"level": "debug", "target": "stderr"},
 }
 
+# A command chatd does not know: its reply must be the next line a client
+# reads, which proves nothing else was pending for it (see ChatdTestCase.sync).
+SYNC = "/sync-point"
+SYNC_REPLY = "! unknown command: /sync-point (try /help)"
+# What AddressSanitizer, UndefinedBehaviorSanitizer and ThreadSanitizer
+# write to chatd's log when they find something.
+SANITIZER_REPORT = r"ERROR: \w+Sanitizer|runtime error: |WARNING: ThreadSanitizer"
+# What systemd (or a test run under it) may have set that would change what
+# chatd does: the service protocol, socket activation, journal logging.
+SYSTEMD_ENV = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
+               "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+def clean_env(extra=None, drop=()):
+    """This process's environment without SYSTEMD_ENV (and the names in
+    drop), plus extra: for chatd and the tools the tests run."""
+    env = dict(os.environ)
+    for var in SYSTEMD_ENV + tuple(drop):
+        env.pop(var, None)
+    env.update(extra or {})
+    return env
+
+
+def run_chatd(*args, timeout=TIMEOUT, prefix=(), **kw):
+    """Runs chatd (under prefix, not under WRAPPER) to completion with stdin
+    /dev/null and a clean environment; returns the CompletedProcess (bytes
+    unless kw says text=True)."""
+    return subprocess.run(list(prefix) + [CHATD] + list(args), stdin=subprocess.DEVNULL,
+                          capture_output=True, env=clean_env(), timeout=timeout, **kw)
+
+
+def free_port():
+    """A port nobody listens on right now on 127.0.0.1 (bind to port 0,
+    read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def have_ipv6_loopback():
+    """Whether a socket can be bound to ::1 here."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def config_text(sections):
+    """The text of an INI file from {section: {key: value}}."""
+    return "".join("[%s]\n" % section + "".join("%s = %s\n" % kv for kv in keys.items())
+                   for section, keys in sections.items())
+
 
 def write_config(path, sections):
     """Writes an INI file from {section: {key: value}}."""
     with open(path, "w") as f:
-        for section, keys in sections.items():
-            f.write("[%s]\n" % section)
-            for k, v in keys.items():
-                f.write("%s = %s\n" % (k, v))
+        f.write(config_text(sections))
+
+
+def rewrite_config(path, overrides=None, text=None):
+    """Replaces the config at path with text, or else with DEFAULT_CONFIG
+    merged with overrides. Atomically: written to a file beside it that is
+    then renamed over it, so a chatd reloading meanwhile (SIGHUP) reads the
+    old file or the new one, never half of one. Whatever is at path (a
+    file, a FIFO, nothing; not a directory) is replaced; the new file has
+    the usual mode (umask), like a file written in place."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(config_text(merged_config(overrides)) if text is None else text)
+    os.replace(tmp, path)
+
+
+def wait_for_item(items, pred, more, failure, timeout=TIMEOUT, start=0, ended=None):
+    """The index of the first of items, from index start, for which pred is
+    true. While there is none, more(seconds_left) is called to wait for
+    items to be added (by more itself, or by another thread under a lock
+    the caller holds); after timeout, or once ended() says no more can come,
+    raises AssertionError(failure())."""
+    deadline = time.monotonic() + timeout
+    i = start
+    while True:
+        while i < len(items):
+            if pred(items[i]):
+                return i
+            i += 1
+        left = deadline - time.monotonic()
+        if left <= 0 or (ended is not None and ended()):
+            raise AssertionError(failure())
+        more(left)
 
 
 def merged_config(overrides):
@@ -74,20 +159,12 @@ class LogWatcher:
         """Returns the re.Match of the first line at index >= start matching
         pattern; raises AssertionError after timeout."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        i = start
         with self.cond:
-            while True:
-                while i < len(self.lines):
-                    m = rx.search(self.lines[i])
-                    if m:
-                        return m
-                    i += 1
-                left = deadline - time.monotonic()
-                if left <= 0 or self.closed:
-                    raise AssertionError("no log line matching %r; log was:\n%s"
-                                         % (pattern, "\n".join(self.lines)))
-                self.cond.wait(left)
+            i = wait_for_item(self.lines, rx.search, self.cond.wait,
+                              lambda: "no log line matching %r; log was:\n%s"
+                              % (pattern, "\n".join(self.lines)),
+                              timeout, start, ended=lambda: self.closed)
+            return rx.search(self.lines[i])
 
     def mark(self):
         with self.cond:
@@ -114,11 +191,7 @@ class Server:
                 f.write(config_text)
         else:
             write_config(self.config_path, merged_config(config))
-        full_env = dict(os.environ)
-        for var in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
-                    "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
-            full_env.pop(var, None)
-        full_env.update(env or {})
+        full_env = clean_env(env)
         self.proc = subprocess.Popen(list(prefix) + WRAPPER + [CHATD, "-c", self.config_path] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=full_env,
@@ -133,11 +206,8 @@ class Server:
         return self
 
     def rewrite_config(self, overrides=None, text=None):
-        if text is not None:
-            with open(self.config_path, "w") as f:
-                f.write(text)
-        else:
-            write_config(self.config_path, merged_config(overrides))
+        """Replaces the config file (atomically: see rewrite_config)."""
+        rewrite_config(self.config_path, overrides, text)
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -185,8 +255,12 @@ class Server:
 class Client:
     """A line-oriented TCP client with timeouts on every read."""
 
-    def __init__(self, port, host="127.0.0.1", read_motd=False):
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+    def __init__(self, port, host="127.0.0.1", read_motd=False, source=None):
+        """source: the local address to connect from, e.g. 127.0.0.2 (all of
+        127.0.0.0/8 is loopback on Linux), to be another peer to chatd."""
+        self.sock = socket.create_connection(
+            (host, port), timeout=TIMEOUT,
+            source_address=None if source is None else (source, 0))
         self.buf = b""
         self.nick = None
 
@@ -200,23 +274,59 @@ class Client:
     def send_raw(self, data):
         self.sock.sendall(data)
 
+    def _receive(self, deadline, timed_out, closed, size=65536):
+        """Adds what arrives before deadline to the buffer; raises
+        AssertionError(timed_out()) at the deadline, EOFError(closed()) at EOF."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(timed_out())
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(size)
+        except socket.timeout:
+            raise AssertionError(timed_out())
+        if not data:
+            raise EOFError(closed())
+        self.buf += data
+
     def read_line(self, timeout=TIMEOUT):
         """Next line without its newline, as str; raises on timeout or EOF."""
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("timed out waiting for a line (have %r)" % self.buf)
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                raise AssertionError("timed out waiting for a line (have %r)" % self.buf)
-            if not data:
-                raise EOFError("connection closed (have %r)" % self.buf)
-            self.buf += data
+            self._receive(deadline,
+                          lambda: "timed out waiting for a line (have %r)" % self.buf,
+                          lambda: "connection closed (have %r)" % self.buf)
         line, self.buf = self.buf.split(b"\n", 1)
         return line.decode("utf-8", "strict")
+
+    def read_lines(self, n, timeout=TIMEOUT):
+        """The next n lines, as n calls of read_line would return them (the
+        same decoding and errors, one timeout for all), but taken from the
+        buffer in bulk: read_line copies the rest of the buffer for every
+        line, which adds up at megabytes."""
+        lines = []
+        deadline = time.monotonic() + timeout
+        while True:
+            pos = 0
+            try:
+                while len(lines) < n:
+                    end = self.buf.find(b"\n", pos)
+                    if end < 0:
+                        break
+                    line = self.buf[pos:end]
+                    pos = end + 1
+                    lines.append(line.decode("utf-8", "strict"))
+            finally:
+                if pos:
+                    self.buf = self.buf[pos:]
+            if len(lines) == n:
+                return lines
+            self._receive(deadline,
+                          lambda: "timed out after %d of %d lines (have %r)"
+                          % (len(lines), n, self.buf),
+                          lambda: "connection closed after %d of %d lines (have %r)"
+                          % (len(lines), n, self.buf),
+                          size=1 << 20)
 
     def expect(self, expected, timeout=TIMEOUT):
         """Reads one line and asserts it equals expected (str) or matches it
@@ -279,6 +389,72 @@ class Client:
             self.sock.close()
         except OSError:
             pass
+
+
+class ChatdTestCase(unittest.TestCase):
+    """Helpers shared by the tests: servers that are always stopped, clients
+    that are always closed, and the bookkeeping of who sees whom arrive.
+
+    CLEAN_EXIT: whether each server of start_server, once the test's clients
+    are closed, must stop on SIGTERM with exit 0 and without a sanitizer
+    report in its log (leaks included, in a sanitizer build)."""
+
+    CLEAN_EXIT = True
+
+    def start_server(self, config=None, **kw):
+        """A started Server (see Server for config and kw), closed at cleanup
+        (after check_clean_exit, with CLEAN_EXIT)."""
+        srv = self.enterContext(Server(config, **kw))
+        if self.CLEAN_EXIT:
+            self.addCleanup(self.check_clean_exit, srv)
+        return srv
+
+    def check_clean_exit(self, srv):
+        status = srv.stop()
+        self.assertIsNone(re.search(SANITIZER_REPORT, srv.log.text()),
+                          "sanitizer report:\n" + srv.log.text()[-5000:])
+        self.assertEqual(status, 0, "chatd exited with %s" % status)
+
+    def connect(self, srv, others=(), client=None, host="127.0.0.1"):
+        """Connects a client (or takes client, connected already), reads its
+        MOTD and greeting (kept as c.motd, c.nick, c.online), closes it at
+        cleanup, and checks that each client in `others` (the lobby) sees it
+        enter."""
+        c = client or Client(srv.port, host=host)
+        self.addCleanup(c.close)
+        motd, nick, online = c.welcome()
+        c.motd = motd
+        c.online = online
+        for o in others:
+            o.expect("> %s entered (%d online)" % (nick, online))
+        return c
+
+    def crowd(self, srv, n):
+        """n clients in the lobby, guest1..guestn on a fresh server."""
+        clients = []
+        for i in range(n):
+            c = self.connect(srv, clients)
+            self.assertEqual(c.nick, "guest%d" % (i + 1))
+            clients.append(c)
+        return clients
+
+    def sync(self, *clients):
+        """Asserts that nothing is pending for each client: the reply to a
+        command sent now must be the next line it reads."""
+        for c in clients:
+            c.send(SYNC)
+            c.expect(SYNC_REPLY)
+
+    def assert_serving(self, srv, others=()):
+        """A new pair of clients can still connect and chat, and the online
+        count shows nobody but `others` is left over."""
+        a = self.connect(srv, others)
+        self.assertEqual(a.online, len(others) + 1)
+        b = self.connect(srv, list(others) + [a])
+        a.send("still serving")
+        for o in list(others) + [b]:
+            o.expect("[%s] still serving" % a.nick)
+        return a, b
 
 
 def main():

@@ -22,54 +22,15 @@ import tempfile
 import unittest
 
 import chatdtest
-from chatdtest import CHATD, TIMEOUT, Client, Server, merged_config, write_config
+from chatdtest import (TIMEOUT, ChatdTestCase, Client, config_text, merged_config,
+                       run_chatd, write_config)
 
-SYNC = "/sync-point"
-SYNC_REPLY = "! unknown command: /sync-point (try /help)"
 PEER = r"127\.0\.0\.1:\d+"
-SANITIZER_REPORT = r"ERROR: \w+Sanitizer|runtime error: |WARNING: ThreadSanitizer"
 CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # all but TAB
 
 
-class BadInputTestCase(unittest.TestCase):
-    def start_server(self, config=None, **kw):
-        """A server that, once the test's clients are closed, must stop on
-        SIGTERM with exit 0 and without a sanitizer report."""
-        srv = self.enterContext(Server(config, **kw))
-        self.addCleanup(self.check_clean_exit, srv)
-        return srv
-
-    def check_clean_exit(self, srv):
-        status = srv.stop()
-        self.assertIsNone(re.search(SANITIZER_REPORT, srv.log.text()),
-                          "sanitizer report:\n" + srv.log.text()[-5000:])
-        self.assertEqual(status, 0, "chatd exited with %s" % status)
-
-    def connect(self, srv, others=()):
-        c = Client(srv.port)
-        self.addCleanup(c.close)
-        motd, nick, online = c.welcome()
-        c.motd = motd
-        c.online = online
-        for o in others:
-            o.expect("> %s entered (%d online)" % (nick, online))
-        return c
-
-    def sync(self, *clients):
-        for c in clients:
-            c.send(SYNC)
-            c.expect(SYNC_REPLY)
-
-    def assert_serving(self, srv, others=()):
-        """A new pair of clients can still connect and chat, and the online
-        count shows nobody but `others` is left over."""
-        a = self.connect(srv, others)
-        self.assertEqual(a.online, len(others) + 1)
-        b = self.connect(srv, list(others) + [a])
-        a.send("still serving")
-        for o in list(others) + [b]:
-            o.expect("[%s] still serving" % a.nick)
-        return a, b
+class BadInputTestCase(ChatdTestCase):
+    """Servers from start_server must exit cleanly (ChatdTestCase)."""
 
     def assert_clean(self, line):
         self.assertIsNone(CONTROLS.search(line), "control character in %r" % line)
@@ -379,19 +340,6 @@ class CommandArgumentsTest(BadInputTestCase):
 
 
 # ---- config files -----------------------------------------------------------------
-
-def run_chatd(*args, timeout=TIMEOUT, prefix=()):
-    env = dict(os.environ)
-    for k in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
-        env.pop(k, None)
-    return subprocess.run(list(prefix) + [CHATD] + list(args), stdin=subprocess.DEVNULL,
-                          capture_output=True, env=env, timeout=timeout)
-
-
-def config_text(sections):
-    return "".join("[%s]\n" % section + "".join("%s = %s\n" % kv for kv in keys.items())
-                   for section, keys in sections.items())
-
 
 def drop_privileges_prefix():
     """As root, file permissions do not stop reads: run chatd as nobody

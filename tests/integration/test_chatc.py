@@ -27,7 +27,7 @@ import time
 import unittest
 
 import chatdtest
-from chatdtest import CHATD, TIMEOUT, Client, LogWatcher, Server
+from chatdtest import CHATD, TIMEOUT, ChatdTestCase, LogWatcher, have_ipv6_loopback
 
 CHATC = os.environ.get("CHATC") or os.path.join(
     os.path.dirname(os.path.abspath(CHATD)), "client", "chatc")
@@ -65,17 +65,6 @@ def lines(data):
     line)."""
     text = data.decode("utf-8", "replace")
     return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
-
-
-def have_ipv6_loopback():
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 def port_in_use(port):
@@ -180,24 +169,17 @@ class Chatc:
         self.proc.stderr.close()
 
 
-class ChatcTestCase(unittest.TestCase):
+class ChatcTestCase(ChatdTestCase):
+    """ChatdTestCase: start_server (killed at cleanup, not checked for a
+    clean exit) and connect (a raw TCP client, past its greeting; others
+    see it enter); chatc and a fake server, closed at cleanup."""
+
+    CLEAN_EXIT = False
 
     @classmethod
     def setUpClass(cls):
         if not os.access(CHATC, os.X_OK):
             raise AssertionError("chatc not found at %s (set CHATC)" % CHATC)
-
-    def start_server(self, config=None, **kw):
-        return self.enterContext(Server(config, **kw))
-
-    def connect(self, srv, others=()):
-        """A raw TCP client, past its greeting; others see it enter."""
-        c = Client(srv.port)
-        self.addCleanup(c.close)
-        _, nick, online = c.welcome()
-        for o in others:
-            o.expect("> %s entered (%d online)" % (nick, online))
-        return c
 
     def chatc(self, *args, **kw):
         c = Chatc(*args, **kw)

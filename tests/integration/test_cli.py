@@ -10,38 +10,22 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import unittest
 
 import chatdtest
-from chatdtest import CHATD, TIMEOUT, Client, Server, merged_config, write_config
+from chatdtest import (CHATD, TIMEOUT, Client, Server, clean_env, free_port, merged_config,
+                       write_config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("CHATD_SRCDIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 
 
-def free_port():
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env():
-    env = dict(os.environ)
-    for k in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID"):
-        env.pop(k, None)
-    return env
-
-
 def run_chatd(*args, timeout=TIMEOUT):
     """Runs chatd to completion; returns the CompletedProcess (text)."""
-    return subprocess.run([CHATD] + list(args), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, errors="replace",
-                          env=clean_env(), timeout=timeout)
+    return chatdtest.run_chatd(*args, timeout=timeout, text=True, errors="replace")
 
 
 def wait_for(predicate, timeout=TIMEOUT, what="condition"):

@@ -31,7 +31,7 @@ import unittest
 import uuid
 
 import chatdtest
-from chatdtest import TIMEOUT, Client
+from chatdtest import TIMEOUT, Client, wait_for_item
 
 JOURNALD = "/lib/systemd/systemd-journald"
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
@@ -212,12 +212,7 @@ class PrivateJournal:
 
 
 def clean_env(extra=None):
-    env = dict(os.environ)
-    for k in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
-              "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", INNER_ENV):
-        env.pop(k, None)
-    env.update(extra or {})
-    return env
+    return chatdtest.clean_env(extra, drop=(INNER_ENV,))
 
 
 # ---- cgroup ---------------------------------------------------------------
@@ -362,23 +357,16 @@ class JournalFollower:
                 self.cond.notify_all()
 
     def wait(self, pred, what, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        i = 0
         with self.cond:
-            while True:
-                while i < len(self.entries):
-                    if pred(self.entries[i]):
-                        return self.entries[i]
-                    i += 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("no journal entry %s within %ss; journal has:\n%s"
-                                         % (what, timeout, "\n".join(
-                                             "  %s[%s] %s" % (value(e, "SYSLOG_IDENTIFIER"),
-                                                              value(e, "_PID"),
-                                                              value(e, "MESSAGE"))
-                                             for e in self.entries[-40:])))
-                self.cond.wait(left)
+            i = wait_for_item(self.entries, pred, self.cond.wait,
+                              lambda: "no journal entry %s within %ss; journal has:\n%s"
+                              % (what, timeout, "\n".join(
+                                  "  %s[%s] %s" % (value(e, "SYSLOG_IDENTIFIER"),
+                                                   value(e, "_PID"),
+                                                   value(e, "MESSAGE"))
+                                  for e in self.entries[-40:])),
+                              timeout)
+            return self.entries[i]
 
     def wait_pid(self, pid, what, **match):
         """An entry of pid whose fields equal match (MESSAGE may be a regex,
@@ -440,11 +428,7 @@ class Daemon:
             return f.read().decode("utf-8", "replace")
 
     def rewrite(self, config=None, text=None):
-        if text is not None:
-            with open(self.config_path, "w") as f:
-                f.write(text)
-        else:
-            chatdtest.write_config(self.config_path, chatdtest.merged_config(config))
+        chatdtest.rewrite_config(self.config_path, config, text)
 
     def close(self):
         if self.proc.poll() is None:

@@ -11,15 +11,11 @@ import os
 import re
 import socket
 import time
-import unittest
 
 import chatdtest
-from chatdtest import CHATD, TIMEOUT, Client, Server
+from chatdtest import CHATD, TIMEOUT, ChatdTestCase, Client
 
-SYNC = "/sync-point"
-SYNC_REPLY = "! unknown command: /sync-point (try /help)"
 PEER = r"127\.0\.0\.\d+:\d+"
-SANITIZER_REPORT = r"ERROR: \w+Sanitizer|runtime error: |WARNING: ThreadSanitizer"
 
 
 def memory_not_measurable():
@@ -51,42 +47,6 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def read_lines(client, n, timeout=TIMEOUT):
-    """The next n lines of a client, read in bulk (Client.read_line copies
-    the rest of its buffer for every line, which adds up at megabytes)."""
-    lines = []
-    deadline = time.monotonic() + timeout
-    while True:
-        if b"\n" in client.buf:
-            parts = client.buf.split(b"\n")
-            client.buf = parts.pop()
-            lines.extend(p.decode() for p in parts)
-            if len(lines) >= n:
-                break
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError("timed out after %d of %d lines" % (len(lines), n))
-        client.sock.settimeout(left)
-        data = client.sock.recv(1 << 20)
-        if not data:
-            raise EOFError("connection closed after %d of %d lines" % (len(lines), n))
-        client.buf += data
-    if len(lines) > n:  # give the rest back
-        client.buf = "".join(l + "\n" for l in lines[n:]).encode() + client.buf
-    return lines[:n]
-
-
-def client_from(port, source):
-    """A Client whose connection comes from another loopback address
-    (127.0.0.0/8 is all loopback on Linux): another peer for max_per_ip."""
-    c = Client.__new__(Client)
-    c.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT,
-                                      source_address=(source, 0))
-    c.buf = b""
-    c.nick = None
-    return c
-
-
 def read_first(sock, timeout=TIMEOUT):
     """What a fresh connection gets first: its first bytes, or b"" for an
     EOF or a reset (a shed or rejected connection)."""
@@ -97,46 +57,8 @@ def read_first(sock, timeout=TIMEOUT):
         return b""
 
 
-
-class LimitsTestCase(unittest.TestCase):
-    def start_server(self, config=None, **kw):
-        """A server that, once the test's clients are closed, must stop on
-        SIGTERM with exit 0 and without a sanitizer report (leaks included,
-        in a sanitizer build)."""
-        srv = self.enterContext(Server(config, **kw))
-        self.addCleanup(self.check_clean_exit, srv)
-        return srv
-
-    def check_clean_exit(self, srv):
-        status = srv.stop()
-        self.assertIsNone(re.search(SANITIZER_REPORT, srv.log.text()),
-                          "sanitizer report:\n" + srv.log.text()[-5000:])
-        self.assertEqual(status, 0, "chatd exited with %s" % status)
-
-    def connect(self, srv, others=(), client=None):
-        c = client or Client(srv.port)
-        self.addCleanup(c.close)
-        _, nick, online = c.welcome()
-        c.online = online
-        for o in others:
-            o.expect("> %s entered (%d online)" % (nick, online))
-        return c
-
-    def sync(self, *clients):
-        for c in clients:
-            c.send(SYNC)
-            c.expect(SYNC_REPLY)
-
-    def assert_serving(self, srv, others=()):
-        """A new pair of clients can still connect and chat, and the online
-        count shows nobody but `others` is left over."""
-        a = self.connect(srv, others)
-        self.assertEqual(a.online, len(others) + 1)
-        b = self.connect(srv, list(others) + [a])
-        a.send("still serving")
-        for o in list(others) + [b]:
-            o.expect("[%s] still serving" % a.nick)
-        return a, b
+class LimitsTestCase(ChatdTestCase):
+    """Servers from start_server must exit cleanly (ChatdTestCase)."""
 
     def reload_with(self, srv, overrides):
         srv.rewrite_config(overrides)
@@ -347,7 +269,7 @@ class SlowReaderTest(LimitsTestCase):
             a.send_raw("".join("%d %s\n" % (n + i, line_pad) for i in range(batch)).encode())
             got = 0
             while got < batch:  # r reads it all, in order, before the next batch
-                for line in read_lines(r, batch - got):
+                for line in r.read_lines(batch - got):
                     if line.startswith("< "):
                         left += 1
                         continue
@@ -419,7 +341,7 @@ class MaxPerIpTest(LimitsTestCase):
         self.sync(a, b, c)  # nobody noticed
 
         # Another address is not affected.
-        e = self.connect(srv, [a, b, c], client=client_from(srv.port, "127.0.0.2"))
+        e = self.connect(srv, [a, b, c], client=Client(srv.port, source="127.0.0.2"))
         self.assertEqual(e.online, 4)
 
         # Once one of the three leaves, its place is free again.

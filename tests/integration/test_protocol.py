@@ -14,10 +14,8 @@ import tempfile
 import unittest
 
 import chatdtest
-from chatdtest import Client, Server
+from chatdtest import SYNC, SYNC_REPLY, ChatdTestCase, Client, have_ipv6_loopback
 
-SYNC = "/sync-point"
-SYNC_REPLY = "! unknown command: /sync-point (try /help)"
 NAME_RULE = "must be 1-32 letters, digits, _ or -, starting with a letter"
 
 
@@ -27,49 +25,12 @@ def invalid_name(kind):
     return "! invalid %s: NAME %s" % (kind, NAME_RULE)
 
 
-def have_ipv6_loopback():
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
+class ChatTestCase(ChatdTestCase):
+    """ChatdTestCase (start_server, connect, crowd, sync) with servers that
+    are killed at cleanup, not checked for a clean exit, and helpers of the
+    protocol's own."""
 
-
-class ChatTestCase(unittest.TestCase):
-    """Helpers shared by the tests: servers that are always killed, clients
-    that are always closed, and the bookkeeping of who sees whom arrive."""
-
-    def start_server(self, config=None, **kw):
-        return self.enterContext(Server(config, **kw))
-
-    def connect(self, srv, others=(), host="127.0.0.1"):
-        """Connects a client, reads its MOTD and greeting, and checks that
-        each client in `others` (the lobby) sees it enter."""
-        c = Client(srv.port, host=host)
-        self.addCleanup(c.close)
-        _, nick, online = c.welcome()
-        for o in others:
-            o.expect("> %s entered (%d online)" % (nick, online))
-        return c
-
-    def crowd(self, srv, n):
-        """n clients in the lobby, guest1..guestn on a fresh server."""
-        clients = []
-        for i in range(n):
-            c = self.connect(srv, clients)
-            self.assertEqual(c.nick, "guest%d" % (i + 1))
-            clients.append(c)
-        return clients
-
-    def sync(self, *clients):
-        """Asserts that nothing is pending for each client: the reply to a
-        command sent now must be the next line it reads."""
-        for c in clients:
-            c.send(SYNC)
-            c.expect(SYNC_REPLY)
+    CLEAN_EXIT = False
 
     def rename(self, c, new, room):
         """c changes its nick; c and everyone in `room` see it."""

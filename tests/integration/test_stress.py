@@ -16,13 +16,9 @@ import socket
 import struct
 import threading
 import time
-import unittest
 
 import chatdtest
-from chatdtest import TIMEOUT, Client, Server, merged_config, write_config
-
-SYNC = "/sync-point"
-SYNC_REPLY = "! unknown command: /sync-point (try /help)"
+from chatdtest import SYNC, SYNC_REPLY, TIMEOUT, ChatdTestCase, Client
 
 STAYERS = 50
 SENDERS = 10
@@ -32,7 +28,6 @@ CHURNERS = 3
 RELOAD_EVERY = 0.02
 DEADLINE = 60.0
 PAD = b"the quick brown fox"
-SANITIZER_REPORT = r"ERROR: \w+Sanitizer|runtime error: |WARNING: ThreadSanitizer"
 
 
 class Reader:
@@ -74,29 +69,19 @@ class Reader:
         self.remaining -= 1
 
 
-class StressTest(unittest.TestCase):
+class StressTest(ChatdTestCase):
     def setUp(self):
-        self.srv = self.enterContext(Server(self.config(0)))
-        self.addCleanup(self.check_clean_exit, self.srv)
+        # Must exit cleanly once the clients are closed (ChatdTestCase).
+        self.srv = self.start_server(self.config(0))
         self.done = threading.Event()
         self.errors = []  # list.append is atomic; read after the threads end
-
-    def check_clean_exit(self, srv):
-        """Once the clients are closed: SIGTERM, exit 0, and no sanitizer
-        report (leaks included, in a sanitizer build)."""
-        status = srv.stop()
-        self.assertIsNone(re.search(SANITIZER_REPORT, srv.log.text()),
-                          "sanitizer report:\n" + srv.log.text()[-5000:])
-        self.assertEqual(status, 0, "chatd exited with %s" % status)
 
     def config(self, generation):
         return {"server": {"threads": "2", "motd": "motd %s" % generation},
                 "limits": {"rate": "0", "max_sendq": str(16 << 20)}}
 
-    def write_config_atomically(self, generation):
-        tmp = self.srv.config_path + ".tmp"
-        write_config(tmp, merged_config(self.config(generation)))
-        os.replace(tmp, self.srv.config_path)  # chatd never reads half a file
+    def write_generation(self, generation):
+        self.srv.rewrite_config(self.config(generation))  # atomic: never half a file
 
     # ---- the background activity ----------------------------------------
 
@@ -104,7 +89,7 @@ class StressTest(unittest.TestCase):
         generation = 0
         while not self.done.wait(RELOAD_EVERY):
             generation += 1
-            self.write_config_atomically(generation)
+            self.write_generation(generation)
             self.srv.signal(signal.SIGHUP)
             stats["sighups"] = generation
 
@@ -156,10 +141,8 @@ class StressTest(unittest.TestCase):
         srv = self.srv
         stayers = []
         for i in range(STAYERS):
-            c = Client(srv.port)
-            self.addCleanup(c.close)
-            _, nick, online = c.welcome()
-            self.assertEqual((nick, online), ("guest%d" % (i + 1), i + 1))
+            c = self.connect(srv)
+            self.assertEqual((c.nick, c.online), ("guest%d" % (i + 1), i + 1))
             stayers.append(c)
         senders = stayers[:SENDERS]
         readers = [Reader(c, senders) for c in stayers]
@@ -240,11 +223,10 @@ class StressTest(unittest.TestCase):
         self.assertIsNone(re.search(r"disconnect \S+ guest([1-9]|[1-4]\d|50): ",
                                     srv.log.text()), "a stayer was disconnected")
         # The last reload is the config in force.
-        self.write_config_atomically("final")
+        self.write_generation("final")
         self.assertIn("config reloaded", srv.reload().group(0))
-        late = Client(srv.port)
-        self.addCleanup(late.close)
-        self.assertEqual(late.welcome()[0], ["motd final"])
+        late = self.connect(srv)
+        self.assertEqual(late.motd, ["motd final"])
         for c in stayers:
             c.read_until(r"^> %s entered " % late.nick)
         late.send("the end")

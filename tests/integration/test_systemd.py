@@ -19,20 +19,13 @@ import time
 import unittest
 
 import chatdtest
-from chatdtest import TIMEOUT, Client
+from chatdtest import TIMEOUT, Client, free_port, wait_for_item
 
 # How long a clean shutdown may take: the server flushes for about two
 # seconds (docs/protocol.md), then must be gone.
 SHUTDOWN_LIMIT = 5.0
 
 Datagram = collections.namedtuple("Datagram", "index text lines pid when")
-
-
-def free_port():
-    """A port nobody listens on right now (bind to port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_nothing_listens(port):
@@ -94,18 +87,11 @@ class NotifySocket:
     def wait(self, pred, what, timeout=TIMEOUT, start=0):
         """The first datagram at index >= start for which pred(datagram) is
         true; waits for more up to timeout, then fails listing all received."""
-        deadline = time.monotonic() + timeout
-        i = start
-        while True:
-            while i < len(self.received):
-                if pred(self.received[i]):
-                    return self.received[i]
-                i += 1
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no notify datagram %s within %.1fs; received:\n%s"
-                                     % (what, timeout, self.dump()))
-            self._receive(left)
+        i = wait_for_item(self.received, pred, self._receive,
+                          lambda: "no notify datagram %s within %.1fs; received:\n%s"
+                          % (what, timeout, self.dump()),
+                          timeout, start)
+        return self.received[i]
 
     def wait_line(self, line, start=0, timeout=TIMEOUT):
         return self.wait(lambda d: line in d.lines, repr(line), timeout, start)
