@@ -498,6 +498,7 @@ class JournalTest(unittest.TestCase):
         cls.marker = "chat-marker-%s" % uuid.uuid4().hex
         d = cls.daemon = Daemon(cls.follower, {
             "server": {"max_clients": "3", "motd": "journal test", "threads": "2"},
+            "limits": {"rate": "10", "burst": "20"},
             "log": {"level": "debug", "target": "journal"}}, wrap=cls.cgroup.wrap)
         cls.addClassCleanup(d.close)
         cls.in_cgroup = cls.cgroup.contains(d.pid)
@@ -536,6 +537,13 @@ class JournalTest(unittest.TestCase):
             check(c2.expect_closed() == [], "nothing after = bye")
             for c in (c1, c3):
                 c.expect("< guest2 left: off to lunch (2 online)")
+            # A flooder (the shipped rate 10, burst 20) is cut off.
+            c5 = connect("guest4", 3, [c1, c3])
+            cls.peers["flooder"] = peer(c5)
+            c5.send_raw(b"".join(b"flood %d\n" % i for i in range(200)))
+            check(c5.expect_closed()[-1] == "! flooding: disconnected", "flooder told")
+            for c in (c1, c3):
+                c.read_until(r"^< guest4 left \(2 online\)$")
             c3.close()
             c1.expect("< guest3 left (1 online)")
 
@@ -638,6 +646,17 @@ class JournalTest(unittest.TestCase):
         self.assert_entry(e, 6, "disconnect %s guest2: quit (2 online)" % p,
                           CHATD_PEER=p, CHATD_REASON="quit", CHATD_ONLINE="2")
 
+    def test_disconnect_of_a_flooder(self):
+        p = self.peers["flooder"]
+        e = self.one("disconnect", CHATD_PEER=p)
+        self.assert_entry(e, 6, "disconnect %s guest4: flood (2 online)" % p,
+                          CHATD_PEER=p, CHATD_NICK="guest4", CHATD_REASON="flood",
+                          CHATD_ONLINE="2")
+        notices = [x for x in self.entries if value(x, "MESSAGE").startswith(
+            "%s (guest4): flooding past 10 lines per second" % p)]
+        self.assertEqual(len(notices), 1, self.dump())
+        self.assertEqual(value(notices[0], "CHATD_REASON"), "flood")
+
     def test_disconnect_when_client_closes(self):
         p = self.peers["guest3"]
         e = self.one("disconnect", CHATD_NICK="guest3")
@@ -706,7 +725,7 @@ class JournalTest(unittest.TestCase):
         connects = journal_entries("-u", "chatd", "CHATD_EVENT=connect")
         self.assertEqual(sorted(value(e, "CHATD_NICK") for e in connects
                                 if value(e, "_PID") == str(self.daemon.pid)),
-                         ["guest1", "guest2", "guest3"])
+                         ["guest1", "guest2", "guest3", "guest4"])
 
     # -- a second daemon
 
