@@ -497,6 +497,24 @@ class ScriptedTest(ChatcTestCase):
 
 # ---- interactive mode, in tmux -------------------------------------------
 
+def child_pids(parent):
+    """The pids of PARENT's children, from /proc."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The field after the command name (which may hold spaces) is the
+        # state, then the parent's pid.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            pids.append(int(name))
+    return pids
+
+
 class Tmux:
     """chatc on the terminal of a private tmux server (its own socket, a
     fixed 100x30 window, no status line). The pane runs a shell script that
@@ -550,8 +568,23 @@ class Tmux:
         return r.stdout.decode("utf-8", "replace")
 
     def kill(self):
+        """Ends the tmux server, and makes sure no chatc outlives the test:
+        one still running gets the hang-up of its terminal, then, if it has
+        not gone within a few seconds, SIGKILL."""
+        r = subprocess.run([TMUX, "-S", self.sock, "list-panes", "-a", "-F", "#{pane_pid}"],
+                           capture_output=True, env=self.env, timeout=TIMEOUT)
+        shells = [int(p) for p in r.stdout.split()] if r.returncode == 0 else []
+        children = [pid for shell in shells for pid in child_pids(shell)]
         subprocess.run([TMUX, "-S", self.sock, "kill-server"], capture_output=True,
                        env=self.env, timeout=TIMEOUT)
+        deadline = time.monotonic() + 5
+        for pid in children:
+            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     # -- keys
     def type(self, text):
