@@ -39,6 +39,17 @@ void *xrealloc(void *p, size_t size)
 	return q;
 }
 
+void *xgrow(void *p, size_t *cap, size_t need, size_t initial)
+{
+	if (need <= *cap)
+		return p;
+	size_t n = *cap ? *cap : initial;
+	while (n < need)
+		n *= 2;
+	*cap = n;
+	return xrealloc(p, n);
+}
+
 char *xstrdup(const char *s)
 {
 	return xstrndup(s, strlen(s));

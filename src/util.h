@@ -15,6 +15,9 @@
 void *xmalloc(size_t size);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t size);
+/* Grows P (with *CAP bytes) to hold at least NEED, doubling from INITIAL;
+ * returns the buffer, *CAP updated. */
+void *xgrow(void *p, size_t *cap, size_t need, size_t initial);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);

@@ -34,13 +34,7 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t len)
 {
-	if (o->len + len + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 128;
-		while (cap < o->len + len + 1)
-			cap *= 2;
-		o->s = xrealloc(o->s, cap);
-		o->cap = cap;
-	}
+	o->s = xgrow(o->s, &o->cap, o->len + len + 1, 128);
 	memcpy(o->s + o->len, s, len);
 	o->len += len;
 	o->s[o->len] = '\0';

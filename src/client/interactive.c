@@ -131,16 +131,27 @@ static void replace_echo(const char *line, const char *text)
 	printf("\033[%zuA\r\033[J%s\n", used_rows, text);
 }
 
+/* Ctrl-D, Ctrl-C: the prompt goes (what was typed stays on the screen,
+ * unsent), and we leave as /quit would. */
+static void leave(void)
+{
+	if (ui.prompting) {
+		rl_point = rl_end;
+		rl_redisplay();
+		rl_callback_handler_remove();
+		ui.prompting = false;
+		printf("\n");
+	}
+	session_send_line(ui.session, "/quit", 5);
+	ui.session->quit_sent = true;
+	ui.done = true;
+}
+
 static void on_input_line(char *line)
 {
 	if (!line) {
 		/* Ctrl-D: leave as /quit would. */
-		rl_callback_handler_remove();
-		ui.prompting = false;
-		printf("\n");
-		session_send_line(ui.session, "/quit", 5);
-		ui.session->quit_sent = true;
-		ui.done = true;
+		leave();
 		return;
 	}
 	size_t len = strlen(line);
@@ -184,16 +195,7 @@ static void handle_signal(int sfd)
 			rl_resize_terminal();
 		} else {
 			/* Ctrl-C (or TERM, HUP): leave cleanly, as /quit. */
-			if (ui.prompting) {
-				rl_point = rl_end;
-				rl_redisplay();
-				rl_callback_handler_remove();
-				ui.prompting = false;
-				printf("\n");
-			}
-			session_send_line(ui.session, "/quit", 5);
-			ui.session->quit_sent = true;
-			ui.done = true;
+			leave();
 		}
 	}
 }

@@ -31,13 +31,7 @@ void session_close(struct session *s)
 
 void session_send_line(struct session *s, const char *line, size_t len)
 {
-	if (s->out_len + len + 1 > s->out_cap) {
-		size_t cap = s->out_cap ? s->out_cap : 1024;
-		while (cap < s->out_len + len + 1)
-			cap *= 2;
-		s->out = xrealloc(s->out, cap);
-		s->out_cap = cap;
-	}
+	s->out = xgrow(s->out, &s->out_cap, s->out_len + len + 1, 1024);
 	memcpy(s->out + s->out_len, line, len);
 	s->out[s->out_len + len] = '\n';
 	s->out_len += len + 1;
