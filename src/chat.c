@@ -34,20 +34,12 @@ static void reply(struct worker *w, struct conn *c, const char *fmt, ...) PRINTF
 /* Sends one line (the "\n" is added) to C alone. */
 static void reply(struct worker *w, struct conn *c, const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	struct msg *m = msg_vprintf(fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
-	struct msg *m = msg_new((size_t)n);
-	memcpy(m->data, line, (size_t)n);
-	m->len = (uint32_t)n;
+	m = msg_append(m, "\n", 1);
 	worker_send(w, c, m);
 	msg_unref(m);
 }

@@ -84,9 +84,4 @@ bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct ring_cac
  * or -errno. */
 int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct ring_cache *rc);
 
-static inline bool conn_has_output(const struct conn *c)
-{
-	return c->out_count > 0;
-}
-
 #endif

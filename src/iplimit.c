@@ -35,10 +35,7 @@ void ip_key_from_sockaddr(const struct sockaddr *sa, struct ip_key *ret)
 
 static size_t hash_key(const struct ip_key *k)
 {
-	size_t h = 14695981039346656037ULL;
-	for (size_t i = 0; i < sizeof(k->bytes); i++)
-		h = (h ^ k->bytes[i]) * 1099511628211ULL;
-	return h;
+	return hash_bytes(k->bytes, sizeof(k->bytes));
 }
 
 struct ip_limit *ip_limit_new(void)
@@ -131,13 +128,4 @@ void ip_limit_release(struct ip_limit *l, const struct ip_key *key)
 		l->count--;
 	}
 	pthread_mutex_unlock(&l->lock);
-}
-
-int ip_limit_count(struct ip_limit *l, const struct ip_key *key)
-{
-	pthread_mutex_lock(&l->lock);
-	struct entry *e = *find(l, key);
-	int n = e ? e->count : 0;
-	pthread_mutex_unlock(&l->lock);
-	return n;
 }

@@ -26,7 +26,4 @@ void ip_limit_free(struct ip_limit *l);
 bool ip_limit_acquire(struct ip_limit *l, const struct ip_key *key, int max);
 void ip_limit_release(struct ip_limit *l, const struct ip_key *key);
 
-/* Open connections from KEY (for tests and logs). */
-int ip_limit_count(struct ip_limit *l, const struct ip_key *key);
-
 #endif

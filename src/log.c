@@ -52,17 +52,6 @@ const char *log_level_name(int priority)
 	return priority >= 0 && priority < (int)ARRAY_SIZE(names) ? names[priority] : "?";
 }
 
-const char *log_target_name(enum log_target target)
-{
-	switch (target) {
-	case LOG_TARGET_AUTO: return "auto";
-	case LOG_TARGET_JOURNAL: return "journal";
-	case LOG_TARGET_STDERR: return "stderr";
-	case LOG_TARGET_SYSLOG: return "syslog";
-	}
-	return "?";
-}
-
 /* True when JOURNAL_STREAM names the device and inode of our stderr, the
  * documented way to tell that stderr is connected to the journal. */
 static bool stderr_is_journal_stream(void)
@@ -97,11 +86,6 @@ void log_open(enum log_target target, bool daemonized)
 void log_echo_errors(bool on)
 {
 	echo_errors = on;
-}
-
-enum log_target log_current_target(void)
-{
-	return log_target;
 }
 
 void log_set_level(int priority)

@@ -35,8 +35,6 @@ struct log_fields {
  * journal's stream (JOURNAL_STREAM) or when stderr is no terminal and the
  * journal socket exists; else syslog if daemonized, else stderr. */
 void log_open(enum log_target target, bool daemonized);
-enum log_target log_current_target(void);
-const char *log_target_name(enum log_target target);
 
 /* While a daemon starts (-d), errors also go to stderr, still the user's
  * terminal, whatever the target. */

@@ -16,25 +16,34 @@ struct msg *msg_new(size_t cap)
 	return m;
 }
 
+struct msg *msg_vprintf(const char *fmt, va_list ap)
+{
+	char small[256];
+	va_list again;
+
+	va_copy(again, ap);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	if (n < 0)
+		n = 0;
+	/* One spare byte: callers often append the "
+" (see chat.c reply). */
+	struct msg *m = msg_new((size_t)n + 1);
+	if ((size_t)n < sizeof(small))
+		memcpy(m->data, small, (size_t)n);
+	else
+		vsnprintf(m->data, (size_t)n + 1, fmt, again);
+	va_end(again);
+	m->len = (uint32_t)n;
+	return m;
+}
+
 struct msg *msg_printf(const char *fmt, ...)
 {
 	va_list ap;
-	char small[256];
 
 	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	struct msg *m = msg_vprintf(fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	struct msg *m = msg_new((size_t)n + 1);
-	if ((size_t)n < sizeof(small)) {
-		memcpy(m->data, small, (size_t)n);
-	} else {
-		va_start(ap, fmt);
-		vsnprintf(m->data, (size_t)n + 1, fmt, ap);
-		va_end(ap);
-	}
-	m->len = (uint32_t)n;
 	return m;
 }
 

@@ -4,6 +4,7 @@
 #ifndef CHATD_MSG_H
 #define CHATD_MSG_H
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,8 @@ struct msg *msg_new(size_t cap);
 
 /* A message holding the formatted text (the caller adds any "\n"). */
 struct msg *msg_printf(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+struct msg *msg_vprintf(const char *fmt, va_list ap) PRINTF_LIKE(1, 0);
 
 /* Appends to a message that is not shared yet; grows it as needed. */
 struct msg *msg_append(struct msg *m, const char *data, size_t len);

@@ -31,10 +31,7 @@ struct rooms {
 
 static size_t name_hash(const char *key)
 {
-	size_t h = 14695981039346656037ULL; /* FNV-1a */
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return h;
+	return hash_bytes(key, strlen(key));
 }
 
 static void table_init(struct name_table *t)

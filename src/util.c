@@ -93,6 +93,15 @@ void ascii_lower(char *dst, const char *src, size_t dst_size)
 	dst[i] = '\0';
 }
 
+size_t hash_bytes(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	size_t h = 14695981039346656037ULL;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
 bool parse_long(const char *s, long *ret)
 {
 	char *end;

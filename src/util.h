@@ -26,6 +26,9 @@ char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 bool ascii_equal_nocase(const char *a, const char *b);
 void ascii_lower(char *dst, const char *src, size_t dst_size);
 
+/* FNV-1a over LEN bytes, for the hash tables. */
+size_t hash_bytes(const void *data, size_t len);
+
 /* Parses a whole decimal number into *ret; false on junk, sign or overflow. */
 bool parse_long(const char *s, long *ret);
 

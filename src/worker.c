@@ -209,11 +209,6 @@ struct rooms *worker_rooms(const struct worker *w)
 	return w->pool->rooms;
 }
 
-int worker_index(const struct worker *w)
-{
-	return w->index;
-}
-
 struct msg *worker_motd(const struct worker *w)
 {
 	return w->motd;

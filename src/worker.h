@@ -56,7 +56,6 @@ int worker_connection_count(struct worker *w);
 
 const struct config *worker_config(const struct worker *w);
 struct rooms *worker_rooms(const struct worker *w);
-int worker_index(const struct worker *w);
 /* The shared MOTD lines ("# ...\n" each) of the current config, or NULL. */
 struct msg *worker_motd(const struct worker *w);
 bool worker_shutting_down(const struct worker *w);

@@ -8,18 +8,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Prints bytes escaped, for failure messages. */
-static void print_bytes(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
-			fputc(c, stderr);
-		else
-			fprintf(stderr, "\\x%02X", c);
-	}
-}
-
 static const char *kind_str(enum command_kind k)
 {
 	static const char *const names[] = {
@@ -87,18 +75,18 @@ static void check_parse_at(const char *file, int line, const char *in, size_t in
 	if (problem) {
 		unit_failures++;
 		fprintf(stderr, "%s:%d: protocol_parse(\"", file, line);
-		print_bytes(in, in_len);
+		unit_print_bytes(in, in_len);
 		fprintf(stderr, "\"): %s wrong: got %s", problem, kind_str(cmd.kind));
 		if (inside(cmd.arg, cmd.arg_len, buf, in_len)) {
 			fprintf(stderr, " arg \"");
-			print_bytes(cmd.arg, cmd.arg_len);
+			unit_print_bytes(cmd.arg, cmd.arg_len);
 			fprintf(stderr, "\"");
 		} else {
 			fprintf(stderr, " arg (outside, len %zu)", cmd.arg_len);
 		}
 		if (inside(cmd.text, cmd.text_len, buf, in_len)) {
 			fprintf(stderr, " text \"");
-			print_bytes(cmd.text, cmd.text_len);
+			unit_print_bytes(cmd.text, cmd.text_len);
 			fprintf(stderr, "\"");
 		} else {
 			fprintf(stderr, " text (outside, len %zu)", cmd.text_len);

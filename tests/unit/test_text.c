@@ -14,29 +14,17 @@
 
 #define FFFD "\xEF\xBF\xBD"
 
-/* Prints bytes as a C string literal body, escaping anything not printable. */
-static void print_bytes(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
-			fputc(c, stderr);
-		else
-			fprintf(stderr, "\\x%02X", c);
-	}
-}
-
 static void report_mismatch(const char *file, int line, const char *what,
 			    const char *in, size_t in_len,
 			    const char *got, size_t got_len,
 			    const char *want, size_t want_len)
 {
 	fprintf(stderr, "%s:%d: %s(\"", file, line, what);
-	print_bytes(in, in_len);
+	unit_print_bytes(in, in_len);
 	fprintf(stderr, "\") is \"");
-	print_bytes(got, got_len);
+	unit_print_bytes(got, got_len);
 	fprintf(stderr, "\" (%zu bytes), want \"", got_len);
-	print_bytes(want, want_len);
+	unit_print_bytes(want, want_len);
 	fprintf(stderr, "\" (%zu bytes)\n", want_len);
 }
 
@@ -63,7 +51,7 @@ static void check_clean_at(const char *file, int line, const char *in, size_t in
 	if (got > room) {
 		unit_failures++;
 		fprintf(stderr, "%s:%d: text_clean(\"", file, line);
-		print_bytes(in, in_len);
+		unit_print_bytes(in, in_len);
 		fprintf(stderr, "\") returned %zu > TEXT_CLEAN_MAX = %zu\n", got, room);
 	} else if (got != want_len || memcmp(dst, want, want_len) != 0) {
 		unit_failures++;
@@ -75,7 +63,7 @@ static void check_clean_at(const char *file, int line, const char *in, size_t in
 		if (dst[i] != CANARY_BYTE) {
 			unit_failures++;
 			fprintf(stderr, "%s:%d: text_clean(\"", file, line);
-			print_bytes(in, in_len);
+			unit_print_bytes(in, in_len);
 			fprintf(stderr, "\") wrote past TEXT_CLEAN_MAX(%zu) = %zu (byte %zu)\n",
 				in_len, room, i);
 			break;
@@ -546,7 +534,7 @@ static void test_clean_properties(void)
 		if (n1 > TEXT_CLEAN_MAX(len) || !clean_output_ok((unsigned char *)once, n1)) {
 			if (bad_output++ < 5) {
 				fprintf(stderr, "%s:%d: text_clean(\"", __FILE__, __LINE__);
-				print_bytes(in, len);
+				unit_print_bytes(in, len);
 				fprintf(stderr, "\") gave unclean output\n");
 			}
 			continue;

@@ -37,6 +37,18 @@ static int unit_checks;
 	} \
 } while (0)
 
+/* Prints bytes as a C string literal body, escaping anything not printable. */
+static inline void unit_print_bytes(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
+			fputc(c, stderr);
+		else
+			fprintf(stderr, "\\x%02X", c);
+	}
+}
+
 static inline int unit_finish(const char *name)
 {
 	printf("%s: %d checks, %d failed\n", name, unit_checks, unit_failures);
