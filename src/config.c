@@ -45,6 +45,7 @@ enum key_id {
 	KEY_BIND,
 	KEY_MAX_CLIENTS,
 	KEY_THREADS,
+	KEY_IO_URING,
 	KEY_MOTD,
 	KEY_MOTD_FILE,
 	KEY_MAX_LINE,
@@ -72,7 +73,7 @@ struct key {
 	const char *name;
 	parse_fn *parse;
 	long min, max;  /* numbers only */
-	size_t offset;  /* of the field in struct config, numbers only */
+	size_t offset;  /* of the field in struct config: numbers, yes/no */
 };
 
 struct error {
@@ -103,7 +104,7 @@ struct loader {
 };
 
 static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, parse_level,
-	parse_target;
+	parse_target, parse_bool;
 
 #define NUM(id, sec, name, fn, lo, hi, field) \
 	[id] = { sec, name, fn, lo, hi, offsetof(struct config, field) }
@@ -115,6 +116,7 @@ static const struct key keys[KEY_COUNT] = {
 	NUM(KEY_MAX_CLIENTS, SEC_SERVER, "max_clients", parse_int, 1, CONFIG_MAX_CLIENTS_LIMIT,
 	    max_clients),
 	NUM(KEY_THREADS, SEC_SERVER, "threads", parse_int, 0, CONFIG_MAX_THREADS, threads),
+	NUM(KEY_IO_URING, SEC_SERVER, "io_uring", parse_bool, 0, 1, io_uring),
 	STR(KEY_MOTD, SEC_SERVER, "motd", parse_motd),
 	STR(KEY_MOTD_FILE, SEC_SERVER, "motd_file", parse_motd_file),
 	NUM(KEY_MAX_LINE, SEC_LIMITS, "max_line", parse_size, CONFIG_MAX_LINE_MIN,
@@ -313,6 +315,20 @@ static char *parse_level(struct loader *ld, const struct key *key, const char *v
 		return xasprintf("must be one of debug, info, notice, warning, error%s",
 				 comment_hint(value));
 	return NULL;
+}
+
+static char *parse_bool(struct loader *ld, const struct key *key, const char *value)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	bool *field = (bool *)((char *)ld->cfg + key->offset);
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (ascii_equal_nocase(value, yes[i]) || ascii_equal_nocase(value, no[i])) {
+			*field = ascii_equal_nocase(value, yes[i]);
+			return NULL;
+		}
+	}
+	return xasprintf("must be yes or no%s", comment_hint(value));
 }
 
 static char *parse_target(struct loader *ld, const struct key *key, const char *value)
@@ -742,6 +758,7 @@ struct config *config_new_default(void)
 	cfg->bind = xstrdup("::");
 	cfg->max_clients = 1024;
 	cfg->threads = 0;
+	cfg->io_uring = true;
 	cfg->motd_lines = xmalloc(sizeof(*cfg->motd_lines));
 	cfg->motd_lines[0] = xstrdup(DEFAULT_MOTD);
 	cfg->motd_count = 1;

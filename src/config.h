@@ -27,6 +27,7 @@ struct config {
 	char *bind;        /* numeric address or host name; "::" = all, v4 and v6 */
 	int max_clients;
 	int threads;       /* 0 = one per CPU; see config_worker_count() */
+	bool io_uring;     /* write with io_uring when the kernel allows it */
 	char **motd_lines; /* from motd, or motd_file when set; raw, not yet cleaned */
 	size_t motd_count;
 	char *motd_file;   /* as given; NULL when not set */

@@ -98,27 +98,27 @@ static void out_consume(struct conn *c, size_t n)
 	}
 }
 
-int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct ring_cache *rc)
+int conn_output_iov(const struct conn *c, struct iovec *iov, int iov_max, size_t *bytes)
 {
-	while (c->out_count > 0) {
-		int n = 0;
-		for (uint32_t i = 0; i < c->out_count && n < iov_max; i++) {
-			struct msg *m = c->out[(c->out_head + i) & (c->out_cap - 1)];
-			size_t skip = i == 0 ? c->out_offset : 0;
-			iov[n].iov_base = m->data + skip;
-			iov[n].iov_len = m->len - skip;
-			n++;
-		}
-		ssize_t w = writev(c->fd, iov, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -errno;
-		}
-		out_consume(c, (size_t)w);
+	int n = 0;
+	size_t total = 0;
+	for (uint32_t i = 0; i < c->out_count && n < iov_max; i++) {
+		struct msg *m = c->out[(c->out_head + i) & (c->out_cap - 1)];
+		size_t skip = i == 0 ? c->out_offset : 0;
+		iov[n].iov_base = m->data + skip;
+		iov[n].iov_len = m->len - skip;
+		total += iov[n].iov_len;
+		n++;
 	}
+	*bytes = total;
+	return n;
+}
+
+bool conn_written(struct conn *c, size_t n, struct ring_cache *rc)
+{
+	out_consume(c, n);
+	if (c->out_count > 0)
+		return false;
 	/* Empty: the ring goes back to the cache (or, grown by a burst, to
 	 * the allocator), so an idle connection holds no output buffer. */
 	if (c->out_cap == OUT_MIN_CAP && rc->count < RING_CACHE_MAX)
@@ -127,5 +127,23 @@ int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct ring_cache
 		free(c->out);
 	c->out = NULL;
 	c->out_cap = c->out_head = 0;
-	return 1;
+	return true;
+}
+
+int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct ring_cache *rc)
+{
+	for (;;) {
+		size_t bytes;
+		int n = conn_output_iov(c, iov, iov_max, &bytes);
+		ssize_t w = n > 0 ? writev(c->fd, iov, n) : 0;
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -errno;
+		}
+		if (conn_written(c, (size_t)w, rc))
+			return 1;
+	}
 }

@@ -79,6 +79,14 @@ void conn_free(struct conn *c);
  * queue: the reader is too slow. */
 bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct ring_cache *rc);
 
+/* Points IOV at up to IOV_MAX pieces of the queue, oldest first; returns
+ * how many, and their total length in *BYTES. */
+int conn_output_iov(const struct conn *c, struct iovec *iov, int iov_max, size_t *bytes);
+
+/* Drops N written bytes from the head of the queue. Returns true when the
+ * queue is empty; its ring is then given back to RC. */
+bool conn_written(struct conn *c, size_t n, struct ring_cache *rc);
+
 /* Writes as much of the queue as the socket takes, many messages per
  * writev. Returns 1 when the queue is empty, 0 when the socket is full,
  * or -errno. */

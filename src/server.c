@@ -209,6 +209,8 @@ static void reload(struct server *s)
 		warn_restart_needed("bind", cfg->path);
 	if (cfg->threads != old->threads)
 		warn_restart_needed("threads", cfg->path);
+	if (cfg->io_uring != old->io_uring)
+		warn_restart_needed("io_uring", cfg->path);
 	if (cfg->log_target != old->log_target)
 		warn_restart_needed("log target", cfg->path);
 

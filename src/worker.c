@@ -19,6 +19,7 @@
 #include "chat.h"
 #include "log.h"
 #include "util.h"
+#include "writer.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -93,8 +94,8 @@ struct worker {
 	atomic_uint_least64_t pong;
 
 	struct ring_cache rings;
+	struct writer *writer;    /* made on the worker's own thread */
 	char read_buffer[READ_BUFFER_SIZE];
-	struct iovec iov[IOV_MAX];
 };
 
 static uint64_t now_ms(void)
@@ -514,9 +515,10 @@ static void conn_event(struct worker *w, struct conn *c, uint32_t events)
 
 /* ---- writing ----------------------------------------------------------- */
 
-static void flush_conn(struct worker *w, struct conn *c)
+/* How writing C's queue went (see writer_done_fn). */
+static void written(void *ctx, struct conn *c, int r)
 {
-	int r = conn_flush(c, w->iov, IOV_MAX, &w->rings);
+	struct worker *w = ctx;
 	if (r < 0) {
 		bool reset = r == -EPIPE || r == -ECONNRESET;
 		if (!reset)
@@ -557,12 +559,7 @@ static void settle(struct worker *w)
 			close_now(w, c);
 		}
 		flush_outboxes(w);
-		while ((c = TAILQ_FIRST(&w->flush_list))) {
-			TAILQ_REMOVE(&w->flush_list, c, flush_link);
-			c->on_flush_list = false;
-			if (!c->on_close_list)
-				flush_conn(w, c);
-		}
+		writer_flush(w->writer, &w->flush_list, &w->rings, written, w);
 	}
 }
 
@@ -710,6 +707,15 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct epoll_event events[EPOLL_BATCH];
+	const char *why_not;
+
+	w->writer = writer_new(w->cfg->io_uring, &why_not);
+	if (w->index == 0) {
+		if (why_not)
+			log_info("writing with writev: io_uring is not usable (%s)", why_not);
+		else
+			log_debug("writing with %s", writer_method(w->writer));
+	}
 
 	for (;;) {
 		int timeout = expire_drains(w);
@@ -832,6 +838,7 @@ void worker_free(struct worker *w)
 	}
 	free(w->outboxes);
 	ring_cache_clear(&w->rings);
+	writer_free(w->writer);
 	free(w->by_fd);
 	free(w->inbox.items);
 	free(w->taken);

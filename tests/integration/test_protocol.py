@@ -49,6 +49,29 @@ class ChatTestCase(ChatdTestCase):
         return lines
 
 
+class WriteMethodTest(ChatTestCase):
+    def test_write_method_logged(self):
+        """chatd says how it writes: io_uring unless the config says no or
+        the kernel refuses it (then with the reason, at info level)."""
+        srv = self.start_server()
+        uring = r"debug: writing with io_uring$"
+        refused = r"info: writing with writev: io_uring is not usable \(.+\)$"
+        if chatdtest.DEFAULT_CONFIG["server"].get("io_uring") == "no":
+            srv.log.wait(r"debug: writing with writev$")
+        else:
+            try:
+                with open("/proc/sys/kernel/io_uring_disabled") as f:
+                    disabled = int(f.read())
+            except FileNotFoundError:
+                disabled = 0
+            # 1: only for root (as the tests run) and io_uring_group.
+            srv.log.wait({0: uring, 1: uring + "|" + refused}.get(disabled, refused))
+        a = self.connect(srv)
+        b = self.connect(srv, others=[a])
+        a.send("ping")
+        b.expect("[guest1] ping")
+
+
 class CourseExchangeTest(ChatTestCase):
     def test_course_exchange(self):
         """The exchange at the end of docs/protocol.md, line for line."""

@@ -130,6 +130,7 @@ static void check_defaults(const struct config *cfg, const char *path)
 	CHECK_STR(cfg->bind, "::");
 	CHECK_INT(cfg->max_clients, 1024);
 	CHECK_INT(cfg->threads, 0);
+	CHECK(cfg->io_uring);
 	CHECK_INT(cfg->motd_count, 1);
 	if (cfg->motd_count == 1)
 		CHECK_STR(cfg->motd_lines[0], "Welcome to chatd!");
@@ -301,6 +302,25 @@ static void test_enums(void)
 		config_unref(cfg);
 		free(text);
 	}
+
+	static const struct {
+		const char *name;
+		bool value;
+	} bools[] = {
+		{ "yes", true }, { "no", false }, { "TRUE", true }, { "false", false },
+		{ "on", true }, { "Off", false }, { "1", true }, { "0", false },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bools); i++) {
+		char *text = xasprintf("[server]\nio_uring = %s\n", bools[i].name);
+		struct config *cfg = EXPECT_OK(text);
+		if (cfg)
+			CHECK_INT(cfg->io_uring, bools[i].value);
+		config_unref(cfg);
+		free(text);
+	}
+	EXPECT("[server]\nio_uring = maybe\n", "t.conf:2: io_uring: must be yes or no");
+	EXPECT("[server]\nio_uring =\n", "t.conf:2: io_uring: must be yes or no");
+	EXPECT("[server]\nio_uring = 2\n", "t.conf:2: io_uring: must be yes or no");
 
 	EXPECT("[log]\nlevel = verbose\n",
 	       "t.conf:2: level: must be one of debug, info, notice, warning, error");

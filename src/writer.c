@@ -1,0 +1,292 @@
+#include "autoconf.h"
+
+#include "writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifdef HAVE_LIBURING
+#include <liburing.h>
+#endif
+
+#include "log.h"
+#include "util.h"
+
+#define WRITER_BATCH 256        /* connections per io_uring_enter */
+#define WRITER_IOVS (16 * 1024) /* pieces of output per io_uring_enter */
+
+/* One connection's write in the batch being made. */
+struct pending {
+	struct conn *c;
+	struct msghdr mh;
+	size_t bytes;   /* offered */
+	int result;     /* from the completion: bytes written or -errno */
+};
+
+struct writer {
+	bool uring;
+#ifdef HAVE_LIBURING
+	struct io_uring ring;
+	struct pending pending[WRITER_BATCH];
+#endif
+	struct iovec *iov;  /* WRITER_IOVS with io_uring, IOV_MAX without */
+};
+
+static void take_off(struct conn_list *list, struct conn *c)
+{
+	TAILQ_REMOVE(list, c, flush_link);
+	c->on_flush_list = false;
+}
+
+/* ---- one writev per connection ------------------------------------------ */
+
+static void flush_each(struct writer *wr, struct conn_list *list, struct ring_cache *rc,
+		       writer_done_fn *done, void *ctx)
+{
+	struct conn *c;
+	while ((c = TAILQ_FIRST(list))) {
+		take_off(list, c);
+		if (!c->on_close_list)
+			done(ctx, c, conn_flush(c, wr->iov, IOV_MAX, rc));
+	}
+}
+
+#ifdef HAVE_LIBURING
+
+/* ---- io_uring ------------------------------------------------------------ */
+
+static void prep_write(struct io_uring *ring, struct pending *p, unsigned index)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring); /* never NULL: BATCH entries */
+	/* MSG_DONTWAIT: a full socket completes at once with EAGAIN, as writev
+	 * does, instead of leaving the write waiting in the kernel. */
+	io_uring_prep_sendmsg(sqe, p->c->fd, &p->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, index);
+}
+
+/* Submits COUNT prepared writes and waits for all of them: each completes at
+ * once (written, or EAGAIN), so this never sleeps for long. Returns 0, or
+ * -errno when the ring failed (the caller falls back to writev). */
+static int submit_and_reap(struct writer *wr, unsigned count)
+{
+	unsigned reaped = 0;
+	int r = io_uring_submit(&wr->ring);
+	if (r < 0)
+		return r;
+	while (reaped < count) {
+		struct io_uring_cqe *cqe;
+		r = io_uring_wait_cqe(&wr->ring, &cqe);
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			return r;
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&wr->ring, head, cqe) {
+			uint64_t index = io_uring_cqe_get_data64(cqe);
+			if (index < count)
+				wr->pending[index].result = cqe->res;
+			seen++;
+		}
+		io_uring_cq_advance(&wr->ring, seen);
+		reaped += seen;
+	}
+	return 0;
+}
+
+static void flush_batched(struct writer *wr, struct conn_list *list, struct ring_cache *rc,
+			  writer_done_fn *done, void *ctx)
+{
+	while (!TAILQ_EMPTY(list)) {
+		unsigned count = 0;
+		size_t used = 0;
+		struct conn *c;
+
+		while (count < WRITER_BATCH && (c = TAILQ_FIRST(list))) {
+			size_t room = WRITER_IOVS - used;
+			if (count > 0 && room < IOV_MAX && room < c->out_count)
+				break; /* its share would be cut short: next batch */
+			take_off(list, c);
+			if (c->on_close_list)
+				continue;
+			struct pending *p = &wr->pending[count];
+			struct iovec *iov = wr->iov + used;
+			int n = conn_output_iov(c, iov, room < IOV_MAX ? (int)room : IOV_MAX, &p->bytes);
+			if (n == 0) {
+				/* Nothing queued (a leaving connection that was
+				 * already written): just report it. */
+				conn_written(c, 0, rc);
+				done(ctx, c, 1);
+				continue;
+			}
+			used += (size_t)n;
+			p->c = c;
+			p->mh = (struct msghdr){ .msg_iov = iov, .msg_iovlen = (size_t)n };
+			p->result = -ECANCELED;
+			prep_write(&wr->ring, p, count);
+			count++;
+		}
+		if (count == 0)
+			continue;
+
+		int r = submit_and_reap(wr, count);
+		if (r < 0) {
+			/* Unusable ring: what was not written (nothing, as we
+			 * waited for every completion that came) goes by writev
+			 * from now on. */
+			log_errno(LOG_WARNING, -r, "io_uring failed; writing with writev from now on");
+			io_uring_queue_exit(&wr->ring);
+			wr->uring = false;
+			for (unsigned i = 0; i < count; i++) {
+				struct pending *p = &wr->pending[i];
+				if (p->result > 0 && conn_written(p->c, (size_t)p->result, rc)) {
+					done(ctx, p->c, 1);
+				} else {
+					p->c->on_flush_list = true;
+					TAILQ_INSERT_TAIL(list, p->c, flush_link);
+				}
+			}
+			free(wr->iov);
+			wr->iov = xmalloc(IOV_MAX * sizeof(*wr->iov));
+			flush_each(wr, list, rc, done, ctx);
+			return;
+		}
+
+		/* First account for every write, then report: a report may
+		 * queue more output for connections of this batch. */
+		for (unsigned i = 0; i < count; i++) {
+			struct pending *p = &wr->pending[i];
+			if (p->result < 0)
+				continue;
+			bool empty = conn_written(p->c, (size_t)p->result, rc);
+			if (empty)
+				p->result = 1;
+			else if ((size_t)p->result == p->bytes)
+				p->result = 2; /* all offered went: more to offer */
+			else
+				p->result = 0; /* the socket took only part: it is full */
+		}
+		for (unsigned i = 0; i < count; i++) {
+			struct pending *p = &wr->pending[i];
+			int result = p->result;
+			if (result == -EAGAIN || result == -EWOULDBLOCK)
+				result = 0;
+			else if (result == -EINTR)
+				result = 2;
+			if (result == 2) {
+				if (!p->c->on_flush_list) {
+					p->c->on_flush_list = true;
+					TAILQ_INSERT_TAIL(list, p->c, flush_link);
+				}
+				continue;
+			}
+			done(ctx, p->c, result);
+		}
+	}
+}
+
+/* Checks that the kernel completes a write to a full non-blocking socket at
+ * once with EAGAIN (the whole design relies on it: a write left waiting
+ * would hold a connection we may free). Returns 0 or -errno. */
+static int probe_full_socket(struct io_uring *ring)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	static char filler[4096];
+	while (write(sv[0], filler, sizeof(filler)) > 0)
+		;
+	int r = -EAGAIN;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		struct iovec iov = { .iov_base = filler, .iov_len = 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+		io_uring_prep_sendmsg(sqe, sv[0], &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec wait = { .tv_sec = 1 };
+		r = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &wait, NULL);
+		if (r >= 0) {
+			r = cqe->res == -EAGAIN ? 0 : cqe->res < 0 ? cqe->res : -EPROTO;
+			io_uring_cqe_seen(ring, cqe);
+		} else if (r == -ETIME) {
+			r = -EPROTO; /* it waited: unusable (the ring's exit cancels it) */
+		}
+	}
+	close(sv[0]);
+	close(sv[1]);
+	return r;
+}
+
+static bool start_uring(struct writer *wr, const char **why_not)
+{
+	/* SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1) suit a ring that only
+	 * its own thread uses; older kernels get a plain ring. */
+	int r = io_uring_queue_init(WRITER_BATCH, &wr->ring,
+				    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (r == -EINVAL)
+		r = io_uring_queue_init(WRITER_BATCH, &wr->ring, 0);
+	if (r < 0) {
+		*why_not = strerror(-r);
+		return false;
+	}
+	r = probe_full_socket(&wr->ring);
+	if (r < 0) {
+		*why_not = r == -EPROTO ? "a write to a full socket did not complete at once"
+					: strerror(-r);
+		io_uring_queue_exit(&wr->ring);
+		return false;
+	}
+	return true;
+}
+
+#endif /* HAVE_LIBURING */
+
+/* ---- the writer ----------------------------------------------------------- */
+
+struct writer *writer_new(bool want_uring, const char **why_not)
+{
+	struct writer *wr = xcalloc(1, sizeof(*wr));
+	*why_not = NULL;
+#ifdef HAVE_LIBURING
+	if (want_uring)
+		wr->uring = start_uring(wr, why_not);
+#else
+	if (want_uring)
+		*why_not = "built without liburing";
+#endif
+	wr->iov = xmalloc((wr->uring ? WRITER_IOVS : IOV_MAX) * sizeof(*wr->iov));
+	return wr;
+}
+
+void writer_free(struct writer *wr)
+{
+	if (!wr)
+		return;
+#ifdef HAVE_LIBURING
+	if (wr->uring)
+		io_uring_queue_exit(&wr->ring);
+#endif
+	free(wr->iov);
+	free(wr);
+}
+
+const char *writer_method(const struct writer *wr)
+{
+	return wr->uring ? "io_uring" : "writev";
+}
+
+void writer_flush(struct writer *wr, struct conn_list *list, struct ring_cache *rc,
+		  writer_done_fn *done, void *ctx)
+{
+#ifdef HAVE_LIBURING
+	if (wr->uring) {
+		flush_batched(wr, list, rc, done, ctx);
+		return;
+	}
+#endif
+	flush_each(wr, list, rc, done, ctx);
+}
