@@ -36,6 +36,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef HAVE_LIBURING
+#include <liburing.h>
+#endif
+
 #include "histogram.h"
 
 #define MARK "~B "            /* starts the text of every benchmark line */
@@ -43,6 +47,8 @@
 #define MAX_THREADS 64
 #define REPORTED_DROPS 5      /* disconnections reported one by one */
 #define MAX_RETRIES 5         /* connection attempts per client */
+#define EPOLL_BATCH 512
+#define READ_SLOT 16384       /* per client in a batch of io_uring reads */
 
 enum proto { PROTO_CHATD, PROTO_IRC };
 
@@ -92,7 +98,25 @@ struct options {
 	double hold;              /* seconds */
 	long server_pid;
 	enum proto proto;
+	bool no_io_uring;         /* recvmsg per client even where io_uring works */
 };
+
+/* Room for the receive time stamp of a recvmsg. */
+union control {
+	struct cmsghdr align;
+	char buf[CMSG_SPACE(sizeof(struct timespec))];
+};
+
+#ifdef HAVE_LIBURING
+struct uring_reads {
+	struct io_uring ring;
+	char *buffers;                 /* EPOLL_BATCH slots of READ_SLOT bytes */
+	struct iovec iov[EPOLL_BATCH];
+	struct msghdr mh[EPOLL_BATCH];
+	union control control[EPOLL_BATCH];
+	int result[EPOLL_BATCH];
+};
+#endif
 
 /* One thread of the generator. */
 struct gen {
@@ -114,7 +138,10 @@ struct gen {
 	bool *wake_owner;         /* [thread]: we acked lines of its senders this round */
 	atomic_uint_least64_t deliveries;
 	uint64_t duplicated, misordered, bad_lines;
-	struct histogram latency;
+	struct histogram latency;  /* sent -> read by the generator */
+	struct histogram arrival;  /* sent -> in the recipient's socket (kernel time stamp) */
+	uint64_t unstamped;        /* lines read without a kernel time stamp */
+	struct uring_reads *reads; /* NULL: no io_uring, recvmsg one by one */
 	char read_buffer[READ_CHUNK];
 } __attribute__((aligned(64)));
 
@@ -139,6 +166,7 @@ static atomic_int connect_retries;
 static atomic_uint_least64_t lost_known;  /* lines for clients that were disconnected */
 static atomic_uint_least64_t end_ns;     /* when the last line arrived */
 static atomic_bool sender_lost;
+static atomic_bool uring_reads;          /* some thread read with io_uring */
 static uint64_t start_ns;                /* written before PH_LOAD is published */
 
 static uint64_t now_ns(void)
@@ -146,6 +174,32 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t timespec_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+/* The kernel stamps received data with CLOCK_REALTIME, the senders with
+ * CLOCK_MONOTONIC: this is REALTIME - MONOTONIC, taken from the closest of a
+ * few bracketing readings (error well under a microsecond). */
+static int64_t realtime_offset_ns;
+
+static void measure_realtime_offset(void)
+{
+	uint64_t best_width = UINT64_MAX;
+	for (int i = 0; i < 16; i++) {
+		struct timespec a, r, b;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		clock_gettime(CLOCK_REALTIME, &r);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		uint64_t width = (uint64_t)(timespec_ns(&b) - timespec_ns(&a));
+		if (width < best_width) {
+			best_width = width;
+			realtime_offset_ns = timespec_ns(&r) - (timespec_ns(&a) + timespec_ns(&b)) / 2;
+		}
+	}
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -432,7 +486,7 @@ static void send_bench_line(struct sender *s)
 	s->sent++;
 }
 
-static void on_bench_line(struct gen *g, struct client *c, const char *text, uint64_t now)
+static void on_bench_line(struct gen *g, struct client *c, const char *text, uint64_t now, uint64_t arrived)
 {
 	/* Parsed by hand: at millions of lines a second, sscanf would make
 	 * the generator, not the server, the thing measured. */
@@ -478,6 +532,10 @@ static void on_bench_line(struct gen *g, struct client *c, const char *text, uin
 	atomic_store_explicit(&g->deliveries, atomic_load_explicit(&g->deliveries, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	histogram_add(&g->latency, now > sent_at ? now - sent_at : 0);
+	if (arrived)
+		histogram_add(&g->arrival, arrived > sent_at ? arrived - sent_at : 0);
+	else
+		g->unstamped++;
 	/* Only this thread writes its acks; the sender's thread reads them. */
 	uint32_t *ack = &g->acks[bit];
 	__atomic_store_n(ack, *ack + 1, __ATOMIC_RELAXED);
@@ -504,7 +562,7 @@ static bool irc_numeric(const char *line, const char *code)
 	return sp && strncmp(sp + 1, code, 3) == 0 && sp[4] == ' ';
 }
 
-static void on_line(struct gen *g, struct client *c, char *line, size_t len, uint64_t now)
+static void on_line(struct gen *g, struct client *c, char *line, size_t len, uint64_t now, uint64_t arrived)
 {
 	if (len > 0 && line[len - 1] == '\r')
 		line[--len] = '\0';
@@ -518,7 +576,7 @@ static void on_line(struct gen *g, struct client *c, char *line, size_t len, uin
 		if (c->state == C_READY) {
 			char *text = strstr(line, " :" MARK);
 			if (text)
-				on_bench_line(g, c, text + 2 + strlen(MARK), now);
+				on_bench_line(g, c, text + 2 + strlen(MARK), now, arrived);
 			return;
 		}
 		if (c->state == C_GREETING && irc_numeric(line, "001")) {
@@ -538,7 +596,7 @@ static void on_line(struct gen *g, struct client *c, char *line, size_t len, uin
 	if (line[0] == '[') {
 		char *text = strstr(line, "] " MARK);
 		if (text && c->state == C_READY)
-			on_bench_line(g, c, text + 2 + strlen(MARK), now);
+			on_bench_line(g, c, text + 2 + strlen(MARK), now, arrived);
 		return;
 	}
 	if (c->state == C_GREETING && strncmp(line, "> Connected to the chat server as ", 34) == 0) {
@@ -552,62 +610,157 @@ static void on_line(struct gen *g, struct client *c, char *line, size_t len, uin
 
 /* ---- input ------------------------------------------------------------- */
 
+/* When the newest of the bytes a recvmsg got reached the socket (0: not
+ * stamped). Earlier lines in the same read get this time too, which can
+ * only make their arrival latency look longer, never shorter. */
+static uint64_t arrival_time(struct msghdr *mh)
+{
+	uint64_t arrived = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+			struct timespec ts;
+			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+			int64_t mono = timespec_ns(&ts) - realtime_offset_ns;
+			arrived = mono > 0 ? (uint64_t)mono : 0;
+		}
+	}
+	return arrived;
+}
+
+/* What one read returned: N > 0 bytes, 0 for EOF, or -errno. Returns false
+ * when the client is gone or nothing more is waiting. */
+static bool took(struct gen *g, struct client *c, char *buf, ssize_t n, size_t size, uint64_t arrived)
+{
+	if (n < 0) {
+		if (n == -EINTR)
+			return true;
+		if (n == -EAGAIN)
+			return false;
+		char why[128];
+		snprintf(why, sizeof(why), "recv: %s", strerror((int)-n));
+		drop_client(g, c, why);
+		return false;
+	}
+	if (n == 0) {
+		drop_client(g, c, "the server closed the connection");
+		return false;
+	}
+	c->got_bytes = true;
+	uint64_t now = now_ns();
+	char *p = buf, *end = buf + n;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t chunk = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (c->in_len + chunk + 1 > c->in_cap) {
+			size_t cap = c->in_cap ? c->in_cap * 2 : 256;
+			while (cap < c->in_len + chunk + 1)
+				cap *= 2;
+			c->in = realloc(c->in, cap);
+			if (!c->in)
+				die("out of memory");
+			c->in_cap = cap;
+		}
+		if (!nl) {
+			memcpy(c->in + c->in_len, p, chunk);
+			c->in_len += chunk;
+			break;
+		}
+		if (c->in_len > 0) {
+			memcpy(c->in + c->in_len, p, chunk);
+			c->in_len += chunk;
+			c->in[c->in_len] = '\0';
+			on_line(g, c, c->in, c->in_len, now, arrived);
+			c->in_len = 0;
+		} else {
+			*nl = '\0';
+			on_line(g, c, p, chunk, now, arrived);
+		}
+		if (c->state == C_DEAD)
+			return false;
+		p = nl + 1;
+	}
+	return (size_t)n == size; /* a full buffer: there may be more */
+}
+
 static void read_in(struct gen *g, struct client *c)
 {
 	for (;;) {
-		ssize_t n = recv(c->fd, g->read_buffer, sizeof(g->read_buffer), 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return;
-			char why[128];
-			snprintf(why, sizeof(why), "recv: %s", strerror(errno));
-			drop_client(g, c, why);
-			return;
-		}
-		if (n == 0) {
-			drop_client(g, c, "the server closed the connection");
-			return;
-		}
-		c->got_bytes = true;
-		uint64_t now = now_ns();
-		char *p = g->read_buffer, *end = g->read_buffer + n;
-		while (p < end) {
-			char *nl = memchr(p, '\n', (size_t)(end - p));
-			size_t chunk = nl ? (size_t)(nl - p) : (size_t)(end - p);
-			if (c->in_len + chunk + 1 > c->in_cap) {
-				size_t cap = c->in_cap ? c->in_cap * 2 : 256;
-				while (cap < c->in_len + chunk + 1)
-					cap *= 2;
-				c->in = realloc(c->in, cap);
-				if (!c->in)
-					die("out of memory");
-				c->in_cap = cap;
-			}
-			if (!nl) {
-				memcpy(c->in + c->in_len, p, chunk);
-				c->in_len += chunk;
-				break;
-			}
-			if (c->in_len > 0) {
-				memcpy(c->in + c->in_len, p, chunk);
-				c->in_len += chunk;
-				c->in[c->in_len] = '\0';
-				on_line(g, c, c->in, c->in_len, now);
-				c->in_len = 0;
-			} else {
-				*nl = '\0';
-				on_line(g, c, p, chunk, now);
-			}
-			if (c->state == C_DEAD)
-				return;
-			p = nl + 1;
-		}
-		if ((size_t)n < sizeof(g->read_buffer))
+		struct iovec iov = { .iov_base = g->read_buffer, .iov_len = sizeof(g->read_buffer) };
+		union control control;
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
+		ssize_t n = recvmsg(c->fd, &mh, 0);
+		if (n < 0)
+			n = -errno;
+		if (!took(g, c, g->read_buffer, n, sizeof(g->read_buffer), n > 0 ? arrival_time(&mh) : 0))
 			return;
 	}
 }
+
+#ifdef HAVE_LIBURING
+/* Reads every ready client with one io_uring_enter instead of a recvmsg
+ * each: the generator shares the cores with the server, so its system
+ * calls are CPU the server does not get. A client whose slot fills up is
+ * read on with recvmsg. */
+static void read_batch(struct gen *g, struct client **ready, int count)
+{
+	struct uring_reads *u = g->reads;
+	for (int i = 0; i < count; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+		u->iov[i] = (struct iovec){ .iov_base = u->buffers + (size_t)i * READ_SLOT, .iov_len = READ_SLOT };
+		u->mh[i] = (struct msghdr){ .msg_iov = &u->iov[i], .msg_iovlen = 1,
+					    .msg_control = u->control[i].buf,
+					    .msg_controllen = sizeof(u->control[i].buf) };
+		io_uring_prep_recvmsg(sqe, ready[i]->fd, &u->mh[i], MSG_DONTWAIT);
+		io_uring_sqe_set_data64(sqe, (uint64_t)i);
+		u->result[i] = -EAGAIN;
+	}
+	int r = io_uring_submit_and_wait(&u->ring, (unsigned)count);
+	if (r < 0)
+		die("io_uring: %s", strerror(-r));
+	unsigned reaped = 0;
+	while (reaped < (unsigned)count) {
+		struct io_uring_cqe *cqe;
+		r = io_uring_wait_cqe(&u->ring, &cqe);
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			die("io_uring: %s", strerror(-r));
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&u->ring, head, cqe) {
+			u->result[io_uring_cqe_get_data64(cqe)] = cqe->res;
+			seen++;
+		}
+		io_uring_cq_advance(&u->ring, seen);
+		reaped += seen;
+	}
+	for (int i = 0; i < count; i++) {
+		struct client *c = ready[i];
+		if (c->state == C_DEAD)
+			continue;
+		int n = u->result[i];
+		if (took(g, c, u->buffers + (size_t)i * READ_SLOT, n, READ_SLOT, n > 0 ? arrival_time(&u->mh[i]) : 0))
+			read_in(g, c);
+	}
+}
+
+static void start_uring_reads(struct gen *g)
+{
+	struct uring_reads *u = calloc(1, sizeof(*u));
+	if (!u)
+		die("out of memory");
+	u->buffers = malloc((size_t)EPOLL_BATCH * READ_SLOT);
+	if (!u->buffers)
+		die("out of memory");
+	if (io_uring_queue_init(EPOLL_BATCH, &u->ring, 0) < 0) {
+		free(u->buffers);
+		free(u);
+		return; /* recvmsg, one by one */
+	}
+	g->reads = u;
+	atomic_store(&uring_reads, true);
+}
+#endif
 
 /* ---- connecting -------------------------------------------------------- */
 
@@ -618,6 +771,7 @@ static void start_connect(struct gen *g, struct client *c)
 		die("socket: %s (raise the open files limit, ulimit -n)", strerror(errno));
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	if (connect(c->fd, server_addr->ai_addr, server_addr->ai_addrlen) < 0 && errno != EINPROGRESS)
 		die("connect to %s:%s: %s", opt.host, opt.port, strerror(errno));
 	c->state = C_CONNECTING;
@@ -657,10 +811,26 @@ static void on_connected(struct gen *g, struct client *c)
 
 static void poll_once(struct gen *g, int timeout_ms)
 {
-	struct epoll_event events[512];
-	int n = epoll_wait(g->epoll_fd, events, 512, timeout_ms);
+	struct epoll_event events[EPOLL_BATCH];
+	int n = epoll_wait(g->epoll_fd, events, EPOLL_BATCH, timeout_ms);
 	if (n < 0 && errno != EINTR)
 		die("epoll_wait: %s", strerror(errno));
+#ifdef HAVE_LIBURING
+	if (g->reads && n > 1) {
+		struct client *ready[EPOLL_BATCH];
+		int count = 0;
+		for (int i = 0; i < n; i++) {
+			struct client *c = events[i].data.ptr;
+			if (c && c->state != C_DEAD && c->state != C_CONNECTING &&
+			    (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+				ready[count++] = c;
+				events[i].events &= ~(uint32_t)(EPOLLIN | EPOLLHUP | EPOLLERR);
+			}
+		}
+		if (count > 0)
+			read_batch(g, ready, count);
+	}
+#endif
 	for (int i = 0; i < n; i++) {
 		struct client *c = events[i].data.ptr;
 		if (!c) {
@@ -807,6 +977,10 @@ static void *gen_main(void *arg)
 			poll_once(g, 1000);
 		return NULL;
 	}
+#ifdef HAVE_LIBURING
+	if (!opt.no_io_uring)
+		start_uring_reads(g);
+#endif
 	while (atomic_load(&phase) == PH_LOAD) {
 		int timeout = refill(g, now_ns());
 		poll_once(g, timeout);
@@ -814,6 +988,14 @@ static void *gen_main(void *arg)
 		wake_owners(g);
 		check_finished();
 	}
+#ifdef HAVE_LIBURING
+	if (g->reads) {
+		io_uring_queue_exit(&g->reads->ring);
+		free(g->reads->buffers);
+		free(g->reads);
+		g->reads = NULL;
+	}
+#endif
 	return NULL;
 }
 
@@ -825,7 +1007,7 @@ static void usage(FILE *out)
 		"Usage: chatd-bench [--host H] [--port P] --clients N --senders S --messages M\n"
 		"                   [--rate R | --window W] [--rooms K] [--threads T] [--timeout SEC]\n"
 		"                   [--connect-only SECONDS] [--connect-parallel C] [--pid SERVER_PID]\n"
-		"                   [--proto chatd|irc]\n"
+		"                   [--proto chatd|irc] [--no-io-uring]\n"
 		"\n"
 		"  --host H           server address (default 127.0.0.1)\n"
 		"  --port P           server port (default 7777)\n"
@@ -841,6 +1023,7 @@ static void usage(FILE *out)
 		"  --connect-parallel C  connections being set up at once (default 200)\n"
 		"  --pid PID          report the server's CPU time and memory (from /proc)\n"
 		"  --proto irc        drive an IRC server (NICK/USER, JOIN, PRIVMSG, PONG)\n"
+		"  --no-io-uring      read with one recvmsg per client, not in io_uring batches\n"
 		"\n"
 		"Exit status: 0 all lines arrived once and in order, 1 error, 2 usage,\n"
 		"3 lines lost, duplicated or misordered.\n");
@@ -868,7 +1051,7 @@ static void parse_options(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },  { "connect-only", required_argument, NULL, 'c' },
 		{ "pid", required_argument, NULL, 'p' },      { "proto", required_argument, NULL, 'x' },
 		{ "threads", required_argument, NULL, 'T' },  { "connect-parallel", required_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "no-io-uring", no_argument, NULL, 'U' },    { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },        { NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -876,6 +1059,7 @@ static void parse_options(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (o) {
 		case 'H': opt.host = optarg; break;
+		case 'U': opt.no_io_uring = true; break;
 		case 'P': opt.port = optarg; break;
 		case 'n': opt.clients = (int)parse_number("--clients", optarg, 1, 1000000); break;
 		case 's': opt.senders = (int)parse_number("--senders", optarg, 0, 100000); break;
@@ -1076,6 +1260,7 @@ int main(int argc, char **argv)
 		set_phase(PH_DONE);
 	} else {
 		double cpu0 = self_cpu_seconds();
+		measure_realtime_offset();
 		start_ns = now_ns();
 		deadline = start_ns + (uint64_t)(opt.timeout * 1e9);
 		set_phase(PH_LOAD);
@@ -1101,7 +1286,8 @@ int main(int argc, char **argv)
 	join_threads();
 
 	uint64_t deliveries = 0, duplicated = 0, misordered = 0, bad_lines = 0;
-	static struct histogram latency;
+	static struct histogram latency, arrival;
+	uint64_t unstamped = 0;
 	for (int t = 0; t < opt.threads; t++) {
 		struct gen *g = &gens[t];
 		deliveries += atomic_load(&g->deliveries);
@@ -1113,6 +1299,12 @@ int main(int argc, char **argv)
 		latency.count += g->latency.count;
 		if (g->latency.max > latency.max)
 			latency.max = g->latency.max;
+		for (unsigned b = 0; b < HIST_POWERS * HIST_SUB; b++)
+			arrival.buckets[b] += g->arrival.buckets[b];
+		arrival.count += g->arrival.count;
+		if (g->arrival.max > arrival.max)
+			arrival.max = g->arrival.max;
+		unstamped += g->unstamped;
 	}
 	uint64_t lost = expected_deliveries > deliveries ? expected_deliveries - deliveries : 0;
 
@@ -1122,6 +1314,10 @@ int main(int argc, char **argv)
 	double p99 = (double)histogram_quantile(&latency, 0.99) / 1e6;
 	double p999 = (double)histogram_quantile(&latency, 0.999) / 1e6;
 	double max = (double)latency.max / 1e6;
+	double a50 = (double)histogram_quantile(&arrival, 0.5) / 1e6;
+	double a99 = (double)histogram_quantile(&arrival, 0.99) / 1e6;
+	double a999 = (double)histogram_quantile(&arrival, 0.999) / 1e6;
+	double amax = (double)arrival.max / 1e6;
 	int drops = atomic_load(&disconnected);
 	printf("chatd-bench %s: %d clients in %d room%s%s, %d thread%s\n", PACKAGE_VERSION, opt.clients,
 	       opt.rooms, opt.rooms == 1 ? "" : "s", opt.proto == PROTO_IRC ? ", IRC protocol" : "",
@@ -1141,11 +1337,16 @@ int main(int argc, char **argv)
 			printf("  load         %d senders x %u lines, window %u\n", opt.senders, opt.messages, opt.window);
 		printf("  deliveries   %" PRIu64 " of %" PRIu64 " in %.3f s = %.3f M/s%s\n", deliveries,
 		       expected_deliveries, send_seconds, rate / 1e6, timed_out ? " (timed out)" : "");
-		printf("  latency      p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms\n", p50, p99, p999, max);
+		printf("  latency      p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  (sent to read)\n",
+		       p50, p99, p999, max);
+		if (arrival.count)
+			printf("               p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  (sent to arrival)%s\n",
+			       a50, a99, a999, amax, unstamped ? "  some lines had no time stamp" : "");
 		printf("  errors       lost %" PRIu64 "  duplicated %" PRIu64 "  misordered %" PRIu64
 		       "  unexpected %" PRIu64 "  disconnected %d\n", lost, duplicated, misordered, bad_lines, drops);
-		printf("  generator    %.2f s CPU (%.0f%% of one core)\n", cpu_self,
-		       send_seconds > 0 ? 100 * cpu_self / send_seconds : 0);
+		printf("  generator    %.2f s CPU (%.0f%% of one core), reading with %s\n", cpu_self,
+		       send_seconds > 0 ? 100 * cpu_self / send_seconds : 0,
+		       atomic_load(&uring_reads) ? "io_uring" : "recvmsg");
 	}
 	double server_cpu = after.cpu_seconds - after_connect.cpu_seconds;
 	double rss_per_conn = ready_count ? (double)(after_connect.rss_kib - before.rss_kib) / ready_count : 0;
@@ -1159,14 +1360,17 @@ int main(int argc, char **argv)
 	}
 	printf("RESULT proto=%s clients=%d senders=%d messages=%u rooms=%d threads=%d window=%u rate_target=%.0f"
 	       " ready=%d connect_retries=%d connect_s=%.4f deliveries=%" PRIu64 " expected=%" PRIu64 " seconds=%.4f rate=%.0f"
-	       " p50_ms=%.4f p99_ms=%.4f p999_ms=%.4f max_ms=%.4f lost=%" PRIu64 " duplicated=%" PRIu64
+	       " p50_ms=%.4f p99_ms=%.4f p999_ms=%.4f max_ms=%.4f"
+	       " arrival_p50_ms=%.4f arrival_p99_ms=%.4f arrival_p999_ms=%.4f arrival_max_ms=%.4f unstamped=%" PRIu64
+	       " lost=%" PRIu64 " duplicated=%" PRIu64
 	       " misordered=%" PRIu64 " unexpected=%" PRIu64 " disconnected=%d timed_out=%d generator_cpu_s=%.3f"
-	       " connect_generator_cpu_s=%.3f",
+	       " connect_generator_cpu_s=%.3f reads=%s",
 	       opt.proto == PROTO_IRC ? "irc" : "chatd", opt.clients, opt.senders, opt.messages, opt.rooms,
 	       opt.threads, opt.rate > 0 ? 0 : opt.window, opt.rate, ready_count, atomic_load(&connect_retries),
 	       connect_seconds, deliveries,
-	       expected_deliveries, send_seconds, rate, p50, p99, p999, max, lost, duplicated, misordered,
-	       bad_lines, drops, timed_out, cpu_self, connect_cpu_self);
+	       expected_deliveries, send_seconds, rate, p50, p99, p999, max, a50, a99, a999, amax, unstamped, lost, duplicated, misordered,
+	       bad_lines, drops, timed_out, cpu_self, connect_cpu_self,
+	       atomic_load(&uring_reads) ? "io_uring" : "recvmsg");
 	if (have_usage)
 		printf(" server_cpu_s=%.3f server_cpu_per_million_s=%.4f rss_before_kib=%ld rss_connected_kib=%ld"
 		       " rss_per_conn_kib=%.3f connect_server_cpu_s=%.3f",
