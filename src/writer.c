@@ -74,10 +74,20 @@ static void prep_write(struct io_uring *ring, struct pending *p, unsigned index)
  * -errno when the ring failed (the caller falls back to writev). */
 static int submit_and_reap(struct writer *wr, unsigned count)
 {
-	unsigned reaped = 0;
-	int r = io_uring_submit(&wr->ring);
-	if (r < 0)
-		return r;
+	unsigned submitted = 0, reaped = 0;
+	int r;
+	/* Every request must be in the kernel before waiting for all of
+	 * them; a short submission is retried. */
+	while (submitted < count) {
+		r = io_uring_submit(&wr->ring);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return -EIO;
+		submitted += (unsigned)r;
+	}
 	while (reaped < count) {
 		struct io_uring_cqe *cqe;
 		r = io_uring_wait_cqe(&wr->ring, &cqe);
@@ -224,9 +234,11 @@ static int probe_full_socket(struct io_uring *ring)
 static bool start_uring(struct writer *wr, const char **why_not)
 {
 	/* SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1) suit a ring that only
-	 * its own thread uses; older kernels get a plain ring. */
+	 * its own thread uses, SUBMIT_ALL keeps submitting past a request the
+	 * kernel rejects; older kernels get a plain ring. */
 	int r = io_uring_queue_init(WRITER_BATCH, &wr->ring,
-				    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+				    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+				    IORING_SETUP_SUBMIT_ALL);
 	if (r == -EINVAL)
 		r = io_uring_queue_init(WRITER_BATCH, &wr->ring, 0);
 	if (r < 0) {
