@@ -119,6 +119,15 @@ static struct config *expect_data(int line, const void *content, size_t len,
 	expect_data(__LINE__, (content), strlen(content), WANT(__VA_ARGS__))
 #define EXPECT_OK(content) expect_data(__LINE__, (content), strlen(content), NO_ERRORS)
 
+/* Loads a file that sets one key, expecting no errors; NULL if it had some. */
+static struct config *load_one(int line, const char *section, const char *key, const char *value)
+{
+	char *text = xasprintf("[%s]\n%s = %s\n", section, key, value);
+	struct config *cfg = expect_data(line, text, strlen(text), NO_ERRORS);
+	free(text);
+	return cfg;
+}
+
 static void check_defaults(const struct config *cfg, const char *path)
 {
 	if (path)
@@ -287,20 +296,14 @@ static void test_enums(void)
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(levels); i++) {
-		char *text = xasprintf("[log]\nlevel = %s\n", levels[i].name);
-		struct config *cfg = EXPECT_OK(text);
-		if (cfg)
-			CHECK_INT(cfg->log_level, levels[i].level);
+		struct config *cfg = load_one(__LINE__, "log", "level", levels[i].name);
+		CHECK_INT(cfg ? cfg->log_level : -1, levels[i].level);
 		config_unref(cfg);
-		free(text);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(targets); i++) {
-		char *text = xasprintf("[log]\ntarget = %s\n", targets[i].name);
-		struct config *cfg = EXPECT_OK(text);
-		if (cfg)
-			CHECK_INT(cfg->log_target, targets[i].target);
+		struct config *cfg = load_one(__LINE__, "log", "target", targets[i].name);
+		CHECK_INT(cfg ? (int)cfg->log_target : -1, targets[i].target);
 		config_unref(cfg);
-		free(text);
 	}
 
 	static const struct {
@@ -311,12 +314,9 @@ static void test_enums(void)
 		{ "on", true }, { "Off", false }, { "1", true }, { "0", false },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bools); i++) {
-		char *text = xasprintf("[server]\nio_uring = %s\n", bools[i].name);
-		struct config *cfg = EXPECT_OK(text);
-		if (cfg)
-			CHECK_INT(cfg->io_uring, bools[i].value);
+		struct config *cfg = load_one(__LINE__, "server", "io_uring", bools[i].name);
+		CHECK_INT(cfg ? cfg->io_uring : -1, bools[i].value);
 		config_unref(cfg);
-		free(text);
 	}
 	EXPECT("[server]\nio_uring = maybe\n", "t.conf:2: io_uring: must be yes or no");
 	EXPECT("[server]\nio_uring =\n", "t.conf:2: io_uring: must be yes or no");
