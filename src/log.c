@@ -20,7 +20,7 @@
 
 static atomic_int log_level = LOG_INFO;
 static enum log_target log_target = LOG_TARGET_STDERR;
-static bool echo_errors;
+static atomic_bool echo_errors; /* switched off by the main thread once workers run */
 
 static const struct {
 	const char *name;
@@ -85,7 +85,7 @@ void log_open(enum log_target target, bool daemonized)
 
 void log_echo_errors(bool on)
 {
-	echo_errors = on;
+	atomic_store_explicit(&echo_errors, on, memory_order_relaxed);
 }
 
 void log_set_level(int priority)
@@ -185,7 +185,7 @@ void log_full(const char *file, int line, const char *func, int priority, int er
 	if (len >= 0 && errnum && (size_t)len < sizeof(message))
 		snprintf(message + len, sizeof(message) - (size_t)len, ": %s", strerror(errnum));
 
-	if (echo_errors && priority <= LOG_ERR && log_target != LOG_TARGET_STDERR)
+	if (atomic_load_explicit(&echo_errors, memory_order_relaxed) && priority <= LOG_ERR && log_target != LOG_TARGET_STDERR)
 		fprintf(stderr, "chatd: %s\n", message);
 	switch (log_target) {
 	case LOG_TARGET_JOURNAL:
