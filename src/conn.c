@@ -43,19 +43,20 @@ void conn_free(struct conn *c)
 	free(c);
 }
 
-void ring_cache_clear(struct ring_cache *rc)
+void out_cache_clear(struct out_cache *oc)
 {
-	while (rc->count > 0)
-		free(rc->rings[--rc->count]);
+	while (oc->count > 0)
+		free(oc->rings[--oc->count]);
+	msg_release_clear(&oc->released);
 }
 
-static void out_grow(struct conn *c, struct ring_cache *rc)
+static void out_grow(struct conn *c, struct out_cache *oc)
 {
 	uint32_t cap = c->out_cap ? c->out_cap * 2 : OUT_MIN_CAP;
 	struct msg **out;
 
-	if (cap == OUT_MIN_CAP && rc->count > 0)
-		out = rc->rings[--rc->count];
+	if (cap == OUT_MIN_CAP && oc->count > 0)
+		out = oc->rings[--oc->count];
 	else
 		out = xmalloc(cap * sizeof(*out));
 
@@ -67,12 +68,12 @@ static void out_grow(struct conn *c, struct ring_cache *rc)
 	c->out_head = 0;
 }
 
-bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct ring_cache *rc)
+bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct out_cache *oc)
 {
 	if (c->out_bytes + m->len > max_sendq)
 		return false;
 	if (c->out_count == c->out_cap)
-		out_grow(c, rc);
+		out_grow(c, oc);
 	c->out[(c->out_head + c->out_count) & (c->out_cap - 1)] = m;
 	c->out_count++;
 	c->out_bytes += m->len;
@@ -80,7 +81,7 @@ bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct ring_cac
 }
 
 /* Drops N bytes of written output from the head of the queue. */
-static void out_consume(struct conn *c, size_t n)
+static void out_consume(struct conn *c, size_t n, struct out_cache *oc)
 {
 	c->out_bytes -= n;
 	while (n > 0) {
@@ -91,7 +92,7 @@ static void out_consume(struct conn *c, size_t n)
 			return;
 		}
 		n -= left;
-		msg_unref(m);
+		msg_release_add(&oc->released, m);
 		c->out_offset = 0;
 		c->out_head = (c->out_head + 1) & (c->out_cap - 1);
 		c->out_count--;
@@ -114,15 +115,15 @@ int conn_output_iov(const struct conn *c, struct iovec *iov, int iov_max, size_t
 	return n;
 }
 
-bool conn_written(struct conn *c, size_t n, struct ring_cache *rc)
+bool conn_written(struct conn *c, size_t n, struct out_cache *oc)
 {
-	out_consume(c, n);
+	out_consume(c, n, oc);
 	if (c->out_count > 0)
 		return false;
 	/* Empty: the ring goes back to the cache (or, grown by a burst, to
 	 * the allocator), so an idle connection holds no output buffer. */
-	if (c->out_cap == OUT_MIN_CAP && rc->count < RING_CACHE_MAX)
-		rc->rings[rc->count++] = c->out;
+	if (c->out_cap == OUT_MIN_CAP && oc->count < RING_CACHE_MAX)
+		oc->rings[oc->count++] = c->out;
 	else
 		free(c->out);
 	c->out = NULL;
@@ -130,7 +131,7 @@ bool conn_written(struct conn *c, size_t n, struct ring_cache *rc)
 	return true;
 }
 
-int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct ring_cache *rc)
+int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct out_cache *oc)
 {
 	for (;;) {
 		size_t bytes;
@@ -143,7 +144,7 @@ int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct ring_cache
 				return 0;
 			return -errno;
 		}
-		if (conn_written(c, (size_t)w, rc))
+		if (conn_written(c, (size_t)w, oc))
 			return 1;
 	}
 }

@@ -58,16 +58,21 @@ struct conn {
 
 TAILQ_HEAD(conn_list, conn);
 
-/* Spare minimum-size output rings, per worker: a queue that empties gives
- * its ring back, one that fills takes one, so an idle connection holds no
- * output buffer and steady traffic allocates nothing per line. */
+/* What a worker's output queues share:
+ * - spare minimum-size output rings: a queue that empties gives its ring
+ *   back, one that fills takes one, so an idle connection holds no output
+ *   buffer and steady traffic allocates nothing per line;
+ * - the unreferences of written lines, put off until the end of the write
+ *   pass (see msg_release), applied by writer_flush(). */
 #define RING_CACHE_MAX 1024
-struct ring_cache {
+struct out_cache {
 	struct msg **rings[RING_CACHE_MAX];
 	int count;
+	struct msg_release released;
 };
 
-void ring_cache_clear(struct ring_cache *rc);
+/* Frees the spare rings and applies the put-off unreferences. */
+void out_cache_clear(struct out_cache *oc);
 
 struct conn *conn_new(int fd, uint64_t id, const char *peer);
 
@@ -77,19 +82,20 @@ void conn_free(struct conn *c);
 /* Queues M, taking over one reference the caller holds. Returns false, and
  * queues nothing, when that would put more than max_sendq bytes in the
  * queue: the reader is too slow. */
-bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct ring_cache *rc);
+bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct out_cache *oc);
 
 /* Points IOV at up to IOV_MAX pieces of the queue, oldest first; returns
  * how many, and their total length in *BYTES. */
 int conn_output_iov(const struct conn *c, struct iovec *iov, int iov_max, size_t *bytes);
 
-/* Drops N written bytes from the head of the queue. Returns true when the
- * queue is empty; its ring is then given back to RC. */
-bool conn_written(struct conn *c, size_t n, struct ring_cache *rc);
+/* Drops N written bytes from the head of the queue, putting off the
+ * unreference of each line written whole in OC. Returns true when the queue
+ * is empty; its ring is then given back to OC. */
+bool conn_written(struct conn *c, size_t n, struct out_cache *oc);
 
 /* Writes as much of the queue as the socket takes, many messages per
  * writev. Returns 1 when the queue is empty, 0 when the socket is full,
  * or -errno. */
-int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct ring_cache *rc);
+int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct out_cache *oc);
 
 #endif

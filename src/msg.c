@@ -68,3 +68,73 @@ void msg_unref(struct msg *m)
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
 		free(m);
 }
+
+#define RELEASE_MIN_CAP 256
+#define RELEASE_MAX_CAP 65536 /* beyond this, flush rather than grow */
+
+static size_t release_hash(const struct msg *m, size_t cap)
+{
+	/* Fibonacci hashing of the address; malloc aligns to 16. */
+	return (size_t)(((uintptr_t)m >> 4) * 0x9E3779B97F4A7C15ULL >> 16) & (cap - 1);
+}
+
+static void release_grow(struct msg_release *r)
+{
+	struct msg_release_slot *old = r->slots;
+	size_t *old_used = r->used, old_count = r->used_count, old_cap = r->cap;
+
+	r->cap = old_cap ? old_cap * 2 : RELEASE_MIN_CAP;
+	r->slots = xcalloc(r->cap, sizeof(*r->slots));
+	r->used = xmalloc(r->cap / 2 * sizeof(*r->used));
+	r->used_count = 0;
+	for (size_t i = 0; i < old_count; i++) {
+		struct msg_release_slot *from = &old[old_used[i]];
+		size_t at = release_hash(from->msg, r->cap);
+		while (r->slots[at].msg)
+			at = (at + 1) & (r->cap - 1);
+		r->slots[at] = *from;
+		r->used[r->used_count++] = at;
+	}
+	free(old);
+	free(old_used);
+}
+
+void msg_release_add(struct msg_release *r, struct msg *m)
+{
+	if (r->used_count >= r->cap / 2) {
+		if (r->cap >= RELEASE_MAX_CAP)
+			msg_release_flush(r);
+		else
+			release_grow(r);
+	}
+	size_t at = release_hash(m, r->cap);
+	while (r->slots[at].msg && r->slots[at].msg != m)
+		at = (at + 1) & (r->cap - 1);
+	if (!r->slots[at].msg) {
+		r->slots[at].msg = m;
+		r->used[r->used_count++] = at;
+	}
+	r->slots[at].count++;
+}
+
+void msg_release_flush(struct msg_release *r)
+{
+	for (size_t i = 0; i < r->used_count; i++) {
+		struct msg_release_slot *slot = &r->slots[r->used[i]];
+		unsigned n = slot->count;
+		/* acq_rel, as in msg_unref. */
+		if (atomic_fetch_sub_explicit(&slot->msg->refs, n, memory_order_acq_rel) == n)
+			free(slot->msg);
+		slot->msg = NULL;
+		slot->count = 0;
+	}
+	r->used_count = 0;
+}
+
+void msg_release_clear(struct msg_release *r)
+{
+	msg_release_flush(r);
+	free(r->slots);
+	free(r->used);
+	*r = (struct msg_release){ 0 };
+}

@@ -44,4 +44,27 @@ static inline void msg_ref_n(struct msg *m, unsigned n)
 
 void msg_unref(struct msg *m);
 
+/* Unreferences put off, for one thread: a worker writes the same lines to
+ * many connections, and one atomic decrement per line per write pass,
+ * instead of one per recipient, keeps the lines' cache lines from bouncing
+ * between the workers' CPUs. The lines stay alive until the flush. */
+struct msg_release {
+	struct msg_release_slot {
+		struct msg *msg;
+		unsigned count;
+	} *slots;               /* open addressing by pointer; cap a power of 2 */
+	size_t cap;
+	size_t *used;           /* indices of the slots in use, to flush and clear */
+	size_t used_count;
+};
+
+/* Puts off one unreference of M. */
+void msg_release_add(struct msg_release *r, struct msg *m);
+
+/* Applies every unreference put off (freeing what nobody holds any more). */
+void msg_release_flush(struct msg_release *r);
+
+/* Flushes, and frees the table. */
+void msg_release_clear(struct msg_release *r);
+
 #endif

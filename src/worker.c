@@ -93,7 +93,7 @@ struct worker {
 	bool shutting_down;
 	atomic_uint_least64_t pong;
 
-	struct ring_cache rings;
+	struct out_cache out_cache;
 	struct writer *writer;    /* made on the worker's own thread */
 	char read_buffer[READ_BUFFER_SIZE];
 };
@@ -279,7 +279,7 @@ void worker_send(struct worker *w, struct conn *c, struct msg *m)
 {
 	if (c->on_close_list)
 		return;
-	if (!conn_queue(c, msg_ref(m), w->cfg->max_sendq, &w->rings)) {
+	if (!conn_queue(c, msg_ref(m), w->cfg->max_sendq, &w->out_cache)) {
 		msg_unref(m);
 		too_slow(w, c);
 		return;
@@ -310,7 +310,7 @@ static void deliver_room(struct worker *w, struct room *room, struct msg *m, uin
 			continue;
 		/* The references are added in one atomic step after the loop;
 		 * the caller's keeps M alive meanwhile. */
-		if (!conn_queue(c, m, max_sendq, &w->rings)) {
+		if (!conn_queue(c, m, max_sendq, &w->out_cache)) {
 			too_slow(w, c);
 			continue;
 		}
@@ -559,7 +559,7 @@ static void settle(struct worker *w)
 			close_now(w, c);
 		}
 		flush_outboxes(w);
-		writer_flush(w->writer, &w->flush_list, &w->rings, written, w);
+		writer_flush(w->writer, &w->flush_list, &w->out_cache, written, w);
 	}
 }
 
@@ -837,7 +837,7 @@ void worker_free(struct worker *w)
 		free(w->outboxes[i].items);
 	}
 	free(w->outboxes);
-	ring_cache_clear(&w->rings);
+	out_cache_clear(&w->out_cache);
 	writer_free(w->writer);
 	free(w->by_fd);
 	free(w->inbox.items);

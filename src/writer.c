@@ -45,14 +45,14 @@ static void take_off(struct conn_list *list, struct conn *c)
 
 /* ---- one writev per connection ------------------------------------------ */
 
-static void flush_each(struct writer *wr, struct conn_list *list, struct ring_cache *rc,
+static void flush_each(struct writer *wr, struct conn_list *list, struct out_cache *oc,
 		       writer_done_fn *done, void *ctx)
 {
 	struct conn *c;
 	while ((c = TAILQ_FIRST(list))) {
 		take_off(list, c);
 		if (!c->on_close_list)
-			done(ctx, c, conn_flush(c, wr->iov, IOV_MAX, rc));
+			done(ctx, c, conn_flush(c, wr->iov, IOV_MAX, oc));
 	}
 }
 
@@ -108,7 +108,7 @@ static int submit_and_reap(struct writer *wr, unsigned count)
 	return 0;
 }
 
-static void flush_batched(struct writer *wr, struct conn_list *list, struct ring_cache *rc,
+static void flush_batched(struct writer *wr, struct conn_list *list, struct out_cache *oc,
 			  writer_done_fn *done, void *ctx)
 {
 	while (!TAILQ_EMPTY(list)) {
@@ -129,7 +129,7 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct ring
 			if (n == 0) {
 				/* Nothing queued (a leaving connection that was
 				 * already written): just report it. */
-				conn_written(c, 0, rc);
+				conn_written(c, 0, oc);
 				done(ctx, c, 1);
 				continue;
 			}
@@ -153,7 +153,7 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct ring
 			wr->uring = false;
 			for (unsigned i = 0; i < count; i++) {
 				struct pending *p = &wr->pending[i];
-				if (p->result > 0 && conn_written(p->c, (size_t)p->result, rc)) {
+				if (p->result > 0 && conn_written(p->c, (size_t)p->result, oc)) {
 					done(ctx, p->c, 1);
 				} else {
 					p->c->on_flush_list = true;
@@ -162,7 +162,7 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct ring
 			}
 			free(wr->iov);
 			wr->iov = xmalloc(IOV_MAX * sizeof(*wr->iov));
-			flush_each(wr, list, rc, done, ctx);
+			flush_each(wr, list, oc, done, ctx);
 			return;
 		}
 
@@ -172,7 +172,7 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct ring
 			struct pending *p = &wr->pending[i];
 			if (p->result < 0)
 				continue;
-			bool empty = conn_written(p->c, (size_t)p->result, rc);
+			bool empty = conn_written(p->c, (size_t)p->result, oc);
 			if (empty)
 				p->result = 1;
 			else if ((size_t)p->result == p->bytes)
@@ -291,14 +291,14 @@ const char *writer_method(const struct writer *wr)
 	return wr->uring ? "io_uring" : "writev";
 }
 
-void writer_flush(struct writer *wr, struct conn_list *list, struct ring_cache *rc,
+void writer_flush(struct writer *wr, struct conn_list *list, struct out_cache *oc,
 		  writer_done_fn *done, void *ctx)
 {
 #ifdef HAVE_LIBURING
-	if (wr->uring) {
-		flush_batched(wr, list, rc, done, ctx);
-		return;
-	}
+	if (wr->uring)
+		flush_batched(wr, list, oc, done, ctx);
+	else
 #endif
-	flush_each(wr, list, rc, done, ctx);
+		flush_each(wr, list, oc, done, ctx);
+	msg_release_flush(&oc->released);
 }

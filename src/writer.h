@@ -32,8 +32,9 @@ typedef void writer_done_fn(void *ctx, struct conn *c, int result);
 /* Writes the queue of every connection on LIST, taking each off it (and
  * skipping those on their way to be closed), and tells DONE how each went,
  * after all of them were written. DONE may put connections on LIST again;
- * they are written in turn before this returns. */
-void writer_flush(struct writer *wr, struct conn_list *list, struct ring_cache *rc,
+ * they are written in turn before this returns. The lines written are
+ * unreferenced at the end, once each (see msg_release). */
+void writer_flush(struct writer *wr, struct conn_list *list, struct out_cache *oc,
 		  writer_done_fn *done, void *ctx);
 
 #endif

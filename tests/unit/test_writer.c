@@ -75,7 +75,7 @@ static void run(bool want_uring, bool small_buffers)
 {
 	const char *why_not;
 	struct writer *wr = writer_new(want_uring, &why_not);
-	struct ring_cache rc = { .count = 0 };
+	struct out_cache oc = { .count = 0 };
 	struct conn *conns[CONNS];
 	struct conn_list list;
 
@@ -98,7 +98,7 @@ static void run(bool want_uring, bool small_buffers)
 		peers[i] = (struct peer){ .fd = sv[1] };
 		for (int k = 0; k < LINES; k++) {
 			struct msg *m = msg_printf("conn %d line %d\n", i, k);
-			CHECK(conn_queue(conns[i], m, (size_t)1 << 30, &rc));
+			CHECK(conn_queue(conns[i], m, (size_t)1 << 30, &oc));
 		}
 		put_on(&list, conns[i]);
 	}
@@ -106,7 +106,7 @@ static void run(bool want_uring, bool small_buffers)
 	/* Flush, read what arrived, flush again those that were full. */
 	int rounds = 0, finished = 0;
 	while (finished < CONNS && rounds++ < MAX_ROUNDS) {
-		writer_flush(wr, &list, &rc, written, NULL);
+		writer_flush(wr, &list, &oc, written, NULL);
 		CHECK(TAILQ_EMPTY(&list));
 		finished = 0;
 		for (int i = 0; i < CONNS; i++) {
@@ -150,11 +150,11 @@ static void run(bool want_uring, bool small_buffers)
 	close(peers[0].fd);
 	drain(&peers[1]);
 	peers[0].last = peers[1].last = 99;
-	CHECK(conn_queue(conns[0], msg_printf("to nobody\n"), 1 << 20, &rc));
-	CHECK(conn_queue(conns[1], msg_printf("still here\n"), 1 << 20, &rc));
+	CHECK(conn_queue(conns[0], msg_printf("to nobody\n"), 1 << 20, &oc));
+	CHECK(conn_queue(conns[1], msg_printf("still here\n"), 1 << 20, &oc));
 	put_on(&list, conns[0]);
 	put_on(&list, conns[1]);
-	writer_flush(wr, &list, &rc, written, NULL);
+	writer_flush(wr, &list, &oc, written, NULL);
 	CHECK_INT(peers[0].last, -EPIPE);
 	CHECK_INT(peers[1].last, 1);
 	size_t before = peers[1].len;
@@ -162,11 +162,11 @@ static void run(bool want_uring, bool small_buffers)
 	CHECK_INT(peers[1].len - before, strlen("still here\n"));
 
 	/* Connections on their way to be closed are skipped. */
-	CHECK(conn_queue(conns[2], msg_printf("skipped\n"), 1 << 20, &rc));
+	CHECK(conn_queue(conns[2], msg_printf("skipped\n"), 1 << 20, &oc));
 	conns[2]->on_close_list = true;
 	peers[2].reports = 0;
 	put_on(&list, conns[2]);
-	writer_flush(wr, &list, &rc, written, NULL);
+	writer_flush(wr, &list, &oc, written, NULL);
 	CHECK_INT(peers[2].reports, 0);
 	CHECK(TAILQ_EMPTY(&list));
 
@@ -176,7 +176,7 @@ static void run(bool want_uring, bool small_buffers)
 			close(peers[i].fd);
 		free(peers[i].got);
 	}
-	ring_cache_clear(&rc);
+	out_cache_clear(&oc);
 	writer_free(wr);
 }
 
