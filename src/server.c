@@ -19,6 +19,7 @@
 #include "notify.h"
 #include "rooms.h"
 #include "worker.h"
+#include "writer.h"
 
 #define ACCEPT_BATCH 64 /* per wake-up, so signals are never starved */
 
@@ -251,6 +252,13 @@ static int start_workers(struct server *s)
 	if (s->pool.status_fd < 0)
 		return -errno;
 	s->pool.count = n;
+	/* Checked once here, said once; each worker then makes its own ring. */
+	const char *why_not = NULL;
+	s->pool.io_uring = s->cfg->io_uring && writer_uring_usable(&why_not);
+	if (why_not)
+		log_info("writing with writev: io_uring is not usable (%s)", why_not);
+	else
+		log_info("writing with %s", s->pool.io_uring ? "io_uring" : "writev (io_uring = no)");
 	for (int i = 0; i < n; i++)
 		s->pool.workers[i] = worker_new(&s->pool, i, s->cfg);
 	for (int i = 0; i < n; i++) {

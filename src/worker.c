@@ -709,13 +709,10 @@ static void *worker_main(void *arg)
 	struct epoll_event events[EPOLL_BATCH];
 	const char *why_not;
 
-	w->writer = writer_new(w->cfg->io_uring, &why_not);
-	if (w->index == 0) {
-		if (why_not)
-			log_info("writing with writev: io_uring is not usable (%s)", why_not);
-		else
-			log_debug("writing with %s", writer_method(w->writer));
-	}
+	w->writer = writer_new(w->pool->io_uring, &why_not);
+	if (why_not) /* it worked for the check at start: a limit reached since? */
+		log_warning("worker %d: io_uring is not usable (%s); it writes with writev", w->index,
+			    why_not);
 
 	for (;;) {
 		int timeout = expire_drains(w);

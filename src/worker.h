@@ -32,6 +32,7 @@ struct worker_pool {
 	/* Wakes the main thread when the number online changed (STATUS=). */
 	int status_fd;
 	atomic_bool status_pending;
+	bool io_uring;             /* workers write with io_uring (checked at start) */
 };
 
 /* pool->count must already be the number of workers. */

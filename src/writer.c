@@ -19,13 +19,15 @@
 
 #define WRITER_BATCH 256        /* connections per io_uring_enter */
 #define WRITER_IOVS (16 * 1024) /* pieces of output per io_uring_enter */
+#define UNKNOWN INT_MIN         /* a write's result before its completion */
+#define AGAIN (INT_MIN + 1)     /* written as offered, more queued: offer again */
 
 /* One connection's write in the batch being made. */
 struct pending {
 	struct conn *c;
 	struct msghdr mh;
 	size_t bytes;   /* offered */
-	int result;     /* from the completion: bytes written or -errno */
+	int result;     /* from the completion: bytes written or -errno; UNKNOWN */
 };
 
 struct writer {
@@ -69,18 +71,20 @@ static void prep_write(struct io_uring *ring, struct pending *p, unsigned index)
 	io_uring_sqe_set_data64(sqe, index);
 }
 
-/* Submits COUNT prepared writes and waits for all of them: each completes at
- * once (written, or EAGAIN), so this never sleeps for long. Returns 0, or
- * -errno when the ring failed (the caller falls back to writev). */
-static int submit_and_reap(struct writer *wr, unsigned count)
+/* Submits the REQUESTS prepared writes and waits for all of them: each
+ * completes at once (written, or EAGAIN), so this never sleeps for long.
+ * Returns 0, or -errno when the ring failed; a write whose completion did
+ * not come keeps result UNKNOWN. */
+static int submit_and_reap(struct writer *wr, unsigned count, unsigned requests)
 {
-	unsigned submitted = 0, reaped = 0;
+	unsigned submitted = 0, reaped = 0, busy = 0;
 	int r;
 	/* Every request must be in the kernel before waiting for all of
-	 * them; a short submission is retried. */
-	while (submitted < count) {
+	 * them; a short submission is retried (EAGAIN, EBUSY: the kernel is
+	 * short of memory for a moment; not for ever). */
+	while (submitted < requests) {
 		r = io_uring_submit(&wr->ring);
-		if (r == -EINTR || r == -EAGAIN)
+		if (r == -EINTR || ((r == -EAGAIN || r == -EBUSY) && ++busy < 100))
 			continue;
 		if (r < 0)
 			return r;
@@ -88,7 +92,7 @@ static int submit_and_reap(struct writer *wr, unsigned count)
 			return -EIO;
 		submitted += (unsigned)r;
 	}
-	while (reaped < count) {
+	while (reaped < requests) {
 		struct io_uring_cqe *cqe;
 		r = io_uring_wait_cqe(&wr->ring, &cqe);
 		if (r == -EINTR)
@@ -98,27 +102,37 @@ static int submit_and_reap(struct writer *wr, unsigned count)
 		unsigned head, seen = 0;
 		io_uring_for_each_cqe(&wr->ring, head, cqe) {
 			uint64_t index = io_uring_cqe_get_data64(cqe);
-			if (index < count)
+			/* Only ours count (liburing's own timeouts do not). */
+			if (index < count && wr->pending[index].result == UNKNOWN) {
 				wr->pending[index].result = cqe->res;
+				reaped++;
+			}
 			seen++;
 		}
 		io_uring_cq_advance(&wr->ring, seen);
-		reaped += seen;
 	}
 	return 0;
+}
+
+static void put_back(struct conn_list *list, struct conn *c)
+{
+	if (!c->on_flush_list) {
+		c->on_flush_list = true;
+		TAILQ_INSERT_TAIL(list, c, flush_link);
+	}
 }
 
 static void flush_batched(struct writer *wr, struct conn_list *list, struct out_cache *oc,
 			  writer_done_fn *done, void *ctx)
 {
-	while (!TAILQ_EMPTY(list)) {
-		unsigned count = 0;
+	while (wr->uring && !TAILQ_EMPTY(list)) {
+		unsigned count = 0, requests = 0;
 		size_t used = 0;
 		struct conn *c;
 
 		while (count < WRITER_BATCH && (c = TAILQ_FIRST(list))) {
 			size_t room = WRITER_IOVS - used;
-			if (count > 0 && room < IOV_MAX && room < c->out_count)
+			if (used > 0 && room < IOV_MAX && room < c->out_count)
 				break; /* its share would be cut short: next batch */
 			take_off(list, c);
 			if (c->on_close_list)
@@ -126,77 +140,59 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct out_
 			struct pending *p = &wr->pending[count];
 			struct iovec *iov = wr->iov + used;
 			int n = conn_output_iov(c, iov, room < IOV_MAX ? (int)room : IOV_MAX, &p->bytes);
+			p->c = c;
+			p->result = UNKNOWN;
 			if (n == 0) {
 				/* Nothing queued (a leaving connection that was
-				 * already written): just report it. */
-				conn_written(c, 0, oc);
-				done(ctx, c, 1);
-				continue;
+				 * already written): reported with the others. */
+				p->result = 0;
+			} else {
+				used += (size_t)n;
+				p->mh = (struct msghdr){ .msg_iov = iov, .msg_iovlen = (size_t)n };
+				prep_write(&wr->ring, p, count);
+				requests++;
 			}
-			used += (size_t)n;
-			p->c = c;
-			p->mh = (struct msghdr){ .msg_iov = iov, .msg_iovlen = (size_t)n };
-			p->result = -ECANCELED;
-			prep_write(&wr->ring, p, count);
 			count++;
 		}
-		if (count == 0)
-			continue;
 
-		int r = submit_and_reap(wr, count);
+		int r = requests ? submit_and_reap(wr, count, requests) : 0;
 		if (r < 0) {
-			/* Unusable ring: what was not written (nothing, as we
-			 * waited for every completion that came) goes by writev
-			 * from now on. */
+			/* From now on, writev. A write whose outcome is unknown
+			 * may have sent its bytes: sending them again would
+			 * repeat lines, so that connection is closed instead. */
 			log_errno(LOG_WARNING, -r, "io_uring failed; writing with writev from now on");
 			io_uring_queue_exit(&wr->ring);
 			wr->uring = false;
-			for (unsigned i = 0; i < count; i++) {
-				struct pending *p = &wr->pending[i];
-				if (p->result > 0 && conn_written(p->c, (size_t)p->result, oc)) {
-					done(ctx, p->c, 1);
-				} else {
-					p->c->on_flush_list = true;
-					TAILQ_INSERT_TAIL(list, p->c, flush_link);
-				}
-			}
-			free(wr->iov);
-			wr->iov = xmalloc(IOV_MAX * sizeof(*wr->iov));
-			flush_each(wr, list, oc, done, ctx);
-			return;
 		}
 
 		/* First account for every write, then report: a report may
 		 * queue more output for connections of this batch. */
 		for (unsigned i = 0; i < count; i++) {
 			struct pending *p = &wr->pending[i];
-			if (p->result < 0)
-				continue;
-			bool empty = conn_written(p->c, (size_t)p->result, oc);
-			if (empty)
-				p->result = 1;
-			else if ((size_t)p->result == p->bytes)
-				p->result = 2; /* all offered went: more to offer */
-			else
-				p->result = 0; /* the socket took only part: it is full */
+			if (p->result == UNKNOWN) {
+				p->result = -EIO;
+			} else if (p->result == -EAGAIN || p->result == -EWOULDBLOCK) {
+				p->result = 0; /* the socket is full */
+			} else if (p->result == -EINTR) {
+				p->result = AGAIN;
+			} else if (p->result >= 0) {
+				if (conn_written(p->c, (size_t)p->result, oc))
+					p->result = 1;
+				else if ((size_t)p->result == p->bytes)
+					p->result = AGAIN; /* all offered went: more to offer */
+				else
+					p->result = 0; /* the socket took only part: it is full */
+			}
 		}
 		for (unsigned i = 0; i < count; i++) {
 			struct pending *p = &wr->pending[i];
-			int result = p->result;
-			if (result == -EAGAIN || result == -EWOULDBLOCK)
-				result = 0;
-			else if (result == -EINTR)
-				result = 2;
-			if (result == 2) {
-				if (!p->c->on_flush_list) {
-					p->c->on_flush_list = true;
-					TAILQ_INSERT_TAIL(list, p->c, flush_link);
-				}
-				continue;
-			}
-			done(ctx, p->c, result);
+			if (p->result == AGAIN)
+				put_back(list, p->c);
+			else
+				done(ctx, p->c, p->result);
 		}
 	}
+	flush_each(wr, list, oc, done, ctx); /* what is left if the ring failed */
 }
 
 /* Checks that the kernel completes a write to a full non-blocking socket at
@@ -258,6 +254,21 @@ static bool start_uring(struct writer *wr, const char **why_not)
 #endif /* HAVE_LIBURING */
 
 /* ---- the writer ----------------------------------------------------------- */
+
+bool writer_uring_usable(const char **why_not)
+{
+#ifdef HAVE_LIBURING
+	struct writer probe = { 0 };
+	*why_not = NULL;
+	if (!start_uring(&probe, why_not))
+		return false;
+	io_uring_queue_exit(&probe.ring);
+	return true;
+#else
+	*why_not = "built without liburing";
+	return false;
+#endif
+}
 
 struct writer *writer_new(bool want_uring, const char **why_not)
 {

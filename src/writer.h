@@ -22,6 +22,10 @@ struct writer *writer_new(bool want_uring, const char **why_not);
 
 void writer_free(struct writer *wr);
 
+/* Whether this kernel lets us write with io_uring as the writer does (a
+ * ring made, checked and closed again); if not, WHY_NOT says why. */
+bool writer_uring_usable(const char **why_not);
+
 /* "io_uring" or "writev". */
 const char *writer_method(const struct writer *wr);
 

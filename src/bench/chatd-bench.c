@@ -184,11 +184,12 @@ static int64_t timespec_ns(const struct timespec *ts)
 /* The kernel stamps received data with CLOCK_REALTIME, the senders with
  * CLOCK_MONOTONIC: this is REALTIME - MONOTONIC, taken from the closest of a
  * few bracketing readings (error well under a microsecond). */
-static int64_t realtime_offset_ns;
+static _Atomic int64_t realtime_offset_ns; /* set as the load starts, read by all threads */
 
 static void measure_realtime_offset(void)
 {
 	uint64_t best_width = UINT64_MAX;
+	int64_t offset = 0;
 	for (int i = 0; i < 16; i++) {
 		struct timespec a, r, b;
 		clock_gettime(CLOCK_MONOTONIC, &a);
@@ -197,9 +198,10 @@ static void measure_realtime_offset(void)
 		uint64_t width = (uint64_t)(timespec_ns(&b) - timespec_ns(&a));
 		if (width < best_width) {
 			best_width = width;
-			realtime_offset_ns = timespec_ns(&r) - (timespec_ns(&a) + timespec_ns(&b)) / 2;
+			offset = timespec_ns(&r) - (timespec_ns(&a) + timespec_ns(&b)) / 2;
 		}
 	}
+	atomic_store_explicit(&realtime_offset_ns, offset, memory_order_relaxed);
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -622,7 +624,8 @@ static uint64_t arrival_time(struct msghdr *mh)
 		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
 			struct timespec ts;
 			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
-			int64_t mono = timespec_ns(&ts) - realtime_offset_ns;
+			int64_t mono = timespec_ns(&ts) -
+				       atomic_load_explicit(&realtime_offset_ns, memory_order_relaxed);
 			arrived = mono > 0 ? (uint64_t)mono : 0;
 		}
 	}
@@ -716,9 +719,14 @@ static void read_batch(struct gen *g, struct client **ready, int count)
 		io_uring_sqe_set_data64(sqe, (uint64_t)i);
 		u->result[i] = -EAGAIN;
 	}
-	int r = io_uring_submit_and_wait(&u->ring, (unsigned)count);
-	if (r < 0)
-		die("io_uring: %s", strerror(-r));
+	int r;
+	for (int submitted = 0; submitted < count; submitted += r) {
+		r = io_uring_submit(&u->ring);
+		if (r == -EINTR || r == -EAGAIN || r == -EBUSY)
+			r = 0;
+		else if (r <= 0)
+			die("io_uring: %s", r ? strerror(-r) : "nothing submitted");
+	}
 	unsigned reaped = 0;
 	while (reaped < (unsigned)count) {
 		struct io_uring_cqe *cqe;

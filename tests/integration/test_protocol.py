@@ -51,13 +51,13 @@ class ChatTestCase(ChatdTestCase):
 
 class WriteMethodTest(ChatTestCase):
     def test_write_method_logged(self):
-        """chatd says how it writes: io_uring unless the config says no or
-        the kernel refuses it (then with the reason, at info level)."""
+        """chatd says once, at start, how it writes: io_uring unless the
+        config says no or the kernel refuses it (then with the reason)."""
         srv = self.start_server()
-        uring = r"debug: writing with io_uring$"
+        uring = r"info: writing with io_uring$"
         refused = r"info: writing with writev: io_uring is not usable \(.+\)$"
         if chatdtest.DEFAULT_CONFIG["server"].get("io_uring") == "no":
-            srv.log.wait(r"debug: writing with writev$")
+            srv.log.wait(r"info: writing with writev \(io_uring = no\)$")
         else:
             try:
                 with open("/proc/sys/kernel/io_uring_disabled") as f:
@@ -70,6 +70,8 @@ class WriteMethodTest(ChatTestCase):
         b = self.connect(srv, others=[a])
         a.send("ping")
         b.expect("[guest1] ping")
+        self.assertEqual(len(re.findall(r"writing with", srv.log.text())), 1, srv.log.text())
+        self.assertNotIn("io_uring failed", srv.log.text())
 
 
 class CourseExchangeTest(ChatTestCase):

@@ -18,8 +18,8 @@
 #include "src/writer.h"
 #include "unit.h"
 
-#define CONNS 40
-#define LINES 3000          /* per connection: more than IOV_MAX pieces */
+#define CONNS 300           /* more than one io_uring_enter takes (256) */
+#define LINES 1500          /* per connection: more than IOV_MAX pieces */
 #define MAX_ROUNDS 100000
 
 struct peer {
@@ -118,6 +118,8 @@ static void run(bool want_uring, bool small_buffers)
 		}
 	}
 	CHECK_INT(finished, CONNS);
+	if (want_uring && io_uring_disabled() == 0)
+		CHECK_STR(writer_method(wr), "io_uring"); /* still: no failure made it fall back */
 	if (!small_buffers)
 		CHECK_INT(rounds, 1); /* IOV_MAX pieces at a time, all in one flush */
 
