@@ -58,6 +58,24 @@ struct conn {
 
 TAILQ_HEAD(conn_list, conn);
 
+/* A worker's flush list: the connections with output to write this loop
+ * iteration, each at most once (on_flush_list). */
+static inline void flush_list_add(struct conn_list *list, struct conn *c)
+{
+	if (!c->on_flush_list) {
+		c->on_flush_list = true;
+		TAILQ_INSERT_TAIL(list, c, flush_link);
+	}
+}
+
+static inline void flush_list_remove(struct conn_list *list, struct conn *c)
+{
+	if (c->on_flush_list) {
+		TAILQ_REMOVE(list, c, flush_link);
+		c->on_flush_list = false;
+	}
+}
+
 /* What a worker's output queues share:
  * - spare minimum-size output rings: a queue that empties gives its ring
  *   back, one that fills takes one, so an idle connection holds no output

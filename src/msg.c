@@ -61,12 +61,17 @@ struct msg *msg_append(struct msg *m, const char *data, size_t len)
 	return m;
 }
 
+/* Drops N references; the last owner frees. acq_rel: it must see every
+ * other owner's reads finished before it frees the bytes. */
+static void msg_drop(struct msg *m, unsigned n)
+{
+	if (atomic_fetch_sub_explicit(&m->refs, n, memory_order_acq_rel) == n)
+		free(m);
+}
+
 void msg_unref(struct msg *m)
 {
-	/* acq_rel: the last owner must see every other owner's reads finished
-	 * before it frees the bytes. */
-	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
-		free(m);
+	msg_drop(m, 1);
 }
 
 #define RELEASE_MIN_CAP 256
@@ -121,10 +126,7 @@ void msg_release_flush(struct msg_release *r)
 {
 	for (size_t i = 0; i < r->used_count; i++) {
 		struct msg_release_slot *slot = &r->slots[r->used[i]];
-		unsigned n = slot->count;
-		/* acq_rel, as in msg_unref. */
-		if (atomic_fetch_sub_explicit(&slot->msg->refs, n, memory_order_acq_rel) == n)
-			free(slot->msg);
+		msg_drop(slot->msg, slot->count);
 		slot->msg = NULL;
 		slot->count = 0;
 	}

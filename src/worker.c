@@ -261,10 +261,7 @@ static void kill_conn(struct worker *w, struct conn *c, const char *reason)
 
 static void mark_for_flush(struct worker *w, struct conn *c)
 {
-	if (!c->on_flush_list) {
-		c->on_flush_list = true;
-		TAILQ_INSERT_TAIL(&w->flush_list, c, flush_link);
-	}
+	flush_list_add(&w->flush_list, c);
 }
 
 static void too_slow(struct worker *w, struct conn *c)
@@ -419,10 +416,7 @@ static void close_now(struct worker *w, struct conn *c)
 		c->entered = false;
 		chat_disconnected(w, c, c->close_reason);
 	}
-	if (c->on_flush_list) {
-		TAILQ_REMOVE(&w->flush_list, c, flush_link);
-		c->on_flush_list = false;
-	}
+	flush_list_remove(&w->flush_list, c);
 	if (c->state != CONN_OPEN)
 		TAILQ_REMOVE(&w->drain_list, c, drain_link);
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL) < 0)

@@ -39,12 +39,6 @@ struct writer {
 	struct iovec *iov;  /* WRITER_IOVS with io_uring, IOV_MAX without */
 };
 
-static void take_off(struct conn_list *list, struct conn *c)
-{
-	TAILQ_REMOVE(list, c, flush_link);
-	c->on_flush_list = false;
-}
-
 /* ---- one writev per connection ------------------------------------------ */
 
 static void flush_each(struct writer *wr, struct conn_list *list, struct out_cache *oc,
@@ -52,7 +46,7 @@ static void flush_each(struct writer *wr, struct conn_list *list, struct out_cac
 {
 	struct conn *c;
 	while ((c = TAILQ_FIRST(list))) {
-		take_off(list, c);
+		flush_list_remove(list, c);
 		if (!c->on_close_list)
 			done(ctx, c, conn_flush(c, wr->iov, IOV_MAX, oc));
 	}
@@ -114,14 +108,6 @@ static int submit_and_reap(struct writer *wr, unsigned count, unsigned requests)
 	return 0;
 }
 
-static void put_back(struct conn_list *list, struct conn *c)
-{
-	if (!c->on_flush_list) {
-		c->on_flush_list = true;
-		TAILQ_INSERT_TAIL(list, c, flush_link);
-	}
-}
-
 static void flush_batched(struct writer *wr, struct conn_list *list, struct out_cache *oc,
 			  writer_done_fn *done, void *ctx)
 {
@@ -134,7 +120,7 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct out_
 			size_t room = WRITER_IOVS - used;
 			if (used > 0 && room < IOV_MAX && room < c->out_count)
 				break; /* its share would be cut short: next batch */
-			take_off(list, c);
+			flush_list_remove(list, c);
 			if (c->on_close_list)
 				continue;
 			struct pending *p = &wr->pending[count];
@@ -187,7 +173,7 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct out_
 		for (unsigned i = 0; i < count; i++) {
 			struct pending *p = &wr->pending[i];
 			if (p->result == AGAIN)
-				put_back(list, p->c);
+				flush_list_add(list, p->c);
 			else
 				done(ctx, p->c, p->result);
 		}
@@ -227,28 +213,15 @@ static int probe_full_socket(struct io_uring *ring)
 	return r;
 }
 
-static bool start_uring(struct writer *wr, const char **why_not)
+/* A ring for this thread: SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1) suit
+ * a ring that only its own thread uses, SUBMIT_ALL keeps submitting past a
+ * request the kernel rejects; older kernels get a plain ring. 0 or -errno. */
+static int open_ring(struct io_uring *ring)
 {
-	/* SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1) suit a ring that only
-	 * its own thread uses, SUBMIT_ALL keeps submitting past a request the
-	 * kernel rejects; older kernels get a plain ring. */
-	int r = io_uring_queue_init(WRITER_BATCH, &wr->ring,
+	int r = io_uring_queue_init(WRITER_BATCH, ring,
 				    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
 				    IORING_SETUP_SUBMIT_ALL);
-	if (r == -EINVAL)
-		r = io_uring_queue_init(WRITER_BATCH, &wr->ring, 0);
-	if (r < 0) {
-		*why_not = strerror(-r);
-		return false;
-	}
-	r = probe_full_socket(&wr->ring);
-	if (r < 0) {
-		*why_not = r == -EPROTO ? "a write to a full socket did not complete at once"
-					: strerror(-r);
-		io_uring_queue_exit(&wr->ring);
-		return false;
-	}
-	return true;
+	return r == -EINVAL ? io_uring_queue_init(WRITER_BATCH, ring, 0) : r;
 }
 
 #endif /* HAVE_LIBURING */
@@ -258,12 +231,15 @@ static bool start_uring(struct writer *wr, const char **why_not)
 bool writer_uring_usable(const char **why_not)
 {
 #ifdef HAVE_LIBURING
-	struct writer probe = { 0 };
-	*why_not = NULL;
-	if (!start_uring(&probe, why_not))
-		return false;
-	io_uring_queue_exit(&probe.ring);
-	return true;
+	struct io_uring ring;
+	int r = open_ring(&ring);
+	if (r == 0) {
+		r = probe_full_socket(&ring);
+		io_uring_queue_exit(&ring);
+	}
+	*why_not = r == 0 ? NULL
+		 : r == -EPROTO ? "a write to a full socket did not complete at once" : strerror(-r);
+	return r == 0;
 #else
 	*why_not = "built without liburing";
 	return false;
@@ -275,8 +251,11 @@ struct writer *writer_new(bool want_uring, const char **why_not)
 	struct writer *wr = xcalloc(1, sizeof(*wr));
 	*why_not = NULL;
 #ifdef HAVE_LIBURING
-	if (want_uring)
-		wr->uring = start_uring(wr, why_not);
+	/* writer_uring_usable() made the checks; this is the worker's ring. */
+	int r = want_uring ? open_ring(&wr->ring) : -EOPNOTSUPP;
+	wr->uring = r == 0;
+	if (want_uring && r < 0)
+		*why_not = strerror(-r);
 #else
 	if (want_uring)
 		*why_not = "built without liburing";

@@ -15,9 +15,9 @@
 
 struct writer;
 
-/* A writer for the calling thread; never NULL. With WANT_URING it uses
- * io_uring when the kernel lets it, and WHY_NOT then says why not (or is
- * NULL when it does). */
+/* A writer for the calling thread; never NULL. With WANT_URING (after
+ * writer_uring_usable() said yes) it uses io_uring if it can still make a
+ * ring, and WHY_NOT then says why not (or is NULL when it does). */
 struct writer *writer_new(bool want_uring, const char **why_not);
 
 void writer_free(struct writer *wr);

@@ -57,11 +57,17 @@ static const char *nick_color(const char *nick, size_t len)
 	return nick_colors[h % ARRAY_SIZE(nick_colors)];
 }
 
+/* S in the STYLE's color, then back to normal. */
+static void put_styled(struct out *o, const char *style, const char *s, size_t len)
+{
+	puts_(o, style);
+	put(o, s, len);
+	puts_(o, RESET);
+}
+
 static void put_nick(struct out *o, const char *nick, size_t len)
 {
-	puts_(o, nick_color(nick, len));
-	put(o, nick, len);
-	puts_(o, RESET);
+	put_styled(o, nick_color(nick, len), nick, len);
 }
 
 /* "[alice] text" or "[alice -> bob] text": the nicks in their colors. */
@@ -100,16 +106,12 @@ char *display_format(const char *line, size_t len, bool color)
 	} else {
 		switch (clean[0]) {
 		case '!':
-			puts_(&o, RED);
-			put(&o, clean, n);
-			puts_(&o, RESET);
+			put_styled(&o, RED, clean, n);
 			break;
 		case '#':
 		case '>':
 		case '<':
-			puts_(&o, DIM);
-			put(&o, clean, n);
-			puts_(&o, RESET);
+			put_styled(&o, DIM, clean, n);
 			break;
 		case '[':
 			put_chat(&o, clean, n);

@@ -53,12 +53,6 @@ static void drain(struct peer *p)
 	}
 }
 
-static void put_on(struct conn_list *list, struct conn *c)
-{
-	c->on_flush_list = true;
-	TAILQ_INSERT_TAIL(list, c, flush_link);
-}
-
 static int io_uring_disabled(void)
 {
 	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
@@ -82,10 +76,14 @@ static void run(bool want_uring, bool small_buffers)
 	printf("writer: %s%s%s, %s socket buffers\n", writer_method(wr),
 	       why_not ? ", io_uring not usable: " : "", why_not ? why_not : "",
 	       small_buffers ? "small" : "default");
-	if (!want_uring)
+	if (!want_uring) {
 		CHECK_STR(writer_method(wr), "writev");
-	else if (io_uring_disabled() == 0)
+	} else if (io_uring_disabled() == 0) {
+		/* The check chatd makes at start, full-socket probe included. */
+		const char *check_why_not;
+		CHECK(writer_uring_usable(&check_why_not));
 		CHECK_STR(writer_method(wr), "io_uring");
+	}
 
 	TAILQ_INIT(&list);
 	for (int i = 0; i < CONNS; i++) {
@@ -100,7 +98,7 @@ static void run(bool want_uring, bool small_buffers)
 			struct msg *m = msg_printf("conn %d line %d\n", i, k);
 			CHECK(conn_queue(conns[i], m, (size_t)1 << 30, &oc));
 		}
-		put_on(&list, conns[i]);
+		flush_list_add(&list, conns[i]);
 	}
 
 	/* Flush, read what arrived, flush again those that were full. */
@@ -113,8 +111,8 @@ static void run(bool want_uring, bool small_buffers)
 			drain(&peers[i]);
 			if (peers[i].last == 1)
 				finished++;
-			else if (peers[i].last == 0 && !conns[i]->on_flush_list)
-				put_on(&list, conns[i]);
+			else if (peers[i].last == 0)
+				flush_list_add(&list, conns[i]);
 		}
 	}
 	CHECK_INT(finished, CONNS);
@@ -154,8 +152,8 @@ static void run(bool want_uring, bool small_buffers)
 	peers[0].last = peers[1].last = 99;
 	CHECK(conn_queue(conns[0], msg_printf("to nobody\n"), 1 << 20, &oc));
 	CHECK(conn_queue(conns[1], msg_printf("still here\n"), 1 << 20, &oc));
-	put_on(&list, conns[0]);
-	put_on(&list, conns[1]);
+	flush_list_add(&list, conns[0]);
+	flush_list_add(&list, conns[1]);
 	writer_flush(wr, &list, &oc, written, NULL);
 	CHECK_INT(peers[0].last, -EPIPE);
 	CHECK_INT(peers[1].last, 1);
@@ -167,7 +165,7 @@ static void run(bool want_uring, bool small_buffers)
 	CHECK(conn_queue(conns[2], msg_printf("skipped\n"), 1 << 20, &oc));
 	conns[2]->on_close_list = true;
 	peers[2].reports = 0;
-	put_on(&list, conns[2]);
+	flush_list_add(&list, conns[2]);
 	writer_flush(wr, &list, &oc, written, NULL);
 	CHECK_INT(peers[2].reports, 0);
 	CHECK(TAILQ_EMPTY(&list));
