@@ -93,6 +93,9 @@ struct worker {
 	bool shutting_down;
 	atomic_uint_least64_t pong;
 
+	unsigned *queued;         /* deliver_room's count per line */
+	size_t queued_cap;
+
 	struct out_cache out_cache;
 	struct writer *writer;    /* made on the worker's own thread */
 	char read_buffer[READ_BUFFER_SIZE];
@@ -294,36 +297,69 @@ void worker_room_unlink(struct worker *w, struct conn *c, struct room *room)
 	TAILQ_REMOVE(&room->local[w->index], &c->member, local_link);
 }
 
-/* Fans M out to this worker's members of ROOM. */
-static void deliver_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id)
+/* Fans N lines out to this worker's members of ROOM, in order; LINES[k].id
+ * is the connection not to send line k to. Member by member rather than
+ * line by line: a batch from another worker touches each connection once.
+ * Counts in w->queued[k] how many queues took line k; the caller adds
+ * those references. */
+static void deliver_room(struct worker *w, struct room *room, const struct event *lines, size_t n)
 {
 	struct member *mb;
-	unsigned queued = 0;
 	size_t max_sendq = w->cfg->max_sendq;
 
+	if (n > w->queued_cap) {
+		w->queued_cap = n;
+		w->queued = xrealloc(w->queued, n * sizeof(*w->queued));
+	}
+	memset(w->queued, 0, n * sizeof(*w->queued));
 	TAILQ_FOREACH(mb, &room->local[w->index], local_link) {
 		struct conn *c = container_of(mb, struct conn, member);
-		if (c->id == except_id || c->state != CONN_OPEN || c->on_close_list)
+		if (c->state != CONN_OPEN || c->on_close_list)
 			continue;
-		/* The references are added in one atomic step after the loop;
-		 * the caller's keeps M alive meanwhile. */
-		if (!conn_queue(c, m, max_sendq, &w->out_cache)) {
-			too_slow(w, c);
-			continue;
+		bool any = false;
+		for (size_t k = 0; k < n; k++) {
+			if (c->id == lines[k].id)
+				continue;
+			if (!conn_queue(c, lines[k].msg, max_sendq, &w->out_cache)) {
+				too_slow(w, c);
+				break;
+			}
+			w->queued[k]++;
+			if (!any) {
+				mark_for_flush(w, c);
+				any = true;
+			}
 		}
-		queued++;
-		mark_for_flush(w, c);
 	}
-	msg_ref_n(m, queued);
 }
 
 void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id)
 {
-	deliver_room(w, room, m, except_id);
+	struct event line = { .kind = EV_ROOM, .ptr = room, .msg = m, .id = except_id };
+	deliver_room(w, room, &line, 1);
+	/* The references are added in one atomic step; ours keeps M alive
+	 * meanwhile. */
+	msg_ref_n(m, w->queued[0]);
 	for (int i = 0; i < w->pool->count; i++)
 		if (i != w->index)
 			post_later(w, i, (struct event){ .kind = EV_ROOM, .ptr = room_ref(room),
 							 .msg = msg_ref(m), .id = except_id });
+}
+
+/* Delivers the run of N consecutive EV_ROOM events for one room that
+ * starts at EVS: nothing else can happen between them, so one pass over
+ * the members delivers them all. Each event's own references end here. */
+static void deliver_room_events(struct worker *w, struct event *evs, size_t n)
+{
+	deliver_room(w, evs[0].ptr, evs, n);
+	for (size_t k = 0; k < n; k++) {
+		/* The event's reference becomes the first queue's. */
+		if (w->queued[k] > 0)
+			msg_ref_n(evs[k].msg, w->queued[k] - 1);
+		else
+			msg_unref(evs[k].msg);
+		room_unref(evs[k].ptr);
+	}
 }
 
 static struct conn *find_conn(struct worker *w, int fd, uint64_t id)
@@ -623,11 +659,14 @@ static void handle_inbox(struct worker *w)
 			add_connection(w, ev->fd, ev->ptr);
 			free(ev->ptr);
 			break;
-		case EV_ROOM:
-			deliver_room(w, ev->ptr, ev->msg, ev->id);
-			room_unref(ev->ptr);
-			msg_unref(ev->msg);
+		case EV_ROOM: {
+			size_t run = 1;
+			while (i + run < n && events[i + run].kind == EV_ROOM && events[i + run].ptr == ev->ptr)
+				run++;
+			deliver_room_events(w, ev, run);
+			i += run - 1;
 			break;
+		}
 		case EV_DIRECT:
 			send_direct_local(w, ev->fd, ev->id, ev->msg);
 			msg_unref(ev->msg);
@@ -833,6 +872,7 @@ void worker_free(struct worker *w)
 	free(w->by_fd);
 	free(w->inbox.items);
 	free(w->taken);
+	free(w->queued);
 	if (w->motd)
 		msg_unref(w->motd);
 	if (w->cfg)
