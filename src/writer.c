@@ -60,8 +60,14 @@ static void prep_write(struct io_uring *ring, struct pending *p, unsigned index)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring); /* never NULL: BATCH entries */
 	/* MSG_DONTWAIT: a full socket completes at once with EAGAIN, as writev
-	 * does, instead of leaving the write waiting in the kernel. */
-	io_uring_prep_sendmsg(sqe, p->c->fd, &p->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	 * does, instead of leaving the write waiting in the kernel. One piece,
+	 * the usual case at light load, goes as a send: no msghdr and iovec for
+	 * the kernel to copy in. */
+	if (p->mh.msg_iovlen == 1)
+		io_uring_prep_send(sqe, p->c->fd, p->mh.msg_iov[0].iov_base, p->mh.msg_iov[0].iov_len,
+				   MSG_DONTWAIT | MSG_NOSIGNAL);
+	else
+		io_uring_prep_sendmsg(sqe, p->c->fd, &p->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, index);
 }
 
@@ -181,10 +187,11 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct out_
 	flush_each(wr, list, oc, done, ctx); /* what is left if the ring failed */
 }
 
-/* Checks that the kernel completes a write to a full non-blocking socket at
- * once with EAGAIN (the whole design relies on it: a write left waiting
- * would hold a connection we may free). Returns 0 or -errno. */
-static int probe_full_socket(struct io_uring *ring)
+/* Checks that the kernel completes a write (a sendmsg, or a send: prep_write
+ * uses both) to a full non-blocking socket at once with EAGAIN (the whole
+ * design relies on it: a write left waiting would hold a connection we may
+ * free). Returns 0 or -errno. */
+static int probe_full_socket(struct io_uring *ring, bool as_sendmsg)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
@@ -197,7 +204,10 @@ static int probe_full_socket(struct io_uring *ring)
 		struct iovec iov = { .iov_base = filler, .iov_len = 1 };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-		io_uring_prep_sendmsg(sqe, sv[0], &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (as_sendmsg)
+			io_uring_prep_sendmsg(sqe, sv[0], &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			io_uring_prep_send(sqe, sv[0], filler, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec wait = { .tv_sec = 1 };
 		r = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &wait, NULL);
@@ -234,7 +244,9 @@ bool writer_uring_usable(const char **why_not)
 	struct io_uring ring;
 	int r = open_ring(&ring);
 	if (r == 0) {
-		r = probe_full_socket(&ring);
+		r = probe_full_socket(&ring, true);
+		if (r == 0)
+			r = probe_full_socket(&ring, false);
 		io_uring_queue_exit(&ring);
 	}
 	*why_not = r == 0 ? NULL

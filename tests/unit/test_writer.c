@@ -1,6 +1,7 @@
 /* The writer (src/writer.c) on real sockets, with io_uring and with writev:
  * every queued byte arrives once and in order; a full socket reports 0 and
- * is finished on a later flush; a flush bigger than one submission (more
+ * is finished on a later flush, a single piece (io_uring: a send) as well
+ * as many (a sendmsg); a flush bigger than one submission (more
  * connections or more pieces than fit) still writes everything; a peer that
  * is gone is reported as an error, not a signal. */
 #include "autoconf.h"
@@ -160,6 +161,31 @@ static void run(bool want_uring, bool small_buffers)
 	size_t before = peers[1].len;
 	drain(&peers[1]);
 	CHECK_INT(peers[1].len - before, strlen("still here\n"));
+
+	/* One piece (with io_uring a send, not a sendmsg) to a full socket: it
+	 * is reported full, and written whole on a later flush. */
+	drain(&peers[3]);
+	static char filler[4096];
+	size_t filled = 0;
+	ssize_t n;
+	while ((n = write(conns[3]->fd, filler, sizeof(filler))) > 0)
+		filled += (size_t)n;
+	CHECK(n < 0 && errno == EAGAIN);
+	CHECK(conn_queue(conns[3], msg_printf("after the filler\n"), 1 << 20, &oc));
+	peers[3].last = 99;
+	flush_list_add(&list, conns[3]);
+	writer_flush(wr, &list, &oc, written, NULL);
+	CHECK_INT(peers[3].last, 0);
+	CHECK(TAILQ_EMPTY(&list));
+	before = peers[3].len;
+	drain(&peers[3]);
+	flush_list_add(&list, conns[3]);
+	writer_flush(wr, &list, &oc, written, NULL);
+	CHECK_INT(peers[3].last, 1);
+	drain(&peers[3]);
+	CHECK_INT(peers[3].len - before, filled + strlen("after the filler\n"));
+	CHECK(memcmp(peers[3].got + peers[3].len - strlen("after the filler\n"), "after the filler\n",
+		     strlen("after the filler\n")) == 0);
 
 	/* Connections on their way to be closed are skipped. */
 	CHECK(conn_queue(conns[2], msg_printf("skipped\n"), 1 << 20, &oc));
