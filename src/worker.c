@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "chat.h"
+#include "cpusched.h"
 #include "log.h"
 #include "util.h"
 #include "writer.h"
@@ -98,6 +99,8 @@ struct worker {
 
 	struct out_cache out_cache;
 	struct writer *writer;    /* made on the worker's own thread */
+	struct cpusched sched;
+	unsigned lines_in;        /* this loop iteration: from clients and the inbox */
 	char read_buffer[READ_BUFFER_SIZE];
 };
 
@@ -479,6 +482,7 @@ static bool on_line(void *ctx, const char *line, size_t len)
 {
 	struct line_ctx *lc = ctx;
 	lc->c->last_line_ms = lc->w->now_ms;
+	lc->w->lines_in++;
 	chat_line(lc->w, lc->c, line, len);
 	return still_reading(lc->c);
 }
@@ -651,6 +655,7 @@ static void handle_inbox(struct worker *w)
 	w->inbox.count = 0;
 	atomic_store_explicit(&w->inbox.pending, false, memory_order_relaxed);
 	pthread_mutex_unlock(&w->inbox.lock);
+	w->lines_in += (unsigned)n;
 
 	for (size_t i = 0; i < n; i++) {
 		struct event *ev = &events[i];
@@ -746,6 +751,7 @@ static void *worker_main(void *arg)
 	if (why_not) /* it worked for the check at start: a limit reached since? */
 		log_warning("worker %d: io_uring is not usable (%s); it writes with writev", w->index,
 			    why_not);
+	cpusched_start(&w->sched, w->index);
 
 	for (;;) {
 		int timeout = expire_drains(w);
@@ -771,6 +777,8 @@ static void *worker_main(void *arg)
 				handle_events(w, events, n);
 		}
 		settle(w);
+		cpusched_iteration(&w->sched, w->lines_in);
+		w->lines_in = 0;
 	}
 	return NULL;
 }
