@@ -12,6 +12,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "cpusched.h"
 #include "daemonize.h"
 #include "iplimit.h"
 #include "listener.h"
@@ -259,6 +260,7 @@ static int start_workers(struct server *s)
 		log_info("writing with writev: io_uring is not usable (%s)", why_not);
 	else
 		log_info("writing with %s", s->pool.io_uring ? "io_uring" : "writev (io_uring = no)");
+	s->pool.sched_plan = cpusched_plan();
 	for (int i = 0; i < n; i++)
 		s->pool.workers[i] = worker_new(&s->pool, i, s->cfg);
 	for (int i = 0; i < n; i++) {

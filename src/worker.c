@@ -751,7 +751,7 @@ static void *worker_main(void *arg)
 	if (why_not) /* it worked for the check at start: a limit reached since? */
 		log_warning("worker %d: io_uring is not usable (%s); it writes with writev", w->index,
 			    why_not);
-	cpusched_start(&w->sched, w->index);
+	cpusched_start(&w->sched, w->pool->sched_plan, w->index);
 
 	for (;;) {
 		int timeout = expire_drains(w);

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "cpusched.h"
 #include "iplimit.h"
 #include "msg.h"
 #include "rooms.h"
@@ -33,6 +34,7 @@ struct worker_pool {
 	int status_fd;
 	atomic_bool status_pending;
 	bool io_uring;             /* workers write with io_uring (checked at start) */
+	enum cpusched_plan sched_plan; /* how workers are scheduled (chosen at start) */
 };
 
 /* pool->count must already be the number of workers. */

@@ -1,6 +1,7 @@
 /* cpusched: a worker thread's own scheduling, switched by how busy it is.
  * Each case runs in a thread of its own, since the attributes are per
- * thread, and reads back what the kernel really has. */
+ * thread, and reads back what the kernel really has. Nice values only go
+ * up from the one inherited, so the test runs unprivileged too. */
 #include "autoconf.h"
 
 #include <errno.h>
@@ -8,44 +9,32 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
-#include <unistd.h>
 
 #include "cpusched.h"
+#include "log.h"
 #include "unit.h"
 
-/* The kernel's struct sched_attr (its first version, which is all this
- * reads), here because <linux/sched/types.h> cannot be included next to
- * <pthread.h>. */
-struct sched_attr {
-	uint32_t size;
-	uint32_t sched_policy;
-	uint64_t sched_flags;
-	int32_t sched_nice;
-	uint32_t sched_priority;
-	uint64_t sched_runtime;
-	uint64_t sched_deadline;
-	uint64_t sched_period;
-};
-
 static bool kernel_has_slices; /* sched_attr.sched_runtime for fair tasks: Linux 6.12 */
+static int inherited_nice;
 
-static struct sched_attr get_attr(void)
+static struct cpusched_attr get_attr(void)
 {
-	struct sched_attr attr = { .size = sizeof(attr) };
-	if (syscall(SYS_sched_getattr, 0, &attr, (unsigned)sizeof(attr), 0u) < 0) {
-		fprintf(stderr, "sched_getattr: %s\n", strerror(errno));
+	struct cpusched_attr attr;
+	int r = cpusched_get_attr(&attr);
+	if (r < 0) {
+		fprintf(stderr, "sched_getattr: %s\n", strerror(-r));
 		exit(1);
 	}
 	return attr;
 }
 
-static void set_attr(unsigned policy, int nice)
+static void set_attr(uint32_t policy, int nice)
 {
-	struct sched_attr attr = { .size = sizeof(attr), .sched_policy = policy, .sched_nice = nice };
-	if (syscall(SYS_sched_setattr, 0, &attr, 0u) < 0) {
-		fprintf(stderr, "sched_setattr: %s\n", strerror(errno));
+	struct cpusched_attr attr = { .size = sizeof(attr), .sched_policy = policy, .sched_nice = nice };
+	int r = cpusched_set_attr(&attr);
+	if (r < 0) {
+		fprintf(stderr, "sched_setattr: %s\n", strerror(-r));
 		exit(1);
 	}
 }
@@ -56,19 +45,43 @@ static void iterations(struct cpusched *s, int count, unsigned lines)
 		cpusched_iteration(s, lines);
 }
 
-/* A thread under the default policy is managed: the light mode at start,
- * batch after CPUSCHED_SWITCH_AFTER busy iterations in a row, and back;
- * its nice value is kept throughout. */
-static void *managed(void *unused)
+static int nicer(int by)
+{
+	return inherited_nice + by > 19 ? 19 : inherited_nice + by;
+}
+
+/* Under the default policy: by load on kernels with custom slices, batch
+ * throughout on the others. */
+static void *plan_default(void *unused)
 {
 	(void)unused;
-	set_attr(SCHED_OTHER, 3); /* anyone may raise their own nice value */
+	set_attr(SCHED_OTHER, inherited_nice);
+	CHECK_INT(cpusched_plan(), kernel_has_slices ? CPUSCHED_BY_LOAD : CPUSCHED_BATCH);
+	/* The trial ran on a thread of its own: this one is untouched. */
+	CHECK_INT(get_attr().sched_policy, SCHED_OTHER);
+
 	struct cpusched s;
-	cpusched_start(&s, 7);
+	cpusched_start(&s, CPUSCHED_BATCH, 1);
+	CHECK(!s.managed);
+	CHECK_INT(get_attr().sched_policy, SCHED_BATCH);
+	iterations(&s, 3 * CPUSCHED_SWITCH_AFTER, 0);
+	CHECK_INT(get_attr().sched_policy, SCHED_BATCH);
+	return NULL;
+}
+
+/* A managed thread: the light mode at start, batch after
+ * CPUSCHED_SWITCH_AFTER busy iterations in a row, and back; its nice value,
+ * even one changed meanwhile, is kept throughout. */
+static void *by_load(void *unused)
+{
+	(void)unused;
+	set_attr(SCHED_OTHER, nicer(2));
+	struct cpusched s;
+	cpusched_start(&s, CPUSCHED_BY_LOAD, 7);
 	CHECK(s.managed);
-	struct sched_attr a = get_attr();
+	struct cpusched_attr a = get_attr();
 	CHECK_INT(a.sched_policy, SCHED_OTHER);
-	CHECK_INT(a.sched_nice, 3);
+	CHECK_INT(a.sched_nice, nicer(2));
 	if (kernel_has_slices)
 		CHECK_INT(a.sched_runtime, CPUSCHED_SLICE_NS);
 
@@ -79,13 +92,18 @@ static void *managed(void *unused)
 	CHECK_INT(get_attr().sched_policy, SCHED_OTHER);
 	CHECK(!s.batch);
 
+	struct cpusched_attr renice = get_attr(); /* an admin's renice, as far as the kernel knows */
+	renice.sched_nice = nicer(4);
+	CHECK_INT(cpusched_set_attr(&renice), 0);
 	iterations(&s, 1, CPUSCHED_BUSY_LINES);
 	a = get_attr();
 	CHECK(s.batch);
 	CHECK_INT(a.sched_policy, SCHED_BATCH);
-	CHECK_INT(a.sched_nice, 3);
+	CHECK_INT(a.sched_nice, nicer(4));
+	if (kernel_has_slices)
+		CHECK(a.sched_runtime != CPUSCHED_SLICE_NS); /* the default slice back */
 
-	/* Staying busy changes nothing; idle ones bring the light mode back. */
+	/* Staying busy changes nothing; light iterations bring the light mode back. */
 	iterations(&s, 100, 50);
 	CHECK_INT(get_attr().sched_policy, SCHED_BATCH);
 	iterations(&s, CPUSCHED_SWITCH_AFTER - 1, 0);
@@ -93,20 +111,31 @@ static void *managed(void *unused)
 	iterations(&s, 1, 0);
 	a = get_attr();
 	CHECK(!s.batch);
+	CHECK(s.managed);
 	CHECK_INT(a.sched_policy, SCHED_OTHER);
-	CHECK_INT(a.sched_nice, 3);
+	CHECK_INT(a.sched_nice, nicer(4));
 	if (kernel_has_slices)
 		CHECK_INT(a.sched_runtime, CPUSCHED_SLICE_NS);
+
+	/* A policy changed from outside meanwhile is left as it is. */
+	set_attr(SCHED_IDLE, nicer(4));
+	iterations(&s, CPUSCHED_SWITCH_AFTER, 1000);
+	CHECK(!s.managed);
+	CHECK_INT(get_attr().sched_policy, SCHED_IDLE);
+	iterations(&s, 3 * CPUSCHED_SWITCH_AFTER, 0);
+	CHECK_INT(get_attr().sched_policy, SCHED_IDLE);
 	return NULL;
 }
 
-/* A policy chosen from outside (CPUSchedulingPolicy=, chrt) is left alone. */
+/* A policy chosen from outside before start (CPUSchedulingPolicy=, chrt)
+ * is left alone. */
 static void *chosen_outside(void *arg)
 {
-	unsigned policy = (unsigned)(uintptr_t)arg;
-	set_attr(policy, 0);
+	uint32_t policy = (uint32_t)(uintptr_t)arg;
+	set_attr(policy, nicer(1));
+	CHECK_INT(cpusched_plan(), CPUSCHED_AS_SET);
 	struct cpusched s;
-	cpusched_start(&s, 0);
+	cpusched_start(&s, CPUSCHED_AS_SET, 0);
 	CHECK(!s.managed);
 	iterations(&s, 3 * CPUSCHED_SWITCH_AFTER, 1000);
 	CHECK_INT(get_attr().sched_policy, policy);
@@ -132,8 +161,11 @@ int main(void)
 		kernel_has_slices = major > 6 || (major == 6 && minor >= 12);
 	printf("kernel %s: %s\n", u.release,
 	       kernel_has_slices ? "time slices checked" : "no custom time slices, not checked");
+	inherited_nice = get_attr().sched_nice;
+	log_set_level(LOG_WARNING); /* what the cases are told is checked, not printed */
 
-	in_thread(managed, NULL);
+	in_thread(plan_default, NULL);
+	in_thread(by_load, NULL);
 	in_thread(chosen_outside, (void *)(uintptr_t)SCHED_BATCH);
 	in_thread(chosen_outside, (void *)(uintptr_t)SCHED_IDLE);
 	return unit_finish("test_cpusched");
