@@ -11,6 +11,8 @@
 
 #include "log.h"
 
+#define SCHED_FLAG_RESET_ON_FORK 0x01 /* <linux/sched.h>, which clashes with <sched.h> */
+
 /* glibc 2.36 has no wrappers for these. */
 int cpusched_get_attr(struct cpusched_attr *attr)
 {
@@ -36,19 +38,17 @@ static const char *policy_name(uint32_t policy)
 	}
 }
 
-/* The calling thread's attributes with POLICY and, for the default policy,
- * our slice (0 gives batch the default slice back); its nice value as it
- * is now, which an admin may have changed with renice. Returns 0 or -errno. */
-static int set_mode(uint32_t policy)
+/* Sets the calling thread's attributes ATTR, as just read, to POLICY and,
+ * for the default policy, our slice (0 gives batch the default slice back).
+ * Its nice value stays as it is now, which an admin may have changed with
+ * renice since start, and so does a reset-on-fork flag (systemd's
+ * CPUSchedulingResetOnFork=). Returns 0 or -errno. */
+static int set_mode(struct cpusched_attr *attr, uint32_t policy)
 {
-	struct cpusched_attr attr;
-	int r = cpusched_get_attr(&attr);
-	if (r < 0)
-		return r;
-	attr.sched_policy = policy;
-	attr.sched_flags = 0;
-	attr.sched_runtime = policy == SCHED_OTHER ? CPUSCHED_SLICE_NS : 0;
-	return cpusched_set_attr(&attr);
+	attr->sched_policy = policy;
+	attr->sched_flags &= SCHED_FLAG_RESET_ON_FORK;
+	attr->sched_runtime = policy == SCHED_OTHER ? CPUSCHED_SLICE_NS : 0;
+	return cpusched_set_attr(attr);
 }
 
 struct trial {
@@ -68,7 +68,7 @@ static void *try_calls(void *arg)
 	t->policy = attr.sched_policy;
 	if (t->policy != SCHED_OTHER)
 		return NULL;
-	t->error = -set_mode(SCHED_OTHER);
+	t->error = -set_mode(&attr, SCHED_OTHER);
 	if (!t->error)
 		t->error = -cpusched_get_attr(&attr);
 	t->slices = !t->error && attr.sched_runtime == CPUSCHED_SLICE_NS;
@@ -103,8 +103,9 @@ enum cpusched_plan cpusched_plan(void)
 	return CPUSCHED_BY_LOAD;
 }
 
-/* Sets the mode S is in; on failure, or when the policy is no longer the
- * one we set (changed from outside since), S stops switching. */
+/* Sets the mode S is in: one read, one write. On failure, or when the
+ * policy is no longer the one we set (changed from outside since; a change
+ * to the very policy we set goes unnoticed), S stops switching. */
 static void apply(struct cpusched *s)
 {
 	struct cpusched_attr now;
@@ -117,7 +118,7 @@ static void apply(struct cpusched *s)
 		return;
 	}
 	if (r == 0)
-		r = set_mode(s->batch ? SCHED_BATCH : SCHED_OTHER);
+		r = set_mode(&now, s->batch ? SCHED_BATCH : SCHED_OTHER);
 	if (r < 0) {
 		log_errno(LOG_WARNING, -r, "worker %d: sched_setattr; it stays under %s", s->worker,
 			  policy_name(was));
@@ -130,7 +131,10 @@ void cpusched_start(struct cpusched *s, enum cpusched_plan plan, int worker)
 	*s = (struct cpusched){ .worker = worker };
 	if (plan == CPUSCHED_AS_SET)
 		return;
-	int r = set_mode(plan == CPUSCHED_BATCH ? SCHED_BATCH : SCHED_OTHER);
+	struct cpusched_attr attr;
+	int r = cpusched_get_attr(&attr);
+	if (r == 0)
+		r = set_mode(&attr, plan == CPUSCHED_BATCH ? SCHED_BATCH : SCHED_OTHER);
 	if (r < 0) /* it worked for the trial at start: a limit reached since? */
 		log_errno(LOG_WARNING, -r, "worker %d: sched_setattr; it keeps the scheduling it inherits",
 			  worker);

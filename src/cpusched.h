@@ -13,8 +13,9 @@
  * measured better than the plain default there. docs/design.md has the
  * measurements.
  *
- * A policy set from outside (CPUSchedulingPolicy=, chrt) is left as it is,
- * at start and whenever it is found changed. */
+ * A policy set from outside (CPUSchedulingPolicy=, chrt) is left as it is:
+ * one other than the default at start, and one found changed at a switch.
+ * (CPUSchedulingPolicy=other is the default, so it is managed.) */
 #ifndef CHATD_CPUSCHED_H
 #define CHATD_CPUSCHED_H
 
