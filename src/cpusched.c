@@ -103,13 +103,14 @@ enum cpusched_plan cpusched_plan(void)
 	return CPUSCHED_BY_LOAD;
 }
 
-/* Sets the mode S is in: one read, one write. On failure, or when the
- * policy is no longer the one we set (changed from outside since; a change
- * to the very policy we set goes unnoticed), S stops switching. */
-static void apply(struct cpusched *s)
+/* Switches S to the batch mode or back: one read, one write. On failure,
+ * or when the policy is no longer the one we set (changed from outside
+ * since; a change to the very policy we set goes unnoticed), S stops
+ * switching and stays as it is. */
+static void switch_mode(struct cpusched *s, bool batch)
 {
+	uint32_t was = s->batch ? SCHED_BATCH : SCHED_OTHER;
 	struct cpusched_attr now;
-	uint32_t was = s->batch ? SCHED_OTHER : SCHED_BATCH;
 	int r = cpusched_get_attr(&now);
 	if (r == 0 && now.sched_policy != was) {
 		log_info("worker %d: scheduling policy changed from outside (%s), left as it is",
@@ -118,12 +119,14 @@ static void apply(struct cpusched *s)
 		return;
 	}
 	if (r == 0)
-		r = set_mode(&now, s->batch ? SCHED_BATCH : SCHED_OTHER);
+		r = set_mode(&now, batch ? SCHED_BATCH : SCHED_OTHER);
 	if (r < 0) {
 		log_errno(LOG_WARNING, -r, "worker %d: sched_setattr; it stays under %s", s->worker,
 			  policy_name(was));
 		s->managed = false;
+		return;
 	}
+	s->batch = batch;
 }
 
 void cpusched_start(struct cpusched *s, enum cpusched_plan plan, int worker)
@@ -139,6 +142,7 @@ void cpusched_start(struct cpusched *s, enum cpusched_plan plan, int worker)
 		log_errno(LOG_WARNING, -r, "worker %d: sched_setattr; it keeps the scheduling it inherits",
 			  worker);
 	s->managed = r == 0 && plan == CPUSCHED_BY_LOAD;
+	s->batch = r == 0 && plan == CPUSCHED_BATCH;
 }
 
 void cpusched_iteration(struct cpusched *s, unsigned lines)
@@ -153,6 +157,5 @@ void cpusched_iteration(struct cpusched *s, unsigned lines)
 	if (++s->streak < CPUSCHED_SWITCH_AFTER)
 		return;
 	s->streak = 0;
-	s->batch = busy;
-	apply(s);
+	switch_mode(s, busy);
 }

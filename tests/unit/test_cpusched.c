@@ -45,6 +45,17 @@ static void iterations(struct cpusched *s, int count, unsigned lines)
 		cpusched_iteration(s, lines);
 }
 
+/* An unmanaged thread: neither busy nor light iterations move it off
+ * POLICY. */
+static void check_stays(struct cpusched *s, uint32_t policy)
+{
+	CHECK(!s->managed);
+	iterations(s, 3 * CPUSCHED_SWITCH_AFTER, 1000);
+	CHECK_INT(get_attr().sched_policy, policy);
+	iterations(s, 3 * CPUSCHED_SWITCH_AFTER, 0);
+	CHECK_INT(get_attr().sched_policy, policy);
+}
+
 static int nicer(int by)
 {
 	return inherited_nice + by > 19 ? 19 : inherited_nice + by;
@@ -66,10 +77,8 @@ static void *plan_default(void *unused)
 
 	struct cpusched s;
 	cpusched_start(&s, CPUSCHED_BATCH, 1);
-	CHECK(!s.managed);
 	CHECK_INT(get_attr().sched_policy, SCHED_BATCH);
-	iterations(&s, 3 * CPUSCHED_SWITCH_AFTER, 0);
-	CHECK_INT(get_attr().sched_policy, SCHED_BATCH);
+	check_stays(&s, SCHED_BATCH);
 	return NULL;
 }
 
@@ -126,10 +135,8 @@ static void *by_load(void *unused)
 	 * idle -> batch anyway, and the switching stops on that error.) */
 	set_attr(SCHED_IDLE, nicer(4));
 	iterations(&s, CPUSCHED_SWITCH_AFTER, 1000);
-	CHECK(!s.managed);
 	CHECK_INT(get_attr().sched_policy, SCHED_IDLE);
-	iterations(&s, 3 * CPUSCHED_SWITCH_AFTER, 0);
-	CHECK_INT(get_attr().sched_policy, SCHED_IDLE);
+	check_stays(&s, SCHED_IDLE);
 	return NULL;
 }
 
@@ -142,11 +149,7 @@ static void *chosen_outside(void *arg)
 	CHECK_INT(cpusched_plan(), CPUSCHED_AS_SET);
 	struct cpusched s;
 	cpusched_start(&s, CPUSCHED_AS_SET, 0);
-	CHECK(!s.managed);
-	iterations(&s, 3 * CPUSCHED_SWITCH_AFTER, 1000);
-	CHECK_INT(get_attr().sched_policy, policy);
-	iterations(&s, 3 * CPUSCHED_SWITCH_AFTER, 0);
-	CHECK_INT(get_attr().sched_policy, policy);
+	check_stays(&s, policy);
 	return NULL;
 }
 
