@@ -849,19 +849,22 @@ void config_errors_free(struct config_errors *errors)
 	errors->count = 0;
 }
 
-int config_worker_count(const struct config *cfg)
+int config_cpu_count(void)
 {
 	cpu_set_t set;
-	int n = cfg->threads;
 
-	if (n == 0) {
-		/* The CPUs we may run on (taskset, cgroup cpusets via systemd's
-		 * CPUAffinity=), not all the machine has. */
-		if (sched_getaffinity(0, sizeof(set), &set) == 0)
-			n = CPU_COUNT(&set);
-		else
-			n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	}
+	/* The CPUs we may run on (taskset, cgroup cpusets via systemd's
+	 * CPUAffinity=), not all the machine has. */
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		return CPU_COUNT(&set);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+int config_worker_count(const struct config *cfg)
+{
+	int n = cfg->threads ? cfg->threads : config_cpu_count();
+
 	if (n < 1)
 		n = 1;
 	if (n > CONFIG_MAX_THREADS)

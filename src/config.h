@@ -67,6 +67,9 @@ void config_unref(struct config *cfg);
 
 void config_errors_free(struct config_errors *errors);
 
+/* The CPUs this process may run on. */
+int config_cpu_count(void);
+
 /* Threads to start: cfg->threads, or the CPUs we may run on when it is 0. */
 int config_worker_count(const struct config *cfg);
 

@@ -320,8 +320,17 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 
 	apply_overrides(cfg, opts);
 	log_set_level(cfg->log_level);
-	log_event(LOG_INFO, LOG_FIELDS(.event = "start"), "chatd %s starting (%d worker threads)",
-		  PACKAGE_VERSION, config_worker_count(cfg));
+	int workers = config_worker_count(cfg);
+	log_event(LOG_INFO, LOG_FIELDS(.event = "start"), "chatd %s starting (%d worker thread%s)",
+		  PACKAGE_VERSION, workers, workers == 1 ? "" : "s");
+	/* Workers never block, so one beyond the CPUs only shares a CPU with
+	 * another, and under load both write fewer lines per system call
+	 * (docs/design.md, Scaling). */
+	int cpus = config_cpu_count();
+	if (cfg->threads > cpus)
+		log_warning("threads = %d is more than the %d CPU%s chatd may run on: the extra workers "
+			    "share CPUs and, under load, cost throughput (threads = 0 starts one per CPU)",
+			    cfg->threads, cpus, cpus == 1 ? "" : "s");
 
 	s.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (s.epoll_fd < 0) {

@@ -9,6 +9,7 @@ always killed at the end.
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -324,6 +325,39 @@ class VerbosityTest(CliTestCase):
             lines = self.stopped_log(srv)
         self.assertTrue(any("connect from" in l for l in lines), "\n".join(lines))
         self.assertTrue(any(" debug: " in l for l in lines), "\n".join(lines))
+
+
+@unittest.skipUnless(shutil.which("taskset"), "needs taskset (util-linux)")
+class WorkerCountTest(CliTestCase):
+    """threads = N beyond the CPUs chatd may run on starts N workers, with a
+    warning; chatd runs on one CPU here (taskset), whatever the machine has."""
+    MORE = re.compile(r"warning: threads = (\d+) is more than the (\d+) CPUs? chatd may run on")
+
+    def log_on_one_cpu(self, threads):
+        cpu = str(min(os.sched_getaffinity(0)))
+        with Server({"server": {"threads": str(threads)}}, prefix=("taskset", "-c", cpu)) as srv:
+            a, b = srv.client(), srv.client()
+            self.addCleanup(a.close)
+            self.addCleanup(b.close)
+            a.welcome()
+            b.welcome()
+            b.send("served")  # the two are on different workers when there are two
+            a.read_until(r"\[guest2\] served")
+            self.assertEqual(srv.stop(), 0)
+            srv.log.thread.join(TIMEOUT)
+            return srv.log.lines
+
+    def test_more_workers_than_cpus_warned(self):
+        lines = self.log_on_one_cpu(3)
+        self.assertTrue(any("starting (3 worker threads)" in l for l in lines), "\n".join(lines))
+        found = [m.groups() for m in map(self.MORE.search, lines) if m]
+        self.assertEqual(found, [("3", "1")], "\n".join(lines))
+
+    def test_one_per_cpu_not_warned(self):
+        for threads in (0, 1):
+            lines = self.log_on_one_cpu(threads)
+            self.assertTrue(any("starting (1 worker thread)" in l for l in lines), "\n".join(lines))
+            self.assertFalse(any(self.MORE.search(l) for l in lines), "\n".join(lines))
 
 
 if __name__ == "__main__":
