@@ -242,10 +242,8 @@ static void handle_signals(struct server *s)
 	}
 }
 
-static int start_workers(struct server *s)
+static int start_workers(struct server *s, int n)
 {
-	int n = config_worker_count(s->cfg);
-
 	s->pool.rooms = rooms_new(n);
 	s->pool.ip_limit = ip_limit_new();
 	s->pool.workers = xcalloc((size_t)n, sizeof(*s->pool.workers));
@@ -343,7 +341,7 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 	}
 	if (listener_open(&s.listener, cfg->bind, cfg->port) < 0)
 		goto out;
-	if ((r = start_workers(&s)) < 0) {
+	if ((r = start_workers(&s, workers)) < 0) {
 		log_errno(LOG_ERR, -r, "starting worker threads");
 		goto out;
 	}
