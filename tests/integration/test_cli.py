@@ -336,10 +336,13 @@ class WorkerCountTest(CliTestCase):
     def log_on_one_cpu(self, threads):
         cpu = str(min(os.sched_getaffinity(0)))
         with Server({"server": {"threads": str(threads)}}, prefix=("taskset", "-c", cpu)) as srv:
-            a, b = srv.client(), srv.client()
+            # One after the other: connected together, the two would race
+            # for guest1 on their workers.
+            a = srv.client()
             self.addCleanup(a.close)
-            self.addCleanup(b.close)
             a.welcome()
+            b = srv.client()
+            self.addCleanup(b.close)
             b.welcome()
             b.send("served")  # the two are on different workers when there are two
             a.read_until(r"\[guest2\] served")
