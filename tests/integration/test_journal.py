@@ -332,6 +332,26 @@ def journal_entries(*matches):
     return [json.loads(l) for l in journalctl("-o", "json", *matches).splitlines() if l.strip()]
 
 
+def server_sockets(pid):
+    """The sockets process PID holds."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass  # closed meanwhile
+    return n
+
+
+def wait_until(pred, what, timeout=TIMEOUT):
+    """Polls PRED (bounded) for state no line reports."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.01)
+
+
 class JournalFollower:
     """`journalctl -f -o json` in a thread: wait() blocks until an entry
     matching a predicate has been written to the journal."""
@@ -532,9 +552,15 @@ class JournalTest(unittest.TestCase):
             check(c4.expect_closed() == [], "nothing after server full")
             cls.peers = {"alice": peer(c1), "guest2": peer(c2), "guest3": peer(c3),
                          "rejected": peer(c4)}
+            held = server_sockets(d.pid)
             c2.send("/quit off to lunch")
             c2.expect("= bye")
             check(c2.expect_closed() == [], "nothing after = bye")
+            # Its slot is free once chatd has closed the socket, after our
+            # end closes too; no line says when, so watch chatd's fds, or
+            # guest4 below could still find the server full.
+            c2.close()
+            wait_until(lambda: server_sockets(d.pid) < held, "chatd to close guest2's socket")
             for c in (c1, c3):
                 c.expect("< guest2 left: off to lunch (2 online)")
             # A flooder (the shipped rate 10, burst 20) is cut off.
