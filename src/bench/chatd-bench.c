@@ -140,6 +140,7 @@ struct gen {
 	uint64_t duplicated, misordered, bad_lines;
 	struct histogram latency;  /* sent -> read by the generator */
 	struct histogram arrival;  /* sent -> in the recipient's socket (kernel time stamp) */
+	struct histogram late;     /* paced lines: how long after its scheduled time each left */
 	uint64_t unstamped;        /* lines read without a kernel time stamp */
 	struct uring_reads *reads; /* NULL: no io_uring, recvmsg one by one */
 	char read_buffer[READ_CHUNK];
@@ -820,10 +821,28 @@ static void on_connected(struct gen *g, struct client *c)
 
 /* ---- the loop ---------------------------------------------------------- */
 
-static void poll_once(struct gen *g, int timeout_ms)
+/* epoll_wait to the microsecond where the kernel has epoll_pwait2 (5.11):
+ * paced lines would otherwise leave up to a millisecond late, and at 1000
+ * lines/s two would go out together. */
+static int wait_events(struct gen *g, struct epoll_event *events, int timeout_us)
+{
+#ifdef HAVE_EPOLL_PWAIT2
+	static atomic_bool no_pwait2;
+	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+		struct timespec ts = { timeout_us / 1000000, (long)(timeout_us % 1000000) * 1000 };
+		int n = epoll_pwait2(g->epoll_fd, events, EPOLL_BATCH, &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		atomic_store(&no_pwait2, true);
+	}
+#endif
+	return epoll_wait(g->epoll_fd, events, EPOLL_BATCH, (timeout_us + 999) / 1000);
+}
+
+static void poll_once(struct gen *g, int timeout_us)
 {
 	struct epoll_event events[EPOLL_BATCH];
-	int n = epoll_wait(g->epoll_fd, events, EPOLL_BATCH, timeout_ms);
+	int n = wait_events(g, events, timeout_us);
 	if (n < 0 && errno != EINTR)
 		die("epoll_wait: %s", strerror(errno));
 #ifdef HAVE_LIBURING
@@ -891,7 +910,7 @@ static bool advance_complete(int si)
 }
 
 /* Sends what the window or the rate allows; returns the epoll timeout in
- * ms until something more is due (-1: only events can change anything). */
+ * microseconds until something more is due. */
 static int refill(struct gen *g, uint64_t now)
 {
 	if (opt.rate > 0) {
@@ -909,6 +928,11 @@ static int refill(struct gen *g, uint64_t now)
 				quota = opt.messages;
 			bool any = false;
 			while (s->sent < quota) {
+				/* Line k of all is due k / rate seconds after the start. */
+				uint64_t k = (uint64_t)s->sent * (uint64_t)opt.senders + (uint64_t)si;
+				uint64_t scheduled = start_ns + (uint64_t)((double)k / opt.rate * 1e9);
+				uint64_t t = now_ns();
+				histogram_add(&g->late, t > scheduled ? t - scheduled : 0);
 				send_bench_line(s);
 				any = true;
 			}
@@ -918,9 +942,9 @@ static int refill(struct gen *g, uint64_t now)
 				more = true;
 		}
 		if (!more)
-			return 100;
+			return 100000;
 		uint64_t next = start_ns + (uint64_t)((double)due / opt.rate * 1e9);
-		return next > now ? (int)((next - now + 999999) / 1000000) : 0;
+		return next > now ? (int)((next - now + 999) / 1000) : 0;
 	}
 	bool held = false;
 	for (int i = 0; i < g->own_sender_count; i++) {
@@ -940,7 +964,7 @@ static int refill(struct gen *g, uint64_t now)
 			held = true;
 	}
 	if (!held || opt.threads == 1)
-		return 100;
+		return 100000;
 	/* Held by the window, which acks on other threads may open: tell them
 	 * to wake us, then look once more, so that no wake-up is missed. */
 	atomic_store(&g->sleeping, true);
@@ -951,7 +975,7 @@ static int refill(struct gen *g, uint64_t now)
 			return 0;
 		}
 	}
-	return 10; /* wake-ups are sure; this is only a safety net */
+	return 10000; /* wake-ups are sure; this is only a safety net */
 }
 
 static void wake_owners(struct gen *g)
@@ -981,11 +1005,11 @@ static void *gen_main(void *arg)
 
 	while (atomic_load(&phase) == PH_CONNECT) {
 		connect_more(g);
-		poll_once(g, g->ready < g->own_count ? 100 : 1000);
+		poll_once(g, g->ready < g->own_count ? 100000 : 1000000);
 	}
 	if (opt.connect_only) {
 		while (atomic_load(&phase) != PH_DONE)
-			poll_once(g, 1000);
+			poll_once(g, 1000000);
 		return NULL;
 	}
 #ifdef HAVE_LIBURING
@@ -1297,7 +1321,7 @@ int main(int argc, char **argv)
 	join_threads();
 
 	uint64_t deliveries = 0, duplicated = 0, misordered = 0, bad_lines = 0;
-	static struct histogram latency, arrival;
+	static struct histogram latency, arrival, late;
 	uint64_t unstamped = 0;
 	for (int t = 0; t < opt.threads; t++) {
 		struct gen *g = &gens[t];
@@ -1305,19 +1329,22 @@ int main(int argc, char **argv)
 		duplicated += g->duplicated;
 		misordered += g->misordered;
 		bad_lines += g->bad_lines;
-		for (unsigned b = 0; b < HIST_POWERS * HIST_SUB; b++)
-			latency.buckets[b] += g->latency.buckets[b];
-		latency.count += g->latency.count;
-		if (g->latency.max > latency.max)
-			latency.max = g->latency.max;
-		for (unsigned b = 0; b < HIST_POWERS * HIST_SUB; b++)
-			arrival.buckets[b] += g->arrival.buckets[b];
-		arrival.count += g->arrival.count;
-		if (g->arrival.max > arrival.max)
-			arrival.max = g->arrival.max;
+		histogram_merge(&latency, &g->latency);
+		histogram_merge(&arrival, &g->arrival);
+		histogram_merge(&late, &g->late);
 		unstamped += g->unstamped;
 	}
-	uint64_t lost = expected_deliveries > deliveries ? expected_deliveries - deliveries : 0;
+	/* A line that never got to a recipient holds its sender's window, so
+	 * after one such line a windowed sender stops for good: the lines it
+	 * never sent are counted apart (unsent), not as lost deliveries. */
+	uint64_t unsent = 0, owed = expected_deliveries;
+	for (int i = 0; i < opt.senders && !opt.connect_only; i++) {
+		uint64_t left = opt.messages - senders[i].sent;
+		uint64_t undue = left * (uint64_t)(room_size[senders[i].room] - 1);
+		unsent += left;
+		owed = owed > undue ? owed - undue : 0;
+	}
+	uint64_t lost = owed > deliveries ? owed - deliveries : 0;
 
 	/* The report: a table for people, one key=value line for scripts. */
 	double rate = send_seconds > 0 ? (double)deliveries / send_seconds : 0;
@@ -1328,6 +1355,9 @@ int main(int argc, char **argv)
 	double a50 = (double)histogram_quantile(&arrival, 0.5) / 1e6;
 	double a99 = (double)histogram_quantile(&arrival, 0.99) / 1e6;
 	double a999 = (double)histogram_quantile(&arrival, 0.999) / 1e6;
+	double late50 = (double)histogram_quantile(&late, 0.5) / 1e6;
+	double late99 = (double)histogram_quantile(&late, 0.99) / 1e6;
+	double late_max = (double)late.max / 1e6;
 	double amax = (double)arrival.max / 1e6;
 	int drops = atomic_load(&disconnected);
 	printf("chatd-bench %s: %d clients in %d room%s%s, %d thread%s\n", PACKAGE_VERSION, opt.clients,
@@ -1355,6 +1385,12 @@ int main(int argc, char **argv)
 			       a50, a99, a999, amax, unstamped ? "  some lines had no time stamp" : "");
 		printf("  errors       lost %" PRIu64 "  duplicated %" PRIu64 "  misordered %" PRIu64
 		       "  unexpected %" PRIu64 "  disconnected %d\n", lost, duplicated, misordered, bad_lines, drops);
+		if (late.count)
+			printf("  pacing       lines left p50 %.3f ms  p99 %.3f ms  max %.3f ms after their"
+			       " scheduled time\n", late50, late99, late_max);
+		if (unsent)
+			printf("               %" PRIu64 " lines never sent (%s)\n", unsent,
+			       opt.rate > 0 ? "out of time" : "held by a window that a lost line stopped, or out of time");
 		printf("  generator    %.2f s CPU (%.0f%% of one core), reading with %s\n", cpu_self,
 		       send_seconds > 0 ? 100 * cpu_self / send_seconds : 0,
 		       atomic_load(&uring_reads) ? "io_uring" : "recvmsg");
@@ -1374,13 +1410,14 @@ int main(int argc, char **argv)
 	       " p50_ms=%.4f p99_ms=%.4f p999_ms=%.4f max_ms=%.4f"
 	       " arrival_p50_ms=%.4f arrival_p99_ms=%.4f arrival_p999_ms=%.4f arrival_max_ms=%.4f unstamped=%" PRIu64
 	       " lost=%" PRIu64 " duplicated=%" PRIu64
-	       " misordered=%" PRIu64 " unexpected=%" PRIu64 " disconnected=%d timed_out=%d generator_cpu_s=%.3f"
+	       " misordered=%" PRIu64 " unexpected=%" PRIu64 " disconnected=%d timed_out=%d unsent=%" PRIu64
+	       " late_p50_ms=%.4f late_p99_ms=%.4f late_max_ms=%.4f generator_cpu_s=%.3f"
 	       " connect_generator_cpu_s=%.3f reads=%s",
 	       opt.proto == PROTO_IRC ? "irc" : "chatd", opt.clients, opt.senders, opt.messages, opt.rooms,
 	       opt.threads, opt.rate > 0 ? 0 : opt.window, opt.rate, ready_count, atomic_load(&connect_retries),
 	       connect_seconds, deliveries,
 	       expected_deliveries, send_seconds, rate, p50, p99, p999, max, a50, a99, a999, amax, unstamped, lost, duplicated, misordered,
-	       bad_lines, drops, timed_out, cpu_self, connect_cpu_self,
+	       bad_lines, drops, timed_out, unsent, late50, late99, late_max, cpu_self, connect_cpu_self,
 	       atomic_load(&uring_reads) ? "io_uring" : "recvmsg");
 	if (have_usage)
 		printf(" server_cpu_s=%.3f server_cpu_per_million_s=%.4f rss_before_kib=%ld rss_connected_kib=%ld"
@@ -1393,5 +1430,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "chatd-bench: a sender was disconnected; the run is incomplete\n");
 	if (connect_timed_out)
 		return 1;
-	return lost || duplicated || misordered || drops ? 3 : 0;
+	return lost || duplicated || misordered || drops || unsent ? 3 : 0;
 }

@@ -32,6 +32,15 @@ void histogram_add(struct histogram *h, uint64_t ns)
 		h->max = ns;
 }
 
+void histogram_merge(struct histogram *into, const struct histogram *from)
+{
+	for (unsigned b = 0; b < HIST_POWERS * HIST_SUB; b++)
+		into->buckets[b] += from->buckets[b];
+	into->count += from->count;
+	if (from->max > into->max)
+		into->max = from->max;
+}
+
 uint64_t histogram_quantile(const struct histogram *h, double q)
 {
 	if (h->count == 0)

@@ -15,6 +15,8 @@ struct histogram {
 };
 
 void histogram_add(struct histogram *h, uint64_t ns);
+/* Adds the samples of FROM to INTO. */
+void histogram_merge(struct histogram *into, const struct histogram *from);
 /* The value below which a fraction Q (0..1) of the samples fall, in ns. */
 uint64_t histogram_quantile(const struct histogram *h, double q);
 
