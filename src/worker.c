@@ -482,6 +482,7 @@ static bool on_line(void *ctx, const char *line, size_t len)
 {
 	struct line_ctx *lc = ctx;
 	lc->c->last_line_ms = lc->w->now_ms;
+	lc->c->partial_since_ms = 0; /* a line ended: what follows is a new one */
 	lc->w->lines_in++;
 	chat_line(lc->w, lc->c, line, len);
 	return still_reading(lc->c);
@@ -512,7 +513,16 @@ static void conn_readable(struct worker *w, struct conn *c)
 		return;
 	}
 	if (n == 0) {
-		kill_conn(w, c, "closed");
+		/* The peer has nothing more to say, but may still read (a
+		 * half-close: nc -N, a script piping into the socket): what it
+		 * is owed, replies to its last lines included, goes out first.
+		 * With nothing owed it closes at once, its slot freed before
+		 * anyone hears that it left; a lingering connection was waiting
+		 * for just this EOF. */
+		if (c->state == CONN_OPEN && c->out_bytes)
+			worker_close_after_flush(w, c, "closed");
+		else
+			kill_conn(w, c, c->state == CONN_OPEN ? "closed" : c->close_reason);
 		return;
 	}
 	if (errno == EAGAIN || errno == EINTR)

@@ -424,6 +424,23 @@ class TimeoutTest(LimitsTestCase):
         self.sync(slow, watcher)
         self.assert_serving(srv, [slow, watcher])
 
+    def test_a_steady_sender_whose_reads_split_lines_is_not_stalled(self):
+        srv = self.start_server({"limits": {"line_timeout": "1"}})
+        sender = self.connect(srv)
+        watcher = self.connect(srv, [sender])
+        # Every read ends a line and starts the next, for twice the timeout
+        # (stdio buffers and proxies cut a stream like this; pacing is the
+        # point): no line is ever unfinished for long.
+        sender.send_raw(b"line 0 starts")
+        for i in range(1, 8):
+            time.sleep(0.3)
+            sender.send_raw(b" and ends\nline %d starts" % i)
+            watcher.expect("[guest1] line %d starts and ends" % (i - 1))
+        sender.send_raw(b" and ends\n")
+        watcher.expect("[guest1] line 7 starts and ends")
+        self.sync(sender, watcher)
+        self.assertNotIn("stalled", srv.log.text())
+
 
 # ---- running out of file descriptors ---------------------------------------------
 

@@ -9,6 +9,7 @@ neither fits, by a short expect_silence().
 """
 import os
 import re
+import signal
 import socket
 import tempfile
 import unittest
@@ -508,6 +509,23 @@ class LeavingTest(ChatTestCase):
         c1.expect("= bye")
         c2.expect("< guest1 left: bye all (1 online)")
         self.sync(c2)
+
+    def test_half_close_still_gets_the_replies_it_is_owed(self):
+        """A client that sends its last lines and its EOF together (nc -N, a
+        script piping into the socket) is answered before it is closed:
+        chatd is stopped meanwhile, so that it reads both in one go."""
+        srv = self.start_server()
+        c1, c2 = self.crowd(srv, 2)
+        srv.signal(signal.SIGSTOP)
+        try:
+            c1.send_raw(b"/who\nbye all\n")
+            c1.sock.shutdown(socket.SHUT_WR)
+        finally:
+            srv.signal(signal.SIGCONT)
+        self.assertEqual(c1.expect_closed(), ["= 2 in lobby: guest1 guest2"])
+        c2.expect("[guest1] bye all")
+        c2.expect("< guest1 left (1 online)")
+        srv.log.wait(r"disconnect \S+ guest1: closed ")
 
     def test_abrupt_disconnect(self):
         srv = self.start_server()
