@@ -55,6 +55,7 @@ enum key_id {
 	KEY_MAX_PER_IP,
 	KEY_IDLE_TIMEOUT,
 	KEY_LINE_TIMEOUT,
+	KEY_KEEPALIVE,
 	KEY_ANNOUNCE_MAX,
 	KEY_LEVEL,
 	KEY_TARGET,
@@ -127,6 +128,7 @@ static const struct key keys[KEY_COUNT] = {
 	NUM(KEY_MAX_PER_IP, SEC_LIMITS, "max_per_ip", parse_int, 0, CONFIG_MAX_CLIENTS_LIMIT, max_per_ip),
 	NUM(KEY_IDLE_TIMEOUT, SEC_LIMITS, "idle_timeout", parse_int, 0, 31536000, idle_timeout),
 	NUM(KEY_LINE_TIMEOUT, SEC_LIMITS, "line_timeout", parse_int, 1, 3600, line_timeout),
+	NUM(KEY_KEEPALIVE, SEC_LIMITS, "keepalive", parse_int, 0, 32767, keepalive),
 	NUM(KEY_ANNOUNCE_MAX, SEC_LIMITS, "announce_max", parse_int, 0, CONFIG_MAX_CLIENTS_LIMIT,
 	    announce_max),
 	STR(KEY_LEVEL, SEC_LOG, "level", parse_level),
@@ -770,6 +772,7 @@ struct config *config_new_default(void)
 	cfg->max_per_ip = 20;
 	cfg->idle_timeout = 0;
 	cfg->line_timeout = 30;
+	cfg->keepalive = 300;
 	cfg->announce_max = 500;
 	cfg->log_level = LOG_INFO;
 	cfg->log_target = LOG_TARGET_AUTO;

@@ -40,6 +40,7 @@ struct config {
 	int max_per_ip;    /* connections from one address; 0 = no limit */
 	int idle_timeout;  /* seconds without a line before a client is cut; 0 = never */
 	int line_timeout;  /* seconds a started line may wait for its end */
+	int keepalive;     /* seconds of silence before TCP keepalive probes; 0 = off */
 	int announce_max;  /* rooms above this size hear no arrivals; 0 = no limit */
 
 	/* [log] */

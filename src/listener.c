@@ -219,6 +219,18 @@ static void log_shedding(struct listener *l, int err)
 	l->shed_logged_at = ts.tv_sec;
 }
 
+int listener_set_keepalive(int fd, int idle)
+{
+	/* Four unanswered probes, 30 seconds apart at most, after IDLE. */
+	int on = 1, interval = idle < 30 ? idle : 30, count = 4;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
+		return -errno;
+	return 0;
+}
+
 int listener_accept(struct listener *l, int fd, struct sockaddr_storage *ret_addr,
 		    char peer[PEER_MAX])
 {

@@ -177,6 +177,12 @@ static void accept_connections(struct server *s, int listen_fd)
 			reject(s, fd, peer, "per_ip", why);
 			continue;
 		}
+		int family = ((struct sockaddr *)&addr)->sa_family;
+		if (s->cfg->keepalive && (family == AF_INET || family == AF_INET6)) {
+			int r = listener_set_keepalive(fd, s->cfg->keepalive);
+			if (r < 0)
+				log_errno(LOG_WARNING, -r, "keepalive for %s", peer);
+		}
 		atomic_fetch_add(&s->pool.connections, 1);
 		worker_post_connection(least_loaded_worker(s), fd, peer, &ip);
 	}

@@ -442,6 +442,64 @@ class TimeoutTest(LimitsTestCase):
         self.assertNotIn("stalled", srv.log.text())
 
 
+# ---- keepalive -------------------------------------------------------------
+
+def server_side_timer(srv, client):
+    """The timer the kernel runs on chatd's end of client's connection, as
+    /proc/net/tcp shows it: (kind, seconds left); kind 2 is keepalive, 0
+    none, 1 retransmission."""
+    port = client.sock.getsockname()[1]
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in list(f)[1:]:
+                fields = row.split()
+                local, remote, state, timer = fields[1], fields[2], fields[3], fields[5]
+                if (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16), state) \
+                        == (srv.port, port, "01"):  # ESTABLISHED
+                    kind, when = timer.split(":")
+                    return int(kind, 16), int(when, 16) / os.sysconf("SC_CLK_TCK")
+    raise AssertionError("no connection from port %d to chatd in /proc/net/tcp" % port)
+
+
+class KeepaliveTest(LimitsTestCase):
+    def wait_for_timer(self, srv, client, kind):
+        deadline = time.monotonic() + chatdtest.TIMEOUT
+        while server_side_timer(srv, client)[0] != kind:
+            self.assertLess(time.monotonic(), deadline, "timer %r" % (server_side_timer(srv, client),))
+            time.sleep(0.05)
+        return server_side_timer(srv, client)[1]
+
+    def assert_no_keepalive(self, srv, client):
+        """Once what chatd sent is acknowledged, no timer runs at all."""
+        self.sync(client)
+        self.wait_for_timer(srv, client, 0)
+        time.sleep(0.3)
+        self.assertEqual(server_side_timer(srv, client)[0], 0)
+
+    def test_a_quiet_connection_is_probed_after_keepalive_seconds(self):
+        srv = self.start_server({"limits": {"keepalive": "7"}})
+        c = self.connect(srv)
+        # Once the greeting is acknowledged, the only timer left is the
+        # keepalive one, due within the 7 seconds.
+        seconds = self.wait_for_timer(srv, c, 2)
+        self.assertGreater(seconds, 0)
+        self.assertLessEqual(seconds, 7)
+        self.assert_serving(srv, [c])
+
+    def test_keepalive_0_turns_it_off(self):
+        srv = self.start_server({"limits": {"keepalive": "0"}})
+        self.assert_no_keepalive(srv, self.connect(srv))
+
+    def test_a_reload_applies_keepalive_to_new_connections(self):
+        srv = self.start_server({"limits": {"keepalive": "0"}})
+        old = self.connect(srv)
+        srv.rewrite_config({"limits": {"keepalive": "5"}})
+        self.assertEqual(srv.reload().group(0), "config reloaded")
+        new = self.connect(srv, [old])
+        self.assertLessEqual(self.wait_for_timer(srv, new, 2), 5)
+        self.assert_no_keepalive(srv, old)
+
+
 # ---- running out of file descriptors ---------------------------------------------
 
 class FdExhaustionTest(LimitsTestCase):

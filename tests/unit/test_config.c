@@ -151,6 +151,7 @@ static void check_defaults(const struct config *cfg, const char *path)
 	CHECK_INT(cfg->max_per_ip, 20);
 	CHECK_INT(cfg->idle_timeout, 0);
 	CHECK_INT(cfg->line_timeout, 30);
+	CHECK_INT(cfg->keepalive, 300);
 	CHECK_INT(cfg->announce_max, 500);
 	CHECK_INT(cfg->log_level, LOG_INFO);
 	CHECK_INT(cfg->log_target, LOG_TARGET_AUTO);
@@ -365,6 +366,7 @@ static void test_ranges(void)
 		{ "limits", "max_per_ip", 0, 1000000, offsetof(struct config, max_per_ip), false, "" },
 		{ "limits", "idle_timeout", 0, 31536000, offsetof(struct config, idle_timeout), false, "" },
 		{ "limits", "line_timeout", 1, 3600, offsetof(struct config, line_timeout), false, "" },
+		{ "limits", "keepalive", 0, 32767, offsetof(struct config, keepalive), false, "" },
 		{ "limits", "announce_max", 0, 1000000, offsetof(struct config, announce_max), false, "" },
 	};
 
