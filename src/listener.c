@@ -221,12 +221,13 @@ static void log_shedding(struct listener *l, int err)
 
 int listener_set_keepalive(int fd, int idle)
 {
-	/* Four unanswered probes, 30 seconds apart at most, after IDLE. */
+	/* Four unanswered probes, 30 seconds apart at most, after IDLE. On
+	 * first: should the tuning fail, the system's defaults still apply. */
 	int on = 1, interval = idle < 30 ? idle : 30, count = 4;
-	if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval)) < 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count)) < 0)
 		return -errno;
 	return 0;
 }

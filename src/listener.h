@@ -26,15 +26,15 @@ struct listener {
 int listener_open(struct listener *l, const char *bind_address, int port);
 void listener_close(struct listener *l);
 
-/* Accepts one connection from FD: returns the new non-blocking socket, its
- * peer's address and that as text; -EAGAIN when there is none, or another
- * -errno. At fd exhaustion the connection is accepted and closed at once
- * (shed), using the reserve fd, so the backlog does not make us spin. */
 /* Turns on TCP keepalive for an accepted TCP socket: probes after IDLE
  * seconds of silence, so that a peer gone without a word (a cable pulled, a
  * laptop closed) frees its slot. Returns 0 or -errno. */
 int listener_set_keepalive(int fd, int idle);
 
+/* Accepts one connection from FD: returns the new non-blocking socket, its
+ * peer's address and that as text; -EAGAIN when there is none, or another
+ * -errno. At fd exhaustion the connection is accepted and closed at once
+ * (shed), using the reserve fd, so the backlog does not make us spin. */
 int listener_accept(struct listener *l, int fd, struct sockaddr_storage *ret_addr,
 		    char peer[PEER_MAX]);
 

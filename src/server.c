@@ -179,9 +179,14 @@ static void accept_connections(struct server *s, int listen_fd)
 		}
 		int family = ((struct sockaddr *)&addr)->sa_family;
 		if (s->cfg->keepalive && (family == AF_INET || family == AF_INET6)) {
+			/* Once: a socket-activated stream socket of another
+			 * protocol (SCTP, say) would refuse it on every accept. */
+			static bool warned;
 			int r = listener_set_keepalive(fd, s->cfg->keepalive);
-			if (r < 0)
-				log_errno(LOG_WARNING, -r, "keepalive for %s", peer);
+			if (r < 0 && !warned) {
+				log_errno(LOG_WARNING, -r, "keepalive for %s (not said again)", peer);
+				warned = true;
+			}
 		}
 		atomic_fetch_add(&s->pool.connections, 1);
 		worker_post_connection(least_loaded_worker(s), fd, peer, &ip);

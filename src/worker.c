@@ -482,7 +482,6 @@ static bool on_line(void *ctx, const char *line, size_t len)
 {
 	struct line_ctx *lc = ctx;
 	lc->c->last_line_ms = lc->w->now_ms;
-	lc->c->partial_since_ms = 0; /* a line ended: what follows is a new one */
 	lc->w->lines_in++;
 	chat_line(lc->w, lc->c, line, len);
 	return still_reading(lc->c);
@@ -506,6 +505,11 @@ static void conn_readable(struct worker *w, struct conn *c)
 			return; /* lingering: the peer's last bytes are of no use */
 		struct line_ctx lc = { w, c };
 		framer_feed(&c->framer, w->read_buffer, (size_t)n, w->cfg->max_line, &line_handler, &lc);
+		/* line_timeout times the unfinished line: one that began after a
+		 * newline in this read (a line, or an over-long one dropped) is
+		 * new, however long ago the one before it started. */
+		if (memchr(w->read_buffer, '\n', (size_t)n))
+			c->partial_since_ms = 0;
 		if (!framer_has_partial(&c->framer))
 			c->partial_since_ms = 0;
 		else if (!c->partial_since_ms)

@@ -831,7 +831,7 @@ static int wait_events(struct gen *g, struct epoll_event *events, int timeout_us
 	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
 		struct timespec ts = { timeout_us / 1000000, (long)(timeout_us % 1000000) * 1000 };
 		int n = epoll_pwait2(g->epoll_fd, events, EPOLL_BATCH, &ts, NULL);
-		if (n >= 0 || errno != ENOSYS)
+		if (n >= 0 || (errno != ENOSYS && errno != EPERM)) /* EPERM: a seccomp filter */
 			return n;
 		atomic_store(&no_pwait2, true);
 	}
@@ -944,6 +944,7 @@ static int refill(struct gen *g, uint64_t now)
 		if (!more)
 			return 100000;
 		uint64_t next = start_ns + (uint64_t)((double)due / opt.rate * 1e9);
+		now = now_ns(); /* sending took time */
 		return next > now ? (int)((next - now + 999) / 1000) : 0;
 	}
 	bool held = false;

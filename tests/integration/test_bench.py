@@ -157,7 +157,7 @@ class BenchTest(chatdtest.ChatdTestCase):
     def test_a_lost_line_holds_its_senders_window(self):
         relay = self.relay(drop=10)
         status, r, out = run_bench(relay.port, "--clients", 6, "--senders", 2, "--messages", 100,
-                                   "--window", 4, "--timeout", 2)
+                                   "--window", 4, "--timeout", 5)
         self.assertEqual(status, 3, out)
         # The one delivery that never happened is the one lost; the lines
         # sender 0 could not send after it are counted apart.

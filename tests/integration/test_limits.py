@@ -425,19 +425,25 @@ class TimeoutTest(LimitsTestCase):
         self.assert_serving(srv, [slow, watcher])
 
     def test_a_steady_sender_whose_reads_split_lines_is_not_stalled(self):
-        srv = self.start_server({"limits": {"line_timeout": "1"}})
+        srv = self.start_server({"limits": {"line_timeout": "2", "max_line": "64"}})
         sender = self.connect(srv)
         watcher = self.connect(srv, [sender])
         # Every read ends a line and starts the next, for twice the timeout
         # (stdio buffers and proxies cut a stream like this; pacing is the
-        # point): no line is ever unfinished for long.
+        # point): no line is ever unfinished for long. Halfway, a line too
+        # long is dropped among them.
         sender.send_raw(b"line 0 starts")
-        for i in range(1, 8):
+        for i in range(1, 15):
             time.sleep(0.3)
+            if i == 7:
+                sender.send_raw(b" and ends\n" + b"x" * 100 + b"\nline 7 starts")
+                watcher.expect("[guest1] line 6 starts and ends")
+                sender.expect("! line too long (max 64 bytes)")
+                continue
             sender.send_raw(b" and ends\nline %d starts" % i)
             watcher.expect("[guest1] line %d starts and ends" % (i - 1))
         sender.send_raw(b" and ends\n")
-        watcher.expect("[guest1] line 7 starts and ends")
+        watcher.expect("[guest1] line 14 starts and ends")
         self.sync(sender, watcher)
         self.assertNotIn("stalled", srv.log.text())
 
