@@ -18,6 +18,11 @@ bool framer_has_partial(const struct framer *f)
 	return f->partial_len > 0 || f->discarding;
 }
 
+bool framer_partial_is_new(const struct framer *f)
+{
+	return f->partial_new;
+}
+
 void framer_reset(struct framer *f)
 {
 	free(f->partial);
@@ -56,6 +61,7 @@ static bool start_discarding(struct framer *f, const struct framer_handler *h, v
 bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line,
 		 const struct framer_handler *h, void *ctx)
 {
+	f->partial_new = !framer_has_partial(f);
 	while (len > 0) {
 		const char *nl = memchr(data, '\n', len);
 		size_t chunk = nl ? (size_t)(nl - data) : len;
@@ -95,6 +101,7 @@ bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line
 		}
 		data += chunk + 1;
 		len -= chunk + 1;
+		f->partial_new = true; /* a line ended: what is left began after it */
 	}
 	return true;
 }

@@ -15,6 +15,7 @@ struct framer {
 	size_t partial_len;
 	size_t partial_cap;
 	bool discarding;     /* inside an over-long line: drop bytes up to its newline */
+	bool partial_new;    /* the unfinished line began in the last feed */
 };
 
 struct framer_handler {
@@ -33,6 +34,10 @@ bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line
 
 /* True while a partial line is buffered (for a stall timeout). */
 bool framer_has_partial(const struct framer *f);
+
+/* True when the partial line (if any) began in the last feed: a stall
+ * timeout counts from there, not from a line the feed finished. */
+bool framer_partial_is_new(const struct framer *f);
 
 /* Frees the partial buffer, back to the idle state. */
 void framer_reset(struct framer *f);

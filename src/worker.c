@@ -505,14 +505,11 @@ static void conn_readable(struct worker *w, struct conn *c)
 			return; /* lingering: the peer's last bytes are of no use */
 		struct line_ctx lc = { w, c };
 		framer_feed(&c->framer, w->read_buffer, (size_t)n, w->cfg->max_line, &line_handler, &lc);
-		/* line_timeout times the unfinished line: one that began after a
-		 * newline in this read (a line, or an over-long one dropped) is
-		 * new, however long ago the one before it started. */
-		if (memchr(w->read_buffer, '\n', (size_t)n))
-			c->partial_since_ms = 0;
+		/* line_timeout times the unfinished line from its start, not
+		 * from that of a line this read finished. */
 		if (!framer_has_partial(&c->framer))
 			c->partial_since_ms = 0;
-		else if (!c->partial_since_ms)
+		else if (framer_partial_is_new(&c->framer))
 			c->partial_since_ms = w->now_ms;
 		return;
 	}

@@ -642,6 +642,33 @@ static void test_partial_and_reset(void)
 	rec_free(&r);
 }
 
+/* ---- partial_is_new: where a stall timeout counts from ----------------- */
+
+static void test_partial_is_new(void)
+{
+	struct framer f = { 0 };
+	struct rec r;
+	rec_init(&r);
+
+	CHECK(FEED(&f, "abc", 100, &r)); /* a line begins */
+	CHECK(framer_partial_is_new(&f));
+	CHECK(FEED(&f, "d", 100, &r)); /* and goes on: not new */
+	CHECK(framer_has_partial(&f));
+	CHECK(!framer_partial_is_new(&f));
+	CHECK(FEED(&f, "e\nxy", 100, &r)); /* "xy" began after the line it ended */
+	CHECK(framer_partial_is_new(&f));
+	CHECK(FEED(&f, "z\n1234567890", 8, &r)); /* an over-long line begins */
+	CHECK(framer_partial_is_new(&f));
+	CHECK(FEED(&f, "abc", 8, &r)); /* and goes on, dropped */
+	CHECK(framer_has_partial(&f));
+	CHECK(!framer_partial_is_new(&f));
+	CHECK(FEED(&f, "\nq", 8, &r)); /* "q" began after it */
+	CHECK(framer_partial_is_new(&f));
+	CHECK_STR(r.log, "L5:abcde\nL3:xyz\nT\n");
+	framer_reset(&f);
+	rec_free(&r);
+}
+
 int main(void)
 {
 	test_whole_lines();
@@ -652,5 +679,6 @@ int main(void)
 	test_big_lines();
 	test_stop();
 	test_partial_and_reset();
+	test_partial_is_new();
 	return unit_finish("test_framer");
 }
