@@ -131,6 +131,23 @@ static void replace_echo(const char *line, const char *text)
 	printf("\033[%zuA\r\033[J%s\n", used_rows, text);
 }
 
+/* readline's callback interface gives the terminal its earlier settings
+ * (echo, line editing) for as long as the line handler runs. Keys that
+ * arrive in that gap, such as the rest of a paste or a quick Enter, would
+ * be echoed by the kernel among our lines and break the display, so
+ * readline's own reset does nothing and chatc resets the terminal once,
+ * when the prompt goes for good. */
+static void keep_terminal_mode(void)
+{
+}
+
+static void stop_prompting(void)
+{
+	rl_callback_handler_remove();
+	rl_deprep_terminal();
+	ui.prompting = false;
+}
+
 /* Ctrl-D, Ctrl-C: the prompt goes (what was typed stays on the screen,
  * unsent), and we leave as /quit would. */
 static void leave(void)
@@ -138,8 +155,7 @@ static void leave(void)
 	if (ui.prompting) {
 		rl_point = rl_end;
 		rl_redisplay();
-		rl_callback_handler_remove();
-		ui.prompting = false;
+		stop_prompting();
 		printf("\n");
 	}
 	session_send_line(ui.session, "/quit", 5);
@@ -163,8 +179,7 @@ static void on_input_line(char *line)
 	session_send_line(ui.session, line, len);
 	if (is_quit_command(line, len)) {
 		ui.session->quit_sent = true;
-		rl_callback_handler_remove();
-		ui.prompting = false;
+		stop_prompting();
 	} else if (line[0] != '/' || line[1] == '/') {
 		const char *said = line[0] == '/' ? line + 1 : line;
 		char *text = display_own(said, strlen(said), ui.color);
@@ -222,6 +237,7 @@ int run_interactive(struct session *s, const struct client_options *o)
 	rl_variable_bind("enable-bracketed-paste", "off");
 	/* Tab has nothing to complete in a chat; file names would be wrong. */
 	rl_bind_key('\t', rl_insert);
+	rl_deprep_term_function = keep_terminal_mode;
 	update_prompt();
 	rl_callback_handler_install(ui.prompt, on_input_line);
 	ui.prompting = true;
@@ -261,8 +277,7 @@ int run_interactive(struct session *s, const struct client_options *o)
 
 	if (ui.prompting)
 		rl_clear_visible_line();
-	rl_callback_handler_remove();
-	ui.prompting = false;
+	stop_prompting();
 	/* After Ctrl-D or Ctrl-C: let the server say "= bye" and close. */
 	if (s->quit_sent && !s->closed) {
 		session_flush_blocking(s, QUIT_WAIT_MS);

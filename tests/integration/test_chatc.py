@@ -23,6 +23,8 @@ import signal
 import socket
 import subprocess
 import tempfile
+import termios
+import threading
 import time
 import unittest
 
@@ -866,6 +868,44 @@ class InteractiveTest(ChatcTestCase):
         term.wait_input("alice@lobby> ")
         self.assertEqual(term.content(), self.HEADER + ["[you] line one", "[you] line two",
                                                         "alice@lobby>"])
+
+    def test_the_terminal_does_not_echo_while_pasted_lines_are_handled(self):
+        """readline's callback interface gives the terminal back its echo
+        while each entered line is handled; keys arriving then (the rest of
+        a paste, a quick Enter) were echoed by the kernel among chatc's
+        lines. A thread reads the terminal's settings all through a pasted
+        block: echo must never be on while chatc runs."""
+        srv, other, term = self.start()
+        tty = term.tmux("display-message", "-p", "-t", "chatc", "#{pane_tty}").strip()
+        fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        self.addCleanup(os.close, fd)
+        polls, echoing = [0], [0]
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                if termios.tcgetattr(fd)[3] & termios.ECHO:
+                    echoing[0] += 1
+                polls[0] += 1
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            count = 100
+            term.tmux("set-buffer", "".join("paste %d\n" % i for i in range(count)))
+            term.tmux("paste-buffer", "-p", "-t", "chatc")
+            for i in range(count):
+                other.expect("[alice] paste %d" % i)
+            term.wait_input("alice@lobby> ")
+        finally:
+            done.set()
+            watcher.join()
+        self.assertGreater(polls[0], count, "the watcher hardly ran")
+        self.assertEqual(echoing[0], 0, "echo was on in %d of %d reads of the terminal's "
+                         "settings" % (echoing[0], polls[0]))
+        rows = term.content()
+        self.assertEqual(rows[-3:], ["[you] paste 98", "[you] paste 99", "alice@lobby>"])
+        term.keys("C-d")
+        self.check_left_cleanly(term, other)
 
     def test_quit_in_pasted_lines_exits_0(self):
         srv, other, term = self.start()
