@@ -78,6 +78,7 @@ struct worker {
 	struct outbox {
 		struct event *items;
 		size_t count, cap;
+		bool needs_wake;      /* flush_outboxes: its inbox was empty */
 	} *outboxes;              /* [pool->count] */
 
 	struct config *cfg;
@@ -113,10 +114,10 @@ static uint64_t now_ms(void)
 
 /* ---- inbox ------------------------------------------------------------ */
 
-/* Appends N events to W's inbox and wakes it if it may be asleep. */
-static void post_many(struct worker *w, const struct event *evs, size_t n)
+/* Appends N events to W's inbox, whose lock the caller holds; true when
+ * the inbox was empty, so W may be asleep and must be woken. */
+static bool inbox_append(struct worker *w, const struct event *evs, size_t n)
 {
-	pthread_mutex_lock(&w->inbox.lock);
 	if (w->inbox.count + n > w->inbox.cap) {
 		size_t cap = w->inbox.cap ? w->inbox.cap : 64;
 		while (cap < w->inbox.count + n)
@@ -129,14 +130,25 @@ static void post_many(struct worker *w, const struct event *evs, size_t n)
 	w->inbox.count += n;
 	if (was_empty)
 		atomic_store_explicit(&w->inbox.pending, true, memory_order_release);
-	pthread_mutex_unlock(&w->inbox.lock);
+	return was_empty;
+}
 
-	/* Only the first events of a batch need to wake the worker. */
-	if (was_empty) {
-		uint64_t one = 1;
-		if (write(w->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			log_errno(LOG_ERR, errno, "worker %d: cannot wake", w->index);
-	}
+/* Only the first events of a batch need to wake the worker. */
+static void wake(struct worker *w)
+{
+	uint64_t one = 1;
+	if (write(w->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_errno(LOG_ERR, errno, "worker %d: cannot wake", w->index);
+}
+
+/* Appends N events to W's inbox and wakes it if it may be asleep. */
+static void post_many(struct worker *w, const struct event *evs, size_t n)
+{
+	pthread_mutex_lock(&w->inbox.lock);
+	bool was_empty = inbox_append(w, evs, n);
+	pthread_mutex_unlock(&w->inbox.lock);
+	if (was_empty)
+		wake(w);
 }
 
 static void post(struct worker *w, struct event ev)
@@ -156,17 +168,34 @@ static void post_later(struct worker *w, int target, struct event ev)
 	o->items[o->count++] = ev;
 }
 
-/* Hands over what this iteration gathered for the other workers. It runs
- * before our own clients are written to, so anything they do in reaction
- * comes after it everywhere. */
+/* Hands over what this iteration gathered for the other workers, to all
+ * of them at once: each inbox it fills stays locked until all are filled
+ * (taken in index order, so two workers doing this cannot deadlock).
+ * Filled one after the other, a line could reach a client on the first
+ * worker, and that client's answer reach a third worker before the line
+ * did, if this thread lost the CPU in between. It runs before our own
+ * clients are written to, so anything they do in reaction comes after it
+ * everywhere. */
 static void flush_outboxes(struct worker *w)
 {
-	for (int i = 0; i < w->pool->count; i++) {
+	struct worker **workers = w->pool->workers;
+	int count = w->pool->count;
+
+	for (int i = 0; i < count; i++)
+		if (w->outboxes[i].count)
+			pthread_mutex_lock(&workers[i]->inbox.lock);
+	for (int i = 0; i < count; i++) {
 		struct outbox *o = &w->outboxes[i];
-		if (o->count) {
-			post_many(w->pool->workers[i], o->items, o->count);
-			o->count = 0;
-		}
+		o->needs_wake = o->count && inbox_append(workers[i], o->items, o->count);
+	}
+	for (int i = 0; i < count; i++)
+		if (w->outboxes[i].count)
+			pthread_mutex_unlock(&workers[i]->inbox.lock);
+	for (int i = 0; i < count; i++) {
+		struct outbox *o = &w->outboxes[i];
+		if (o->needs_wake)
+			wake(workers[i]);
+		o->count = 0;
 	}
 }
 
