@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <wchar.h>
 
@@ -197,9 +198,51 @@ static int block_signals(void)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGWINCH);
+	sigaddset(&mask, SIGTSTP);
+	sigaddset(&mask, SIGCONT);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
 		return -1;
 	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* After a stop (Ctrl-Z, or SIGSTOP from elsewhere) the shell has set the
+ * terminal its own way, and readline, which did not see the stop, would
+ * not set it again: chatc does, and redraws the prompt and what was typed. */
+static void resume(void)
+{
+	if (!ui.prompting)
+		return;
+	rl_deprep_terminal(); /* nothing to do when suspend() did it */
+	rl_prep_terminal(1);
+	rl_forced_update_display();
+}
+
+/* Ctrl-Z: the terminal goes back to its settings from before chatc, and
+ * chatc stops as SIGTSTP's default action would stop it (the shell reports
+ * it stopped); it goes on from here when continued. */
+static void suspend(void)
+{
+	struct sigaction action;
+	if (sigaction(SIGTSTP, NULL, &action) == 0 && action.sa_handler == SIG_IGN)
+		return;
+	if (ui.prompting) {
+		rl_deprep_terminal();
+		printf("\n");
+		fflush(stdout);
+	}
+	sigset_t tstp, cont;
+	sigemptyset(&tstp);
+	sigaddset(&tstp, SIGTSTP);
+	sigemptyset(&cont);
+	sigaddset(&cont, SIGCONT);
+	raise(SIGTSTP);
+	sigprocmask(SIG_UNBLOCK, &tstp, NULL); /* stopped here until continued */
+	sigprocmask(SIG_BLOCK, &tstp, NULL);
+	/* The SIGCONT that continued us is answered here, not again from the
+	 * signalfd; and if no stop happened (an orphaned process group), the
+	 * terminal must be set back all the same. */
+	sigtimedwait(&cont, NULL, &(struct timespec){ 0 });
+	resume();
 }
 
 static void handle_signal(int sfd)
@@ -208,6 +251,10 @@ static void handle_signal(int sfd)
 	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGWINCH) {
 			rl_resize_terminal();
+		} else if (si.ssi_signo == SIGTSTP) {
+			suspend();
+		} else if (si.ssi_signo == SIGCONT) {
+			resume();
 		} else {
 			/* Ctrl-C (or TERM, HUP): leave cleanly, as /quit. */
 			leave();
@@ -275,9 +322,10 @@ int run_interactive(struct session *s, const struct client_options *o)
 		}
 	}
 
-	if (ui.prompting)
+	if (ui.prompting) {
 		rl_clear_visible_line();
-	stop_prompting();
+		stop_prompting();
+	}
 	/* After Ctrl-D or Ctrl-C: let the server say "= bye" and close. */
 	if (s->quit_sent && !s->closed) {
 		session_flush_blocking(s, QUIT_WAIT_MS);

@@ -525,7 +525,10 @@ class Tmux:
 
     COLS, ROWS = 100, 30
 
-    def __init__(self, tc, args, no_color_env=None):
+    def __init__(self, tc, args, no_color_env=None, job_control=False):
+        """job_control: the pane runs an interactive shell (prompt "$ ")
+        instead, where chatc is started by typing command_line, so that
+        Ctrl-Z and fg work."""
         self.tmp = tempfile.TemporaryDirectory(prefix="chatc-tmux-")
         tc.addCleanup(self.tmp.cleanup)
         d = self.tmp.name
@@ -541,16 +544,21 @@ class Tmux:
         env_lines = ["unset NO_COLOR"]
         if no_color_env is not None:
             env_lines.append("NO_COLOR=%s; export NO_COLOR" % shlex.quote(no_color_env))
+        self.command_line = "%s %s" % (shlex.quote(CHATC), " ".join(shlex.quote(a) for a in args))
         with open(script, "w") as f:
             f.write("cd %s || exit 1\n" % shlex.quote(d) +
                     "TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 INPUTRC=/dev/null\n"
                     "export TERM LANG LC_ALL INPUTRC\n" +
-                    "\n".join(env_lines) + "\n"
+                    "\n".join(env_lines) + "\n")
+            if job_control:
+                f.write("PS1='$ ' ENV= exec sh -i\n")
+            else:
+                f.write(
                     # A caught signal is reset for chatc: Ctrl-C reaches it,
                     # and this shell lives on to record the status.
                     "trap : INT\n"
                     "stty -g > stty.before\n"
-                    "%s %s\n" % (shlex.quote(CHATC), " ".join(shlex.quote(a) for a in args)) +
+                    + self.command_line + "\n"
                     "status=$?\n"
                     "stty -g > stty.after\n"
                     # On the terminal: where chatc left the cursor, and how.
@@ -614,6 +622,16 @@ class Tmux:
         w, h = self.tmux("display-message", "-p", "-t", "chatc",
                          "#{pane_width} #{pane_height}").split()
         return int(w), int(h)
+
+    def echoing(self):
+        """Whether the kernel echoes what is typed on the pane's terminal
+        now (off while readline owns it)."""
+        tty = self.tmux("display-message", "-p", "-t", "chatc", "#{pane_tty}").strip()
+        fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+        finally:
+            os.close(fd)
 
     def title(self):
         return self.tmux("display-message", "-p", "-t", "chatc", "#{pane_title}").strip()
@@ -893,19 +911,57 @@ class InteractiveTest(ChatcTestCase):
             count = 100
             term.tmux("set-buffer", "".join("paste %d\n" % i for i in range(count)))
             term.tmux("paste-buffer", "-p", "-t", "chatc")
-            for i in range(count):
+            other.expect("[alice] paste 0")
+            polls_at_first = polls[0]
+            for i in range(1, count):
                 other.expect("[alice] paste %d" % i)
+            polls_while_handled = polls[0] - polls_at_first
             term.wait_input("alice@lobby> ")
         finally:
             done.set()
             watcher.join()
-        self.assertGreater(polls[0], count, "the watcher hardly ran")
+        self.assertGreater(polls_while_handled, count,
+                           "the watcher hardly ran while the lines were handled")
         self.assertEqual(echoing[0], 0, "echo was on in %d of %d reads of the terminal's "
                          "settings" % (echoing[0], polls[0]))
         rows = term.content()
         self.assertEqual(rows[-3:], ["[you] paste 98", "[you] paste 99", "alice@lobby>"])
         term.keys("C-d")
         self.check_left_cleanly(term, other)
+
+    def test_ctrl_z_and_fg_give_the_terminal_to_the_shell_and_back(self):
+        """Ctrl-Z leaves the terminal as the shell wants it; fg brings back
+        the prompt, what was typed, and readline's mode (no kernel echo),
+        which readline would not set again by itself."""
+        srv = self.start_server()
+        other = self.connect(srv)
+        term = Tmux(self, ["-n", "alice", "127.0.0.1:%d" % srv.port], job_control=True)
+        term.wait_input("$ ")
+        term.type(term.command_line)
+        term.keys("Enter")
+        term.wait_input("alice@lobby> ")
+        other.expect("> guest2 entered (2 online)")
+        other.expect("* guest2 is now known as alice")
+        term.type("half")
+        term.wait_input("alice@lobby> half")
+        self.assertFalse(term.echoing())
+        term.keys("C-z")
+        term.wait_input("$ ")
+        self.assertTrue(term.echoing(), "the shell got the terminal without echo")
+        term.type("fg")
+        term.keys("Enter")
+        term.wait_input("alice@lobby> half")
+        self.assertFalse(term.echoing(), "after fg the kernel echoes chatc's input")
+        term.type(" done")
+        term.keys("Enter")
+        other.expect("[alice] half done")
+        term.wait_input("alice@lobby> ")
+        self.assertIn("[you] half done", term.screen())
+        other.expect_silence()  # the stop and the redraw sent nothing
+        term.keys("C-d")
+        other.expect("< alice left (1 online)")
+        term.wait_input("$ ")
+        self.assertTrue(term.echoing(), "the terminal was not given back after Ctrl-D")
 
     def test_quit_in_pasted_lines_exits_0(self):
         srv, other, term = self.start()
