@@ -34,6 +34,10 @@ WORKER_C = os.path.join(os.environ.get("CHATD_SRCDIR", "."), "src", "worker.c")
 # Where flush_outboxes has given the line to some workers' inboxes and not
 # yet to the others.
 HAND_OVER = "inbox_append(workers[i], o->items, o->count)"
+# What gdb says when it cannot attach, or cannot read the breakpoint's
+# condition (a chatd built with optimisation): fail with it at once.
+GDB_FAILURES = (b"ptrace:", b"Could not attach", b"Error in testing condition",
+                b"No symbol", b"optimized out")
 
 
 class Gdb:
@@ -61,6 +65,8 @@ class Gdb:
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
         while text.encode() not in self.out:
+            if any(failure in self.out for failure in GDB_FAILURES):
+                raise AssertionError("gdb failed:\n" + self.out.decode(errors="replace"))
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError("gdb never printed %r; it printed:\n%s"
