@@ -910,12 +910,14 @@ class InteractiveTest(ChatcTestCase):
         try:
             count = 100
             term.tmux("set-buffer", "".join("paste %d\n" % i for i in range(count)))
+            # From before the paste until the last line has reached the
+            # other client (chatc handled it before sending it on): the
+            # watcher must have been reading all along, not only before.
+            polls_before_paste = polls[0]
             term.tmux("paste-buffer", "-p", "-t", "chatc")
-            other.expect("[alice] paste 0")
-            polls_at_first = polls[0]
-            for i in range(1, count):
+            for i in range(count):
                 other.expect("[alice] paste %d" % i)
-            polls_while_handled = polls[0] - polls_at_first
+            polls_while_handled = polls[0] - polls_before_paste
             term.wait_input("alice@lobby> ")
         finally:
             done.set()
