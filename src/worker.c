@@ -170,7 +170,7 @@ static void post_later(struct worker *w, int target, struct event ev)
 
 /* Hands over what this iteration gathered for the other workers, to all
  * of them at once: each inbox it fills stays locked until all are filled
- * (taken in index order, so two workers doing this cannot deadlock).
+ * (locked in index order, so two workers doing this cannot deadlock).
  * Filled one after the other, a line could reach a client on the first
  * worker, and that client's answer reach a third worker before the line
  * did, if this thread lost the CPU in between. It runs before our own
@@ -181,21 +181,21 @@ static void flush_outboxes(struct worker *w)
 	struct worker **workers = w->pool->workers;
 	int count = w->pool->count;
 
-	for (int i = 0; i < count; i++)
-		if (w->outboxes[i].count)
+	for (int i = 0; i < count; i++) {
+		struct outbox *o = &w->outboxes[i];
+		if (o->count) {
 			pthread_mutex_lock(&workers[i]->inbox.lock);
-	for (int i = 0; i < count; i++) {
-		struct outbox *o = &w->outboxes[i];
-		o->needs_wake = o->count && inbox_append(workers[i], o->items, o->count);
+			o->needs_wake = inbox_append(workers[i], o->items, o->count);
+		}
 	}
-	for (int i = 0; i < count; i++)
-		if (w->outboxes[i].count)
-			pthread_mutex_unlock(&workers[i]->inbox.lock);
 	for (int i = 0; i < count; i++) {
 		struct outbox *o = &w->outboxes[i];
-		if (o->needs_wake)
-			wake(workers[i]);
-		o->count = 0;
+		if (o->count) {
+			pthread_mutex_unlock(&workers[i]->inbox.lock);
+			if (o->needs_wake)
+				wake(workers[i]);
+			o->count = 0;
+		}
 	}
 }
 

@@ -909,6 +909,13 @@ static bool advance_complete(int si)
 	return s->complete != before;
 }
 
+/* Paced: line K of all (sender K % S's) is due K / rate seconds after the
+ * start. */
+static uint64_t due_ns(uint64_t k)
+{
+	return start_ns + (uint64_t)((double)k / opt.rate * 1e9);
+}
+
 /* Sends what the window or the rate allows; returns the epoll timeout in
  * microseconds until something more is due. */
 static int refill(struct gen *g, uint64_t now)
@@ -928,9 +935,7 @@ static int refill(struct gen *g, uint64_t now)
 				quota = opt.messages;
 			bool any = false;
 			while (s->sent < quota) {
-				/* Line k of all is due k / rate seconds after the start. */
-				uint64_t k = (uint64_t)s->sent * (uint64_t)opt.senders + (uint64_t)si;
-				uint64_t scheduled = start_ns + (uint64_t)((double)k / opt.rate * 1e9);
+				uint64_t scheduled = due_ns((uint64_t)s->sent * (uint64_t)opt.senders + (uint64_t)si);
 				uint64_t t = now_ns();
 				histogram_add(&g->late, t > scheduled ? t - scheduled : 0);
 				send_bench_line(s);
@@ -943,7 +948,7 @@ static int refill(struct gen *g, uint64_t now)
 		}
 		if (!more)
 			return 100000;
-		uint64_t next = start_ns + (uint64_t)((double)due / opt.rate * 1e9);
+		uint64_t next = due_ns(due);
 		now = now_ns(); /* sending took time */
 		return next > now ? (int)((next - now + 999) / 1000) : 0;
 	}
