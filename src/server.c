@@ -332,9 +332,10 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 	int workers = config_worker_count(cfg);
 	log_event(LOG_INFO, LOG_FIELDS(.event = "start"), "chatd %s starting (%d worker thread%s)",
 		  PACKAGE_VERSION, workers, workers == 1 ? "" : "s");
-	/* Workers wait neither on each other nor on I/O, so one beyond the
-	 * CPUs only shares a CPU with another, and under load both write fewer
-	 * lines per system call (docs/design.md, Scaling). */
+	/* A worker waits only for its connections (and, rarely and briefly,
+	 * for an inbox lock), so one beyond the CPUs only shares a CPU with
+	 * another, and under load both write fewer lines per system call
+	 * (docs/design.md, Scaling). */
 	int cpus = config_cpu_count();
 	if (cfg->threads > cpus)
 		log_warning("threads = %d is more than the %d CPU%s chatd may run on: the extra workers "
