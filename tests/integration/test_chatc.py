@@ -623,11 +623,16 @@ class Tmux:
                          "#{pane_width} #{pane_height}").split()
         return int(w), int(h)
 
+    def open_tty(self):
+        """The pane's terminal, opened to read its settings (the caller
+        closes it)."""
+        tty = self.tmux("display-message", "-p", "-t", "chatc", "#{pane_tty}").strip()
+        return os.open(tty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+
     def echoing(self):
         """Whether the kernel echoes what is typed on the pane's terminal
         now (off while readline owns it)."""
-        tty = self.tmux("display-message", "-p", "-t", "chatc", "#{pane_tty}").strip()
-        fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        fd = self.open_tty()
         try:
             return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
         finally:
@@ -894,8 +899,7 @@ class InteractiveTest(ChatcTestCase):
         lines. A thread reads the terminal's settings all through a pasted
         block: echo must never be on while chatc runs."""
         srv, other, term = self.start()
-        tty = term.tmux("display-message", "-p", "-t", "chatc", "#{pane_tty}").strip()
-        fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        fd = term.open_tty()
         self.addCleanup(os.close, fd)
         polls, echoing = [0], [0]
         done = threading.Event()

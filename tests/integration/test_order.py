@@ -143,7 +143,7 @@ class CausalOrderTest(ChatdTestCase):
             early = None
         if early is not None:
             answerer.send("answer to %s" % early)
-        time.sleep(0.3)  # time for an answer to travel, were there one
+            time.sleep(0.3)  # time for the answer to reach worker 2 first
         gdb.command("continue -a &")
         if early is None:
             answerer.expect("[guest1] question")
