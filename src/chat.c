@@ -15,15 +15,20 @@
 #include "util.h"
 
 #define NAME_RULE "must be 1-32 letters, digits, _ or -, starting with a letter"
+/* Long replies come in pages, each far below the smallest max_sendq: a
+ * reply the server chooses to send never counts as its reader being slow. */
+#define WHO_PAGE 100   /* nicks: at most 100 * 33 bytes */
+#define ROOMS_PAGE 50  /* rooms: at most 50 * 48 bytes */
+#define PAGE_MAX 100000
 
 static const char *const help_lines[] = {
 	"= commands:",
 	"=   /nick NAME       change your nick",
-	"=   /who             who is in your room",
+	"=   /who [PAGE]      who is in your room (100 a page)",
 	"=   /msg NICK TEXT   private message",
 	"=   /me TEXT         action",
 	"=   /join ROOM       move to another room",
-	"=   /rooms           list the rooms",
+	"=   /rooms [PAGE]    list the rooms (50 a page)",
 	"=   /help            this help",
 	"=   /quit [REASON]   leave",
 	"= other lines are said to your room; start a line with // to say one beginning with /",
@@ -44,10 +49,11 @@ static void reply(struct worker *w, struct conn *c, const char *fmt, ...)
 	msg_unref(m);
 }
 
+/* Says M (which this takes) to ROOM, as an event happening now. */
 static void tell_room(struct worker *w, struct conn *c, struct room *room, bool include_self,
 		      struct msg *m)
 {
-	worker_send_room(w, room, m, include_self ? 0 : c->id);
+	worker_send_room(w, room, m, include_self ? 0 : c->id, 0);
 	msg_unref(m);
 }
 
@@ -99,6 +105,36 @@ static bool crowded(const struct worker *w, unsigned room_count)
 	return max > 0 && room_count > (unsigned)max;
 }
 
+/* Tells ROOM (of ROOM_COUNT members) of C's arrival or departure, M (which
+ * this takes), numbered SEQ (0: now; see worker_send_room), unless the room
+ * is crowded (announce_max) or hears them faster than announce_rate: each
+ * connection would otherwise cost everyone there two lines, which a
+ * connect/close loop could turn into a flood. What was not told is counted
+ * in a notice before the next one that is. */
+static void announce(struct worker *w, struct conn *c, struct room *room, unsigned room_count,
+		     struct msg *m, uint64_t seq)
+{
+	const struct config *cfg = worker_config(w);
+	unsigned suppressed;
+
+	if (crowded(w, room_count) ||
+	    !rooms_announce(worker_rooms(w), room, cfg->announce_rate, worker_now_ms(w), &suppressed)) {
+		msg_unref(m);
+		return;
+	}
+	if (suppressed) {
+		struct msg *note = msg_printf("# %u more arrival%s and departure%s in %s not shown "
+					      "(more than %d a second)\n",
+					      suppressed, suppressed == 1 ? "" : "s",
+					      suppressed == 1 ? "" : "s", room->name, cfg->announce_rate);
+		note = msg_append(note, m->data, m->len);
+		msg_unref(m);
+		m = note;
+	}
+	worker_send_room(w, room, m, c->id, seq);
+	msg_unref(m);
+}
+
 void chat_connected(struct worker *w, struct conn *c)
 {
 	unsigned room_count;
@@ -111,9 +147,8 @@ void chat_connected(struct worker *w, struct conn *c)
 	if (motd)
 		worker_send(w, c, motd);
 	reply(w, c, "> Connected to the chat server as %s (%d online)", c->member.nick, online);
-	if (!crowded(w, room_count))
-		tell_room(w, c, c->member.room, false,
-			  msg_printf("> %s entered (%d online)\n", c->member.nick, online));
+	announce(w, c, c->member.room, room_count,
+		 msg_printf("> %s entered (%d online)\n", c->member.nick, online), c->member.joined_seq);
 	log_event(LOG_INFO, LOG_FIELDS(.event = "connect", .peer = c->peer, .nick = c->member.nick,
 				       LOG_ONLINE(online)),
 		  "connect from %s as %s (%d online)", c->peer, c->member.nick, online);
@@ -130,14 +165,14 @@ static void leave(struct worker *w, struct conn *c, const char *reason, const ch
 	worker_room_unlink(w, c, room);
 	worker_online_changed(w);
 
-	if (!worker_shutting_down(w) && !crowded(w, room_count + 1)) {
+	if (!worker_shutting_down(w)) {
 		char head[NAME_MAX_LEN + 16], tail[32];
 		snprintf(tail, sizeof(tail), " (%d online)", online);
 		snprintf(head, sizeof(head), "< %s left: ", c->member.nick);
 		struct msg *m = farewell_len ? format_line(head, farewell, farewell_len, tail, false) : NULL;
 		if (!m) /* no reason, or one that cleans to nothing */
 			m = msg_printf("< %s left%s\n", c->member.nick, tail);
-		tell_room(w, c, room, false, m);
+		announce(w, c, room, room_count + 1, m, 0);
 	}
 	room_unref(room);
 	log_event(LOG_INFO, LOG_FIELDS(.event = "disconnect", .peer = c->peer,
@@ -150,9 +185,65 @@ void chat_disconnected(struct worker *w, struct conn *c, const char *reason)
 	leave(w, c, reason, NULL, 0);
 }
 
+static bool flood_allows(struct worker *w, struct conn *c);
+
+/* An over-long line counts against the rate like any line: a flood of
+ * them is answered "slow down", then cut off, not answered each. */
 bool chat_line_too_long(struct worker *w, struct conn *c)
 {
-	reply(w, c, "! line too long (max %zu bytes)", worker_config(w)->max_line);
+	if (flood_allows(w, c))
+		reply(w, c, "! line too long (max %zu bytes)", worker_config(w)->max_line);
+	return true;
+}
+
+void chat_bytes_dropped(struct worker *w, struct conn *c, size_t bytes)
+{
+	const struct config *cfg = worker_config(w);
+
+	if (cfg->rate <= 0)
+		return;
+	c->dropped_bytes += bytes;
+	while (c->dropped_bytes > cfg->max_line && c->state == CONN_OPEN) {
+		c->dropped_bytes -= cfg->max_line + 1;
+		flood_allows(w, c);
+	}
+}
+
+/* The page number a /who or /rooms asks for: 1 when none, 0 when ARG is
+ * not one. */
+static size_t page_arg(const struct command *cmd)
+{
+	size_t page = 0;
+
+	if (cmd->arg_len == 0)
+		return 1;
+	for (size_t i = 0; i < cmd->arg_len; i++) {
+		char d = cmd->arg[i];
+		if (d < '0' || d > '9' || page > PAGE_MAX / 10)
+			return 0;
+		page = page * 10 + (size_t)(d - '0');
+	}
+	return page <= PAGE_MAX ? page : 0;
+}
+
+/* For page PAGE of N items, PER_PAGE a page: the first item's index in
+ * *RET_FIRST and the page count in *RET_PAGES; false (and a reply) when
+ * there is no such page. */
+static bool page_bounds(struct worker *w, struct conn *c, const char *cmd_name, size_t page,
+			size_t n, size_t per_page, size_t *ret_first, size_t *ret_pages)
+{
+	size_t pages = n == 0 ? 1 : (n + per_page - 1) / per_page;
+
+	if (page == 0) {
+		reply(w, c, "! usage: %s [PAGE]", cmd_name);
+		return false;
+	}
+	if (page > pages) {
+		reply(w, c, "! no page %zu: %s has %zu page%s", page, cmd_name, pages, pages == 1 ? "" : "s");
+		return false;
+	}
+	*ret_first = (page - 1) * per_page;
+	*ret_pages = pages;
 	return true;
 }
 
@@ -190,13 +281,20 @@ static void do_nick(struct worker *w, struct conn *c, const struct command *cmd)
 	}
 }
 
-static void do_who(struct worker *w, struct conn *c)
+static void do_who(struct worker *w, struct conn *c, const struct command *cmd)
 {
 	char (*nicks)[NAME_MAX_LEN + 1];
 	size_t n = rooms_who(worker_rooms(w), &c->member, &nicks);
+	size_t page = page_arg(cmd), first, pages;
 
-	struct msg *m = msg_printf("= %zu in %s:", n, c->member.room->name);
-	for (size_t i = 0; i < n; i++) {
+	if (!page_bounds(w, c, "/who", page, n, WHO_PAGE, &first, &pages)) {
+		free(nicks);
+		return;
+	}
+	struct msg *m = pages == 1 ? msg_printf("= %zu in %s:", n, c->member.room->name)
+				   : msg_printf("= %zu in %s, page %zu of %zu:", n, c->member.room->name,
+						page, pages);
+	for (size_t i = first; i < n && i < first + WHO_PAGE; i++) {
 		m = msg_append(m, " ", 1);
 		m = msg_append(m, nicks[i], strlen(nicks[i]));
 	}
@@ -260,23 +358,28 @@ static void do_join(struct worker *w, struct conn *c, const struct command *cmd)
 	worker_room_unlink(w, c, old);
 	worker_room_link(w, c);
 	struct room *room = c->member.room;
-	if (!crowded(w, old_count + 1))
-		tell_room(w, c, old, false, msg_printf("< %s went to %s\n", c->member.nick, room->name));
-	if (!crowded(w, count))
-		tell_room(w, c, room, false, msg_printf("> %s joined %s\n", c->member.nick, room->name));
+	announce(w, c, old, old_count + 1, msg_printf("< %s went to %s\n", c->member.nick, room->name), 0);
+	announce(w, c, room, count, msg_printf("> %s joined %s\n", c->member.nick, room->name),
+		 c->member.joined_seq);
 	reply(w, c, "= you joined %s (%u here)", room->name, count);
 	room_unref(old);
 }
 
-static void do_rooms(struct worker *w, struct conn *c)
+static void do_rooms(struct worker *w, struct conn *c, const struct command *cmd)
 {
 	struct room_summary *list;
 	size_t n = rooms_list(worker_rooms(w), &list);
+	size_t page = page_arg(cmd), first, pages;
 
-	struct msg *m = msg_printf("= %zu room%s:", n, n == 1 ? "" : "s");
-	for (size_t i = 0; i < n; i++) {
+	if (!page_bounds(w, c, "/rooms", page, n, ROOMS_PAGE, &first, &pages)) {
+		free(list);
+		return;
+	}
+	struct msg *m = pages == 1 ? msg_printf("= %zu room%s:", n, n == 1 ? "" : "s")
+				   : msg_printf("= %zu rooms, page %zu of %zu:", n, page, pages);
+	for (size_t i = first; i < n && i < first + ROOMS_PAGE; i++) {
 		char item[NAME_MAX_LEN + 24];
-		int len = snprintf(item, sizeof(item), "%s %s (%u)", i ? "," : "", list[i].name,
+		int len = snprintf(item, sizeof(item), "%s %s (%u)", i > first ? "," : "", list[i].name,
 				   list[i].count);
 		m = msg_append(m, item, (size_t)len);
 	}
@@ -304,7 +407,8 @@ static bool flood_allows(struct worker *w, struct conn *c)
 {
 	const struct config *cfg = worker_config(w);
 
-	switch (flood_check(&c->flood, cfg->rate, cfg->burst, worker_now_ms(w))) {
+	switch (flood_check(&c->flood, cfg->rate, cfg->burst, worker_now_ms(w),
+			    worker_stalled_since(w, c->flood.stamp_ms))) {
 	case FLOOD_OK:
 		return true;
 	case FLOOD_WARN:
@@ -328,7 +432,9 @@ bool chat_line(struct worker *w, struct conn *c, const char *line, size_t len)
 	struct command cmd;
 
 	protocol_parse(line, len, &cmd);
-	if (cmd.kind != CMD_EMPTY && !flood_allows(w, c))
+	/* Every line counts, blank ones too: a client may keep itself
+	 * connected with them, not keep a worker busy. */
+	if (!flood_allows(w, c))
 		return c->state == CONN_OPEN;
 	/* Commands, never chat text, so a debug log holds no conversations. */
 	if (cmd.kind != CMD_CHAT && cmd.kind != CMD_EMPTY && log_level_enabled(LOG_DEBUG))
@@ -358,7 +464,7 @@ bool chat_line(struct worker *w, struct conn *c, const char *line, size_t len)
 		do_nick(w, c, &cmd);
 		break;
 	case CMD_WHO:
-		do_who(w, c);
+		do_who(w, c, &cmd);
 		break;
 	case CMD_MSG:
 		do_msg(w, c, &cmd);
@@ -367,7 +473,7 @@ bool chat_line(struct worker *w, struct conn *c, const char *line, size_t len)
 		do_join(w, c, &cmd);
 		break;
 	case CMD_ROOMS:
-		do_rooms(w, c);
+		do_rooms(w, c, &cmd);
 		break;
 	case CMD_HELP:
 		do_help(w, c);

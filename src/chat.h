@@ -18,6 +18,10 @@ bool chat_line(struct worker *w, struct conn *c, const char *line, size_t len);
 /* C sent a line longer than max_line; it was dropped. */
 bool chat_line_too_long(struct worker *w, struct conn *c);
 
+/* BYTES more of C's over-long lines were dropped: each max_line + 1 of
+ * them counts as a line against the rate. */
+void chat_bytes_dropped(struct worker *w, struct conn *c, size_t bytes);
+
 /* C is going (reason: quit, closed, reset, error, slow, shutdown):
  * unregisters it, tells its room (not during shutdown), logs it. */
 void chat_disconnected(struct worker *w, struct conn *c, const char *reason);

@@ -57,6 +57,7 @@ enum key_id {
 	KEY_LINE_TIMEOUT,
 	KEY_KEEPALIVE,
 	KEY_ANNOUNCE_MAX,
+	KEY_ANNOUNCE_RATE,
 	KEY_LEVEL,
 	KEY_TARGET,
 	KEY_COUNT
@@ -131,6 +132,7 @@ static const struct key keys[KEY_COUNT] = {
 	NUM(KEY_KEEPALIVE, SEC_LIMITS, "keepalive", parse_int, 0, 32767, keepalive),
 	NUM(KEY_ANNOUNCE_MAX, SEC_LIMITS, "announce_max", parse_int, 0, CONFIG_MAX_CLIENTS_LIMIT,
 	    announce_max),
+	NUM(KEY_ANNOUNCE_RATE, SEC_LIMITS, "announce_rate", parse_int, 0, 1000000, announce_rate),
 	STR(KEY_LEVEL, SEC_LOG, "level", parse_level),
 	STR(KEY_TARGET, SEC_LOG, "target", parse_target),
 };
@@ -649,6 +651,36 @@ out:
 	return err;
 }
 
+/* The MOTD is sent whole to every client as it connects: one that could
+ * never fit in max_sendq (cleaned and with "# " and "\n" around each line,
+ * plus the greeting after it) would make no sense of that limit. */
+static void check_motd_fits(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t bytes = 0;
+
+	if (ld->key_bad[KEY_MAX_SENDQ] || ld->key_bad[KEY_MOTD_FILE] || cfg->motd_count == 0)
+		return;
+	for (size_t i = 0; i < cfg->motd_count; i++) {
+		size_t len = strlen(cfg->motd_lines[i]);
+		char *clean = xmalloc(TEXT_CLEAN_MAX(len) + 1);
+		bytes += text_clean(clean, cfg->motd_lines[i], len) + 3;
+		free(clean);
+	}
+	if (bytes + CONFIG_GREETING_MAX <= cfg->max_sendq)
+		return;
+	int line = ld->key_line[cfg->motd_file ? KEY_MOTD_FILE : KEY_MOTD];
+	const char *key = cfg->motd_file ? "motd_file" : "motd";
+	if (ld->key_line[KEY_MAX_SENDQ] > line) {
+		line = ld->key_line[KEY_MAX_SENDQ];
+		key = "max_sendq";
+	}
+	add_error(ld, line,
+		  "%s: the MOTD is %zu bytes as sent, more than max_sendq - %d = %zu: no client "
+		  "could be sent it; shorten the MOTD or raise max_sendq",
+		  key, bytes, CONFIG_GREETING_MAX, cfg->max_sendq - CONFIG_GREETING_MAX);
+}
+
 static void finish(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -696,6 +728,7 @@ static void finish(struct loader *ld)
 		}
 		set_motd(cfg, lines, count);
 	}
+	check_motd_fits(ld);
 }
 
 static void parse_file(struct loader *ld)
@@ -774,6 +807,7 @@ struct config *config_new_default(void)
 	cfg->line_timeout = 30;
 	cfg->keepalive = 300;
 	cfg->announce_max = 500;
+	cfg->announce_rate = 10;
 	cfg->log_level = LOG_INFO;
 	cfg->log_target = LOG_TARGET_AUTO;
 	return cfg;

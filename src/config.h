@@ -17,6 +17,8 @@
 #define CONFIG_MAX_LINE_MAX (1024 * 1024)
 #define CONFIG_MOTD_FILE_MAX (64 * 1024) /* bytes read from motd_file */
 #define CONFIG_MOTD_LINES_MAX 100
+/* What a client is sent on connecting besides the MOTD, at most. */
+#define CONFIG_GREETING_MAX 256
 
 struct config {
 	atomic_int refcount;
@@ -42,6 +44,7 @@ struct config {
 	int line_timeout;  /* seconds a started line may wait for its end */
 	int keepalive;     /* seconds of silence before TCP keepalive probes; 0 = off */
 	int announce_max;  /* rooms above this size hear no arrivals; 0 = no limit */
+	int announce_rate; /* arrivals and departures a room hears per second; 0 = no limit */
 
 	/* [log] */
 	int log_level;     /* syslog priority */

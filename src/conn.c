@@ -68,16 +68,29 @@ static void out_grow(struct conn *c, struct out_cache *oc)
 	c->out_head = 0;
 }
 
-bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct out_cache *oc)
+bool conn_queue(struct conn *c, struct msg *m, size_t cap, uint64_t epoch, struct out_cache *oc)
 {
-	if (c->out_bytes + m->len > max_sendq)
+	if (c->out_bytes + m->len > cap)
 		return false;
+	if (c->fresh_epoch != epoch) {
+		c->fresh_epoch = epoch;
+		c->out_fresh = 0;
+	}
+	c->out_fresh += m->len;
 	if (c->out_count == c->out_cap)
 		out_grow(c, oc);
 	c->out[(c->out_head + c->out_count) & (c->out_cap - 1)] = m;
 	c->out_count++;
 	c->out_bytes += m->len;
 	return true;
+}
+
+size_t conn_waiting(const struct conn *c, uint64_t epoch)
+{
+	/* Writes take the oldest bytes first, so what is left of the queue
+	 * beyond this iteration's bytes is older. */
+	size_t fresh = c->fresh_epoch == epoch ? c->out_fresh : 0;
+	return c->out_bytes > fresh ? c->out_bytes - fresh : 0;
 }
 
 /* Drops N bytes of written output from the head of the queue. */

@@ -43,6 +43,9 @@ struct conn {
 	uint32_t out_head, out_count, out_cap;
 	size_t out_offset;
 	size_t out_bytes;          /* queued and not yet written */
+	size_t out_fresh;          /* of which queued in loop iteration fresh_epoch */
+	uint64_t fresh_epoch;
+	size_t dropped_bytes;      /* of over-long lines, not yet charged to flood */
 
 	uint32_t epoll_events;     /* what epoll watches now */
 	const char *close_reason;  /* set once the worker decided to close it */
@@ -97,10 +100,15 @@ struct conn *conn_new(int fd, uint64_t id, const char *peer);
 /* Closes the socket, drops the queue and frees. */
 void conn_free(struct conn *c);
 
-/* Queues M, taking over one reference the caller holds. Returns false, and
- * queues nothing, when that would put more than max_sendq bytes in the
- * queue: the reader is too slow. */
-bool conn_queue(struct conn *c, struct msg *m, size_t max_sendq, struct out_cache *oc);
+/* Queues M, taking over one reference the caller holds, in the worker's
+ * loop iteration EPOCH. Returns false, and queues nothing, when that would
+ * put more than CAP bytes in the queue (a hard bound on memory: see
+ * worker.c for when a reader is too slow). */
+bool conn_queue(struct conn *c, struct msg *m, size_t cap, uint64_t epoch, struct out_cache *oc);
+
+/* Bytes that were queued before loop iteration EPOCH and are still not
+ * written: what the client has had the chance to read and did not. */
+size_t conn_waiting(const struct conn *c, uint64_t epoch);
 
 /* Points IOV at up to IOV_MAX pieces of the queue, oldest first; returns
  * how many, and their total length in *BYTES. */

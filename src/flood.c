@@ -9,7 +9,8 @@ void flood_init(struct flood *f, int burst, uint64_t now_ms)
 	*f = (struct flood){ .tokens = burst, .stamp_ms = now_ms };
 }
 
-enum flood_verdict flood_check(struct flood *f, int rate, int burst, uint64_t now_ms)
+enum flood_verdict flood_check(struct flood *f, int rate, int burst, uint64_t now_ms,
+			       uint64_t stalled_ms)
 {
 	if (rate <= 0)
 		return FLOOD_OK;
@@ -22,9 +23,13 @@ enum flood_verdict flood_check(struct flood *f, int rate, int burst, uint64_t no
 	double earned = (double)elapsed * rate / 1000.0;
 	if (now_ms > f->stamp_ms)
 		f->stamp_ms = now_ms;
+	/* Credit beyond the burst (from a stall) is kept, not topped up. */
+	double cap = burst + (double)stalled_ms * rate / 1000.0;
+	if (cap < f->tokens)
+		cap = f->tokens;
 	f->tokens += earned;
-	if (f->tokens > burst)
-		f->tokens = burst;
+	if (f->tokens > cap)
+		f->tokens = cap;
 	f->strikes -= earned / FORGIVE_DIVISOR;
 	if (f->strikes < 0)
 		f->strikes = 0;

@@ -23,7 +23,13 @@ enum flood_verdict {
 
 void flood_init(struct flood *f, int burst, uint64_t now_ms);
 
-/* One line arrives. RATE 0 means no limit. */
-enum flood_verdict flood_check(struct flood *f, int rate, int burst, uint64_t now_ms);
+/* One line arrives. RATE 0 means no limit. STALLED_MS is how long, since
+ * the bucket was last brought up to date (f->stamp_ms), the server was not
+ * reading its clients (a stall: SIGSTOP, a slow disk): lines handled now
+ * may have arrived all through that time, so that time's worth of lines is
+ * allowed on top of the burst, kept until spent and never topped up. The
+ * server's stall is not charged to the client. */
+enum flood_verdict flood_check(struct flood *f, int rate, int burst, uint64_t now_ms,
+			       uint64_t stalled_ms);
 
 #endif

@@ -47,15 +47,23 @@ static void keep_partial(struct framer *f, const char *data, size_t len, size_t 
 	f->partial_len = need;
 }
 
-/* Starts dropping an over-long line; the partial buffer goes right away so
- * an attacker's endless line costs no memory. */
-static bool start_discarding(struct framer *f, const struct framer_handler *h, void *ctx)
+static bool dropped(const struct framer_handler *h, void *ctx, size_t bytes)
 {
+	return !h->dropped || bytes == 0 || h->dropped(ctx, bytes);
+}
+
+/* Starts dropping an over-long line of which CHUNK more bytes were read;
+ * the partial buffer goes right away so an attacker's endless line costs
+ * no memory. */
+static bool start_discarding(struct framer *f, size_t chunk, const struct framer_handler *h,
+			     void *ctx)
+{
+	size_t bytes = f->partial_len + chunk;
 	free(f->partial);
 	f->partial = NULL;
 	f->partial_len = f->partial_cap = 0;
 	f->discarding = true;
-	return h->too_long(ctx);
+	return h->too_long(ctx) && dropped(h, ctx, bytes);
 }
 
 bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line,
@@ -67,6 +75,8 @@ bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line
 		size_t chunk = nl ? (size_t)(nl - data) : len;
 
 		if (f->discarding) {
+			if (!dropped(h, ctx, nl ? chunk + 1 : chunk))
+				return false;
 			if (!nl)
 				return true;
 			f->discarding = false;
@@ -75,22 +85,24 @@ bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line
 			 * "\r\n" still to come. */
 			size_t total = f->partial_len + chunk;
 			if (total > max_line + 1 || (total == max_line + 1 && data[chunk - 1] != '\r'))
-				return start_discarding(f, h, ctx);
+				return start_discarding(f, chunk, h, ctx);
 			keep_partial(f, data, chunk, max_line);
 			return true;
 		} else if (f->partial_len == 0) {
 			size_t n = strip_cr(data, chunk);
-			bool go = n > max_line ? h->too_long(ctx) : h->line(ctx, data, n);
+			bool go = n > max_line ? h->too_long(ctx) && dropped(h, ctx, chunk + 1)
+					       : h->line(ctx, data, n);
 			if (!go)
 				return false;
 		} else {
 			bool go;
 			if (f->partial_len + chunk > max_line + 1) {
-				go = h->too_long(ctx);
+				go = h->too_long(ctx) && dropped(h, ctx, f->partial_len + chunk + 1);
 			} else {
 				keep_partial(f, data, chunk, max_line);
 				size_t n = strip_cr(f->partial, f->partial_len);
-				go = n > max_line ? h->too_long(ctx) : h->line(ctx, f->partial, n);
+				go = n > max_line ? h->too_long(ctx) && dropped(h, ctx, f->partial_len + 1)
+						  : h->line(ctx, f->partial, n);
 			}
 			/* The line is done either way; its buffer goes with it. */
 			free(f->partial);

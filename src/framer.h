@@ -25,6 +25,10 @@ struct framer_handler {
 	/* A line longer than max_line bytes was dropped; called once per such
 	 * line, as soon as it is known to be too long. Return false to stop. */
 	bool (*too_long)(void *ctx);
+	/* Optional (may be NULL): BYTES more of over-long lines were dropped,
+	 * counted as they are read, so that a caller can charge every byte a
+	 * client sends to some limit. Return false to stop. */
+	bool (*dropped)(void *ctx, size_t bytes);
 };
 
 /* Feeds LEN bytes. Lines longer than MAX_LINE (not counting "\r\n") are

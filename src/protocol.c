@@ -88,6 +88,8 @@ void protocol_parse(const char *line, size_t len, struct command *ret)
 	switch (ret->kind) {
 	case CMD_NICK:
 	case CMD_JOIN:
+	case CMD_WHO:
+	case CMD_ROOMS:
 		ret->arg = rest;
 		ret->arg_len = rest_len;
 		break;

@@ -9,11 +9,11 @@ enum command_kind {
 	CMD_EMPTY,   /* blank line: ignored */
 	CMD_CHAT,    /* text: the line (for "//x", the line from its second "/") */
 	CMD_NICK,    /* arg: the new nick (rest of the line, trimmed) */
-	CMD_WHO,
+	CMD_WHO,     /* arg: the page asked for (may be empty) */
 	CMD_MSG,     /* arg: target nick; text: the message (may be empty) */
 	CMD_ME,      /* text: the action */
 	CMD_JOIN,    /* arg: the room (rest of the line, trimmed) */
-	CMD_ROOMS,
+	CMD_ROOMS,   /* arg: the page asked for (may be empty) */
 	CMD_HELP,
 	CMD_QUIT,    /* text: the reason (may be empty) */
 	CMD_UNKNOWN, /* arg: the command word, "/" included */

@@ -123,6 +123,11 @@ struct room *room_ref(struct room *room)
 	return room;
 }
 
+uint64_t room_next_seq(struct room *room)
+{
+	return atomic_fetch_add_explicit(&room->seq, 1, memory_order_relaxed) + 1;
+}
+
 void room_unref(struct room *room)
 {
 	if (atomic_fetch_sub_explicit(&room->refs, 1, memory_order_acq_rel) == 1) {
@@ -145,6 +150,7 @@ static struct room *join_locked(struct rooms *r, struct member *m, const char *n
 		snprintf(room->name, sizeof(room->name), "%s", name);
 		TAILQ_INIT(&room->members);
 		room->local = xcalloc((size_t)r->workers, sizeof(*room->local));
+		room->announce_tokens = -1; /* full, at the rate of the first use */
 		for (int w = 0; w < r->workers; w++)
 			TAILQ_INIT(&room->local[w]);
 		table_insert(&r->rooms, &room->name_entry, name);
@@ -152,6 +158,7 @@ static struct room *join_locked(struct rooms *r, struct member *m, const char *n
 	TAILQ_INSERT_TAIL(&room->members, m, room_link);
 	room->count++;
 	m->room = room_ref(room);
+	m->joined_seq = room_next_seq(room);
 	return room;
 }
 
@@ -229,6 +236,36 @@ int rooms_move(struct rooms *r, struct member *m, const char *name, struct room 
 	pthread_mutex_unlock(&r->lock);
 	*ret_old = old;
 	return 0;
+}
+
+bool rooms_announce(struct rooms *r, struct room *room, int rate, uint64_t now_ms,
+		    unsigned *ret_suppressed)
+{
+	bool ok = true;
+
+	*ret_suppressed = 0;
+	if (rate <= 0)
+		return true;
+	pthread_mutex_lock(&r->lock);
+	if (room->announce_tokens < 0) {
+		room->announce_tokens = rate;
+	} else if (now_ms > room->announce_stamp_ms) {
+		room->announce_tokens += (double)(now_ms - room->announce_stamp_ms) * rate / 1000.0;
+		if (room->announce_tokens > rate)
+			room->announce_tokens = rate;
+	}
+	if (now_ms > room->announce_stamp_ms)
+		room->announce_stamp_ms = now_ms;
+	if (room->announce_tokens >= 1.0) {
+		room->announce_tokens -= 1.0;
+		*ret_suppressed = room->announce_suppressed;
+		room->announce_suppressed = 0;
+	} else {
+		room->announce_suppressed++;
+		ok = false;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ok;
 }
 
 bool rooms_find(struct rooms *r, const char *nick, struct member_address *ret)

@@ -34,6 +34,7 @@ struct member {
 	char nick[NAME_MAX_LEN + 1];
 	struct room *room;
 	TAILQ_ENTRY(member) room_link;
+	uint64_t joined_seq;  /* the room's sequence number of its arrival */
 
 	/* Worker-local: this member's place in room->local[worker]. */
 	TAILQ_ENTRY(member) local_link;
@@ -48,10 +49,18 @@ TAILQ_HEAD(member_list, member);
 
 struct room {
 	atomic_int refs;
+	/* Numbers the room's events (arrivals under the registry lock, lines
+	 * when they are said): a member hears of an event only if it was
+	 * there before it, wherever the event's worker and its own are. */
+	atomic_uint_least64_t seq;
 	struct name_entry name_entry;
 	char name[NAME_MAX_LEN + 1];
 	unsigned count;                /* guarded by the registry lock */
 	struct member_list members;    /* guarded by the registry lock */
+	/* Arrivals and departures told, a token bucket; guarded by the lock. */
+	double announce_tokens;
+	uint64_t announce_stamp_ms;
+	unsigned announce_suppressed;  /* not told since the last one told */
 	struct member_list *local;     /* [workers]; local[w] owned by worker w */
 };
 
@@ -95,6 +104,12 @@ int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 int rooms_move(struct rooms *r, struct member *m, const char *name, struct room **ret_old,
 	       unsigned *ret_old_count, unsigned *ret_count);
 
+/* Whether an arrival or departure in ROOM may be told now, at most RATE a
+ * second (and RATE at once; 0: always). When it may, *ret_suppressed is
+ * how many were not told since the last one that was. */
+bool rooms_announce(struct rooms *r, struct room *room, int rate, uint64_t now_ms,
+		    unsigned *ret_suppressed);
+
 /* Looks a nick up, ignoring case. */
 bool rooms_find(struct rooms *r, const char *nick, struct member_address *ret);
 
@@ -105,6 +120,9 @@ size_t rooms_who(struct rooms *r, const struct member *m, char (**ret_nicks)[NAM
 size_t rooms_list(struct rooms *r, struct room_summary **ret);
 
 int rooms_online(struct rooms *r);
+
+/* A new sequence number for an event in ROOM, happening now. */
+uint64_t room_next_seq(struct room *room);
 
 struct room *room_ref(struct room *room);
 void room_unref(struct room *room);

@@ -28,10 +28,24 @@
 #define EPOLL_BATCH 256
 #define GATHER_ROUNDS 2 /* extra non-blocking looks for work before writing */
 #define DRAIN_TIMEOUT_MS 2000 /* to write a leaving client's last lines */
+/* Input read per loop iteration, from all clients together (one more read
+ * may go past it). It bounds what one iteration can add to any output
+ * queue, and so memory, while a reader that keeps up is never cut off:
+ * see written(). */
+#define READ_BUDGET (128 * 1024)
+/* A queue is never let grow past 2 * max_sendq + this, whatever happens
+ * within one iteration. */
+#define QUEUE_HARD_EXTRA (8 * 1024 * 1024)
+#define TICK_MS 1000
+/* A loop iteration that comes this long after the last, when the tick
+ * wakes the loop every TICK_MS, means the worker was not running (SIGSTOP,
+ * a slow disk, the machine swapping): a stall, not charged to clients. */
+#define STALL_MIN_MS (TICK_MS + 500)
 
 enum event_kind {
 	EV_CONNECTION, /* fd, ptr: struct new_connection (ours to free) */
-	EV_ROOM,       /* ptr: room, msg, id: connection not to send to */
+	EV_ROOM,       /* ptr: room, msg, id: connection not to send to, seq: the
+			* room's sequence number of the line (see rooms.h) */
 	EV_DIRECT,     /* fd + id: the connection, msg */
 	EV_CONFIG,     /* ptr: config */
 	EV_PING,       /* id: sequence */
@@ -47,6 +61,7 @@ struct event {
 	enum event_kind kind;
 	int fd;
 	uint64_t id;
+	uint64_t seq;
 	void *ptr;
 	struct msg *msg;
 };
@@ -68,6 +83,11 @@ struct worker {
 	int wake_fd;
 	int tick_fd;              /* once a second: idle and stalled connections */
 	uint64_t now_ms;
+	uint64_t epoch;           /* loop iterations so far */
+	size_t read_budget;       /* what this iteration may still read */
+	unsigned rotation;        /* where handling an epoll batch starts */
+	uint64_t stall_end_ms;    /* when the last stall was seen (0: never) */
+	uint64_t stall_ms;        /* and how long it was */
 	struct inbox inbox;
 	struct event *taken;      /* the batch being handled; swapped with inbox.items */
 	size_t taken_cap;
@@ -260,6 +280,14 @@ uint64_t worker_now_ms(const struct worker *w)
 	return w->now_ms;
 }
 
+uint64_t worker_stalled_since(const struct worker *w, uint64_t since_ms)
+{
+	if (w->stall_end_ms <= since_ms)
+		return 0;
+	uint64_t span = w->stall_end_ms - since_ms;
+	return span < w->stall_ms ? span : w->stall_ms;
+}
+
 void worker_online_changed(struct worker *w)
 {
 	struct worker_pool *pool = w->pool;
@@ -307,11 +335,19 @@ static void too_slow(struct worker *w, struct conn *c)
 	kill_conn(w, c, "slow");
 }
 
+/* The most a queue may hold at any moment: max_sendq of output the client
+ * did not read when it could (see written()) plus what one iteration
+ * added, which the read budget keeps far below this. */
+static size_t queue_cap(const struct worker *w)
+{
+	return 2 * w->cfg->max_sendq + QUEUE_HARD_EXTRA;
+}
+
 void worker_send(struct worker *w, struct conn *c, struct msg *m)
 {
 	if (c->on_close_list)
 		return;
-	if (!conn_queue(c, msg_ref(m), w->cfg->max_sendq, &w->out_cache)) {
+	if (!conn_queue(c, msg_ref(m), queue_cap(w), w->epoch, &w->out_cache)) {
 		msg_unref(m);
 		too_slow(w, c);
 		return;
@@ -337,7 +373,7 @@ void worker_room_unlink(struct worker *w, struct conn *c, struct room *room)
 static void deliver_room(struct worker *w, struct room *room, const struct event *lines, size_t n)
 {
 	struct member *mb;
-	size_t max_sendq = w->cfg->max_sendq;
+	size_t cap = queue_cap(w);
 
 	if (n > w->queued_cap) {
 		w->queued_cap = n;
@@ -350,9 +386,11 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 			continue;
 		bool any = false;
 		for (size_t k = 0; k < n; k++) {
-			if (c->id == lines[k].id)
+			/* Not to its sender, nor about what happened in the room
+			 * before this member came in. */
+			if (c->id == lines[k].id || mb->joined_seq >= lines[k].seq)
 				continue;
-			if (!conn_queue(c, lines[k].msg, max_sendq, &w->out_cache)) {
+			if (!conn_queue(c, lines[k].msg, cap, w->epoch, &w->out_cache)) {
 				too_slow(w, c);
 				break;
 			}
@@ -365,9 +403,12 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 	}
 }
 
-void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id)
+void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id,
+		      uint64_t seq)
 {
-	struct event line = { .kind = EV_ROOM, .ptr = room, .msg = m, .id = except_id };
+	if (seq == 0)
+		seq = room_next_seq(room);
+	struct event line = { .kind = EV_ROOM, .ptr = room, .msg = m, .id = except_id, .seq = seq };
 	deliver_room(w, room, &line, 1);
 	/* The references are added in one atomic step; ours keeps M alive
 	 * meanwhile. */
@@ -375,7 +416,8 @@ void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64
 	for (int i = 0; i < w->pool->count; i++)
 		if (i != w->index)
 			post_later(w, i, (struct event){ .kind = EV_ROOM, .ptr = room_ref(room),
-							 .msg = msg_ref(m), .id = except_id });
+							 .msg = msg_ref(m), .id = except_id,
+							 .seq = seq });
 }
 
 /* Delivers the run of N consecutive EV_ROOM events for one room that
@@ -523,13 +565,26 @@ static bool on_too_long(void *ctx)
 	return still_reading(lc->c);
 }
 
-static const struct framer_handler line_handler = { .line = on_line, .too_long = on_too_long };
+static bool on_dropped(void *ctx, size_t bytes)
+{
+	struct line_ctx *lc = ctx;
+	chat_bytes_dropped(lc->w, lc->c, bytes);
+	return still_reading(lc->c);
+}
+
+static const struct framer_handler line_handler = { .line = on_line, .too_long = on_too_long,
+						    .dropped = on_dropped };
 
 static void conn_readable(struct worker *w, struct conn *c)
 {
+	/* Past this iteration's budget, the rest waits in the socket (the
+	 * level-triggered epoll reports it again next iteration). */
+	if (w->read_budget == 0)
+		return;
 	ssize_t n = read(c->fd, w->read_buffer, sizeof(w->read_buffer));
 
 	if (n > 0) {
+		w->read_budget -= (size_t)n < w->read_budget ? (size_t)n : w->read_budget;
 		if (c->state != CONN_OPEN)
 			return; /* lingering: the peer's last bytes are of no use */
 		struct line_ctx lc = { w, c };
@@ -601,6 +656,13 @@ static void written(void *ctx, struct conn *c, int r)
 		return;
 	}
 	if (r == 0) {
+		/* Slow is what the client had the chance to read in an earlier
+		 * iteration and still did not, once we tried again: not a burst
+		 * this iteration brought, which the kernel may take next. */
+		if (c->state == CONN_OPEN && conn_waiting(c, w->epoch) > w->cfg->max_sendq) {
+			too_slow(w, c);
+			return;
+		}
 		set_epoll_events(w, c, c->state == CONN_OPEN ? EPOLLIN | EPOLLOUT : EPOLLOUT);
 		return;
 	}
@@ -740,6 +802,10 @@ static void tick(struct worker *w)
 	uint64_t expirations;
 	if (read(w->tick_fd, &expirations, sizeof(expirations)) < 0)
 		return;
+	/* Right after a stall, lines sent meanwhile may still be unread: the
+	 * server's pause is not the clients' silence. */
+	if (w->stall_end_ms && w->now_ms - w->stall_end_ms < 2 * TICK_MS)
+		return;
 	const struct config *cfg = w->cfg;
 	uint64_t idle_ms = (uint64_t)cfg->idle_timeout * 1000, line_ms = (uint64_t)cfg->line_timeout * 1000;
 
@@ -767,18 +833,29 @@ static void tick(struct worker *w)
 
 static void handle_events(struct worker *w, struct epoll_event *events, int n)
 {
+	bool ticked = false;
+
 	/* The inbox first: what other workers posted happened before anything
 	 * our clients did in reaction to it (a /join after seeing a line), so
 	 * it must be applied first too. */
 	for (int i = 0; i < n; i++)
 		if (events[i].data.ptr == NULL)
 			handle_inbox(w);
-	for (int i = 0; i < n; i++) {
-		if (events[i].data.ptr == w)
-			tick(w);
-		else if (events[i].data.ptr != NULL)
-			conn_event(w, events[i].data.ptr, events[i].events);
+	/* The kernel reports ready sockets in the same order each time, so
+	 * when the read budget runs out, starting where the last batch did
+	 * would serve the same clients first for ever: each batch starts one
+	 * further on. */
+	int start = (int)(w->rotation++ % (unsigned)n);
+	for (int k = 0; k < n; k++) {
+		struct epoll_event *ev = &events[(start + k) % n];
+		if (ev->data.ptr == w)
+			ticked = true;
+		else if (ev->data.ptr != NULL)
+			conn_event(w, ev->data.ptr, ev->events);
 	}
+	/* The clock's checks last, once what clients sent has been read. */
+	if (ticked)
+		tick(w);
 }
 
 static void *worker_main(void *arg)
@@ -799,19 +876,29 @@ static void *worker_main(void *arg)
 		if (w->shutting_down && atomic_load(&w->connection_count) == 0)
 			break;
 		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);
+		uint64_t last = w->now_ms;
 		w->now_ms = now_ms();
+		/* Before EINTR is looked at: SIGCONT ends a stop with it. */
+		if (w->now_ms - last >= STALL_MIN_MS) {
+			w->stall_ms = w->now_ms - last;
+			w->stall_end_ms = w->now_ms;
+			log_notice("worker %d did not run for %llu ms; clients are not charged for it",
+				   w->index, (unsigned long long)w->stall_ms);
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			log_errno(LOG_ERR, errno, "worker %d: epoll_wait", w->index);
 			break;
 		}
+		w->epoch++;
+		w->read_budget = READ_BUDGET;
 		handle_events(w, events, n);
 		/* Under load, take what else is ready before writing: the more
 		 * lines per connection, the fewer writev calls per line. When
 		 * nothing more is ready this costs one epoll_wait that returns at
 		 * once, and no delay. */
-		for (int round = 0; round < GATHER_ROUNDS && n > 0; round++) {
+		for (int round = 0; round < GATHER_ROUNDS && n > 0 && w->read_budget > 0; round++) {
 			n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, 0);
 			if (n > 0)
 				handle_events(w, events, n);
@@ -855,7 +942,8 @@ int worker_start(struct worker *w)
 	w->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (w->tick_fd < 0)
 		return -errno;
-	struct itimerspec second = { .it_interval = { .tv_sec = 1 }, .it_value = { .tv_sec = 1 } };
+	struct itimerspec second = { .it_interval = { .tv_sec = TICK_MS / 1000 },
+				     .it_value = { .tv_sec = TICK_MS / 1000 } };
 	if (timerfd_settime(w->tick_fd, 0, &second, NULL) < 0)
 		return -errno;
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = w };

@@ -64,14 +64,20 @@ struct msg *worker_motd(const struct worker *w);
 bool worker_shutting_down(const struct worker *w);
 /* CLOCK_MONOTONIC in ms, read once per loop iteration. */
 uint64_t worker_now_ms(const struct worker *w);
+/* How long, since SINCE_MS, this worker was not running (the last stall
+ * seen: SIGSTOP, a slow disk); 0 when it ran throughout. */
+uint64_t worker_stalled_since(const struct worker *w, uint64_t since_ms);
 
 /* Queues M (the caller keeps its reference) on one of this worker's
  * connections; an overflowing queue gets the connection closed as slow. */
 void worker_send(struct worker *w, struct conn *c, struct msg *m);
 
 /* Sends M to everyone in ROOM but the connection EXCEPT_ID (0: none), on
- * every worker. The caller keeps its reference. */
-void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id);
+ * every worker, who was in the room before the event SEQ (a room sequence
+ * number, see rooms.h; 0: a new one, for an event happening now). The
+ * caller keeps its reference. */
+void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id,
+		      uint64_t seq);
 
 /* Sends M to the connection at A, on whichever worker owns it. */
 void worker_send_direct(struct worker *w, const struct member_address *a, struct msg *m);

@@ -21,12 +21,13 @@ TIMEOUT = float(os.environ.get("CHATD_TEST_TIMEOUT", "10"))
 # A command every daemon is started under, e.g. valgrind (see .ci/run).
 WRAPPER = shlex.split(os.environ.get("CHATD_WRAPPER", ""))
 
-# Tests talk fast and all from 127.0.0.1: the flood and per-address limits
-# are off unless a test sets them (tests of those limits do).
+# Tests talk fast and all from 127.0.0.1: the flood and per-address limits,
+# and the rate of arrivals a room is told of, are off unless a test sets
+# them (tests of those limits do).
 DEFAULT_CONFIG = {
     "server": {"port": "0", "bind": "127.0.0.1", "threads": "2",
                "motd": "Welcome to chatd!"},
-    "limits": {"rate": "0", "max_per_ip": "0"},
+    "limits": {"rate": "0", "max_per_ip": "0", "announce_rate": "0"},
     "log": {"level": "debug", "target": "stderr"},
 }
 

@@ -323,8 +323,13 @@ class CommandArgumentsTest(BadInputTestCase):
             ("/join  ", "! usage: /join ROOM"),
             ("/", "! unknown command: / (try /help)"),
             ("/ nick x", "! unknown command: / (try /help)"),
-            ("/who extra words", "= 2 in lobby: guest1 guest2"),
-            ("/rooms extra", "= 1 room: lobby (2)"),
+            ("/who extra words", "! usage: /who [PAGE]"),
+            ("/who 0", "! usage: /who [PAGE]"),
+            ("/who 2", "! no page 2: /who has 1 page"),
+            ("/who 1", "= 2 in lobby: guest1 guest2"),
+            ("/rooms extra", "! usage: /rooms [PAGE]"),
+            ("/rooms 99999999999999999999", "! usage: /rooms [PAGE]"),
+            ("/rooms 1", "= 1 room: lobby (2)"),
         ]:
             a.send(line)
             a.expect(reply)

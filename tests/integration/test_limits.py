@@ -399,17 +399,21 @@ class TimeoutTest(LimitsTestCase):
             busy.expect("= 1 in lobby: guest2")
         self.assertNotIn("guest2: idle", srv.log.text())
 
-    def test_empty_lines_keep_a_client_connected_and_do_not_count_against_the_rate(self):
-        srv = self.start_server({"limits": {"idle_timeout": "1", "rate": "1", "burst": "1"}})
+    def test_empty_lines_keep_a_client_connected_and_count_against_the_rate(self):
+        srv = self.start_server({"limits": {"idle_timeout": "1", "rate": "5", "burst": "5"}})
         keeper = self.connect(srv)
-        # Four a second for twice the timeout: past idle_timeout, and past
-        # the rate, were they lines that count ("! slow down" would come).
-        for i in range(8):
+        # Two and a half a second for twice the timeout: past idle_timeout,
+        # within the rate.
+        for i in range(6):
             keeper.send_raw(b"\n" if i % 2 else b" \t\r\n")
-            time.sleep(0.25)
+            time.sleep(0.4)
         keeper.send("/who")
         self.assertEqual(keeper.read_line(), "= 1 in lobby: guest1")
         self.assertNotIn("guest1: idle", srv.log.text())
+        # Past the rate, blank lines are a flood like any other.
+        keeper.send_raw(b"\n" * 100)
+        self.assertEqual(keeper.expect_closed(), ["! slow down (at most 5 lines per second)",
+                                                  "! flooding: disconnected"])
 
     def test_stalled_line_is_disconnected_but_a_slow_line_is_not(self):
         srv = self.start_server({"limits": {"line_timeout": "1"}})

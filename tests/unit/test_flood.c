@@ -16,7 +16,7 @@ static void run(int rate, int burst, unsigned interval_ms, unsigned duration_ms,
 		counts[i] = 0;
 	*kicked_at = 0;
 	for (unsigned elapsed = 0; elapsed <= duration_ms; elapsed += interval_ms) {
-		enum flood_verdict v = flood_check(&f, rate, burst, t + elapsed);
+		enum flood_verdict v = flood_check(&f, rate, burst, t + elapsed, 0);
 		counts[v]++;
 		if (v == FLOOD_KICK) {
 			*kicked_at = elapsed;
@@ -38,13 +38,13 @@ int main(void)
 	/* A burst is taken whole, the next line is dropped with one warning. */
 	flood_init(&f, 5, 0);
 	for (int i = 0; i < 5; i++)
-		CHECK_INT(flood_check(&f, 10, 5, 0), FLOOD_OK);
-	CHECK_INT(flood_check(&f, 10, 5, 0), FLOOD_WARN);
-	CHECK_INT(flood_check(&f, 10, 5, 0), FLOOD_DROP);
+		CHECK_INT(flood_check(&f, 10, 5, 0, 0), FLOOD_OK);
+	CHECK_INT(flood_check(&f, 10, 5, 0, 0), FLOOD_WARN);
+	CHECK_INT(flood_check(&f, 10, 5, 0, 0), FLOOD_DROP);
 	/* A tenth of a second later (rate 10) one more line is fine, and the
 	 * warning is re-armed. */
-	CHECK_INT(flood_check(&f, 10, 5, 100), FLOOD_OK);
-	CHECK_INT(flood_check(&f, 10, 5, 100), FLOOD_WARN);
+	CHECK_INT(flood_check(&f, 10, 5, 100, 0), FLOOD_OK);
+	CHECK_INT(flood_check(&f, 10, 5, 100, 0), FLOOD_WARN);
 
 	/* At the rate, forever fine. */
 	run(10, 20, 100, 600000, c, &kicked);
@@ -67,9 +67,34 @@ int main(void)
 
 	/* Time running backwards (it is monotonic, but be safe) is no gift. */
 	flood_init(&f, 1, 1000);
-	CHECK_INT(flood_check(&f, 1, 1, 1000), FLOOD_OK);
-	CHECK(flood_check(&f, 1, 1, 1000) != FLOOD_OK);
-	CHECK(flood_check(&f, 1, 1, 500) != FLOOD_OK);
+	CHECK_INT(flood_check(&f, 1, 1, 1000, 0), FLOOD_OK);
+	CHECK(flood_check(&f, 1, 1, 1000, 0) != FLOOD_OK);
+	CHECK(flood_check(&f, 1, 1, 500, 0) != FLOOD_OK);
+
+	/* A server stall of 5 s while the client sent 8 lines a second (rate
+	 * 10, burst 20): the 40 lines are read at once when the server goes on,
+	 * and all are taken; the credit is not kept as a lasting bonus beyond
+	 * what the stall earned. */
+	flood_init(&f, 20, 0);
+	for (int i = 0; i < 40; i++)
+		CHECK_INT(flood_check(&f, 10, 20, 5000, 5000), FLOOD_OK);
+	for (int i = 0; i < 30; i++)
+		CHECK_INT(flood_check(&f, 10, 20, 5000, 0), FLOOD_OK);
+	CHECK_INT(flood_check(&f, 10, 20, 5000, 0), FLOOD_WARN);
+	/* Without the stall's credit, the same pile is over the burst. */
+	flood_init(&f, 20, 0);
+	int ok = 0;
+	for (int i = 0; i < 40; i++)
+		ok += flood_check(&f, 10, 20, 5000, 0) == FLOOD_OK;
+	CHECK_INT(ok, 20);
+	/* Credit left from a stall is not topped up by later time. */
+	flood_init(&f, 20, 0);
+	CHECK_INT(flood_check(&f, 10, 20, 5000, 5000), FLOOD_OK); /* 69 left */
+	CHECK_INT(flood_check(&f, 10, 20, 8000, 0), FLOOD_OK);    /* 68 left, not 98 */
+	ok = 0;
+	for (int i = 0; i < 80; i++)
+		ok += flood_check(&f, 10, 20, 8000, 0) == FLOOD_OK;
+	CHECK_INT(ok, 68);
 
 	return unit_finish("test_flood");
 }
