@@ -2,9 +2,39 @@
 
 #include "text.h"
 
+#include <stdint.h>
 #include <string.h>
 
+#include "util.h"
+
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+
+/* Code points that are invisible or change the direction of the text
+ * around them, removed by text_clean, which chatd and chatc both clean
+ * with. A terminal that implements BiDi shows what follows an embedding,
+ * override or isolate reordered, so others read another text than was sent
+ * ("invoice_<RLO>fdp.exe" as "invoice_exe.pdf"); the zero-width ones and
+ * tags hide text or make two strings look alike, and where a terminal
+ * breaks the line at a separator, what follows could pose as a line of
+ * its own. */
+static const struct {
+	uint32_t first, last;
+} invisible[] = {
+	{ 0x200B, 0x200F },   /* zero width space, non-joiner, joiner; LRM, RLM */
+	{ 0x2028, 0x2029 },   /* line and paragraph separators */
+	{ 0x202A, 0x202E },   /* embeddings LRE, RLE, PDF; overrides LRO, RLO */
+	{ 0x2066, 0x2069 },   /* isolates LRI, RLI, FSI, PDI */
+	{ 0xFEFF, 0xFEFF },   /* zero width no-break space (BOM) */
+	{ 0xE0000, 0xE007F }, /* tags: an invisible copy of ASCII */
+};
+
+static bool is_invisible(uint32_t cp)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(invisible); i++)
+		if (cp >= invisible[i].first && cp <= invisible[i].last)
+			return true;
+	return false;
+}
 
 /* Length of the valid UTF-8 sequence at s (at most len bytes), or, when
  * invalid, 0 with *ret_skip = bytes making up its maximal invalid subpart
@@ -45,6 +75,15 @@ static size_t utf8_sequence(const unsigned char *s, size_t len, size_t *ret_skip
 	return need;
 }
 
+/* The code point of the valid N-byte sequence at s (N >= 2). */
+static uint32_t utf8_decode(const unsigned char *s, size_t n)
+{
+	uint32_t cp = s[0] & (0x7F >> n);
+	for (size_t i = 1; i < n; i++)
+		cp = (cp << 6) | (s[i] & 0x3F);
+	return cp;
+}
+
 size_t text_utf8_length(const char *s, size_t len)
 {
 	size_t skip;
@@ -76,8 +115,9 @@ size_t text_clean(char *dst, const char *src, size_t len)
 			in += skip;
 			continue;
 		}
-		if (n == 2 && c == 0xC2 && s[in + 1] < 0xA0) {
-			in += 2; /* C1 control U+0080..U+009F */
+		uint32_t cp = utf8_decode(s + in, n);
+		if (cp <= 0x9F || is_invisible(cp)) {
+			in += n; /* C1 control (U+0080..U+009F), or invisible */
 			continue;
 		}
 		memcpy(dst + out, s + in, n);

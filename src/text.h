@@ -13,10 +13,13 @@
 #define TEXT_CLEAN_MAX(len) ((len) * 3)
 
 /* Copies src to dst (room for TEXT_CLEAN_MAX(len) bytes) without control
- * characters (C0 but TAB, DEL, and C1 U+0080..U+009F) and with each invalid
- * UTF-8 sequence (stray continuation, overlong form, surrogate, beyond
- * U+10FFFF, truncated) replaced by U+FFFD. Returns the bytes written; dst is
- * not NUL-terminated. */
+ * characters (C0 but TAB, DEL, and C1 U+0080..U+009F), without invisible
+ * and direction-changing code points (U+200B..U+200F, U+2028, U+2029,
+ * U+202A..U+202E, U+2066..U+2069, U+FEFF, tags U+E0000..U+E007F: see
+ * text.c), and with each invalid UTF-8 sequence (stray continuation,
+ * overlong form, surrogate, beyond U+10FFFF, truncated) replaced by U+FFFD.
+ * What is removed leaves nothing behind, so a line of only such characters
+ * cleans to nothing. Returns the bytes written; dst is not NUL-terminated. */
 size_t text_clean(char *dst, const char *src, size_t len);
 
 /* The length of the valid UTF-8 sequence at s (at most len bytes), or 0

@@ -1,6 +1,8 @@
-/* How chatc shows server lines: cleaned of control characters and escape
- * sequences (nothing from the network reaches the terminal raw), and, when
- * colors are on, a stable color per nick, dim notices and red errors. */
+/* How chatc shows server lines: cleaned as chatd cleans what clients send
+ * (text_clean: no control characters or escape sequences, no invisible or
+ * direction-changing characters; nothing from the network reaches the
+ * terminal raw, whatever the server), and, when colors are on, a stable
+ * color per nick, dim notices and red errors. */
 #ifndef CHATC_DISPLAY_H
 #define CHATC_DISPLAY_H
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Bad input, one test each: what a hostile or broken client sends (1 MiB
 without a newline, NUL bytes, invalid UTF-8, terminal escape sequences, a
-client that only writes, a reset in the middle of a line, thousands of
+BiDi overrides and invisible characters, a client that only writes, a
+reset in the middle of a line, thousands of
 connect/close cycles, a 10 kB nick, /msg to oneself and to nobody, commands
 without their arguments) and what a broken config file is (binary garbage,
 empty, a directory, unreadable, a 100 kB line).
@@ -182,6 +183,64 @@ class HostileBytesTest(BadInputTestCase):
         a = self.connect(srv)
         a.send_raw(b"/msg \x1b[2J\x1b]0;x\x07\xff hi\n")
         self.assert_clean(a.read_line())  # raises on invalid UTF-8 first
+
+    # A terminal that implements BiDi shows what follows U+202E (RLO) or
+    # U+2066..U+2069 (isolates) reordered: "invoice_\u202Efdp.exe" reads
+    # "invoice_exe.pdf". Zero-width characters, the BOM and tags are not
+    # seen at all, and U+2028/U+2029 break the line on some terminals. The
+    # server strips them all.
+    INVISIBLE = "abc\u202Edef\u2066x\u200By\uFEFFz\U000E0041"
+    EVERY_EDGE = ("\u200B\u200F\u2028\u2029\u202A\u202E\u2066\u2069\uFEFF"
+                  "\U000E0000\U000E007F")
+
+    def test_bidi_and_invisible_characters_are_removed(self):
+        srv = self.start_server()
+        a = self.connect(srv)
+        b = self.connect(srv, [a])
+        a.send(self.INVISIBLE)
+        b.expect("[guest1] abcdefxyz")
+        a.send("invoice_\u202Efdp.exe")
+        b.expect("[guest1] invoice_fdp.exe")
+        a.send("/me " + self.INVISIBLE)
+        b.expect("* guest1 abcdefxyz")
+        a.send("/msg guest2 " + self.INVISIBLE)
+        for o in (a, b):
+            o.expect("[guest1 -> guest2] abcdefxyz")
+        # Nothing else on the line: as blank as a line of controls.
+        a.send(self.EVERY_EDGE)
+        a.send(" \u200B\t\u202E ")
+        a.send("/me " + self.EVERY_EDGE)
+        a.expect("! usage: /me TEXT")
+        a.send("/msg guest2 " + self.EVERY_EDGE)
+        a.expect("! usage: /msg NICK TEXT")
+        # The name is echoed cleaned, as with a control in it: no RLO comes
+        # back, though what is shown is then not quite what was typed.
+        a.send("/msg gue\u202Est2 hi")
+        a.expect("! no such nick: guest2")
+        self.sync(a, b)  # b got none of it
+        a.send("/quit " + self.INVISIBLE)
+        a.expect("= bye")
+        b.expect("< guest1 left: abcdefxyz (1 online)")
+        self.sync(b)
+        self.assert_serving(srv, [b])
+
+    def test_bidi_and_invisible_characters_in_names_are_refused(self):
+        srv = self.start_server()
+        a = self.connect(srv)
+        b = self.connect(srv, [a])
+        for name in ("al\u202Eice", "alice\u200B", "\u200Balice", "\u2066bob", "bob\uFEFF",
+                     "bob\U000E0041"):
+            a.send("/nick " + name)
+            a.expect("! invalid nick: NAME must be 1-32 letters, digits, _ or -, "
+                     "starting with a letter")
+            a.send("/join " + name)
+            a.expect("! invalid room: NAME must be 1-32 letters, digits, _ or -, "
+                     "starting with a letter")
+        self.sync(a, b)  # b got none of it
+        a.send("/who")
+        a.expect("= 2 in lobby: guest1 guest2")
+        a.send("/rooms")
+        a.expect("= 1 room: lobby (2)")
 
 
 class WriteOnlyClientTest(BadInputTestCase):

@@ -470,6 +470,27 @@ class ScriptedTest(ChatcTestCase):
         ])
         self.assertClean(c.out.text())
 
+    def test_bidi_and_invisible_characters_from_the_network_are_removed(self):
+        # A server that relays them (not chatd): RLO and the isolates would
+        # reorder the rest of the line on a terminal that implements BiDi.
+        fake = self.fake_server()
+        c = self.chatc("-w", "60", "127.0.0.1:%d" % fake.port, stdin=subprocess.DEVNULL)
+        fake.accept()
+        fake.send("> Connected to the chat server as guest1 (1 online)\n"
+                  "[mallory] invoice_\u202Efdp.exe\n"
+                  "[mal\u200Blory] abc\u202Edef\u2066x\u200By\uFEFFz\U000E0041\n"
+                  "* mallory \u2067waves\u2069 \u2028twice\u2029\n"
+                  "\u202E\u200F\n".encode())
+        fake.close()
+        self.assertEqual(c.wait(), 1)
+        self.assertEqual(c.out.lines, [
+            "> Connected to the chat server as guest1 (1 online)",
+            "[mallory] invoice_fdp.exe",
+            "[mallory] abcdefxyz",
+            "* mallory waves twice",
+            "",  # nothing else on it: empty, as a line of controls is
+        ])
+
     def test_overlong_server_line_is_cut_with_a_note(self):
         fake = self.fake_server()
         c = self.chatc("-w", "60", "127.0.0.1:%d" % fake.port, stdin=subprocess.DEVNULL)

@@ -4,7 +4,10 @@
  * UTF-8: a truncated but otherwise valid prefix becomes one U+FFFD, and each
  * byte that can neither start nor continue a sequence becomes its own. The
  * explicit cases below are checked against hand-written expectations; the
- * exhaustive and random cases against a small reference implementation. */
+ * exhaustive and random cases against a small reference implementation.
+ * Invisible and direction-changing code points (ZERO WIDTH SPACE, RLO and
+ * the other BiDi controls, tags) are removed like controls; the tests name
+ * them by their own list, not text.c's, so a slip in either shows. */
 #include "autoconf.h"
 
 #include "src/text.h"
@@ -79,6 +82,14 @@ static void check_clean_at(const char *file, int line, const char *in, size_t in
 
 /* ---- reference implementation ---------------------------------------- */
 
+/* What text_clean must remove besides controls, as issue 16 lists it. */
+static bool ref_invisible(uint32_t cp)
+{
+	return (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
+	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF || cp == 0x2028 ||
+	       cp == 0x2029 || (cp >= 0xE0000 && cp <= 0xE007F);
+}
+
 static size_t ref_clean(char *dst_, const char *src_, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)src_;
@@ -136,7 +147,7 @@ static size_t ref_clean(char *dst_, const char *src_, size_t len)
 			i += j;
 			continue;
 		}
-		if (!(cp >= 0x80 && cp <= 0x9F)) {
+		if (!(cp >= 0x80 && cp <= 0x9F) && !ref_invisible(cp)) {
 			memcpy(dst + o, s + i, need + 1);
 			o += need + 1;
 		}
@@ -169,7 +180,8 @@ static void check_against_ref(const char *file, int line, const char *in, size_t
 	free(dst);
 }
 
-/* True when S is valid UTF-8 without C0 (but TAB), DEL or C1. */
+/* True when S is valid UTF-8 without C0 (but TAB), DEL, C1 or invisible
+ * code points. */
 static bool clean_output_ok(const unsigned char *s, size_t len)
 {
 	size_t i = 0;
@@ -201,7 +213,7 @@ static bool clean_output_ok(const unsigned char *s, size_t len)
 			cp = (cp << 6) | (b & 0x3F);
 		}
 		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
-		    (cp >= 0x80 && cp <= 0x9F))
+		    (cp >= 0x80 && cp <= 0x9F) || ref_invisible(cp))
 			return false;
 		i += need + 1;
 	}
@@ -431,12 +443,72 @@ static void test_clean_worst_case(void)
 	}
 }
 
+/* U+202E and friends: a terminal that implements BiDi shows the text after
+ * them reordered, so what others read is not what was sent; zero-width
+ * characters and tags hide text or make two strings look alike. */
+static void test_clean_invisible(void)
+{
+	static const struct {
+		uint32_t first, last;
+	} removed[] = {
+		{ 0x200B, 0x200F },   /* ZWSP, ZWNJ, ZWJ, LRM, RLM */
+		{ 0x2028, 0x2029 },   /* line and paragraph separators */
+		{ 0x202A, 0x202E },   /* LRE, RLE, PDF, LRO, RLO */
+		{ 0x2066, 0x2069 },   /* LRI, RLI, FSI, PDI */
+		{ 0xFEFF, 0xFEFF },   /* ZERO WIDTH NO-BREAK SPACE (BOM) */
+		{ 0xE0000, 0xE007F }, /* tags */
+	};
+	/* the neighbours just outside, none of them in another range */
+	static const uint32_t kept[] = {
+		0x200A, 0x2010, 0x2027, 0x202F, 0x2065, 0x206A, 0xFEFE, 0xFF00, 0xDFFFF, 0xE0080,
+	};
+	char in[8], want[8];
+
+	for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++) {
+		uint32_t edges[2] = { removed[i].first, removed[i].last };
+		for (int e = 0; e < 2; e++) {
+			in[0] = 'a';
+			size_t n = 1 + encode(in + 1, edges[e]);
+			in[n++] = 'b';
+			check_clean_at(__FILE__, __LINE__, in, n, "ab", 2);
+			check_clean_at(__FILE__, __LINE__, in + 1, n - 2, "", 0);
+		}
+	}
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		in[0] = 'a';
+		size_t n = 1 + encode(in + 1, kept[i]);
+		in[n++] = 'b';
+		memcpy(want, in, n);
+		check_clean_at(__FILE__, __LINE__, in, n, want, n);
+	}
+
+	/* the line of the issue, and the classic spoof of a file name */
+	CHECK_CLEAN("abc\xE2\x80\xAE" "def\xE2\x81\xA6x\xE2\x80\x8By\xEF\xBB\xBFz\xF3\xA0\x81\x81",
+		    "abcdefxyz");
+	CHECK_CLEAN("invoice_\xE2\x80\xAE" "fdp.exe", "invoice_fdp.exe");
+	/* removing one does not join what was around it into something else */
+	CHECK_CLEAN("\xE2\x80\xE2\x80\x8B\x8B", FFFD FFFD);
+	CHECK_CLEAN("\xE2\xE2\x80\xAE\x80\xAE", FFFD FFFD FFFD);
+	/* truncated, they are invalid UTF-8 like any other cut sequence */
+	CHECK_CLEAN("\xE2\x80", FFFD);
+	CHECK_CLEAN("\xF3\xA0\x81", FFFD);
+
+	/* a line of nothing else cleans to nothing, so it is blank and the
+	 * server does not relay it, as for a line of controls */
+	static const char only[] = "\xE2\x80\x8B\xE2\x80\xAE\xEF\xBB\xBF\xE2\x80\xA8\xF3\xA0\x80\x81";
+	CHECK_CLEAN(only, "");
+	CHECK_CLEAN(" \xE2\x80\x8B\t\xE2\x80\x8F ", " \t ");
+	char out[TEXT_CLEAN_MAX(sizeof(only))];
+	CHECK(text_is_blank(out, text_clean(out, only, sizeof(only) - 1)));
+}
+
 /* ---- text_clean: exhaustive and random --------------------------------- */
 
 static void test_clean_every_code_point(void)
 {
 	/* each scalar value, encoded alone and between ASCII: kept unless a
-	 * control; the encoding of surrogates (not scalar values) is 3 bad bytes */
+	 * control or invisible; the encoding of surrogates (not scalar values)
+	 * is 3 bad bytes */
 	int failures = 0;
 	char in[8], dst[3 * 8], want[32];
 	for (uint32_t cp = 0; cp <= 0x10FFFF && failures < 10; cp++) {
@@ -445,7 +517,7 @@ static void test_clean_every_code_point(void)
 		in[n++] = '>';
 		size_t want_len;
 		want[0] = '<';
-		if (cp == '\t' || (cp >= 0x20 && cp < 0x7F) || cp >= 0xA0) {
+		if ((cp == '\t' || (cp >= 0x20 && cp < 0x7F) || cp >= 0xA0) && !ref_invisible(cp)) {
 			memcpy(want + 1, in + 1, n - 2);
 			want_len = n - 1;
 		} else {
@@ -508,6 +580,8 @@ static void test_clean_random(void)
 		0x80, 0x85, 0x8F, 0x90, 0x9B, 0x9F, 0xA0, 0xAF, 0xBF,
 		0xC0, 0xC1, 0xC2, 0xC3, 0xDF, 0xE0, 0xE1, 0xE2, 0xEC, 0xED, 0xEE, 0xEF,
 		0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xF7, 0xF8, 0xFE, 0xFF,
+		/* second and third bytes of U+200B, U+202E, U+2066, U+FEFF, tags */
+		0x81, 0x8B, 0xA6, 0xAE, 0xBB,
 	};
 	char in[48];
 	int before = unit_failures;
@@ -615,6 +689,14 @@ static void test_is_valid_name(void)
 	CHECK(!NAME("\xC3\xA9t\xC3\xA9"));
 	CHECK(!NAME("a\x80"));
 	CHECK(!NAME("a\xFF"));
+	/* invisible and direction-changing characters: two nicks that look
+	 * the same, or one shown reversed */
+	CHECK(!NAME("al\xE2\x80\xAEice"));   /* U+202E */
+	CHECK(!NAME("alice\xE2\x80\x8B"));   /* U+200B */
+	CHECK(!NAME("\xE2\x80\x8B" "alice"));
+	CHECK(!NAME("\xE2\x80\xAE"));
+	CHECK(!NAME("bob\xEF\xBB\xBF"));      /* U+FEFF */
+	CHECK(!NAME("bob\xF3\xA0\x81\x81")); /* U+E0041 */
 
 	/* every byte outside the allowed set, as first and as later char */
 	for (int c = 0; c < 256; c++) {
@@ -651,6 +733,7 @@ int main(void)
 	test_clean_valid_utf8();
 	test_clean_invalid_utf8();
 	test_clean_worst_case();
+	test_clean_invisible();
 	test_clean_every_code_point();
 	test_clean_exhaustive_short();
 	test_clean_random();
