@@ -153,6 +153,7 @@ static void check_defaults(const struct config *cfg, const char *path)
 	CHECK_INT(cfg->line_timeout, 30);
 	CHECK_INT(cfg->keepalive, 300);
 	CHECK_INT(cfg->announce_max, 500);
+	CHECK_INT(cfg->announce_rate, 10);
 	CHECK_INT(cfg->log_level, LOG_INFO);
 	CHECK_INT(cfg->log_target, LOG_TARGET_AUTO);
 }
@@ -368,6 +369,7 @@ static void test_ranges(void)
 		{ "limits", "line_timeout", 1, 3600, offsetof(struct config, line_timeout), false, "" },
 		{ "limits", "keepalive", 0, 32767, offsetof(struct config, keepalive), false, "" },
 		{ "limits", "announce_max", 0, 1000000, offsetof(struct config, announce_max), false, "" },
+		{ "limits", "announce_rate", 0, 1000000, offsetof(struct config, announce_rate), false, "" },
 	};
 
 	CHECK_INT(CONFIG_MAX_CLIENTS_LIMIT, 1000000);
@@ -823,6 +825,28 @@ static void test_motd_file(void)
 	write_file("m.txt", buf, 201);
 	EXPECT("[server]\nmotd_file = m.txt\n", "t.conf:2: motd_file: m.txt: more than 100 lines");
 
+	/* It must fit in max_sendq with room for the greeting: 100 lines of
+	 * 99 bytes are 10200 bytes as sent ("# " and "\n" each). The error
+	 * goes to the line of whichever key came last. */
+	for (int i = 0; i < 100; i++) {
+		memset(buf + i * 100, 'm', 99);
+		buf[i * 100 + 99] = '\n';
+	}
+	write_file("m.txt", buf, 10000);
+	EXPECT("[server]\nmotd_file = m.txt\n[limits]\nmax_sendq = 10455\n",
+	       "t.conf:4: max_sendq: the MOTD is 10200 bytes as sent, more than max_sendq - 256 = "
+	       "10199: no client could be sent it; shorten the MOTD or raise max_sendq");
+	EXPECT("[limits]\nmax_sendq = 10455\n[server]\nmotd_file = m.txt\n",
+	       "t.conf:4: motd_file: the MOTD is 10200 bytes as sent, more than max_sendq - 256 = "
+	       "10199: no client could be sent it; shorten the MOTD or raise max_sendq");
+	cfg = EXPECT_OK("[server]\nmotd_file = m.txt\n[limits]\nmax_sendq = 10456\n");
+	config_unref(cfg);
+	/* As sent means cleaned: an invalid byte becomes a 3-byte U+FFFD. */
+	memset(buf, 0xff, 1300);
+	write_file("m.txt", buf, 1300);
+	EXPECT("[limits]\nmax_line = 64\nmax_sendq = 4096\n[server]\nmotd_file = m.txt\n",
+	       "t.conf:5: motd_file: the MOTD is 3903 bytes as sent, more than max_sendq - 256 = "
+	       "3840: no client could be sent it; shorten the MOTD or raise max_sendq");
 	write_file("m.txt", "ok\nbad\0line\n", 12);
 	EXPECT("[server]\nmotd_file = m.txt\n", "t.conf:2: motd_file: m.txt: NUL byte in line 2");
 

@@ -669,6 +669,76 @@ static void test_partial_is_new(void)
 	rec_free(&r);
 }
 
+/* ---- dropped bytes are reported, all of them --------------------------- */
+
+struct drop_rec {
+	struct rec rec;
+	size_t dropped;
+	size_t stop_after; /* return false once this many were reported; 0: never */
+};
+
+static bool drop_line(void *ctx, const char *line, size_t len)
+{
+	return rec_line(&((struct drop_rec *)ctx)->rec, line, len);
+}
+
+static bool drop_too_long(void *ctx)
+{
+	return rec_too_long(&((struct drop_rec *)ctx)->rec);
+}
+
+static bool drop_bytes(void *ctx, size_t bytes)
+{
+	struct drop_rec *d = ctx;
+	d->dropped += bytes;
+	return !d->stop_after || d->dropped < d->stop_after;
+}
+
+static const struct framer_handler drop_handler = { drop_line, drop_too_long, drop_bytes };
+
+/* Feeds TEXT in PIECE-byte reads (max_line 10); returns the bytes reported
+ * dropped, and the transcript in D. */
+static size_t feed_dropping(struct drop_rec *d, const char *text, size_t piece)
+{
+	struct framer f = { 0 };
+	size_t len = strlen(text);
+	free(d->rec.log);
+	memset(d, 0, sizeof(*d));
+	rec_init(&d->rec);
+	for (size_t at = 0; at < len; at += piece)
+		framer_feed(&f, text + at, len - at < piece ? len - at : piece, 10, &drop_handler, d);
+	framer_reset(&f);
+	return d->dropped;
+}
+
+static void test_dropped(void)
+{
+	struct drop_rec d = { 0 };
+	/* Every byte of an over-long line, its newline included, however the
+	 * reads cut it; none of a line that fits. */
+	for (size_t piece = 1; piece <= 20; piece++) {
+		CHECK_INT(feed_dropping(&d, "0123456789AB\nok\n", piece), 13);
+		CHECK_STR(d.rec.log, "T\nL2:ok\n");
+		CHECK_INT(feed_dropping(&d, "0123456789A\r\nok\n", piece), 13);
+		CHECK_INT(feed_dropping(&d, "0123456789\r\nok\n", piece), 0);
+	}
+	/* An endless line: reported as it is read, long before any newline. */
+	char endless[1001];
+	memset(endless, 'y', 1000);
+	endless[1000] = '\0';
+	CHECK_INT(feed_dropping(&d, endless, 7), 1000);
+	CHECK_INT(d.rec.too_long, 1);
+	/* The handler can stop it. */
+	struct framer f = { 0 };
+	free(d.rec.log);
+	memset(&d, 0, sizeof(d));
+	rec_init(&d.rec);
+	d.stop_after = 20;
+	CHECK(!framer_feed(&f, endless, 1000, 10, &drop_handler, &d));
+	framer_reset(&f);
+	free(d.rec.log);
+}
+
 int main(void)
 {
 	test_whole_lines();
@@ -680,5 +750,6 @@ int main(void)
 	test_stop();
 	test_partial_and_reset();
 	test_partial_is_new();
+	test_dropped();
 	return unit_finish("test_framer");
 }
