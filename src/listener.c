@@ -94,6 +94,16 @@ static int take_activated(struct listener *l, int n)
 	return 0;
 }
 
+/* AI's address with PORT, in RET. */
+static void address_with_port(const struct addrinfo *ai, int port, struct sockaddr_storage *ret)
+{
+	memcpy(ret, ai->ai_addr, ai->ai_addrlen);
+	if (ret->ss_family == AF_INET)
+		((struct sockaddr_in *)ret)->sin_port = htons((uint16_t)port);
+	else if (ret->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ret)->sin6_port = htons((uint16_t)port);
+}
+
 static int bind_one(const struct addrinfo *ai, int port)
 {
 	int one = 1, zero = 0;
@@ -106,11 +116,7 @@ static int bind_one(const struct addrinfo *ai, int port)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 
 	struct sockaddr_storage ss;
-	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-	if (ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-	else if (ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+	address_with_port(ai, port, &ss);
 
 	if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) < 0 || listen(fd, BACKLOG) < 0) {
 		int err = errno;
@@ -152,8 +158,10 @@ static int bind_configured(struct listener *l, const char *bind_address, int por
 		}
 		if (fd < 0) {
 			char addr[PEER_MAX];
-			format_address(ai->ai_addr, addr, sizeof(addr));
-			log_errno(LOG_ERR, -fd, "cannot listen on %s port %d", addr, port);
+			struct sockaddr_storage ss;
+			address_with_port(ai, port, &ss);
+			format_address((struct sockaddr *)&ss, addr, sizeof(addr));
+			log_errno(LOG_ERR, -fd, "cannot listen on %s", addr);
 			freeaddrinfo(res);
 			return -1;
 		}

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -180,6 +181,17 @@ class PortOptionTest(CliTestCase):
             c.expect("> Connected to the chat server as guest1 (1 online)")
             self.assertEqual(srv.stop(), 0)
             self.assertNotIn(":%d" % config_port, srv.log.text())
+
+    def test_a_taken_port_is_named_with_its_address(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            path = self.config_file("[server]\nbind = 127.0.0.1\nport = %d\n" % port)
+            res = run_chatd("-c", path)
+            self.assertExit(res, 1)
+            self.assertIn("cannot listen on 127.0.0.1:%d: Address already in use" % port,
+                          self.output(res))
 
 
 class DaemonTest(CliTestCase):
