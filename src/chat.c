@@ -149,9 +149,12 @@ void chat_connected(struct worker *w, struct conn *c)
 	reply(w, c, "> Connected to the chat server as %s (%d online)", c->member.nick, online);
 	announce(w, c, c->member.room, room_count,
 		 msg_printf("> %s entered (%d online)\n", c->member.nick, online), c->member.joined_seq);
-	log_event(LOG_INFO, LOG_FIELDS(.event = "connect", .peer = c->peer, .nick = c->member.nick,
-				       LOG_ONLINE(online)),
-		  "connect from %s as %s (%d online)", c->peer, c->member.nick, online);
+	struct ip_log_note note;
+	if (worker_log_allowed(w, c, LOG_INFO, &note))
+		log_event(LOG_INFO, LOG_FIELDS(.event = "connect", .peer = c->peer, .nick = c->member.nick,
+					       .suppressed = note.suppressed, LOG_ONLINE(online)),
+			  "connect from %s as %s (%d online)%s", c->peer, c->member.nick, online,
+			  note.text);
 }
 
 /* Unregisters C and tells its room, with the /quit reason if one was given. */
@@ -175,9 +178,13 @@ static void leave(struct worker *w, struct conn *c, const char *reason, const ch
 		announce(w, c, room, room_count + 1, m, 0);
 	}
 	room_unref(room);
-	log_event(LOG_INFO, LOG_FIELDS(.event = "disconnect", .peer = c->peer,
-				       .nick = c->member.nick, .reason = reason, LOG_ONLINE(online)),
-		  "disconnect %s %s: %s (%d online)", c->peer, c->member.nick, reason, online);
+	struct ip_log_note note;
+	if (worker_log_allowed(w, c, LOG_INFO, &note))
+		log_event(LOG_INFO, LOG_FIELDS(.event = "disconnect", .peer = c->peer,
+					       .nick = c->member.nick, .reason = reason,
+					       .suppressed = note.suppressed, LOG_ONLINE(online)),
+			  "disconnect %s %s: %s (%d online)%s", c->peer, c->member.nick, reason, online,
+			  note.text);
 }
 
 void chat_disconnected(struct worker *w, struct conn *c, const char *reason)
@@ -418,9 +425,12 @@ static bool flood_allows(struct worker *w, struct conn *c)
 		return false;
 	case FLOOD_KICK:
 		reply(w, c, "! flooding: disconnected");
-		log_event(LOG_NOTICE, LOG_FIELDS(.peer = c->peer, .nick = c->member.nick, .reason = "flood"),
-			  "%s (%s): flooding past %d lines per second, disconnecting", c->peer,
-			  c->member.nick, cfg->rate);
+		struct ip_log_note note;
+		if (worker_log_allowed(w, c, LOG_NOTICE, &note))
+			log_event(LOG_NOTICE, LOG_FIELDS(.peer = c->peer, .nick = c->member.nick,
+							 .reason = "flood", .suppressed = note.suppressed),
+				  "%s (%s): flooding past %d lines per second, disconnecting%s", c->peer,
+				  c->member.nick, cfg->rate, note.text);
 		worker_close_after_flush(w, c, "flood");
 		return false;
 	}

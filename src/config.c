@@ -58,8 +58,10 @@ enum key_id {
 	KEY_KEEPALIVE,
 	KEY_ANNOUNCE_MAX,
 	KEY_ANNOUNCE_RATE,
+	KEY_CONNECT_RATE,
 	KEY_LEVEL,
 	KEY_TARGET,
+	KEY_PER_ADDRESS_BURST,
 	KEY_COUNT
 };
 
@@ -133,8 +135,11 @@ static const struct key keys[KEY_COUNT] = {
 	NUM(KEY_ANNOUNCE_MAX, SEC_LIMITS, "announce_max", parse_int, 0, CONFIG_MAX_CLIENTS_LIMIT,
 	    announce_max),
 	NUM(KEY_ANNOUNCE_RATE, SEC_LIMITS, "announce_rate", parse_int, 0, 1000000, announce_rate),
+	NUM(KEY_CONNECT_RATE, SEC_LIMITS, "connect_rate", parse_int, 0, 1000000, connect_rate),
 	STR(KEY_LEVEL, SEC_LOG, "level", parse_level),
 	STR(KEY_TARGET, SEC_LOG, "target", parse_target),
+	NUM(KEY_PER_ADDRESS_BURST, SEC_LOG, "per_address_burst", parse_int, 0, 1000000,
+	    log_per_address_burst),
 };
 
 static const struct {
@@ -808,8 +813,10 @@ struct config *config_new_default(void)
 	cfg->keepalive = 300;
 	cfg->announce_max = 500;
 	cfg->announce_rate = 10;
+	cfg->connect_rate = 10;
 	cfg->log_level = LOG_INFO;
 	cfg->log_target = LOG_TARGET_AUTO;
+	cfg->log_per_address_burst = 20;
 	return cfg;
 }
 

@@ -45,10 +45,12 @@ struct config {
 	int keepalive;     /* seconds of silence before TCP keepalive probes; 0 = off */
 	int announce_max;  /* rooms above this size hear no arrivals; 0 = no limit */
 	int announce_rate; /* arrivals and departures a room hears per second; 0 = no limit */
+	int connect_rate;  /* new connections a second from one address, as many at once; 0 = no limit */
 
 	/* [log] */
 	int log_level;     /* syslog priority */
 	enum log_target log_target;
+	int log_per_address_burst; /* lines about one address at once, then 1 a second; 0 = all */
 };
 
 /* Errors found while loading, each "FILE:LINE: message" (or "FILE: message"

@@ -106,7 +106,7 @@ bool log_level_enabled(int priority)
 static void log_to_journal(const char *file, int line, const char *func, int priority,
 			   int errnum, const struct log_fields *f, const char *message)
 {
-	char prio_field[16], errno_field[24], online_field[32];
+	char prio_field[16], errno_field[24], online_field[32], suppressed_field[48];
 	char *owned[5] = { 0 };
 	struct iovec iov[12];
 	int n = 0, k = 0;
@@ -133,6 +133,11 @@ static void log_to_journal(const char *file, int line, const char *func, int pri
 		if (f->has_online) {
 			snprintf(online_field, sizeof(online_field), "CHATD_ONLINE=%d", f->online);
 			ADD_STATIC(online_field);
+		}
+		if (f->suppressed) {
+			snprintf(suppressed_field, sizeof(suppressed_field), "CHATD_SUPPRESSED=%lu",
+				 f->suppressed);
+			ADD_STATIC(suppressed_field);
 		}
 	}
 #undef ADD_OWNED

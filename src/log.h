@@ -26,6 +26,8 @@ struct log_fields {
 	const char *reason; /* CHATD_REASON */
 	int online;         /* CHATD_ONLINE, when has_online */
 	bool has_online;
+	unsigned long suppressed; /* CHATD_SUPPRESSED, when not 0: lines about the
+				   * address held back before this one */
 };
 
 #define LOG_FIELDS(...) (&(const struct log_fields){ __VA_ARGS__ })

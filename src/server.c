@@ -137,24 +137,35 @@ static struct worker *least_loaded_worker(struct server *s)
 	return best;
 }
 
-/* Turns a connection away with one "!" line; nobody else notices. */
-static void reject(struct server *s, int fd, const char *peer, const char *reason,
-		   const char *why)
+static struct ip_limit_policy ip_policy(const struct config *cfg)
 {
-	char line[128];
+	return (struct ip_limit_policy){ .max_per_ip = cfg->max_per_ip,
+					 .connect_rate = cfg->connect_rate,
+					 .log_burst = cfg->log_per_address_burst };
+}
+
+/* Turns a connection away with one "!" line; nobody else notices. The log
+ * says so within [log] per_address_burst. */
+static void reject(struct server *s, int fd, const char *peer, const struct ip_key *ip,
+		   uint64_t now_ms, const char *reason, const char *why)
+{
+	char line[160];
 	int n = snprintf(line, sizeof(line), "! %s\n", why);
 	/* A fresh socket's buffer takes this line; if not, the client is gone. */
 	ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)w;
 	close(fd);
-	log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = peer, .reason = reason,
-					 LOG_ONLINE(rooms_online(s->pool.rooms))),
-		  "rejected %s: %s", peer, why);
+	struct ip_log_note note;
+	if (ip_limit_log_allowed(s->pool.ip_limit, ip, LOG_NOTICE, now_ms, &note))
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = peer, .reason = reason,
+						 .suppressed = note.suppressed,
+						 LOG_ONLINE(rooms_online(s->pool.rooms))),
+			  "rejected %s: %s%s", peer, why, note.text);
 }
 
 static void accept_connections(struct server *s, int listen_fd)
 {
-	char peer[PEER_MAX], why[96];
+	char peer[PEER_MAX], why[128];
 	struct sockaddr_storage addr;
 	struct ip_key ip;
 
@@ -165,16 +176,25 @@ static void accept_connections(struct server *s, int listen_fd)
 				log_errno(LOG_ERR, -fd, "accept");
 			return;
 		}
+		uint64_t now = monotonic_ms();
+		ip_key_from_sockaddr((struct sockaddr *)&addr, &ip);
 		if (atomic_load(&s->pool.connections) >= s->cfg->max_clients) {
 			snprintf(why, sizeof(why), "server full (max %d clients)", s->cfg->max_clients);
-			reject(s, fd, peer, "full", why);
+			reject(s, fd, peer, &ip, now, "full", why);
 			continue;
 		}
-		ip_key_from_sockaddr((struct sockaddr *)&addr, &ip);
-		if (!ip_limit_acquire(s->pool.ip_limit, &ip, s->cfg->max_per_ip)) {
+		switch (ip_limit_acquire(s->pool.ip_limit, &ip, now)) {
+		case IP_OK:
+			break;
+		case IP_TOO_MANY:
 			snprintf(why, sizeof(why), "too many connections from your address (max %d)",
 				 s->cfg->max_per_ip);
-			reject(s, fd, peer, "per_ip", why);
+			reject(s, fd, peer, &ip, now, "per_ip", why);
+			continue;
+		case IP_TOO_FAST:
+			snprintf(why, sizeof(why), "too many new connections from your address "
+				 "(at most %d a second): try again in a moment", s->cfg->connect_rate);
+			reject(s, fd, peer, &ip, now, "rate", why);
 			continue;
 		}
 		int family = ((struct sockaddr *)&addr)->sa_family;
@@ -228,6 +248,8 @@ static void reload(struct server *s)
 		warn_restart_needed("log target", cfg->path);
 
 	log_set_level(cfg->log_level);
+	struct ip_limit_policy policy = ip_policy(cfg);
+	ip_limit_set_policy(s->pool.ip_limit, &policy);
 	for (int i = 0; i < s->pool.count; i++)
 		worker_post_config(s->pool.workers[i], cfg);
 	config_unref(s->cfg);
@@ -256,7 +278,8 @@ static void handle_signals(struct server *s)
 static int start_workers(struct server *s, int n)
 {
 	s->pool.rooms = rooms_new(n);
-	s->pool.ip_limit = ip_limit_new();
+	struct ip_limit_policy policy = ip_policy(s->cfg);
+	s->pool.ip_limit = ip_limit_new(&policy, IP_LIMIT_IDLE_MAX);
 	s->pool.workers = xcalloc((size_t)n, sizeof(*s->pool.workers));
 	s->pool.status_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->pool.status_fd < 0)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static NORETURN void out_of_memory(size_t size)
 {
@@ -114,4 +115,11 @@ bool parse_long(const char *s, long *ret)
 		return false;
 	*ret = v;
 	return true;
+}
+
+uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
@@ -31,5 +32,8 @@ size_t hash_bytes(const void *data, size_t len);
 
 /* Parses a whole decimal number into *ret; false on junk, sign or overflow. */
 bool parse_long(const char *s, long *ret);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t monotonic_ms(void);
 
 #endif

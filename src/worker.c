@@ -125,13 +125,6 @@ struct worker {
 	char read_buffer[READ_BUFFER_SIZE];
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- inbox ------------------------------------------------------------ */
 
 /* Appends N events to W's inbox, whose lock the caller holds; true when
@@ -288,6 +281,12 @@ uint64_t worker_stalled_since(const struct worker *w, uint64_t since_ms)
 	return span < w->stall_ms ? span : w->stall_ms;
 }
 
+bool worker_log_allowed(struct worker *w, const struct conn *c, int priority,
+			struct ip_log_note *ret)
+{
+	return ip_limit_log_allowed(w->pool->ip_limit, &c->ip, priority, w->now_ms, ret);
+}
+
 void worker_online_changed(struct worker *w)
 {
 	struct worker_pool *pool = w->pool;
@@ -329,9 +328,12 @@ static void mark_for_flush(struct worker *w, struct conn *c)
 
 static void too_slow(struct worker *w, struct conn *c)
 {
-	log_event(LOG_NOTICE, LOG_FIELDS(.peer = c->peer, .nick = c->member.nick),
-		  "%s (%s): more than %zu bytes waiting to be read, disconnecting as too slow",
-		  c->peer, c->member.nick, w->cfg->max_sendq);
+	struct ip_log_note note;
+	if (worker_log_allowed(w, c, LOG_NOTICE, &note))
+		log_event(LOG_NOTICE, LOG_FIELDS(.peer = c->peer, .nick = c->member.nick,
+						 .suppressed = note.suppressed),
+			  "%s (%s): more than %zu bytes waiting to be read, disconnecting as too slow%s",
+			  c->peer, c->member.nick, w->cfg->max_sendq, note.text);
 	kill_conn(w, c, "slow");
 }
 
@@ -470,7 +472,7 @@ void worker_close_after_flush(struct worker *w, struct conn *c, const char *reas
 		chat_disconnected(w, c, reason);
 	}
 	c->state = CONN_DRAINING;
-	c->deadline_ms = now_ms() + DRAIN_TIMEOUT_MS;
+	c->deadline_ms = monotonic_ms() + DRAIN_TIMEOUT_MS;
 	TAILQ_INSERT_TAIL(&w->drain_list, c, drain_link);
 	framer_reset(&c->framer);
 	set_epoll_events(w, c, EPOLLOUT);
@@ -480,7 +482,7 @@ void worker_close_after_flush(struct worker *w, struct conn *c, const char *reas
 /* Gives back what the accepting thread counted for a connection. */
 static void forget_conn(struct worker *w, const struct ip_key *ip)
 {
-	ip_limit_release(w->pool->ip_limit, ip);
+	ip_limit_release(w->pool->ip_limit, ip, w->now_ms);
 	atomic_fetch_sub_explicit(&w->connection_count, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&w->pool->connections, 1, memory_order_relaxed);
 }
@@ -703,7 +705,7 @@ static void settle(struct worker *w)
  * timeout until the next deadline (-1: none). */
 static int expire_drains(struct worker *w)
 {
-	uint64_t now = now_ms();
+	uint64_t now = monotonic_ms();
 	struct conn *c;
 
 	TAILQ_FOREACH(c, &w->drain_list, drain_link) {
@@ -877,7 +879,7 @@ static void *worker_main(void *arg)
 			break;
 		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);
 		uint64_t last = w->now_ms;
-		w->now_ms = now_ms();
+		w->now_ms = monotonic_ms();
 		/* Before EINTR is looked at: SIGCONT ends a stop with it. */
 		if (w->now_ms - last >= STALL_MIN_MS) {
 			w->stall_ms = w->now_ms - last;
@@ -918,7 +920,7 @@ struct worker *worker_new(struct worker_pool *pool, int index, struct config *cf
 	w->epoll_fd = -1;
 	w->wake_fd = -1;
 	w->tick_fd = -1;
-	w->now_ms = now_ms();
+	w->now_ms = monotonic_ms();
 	pthread_mutex_init(&w->inbox.lock, NULL);
 	TAILQ_INIT(&w->flush_list);
 	TAILQ_INIT(&w->close_list);
@@ -993,7 +995,7 @@ void worker_free(struct worker *w)
 			struct conn *c = w->by_fd[fd];
 			if (c->entered)
 				chat_disconnected(w, c, "shutdown");
-			ip_limit_release(w->pool->ip_limit, &c->ip);
+			ip_limit_release(w->pool->ip_limit, &c->ip, w->now_ms);
 			conn_free(c);
 		}
 	}

@@ -67,6 +67,10 @@ uint64_t worker_now_ms(const struct worker *w);
 /* How long, since SINCE_MS, this worker was not running (the last stall
  * seen: SIGSTOP, a slow disk); 0 when it ran throughout. */
 uint64_t worker_stalled_since(const struct worker *w, uint64_t since_ms);
+/* Whether a line of PRIORITY about C may be logged now ([log]
+ * per_address_burst); see ip_limit_log_allowed(). */
+bool worker_log_allowed(struct worker *w, const struct conn *c, int priority,
+			struct ip_log_note *ret);
 
 /* Queues M (the caller keeps its reference) on one of this worker's
  * connections; an overflowing queue gets the connection closed as slow. */

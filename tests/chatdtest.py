@@ -22,13 +22,14 @@ TIMEOUT = float(os.environ.get("CHATD_TEST_TIMEOUT", "10"))
 WRAPPER = shlex.split(os.environ.get("CHATD_WRAPPER", ""))
 
 # Tests talk fast and all from 127.0.0.1: the flood and per-address limits,
-# and the rate of arrivals a room is told of, are off unless a test sets
-# them (tests of those limits do).
+# and the rate of arrivals a room is told of, and the throttle of log lines
+# about one address (tests wait for lines about hundreds of clients), are
+# off unless a test sets them (tests of those limits do).
 DEFAULT_CONFIG = {
     "server": {"port": "0", "bind": "127.0.0.1", "threads": "2",
                "motd": "Welcome to chatd!"},
-    "limits": {"rate": "0", "max_per_ip": "0", "announce_rate": "0"},
-    "log": {"level": "debug", "target": "stderr"},
+    "limits": {"rate": "0", "max_per_ip": "0", "connect_rate": "0", "announce_rate": "0"},
+    "log": {"level": "debug", "target": "stderr", "per_address_burst": "0"},
 }
 
 # A command chatd does not know: its reply must be the next line a client

@@ -773,6 +773,25 @@ class JournalTest(unittest.TestCase):
         self.assertNotIn("listening on", d.own_output(),
                          "target = auto with the journal present logged to stderr")
 
+    def test_lines_held_back_are_counted_in_chatd_suppressed(self):
+        d = Daemon(self.follower, {"log": {"level": "info", "target": "journal",
+                                           "per_address_burst": "2"}})
+        self.addCleanup(d.close)
+        for _ in range(10):  # 20 lines due, 2 at once
+            c = Client(d.port)
+            c.welcome()
+            c.close()
+        time.sleep(1.05)  # a token again, after a second
+        c = Client(d.port)
+        self.addCleanup(c.close)
+        nick = c.welcome()[1]
+        e = d.wait("a connect with a count", CHATD_EVENT="connect", CHATD_NICK=nick)
+        n = int(value(e, "CHATD_SUPPRESSED") or "0")
+        self.assertGreater(n, 0, self.dump())
+        self.assertRegex(value(e, "MESSAGE"),
+                         r"^connect from %s as %s \(\d+ online\) \(%d more messages about "
+                         r"127\.0\.0\.1 not logged\)$" % (re.escape(peer(c)), nick, n))
+
 
 def reexec_in_namespace():
     """Runs this file again inside a private mount namespace (same pid: exec),

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The [limits] of chatd.conf, each pushed past its edge: rate/burst (slow
 down, then flooding), max_sendq (a reader that never reads), max_per_ip,
-idle_timeout and line_timeout, and running out of file descriptors.
+connect_rate (a connect/close loop), idle_timeout and line_timeout, and
+running out of file descriptors; and [log] per_address_burst, the throttle
+of log lines about one address.
 
 Every test ends by showing the server still serves the others: clients that
 stayed chat, and new ones get in. Hostile bytes and broken configs are in
@@ -55,6 +57,26 @@ def read_first(sock, timeout=TIMEOUT):
         return sock.recv(4096)
     except ConnectionResetError:
         return b""
+
+
+def churn(port, n, source=None):
+    """Opens n connections one after another (from source, an address of
+    127.0.0.0/8), each closed once its first bytes or EOF arrived; returns
+    what each got first and the seconds they all took."""
+    firsts = []
+    start = time.monotonic()
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT,
+                                      source_address=None if source is None else (source, 0)) as s:
+            firsts.append(read_first(s))
+    return firsts, time.monotonic() - start
+
+
+def held_back(lines, addr):
+    """The sum of the counts of lines not logged about addr that the lines
+    report, at their end or on their own."""
+    rx = re.compile(r"(\d+) more messages? about %s not logged" % re.escape(addr))
+    return sum(int(m.group(1)) for m in map(rx.search, lines) if m)
 
 
 class LimitsTestCase(ChatdTestCase):
@@ -371,6 +393,123 @@ class MaxPerIpTest(LimitsTestCase):
         g.send("still here")
         for o in (a, b, e, f):
             o.expect("[%s] still here" % g.nick)
+
+
+# ---- connect_rate -------------------------------------------------------------
+
+class ConnectRateTest(LimitsTestCase):
+    TOO_FAST = ("! too many new connections from your address (at most %d a second): "
+                "try again in a moment")
+
+    def test_connect_close_loop_is_refused_and_a_room_hears_little_of_it(self):
+        srv = self.start_server({"limits": {"connect_rate": "10"}})
+        # The member in the lobby comes from another address.
+        member = self.connect(srv, client=Client(srv.port, source="127.0.0.2"))
+        firsts, elapsed = churn(srv.port, 200)
+        admitted = [f for f in firsts if f.startswith(b"# ")]
+        refused = [f for f in firsts if not f.startswith(b"# ")]
+        print("\n  %d of 200 connections in %.2f s got in" % (len(admitted), elapsed))
+        # 10 at once, then 10 a second (and a little for the clocks' edges).
+        bound = 10 + 10 * elapsed + 2
+        self.assertLessEqual(len(admitted), bound)
+        self.assertEqual(set(refused), {(self.TOO_FAST % 10 + "\n").encode()})
+        self.assertGreaterEqual(len(admitted), 10)
+        srv.log.wait(r"rejected %s: %s \[reject\]" % (PEER, re.escape(self.TOO_FAST[2:] % 10)))
+
+        # The member heard each of those who got in arrive and leave, and
+        # nothing more.
+        lines = member.read_lines(2 * len(admitted))
+        self.assertEqual(len([x for x in lines if re.fullmatch(r"> guest\d+ entered \(\d+ online\)", x)]),
+                         len(admitted), lines)
+        self.assertEqual(len([x for x in lines if re.fullmatch(r"< guest\d+ left \(\d+ online\)", x)]),
+                         len(admitted), lines)
+        self.sync(member)
+
+        # A client that waits a second gets in (refused attempts took no
+        # token; waiting this long is the point here).
+        time.sleep(1.0)
+        c = self.connect(srv, [member])
+
+        # Reloaded: the new rate applies to the next connections.
+        self.reload_with(srv, {"limits": {"connect_rate": "3"}})
+        firsts, elapsed = churn(srv.port, 20)
+        admitted = [f for f in firsts if f.startswith(b"# ")]
+        self.assertLessEqual(len(admitted), 3 + 3 * elapsed + 1)
+        self.assertIn((self.TOO_FAST % 3 + "\n").encode(), firsts)
+        for o in (member, c):
+            o.read_lines(2 * len(admitted))  # they arrived and left
+        self.sync(member, c)
+
+        # Others are not affected.
+        e = self.connect(srv, [member, c], client=Client(srv.port, source="127.0.0.3"))
+        e.send("still here")
+        for o in (member, c):
+            o.read_until(r"^\[%s\] still here$" % e.nick)
+
+    def test_connect_rate_0_is_no_limit(self):
+        srv = self.start_server({"limits": {"connect_rate": "0"}})
+        firsts, _ = churn(srv.port, 100)
+        self.assertTrue(all(f.startswith(b"# ") for f in firsts), set(firsts))
+
+
+# ---- [log] per_address_burst ------------------------------------------------------
+
+class LogPerAddressTest(LimitsTestCase):
+    def about(self, srv, mark, addr):
+        """Log lines from mark on that are about addr (its peers, or the
+        count of lines held back)."""
+        rx = re.compile(r"%s:\d+|about %s not logged" % (re.escape(addr), re.escape(addr)))
+        return [x for x in srv.log.text().splitlines()[mark:] if rx.search(x)]
+
+    def test_connect_close_loop_logs_a_burst_then_a_count(self):
+        srv = self.start_server({"log": {"per_address_burst": "5"}})
+        watcher = self.connect(srv, client=Client(srv.port, source="127.0.0.2"))
+        mark = srv.log.mark()
+        firsts, elapsed = churn(srv.port, 300)
+        self.assertTrue(all(f.startswith(b"# ") for f in firsts), set(firsts))
+        watcher.read_lines(600)  # each arrived and left
+        self.sync(watcher)
+
+        # 600 lines were due: 5 at once, then one a second.
+        logged = self.about(srv, mark, "127.0.0.1")
+        print("\n  %d lines about 127.0.0.1 logged for 300 connections in %.2f s"
+              % (len(logged), elapsed))
+        self.assertLessEqual(len(logged), 5 + elapsed + 2, "\n".join(logged))
+
+        # A second later there is a token again: the next line about the
+        # address says how many were held back, and none was lost.
+        time.sleep(1.05)
+        c = self.connect(srv, [watcher])
+        m = srv.log.wait(r"connect from 127\.0\.0\.1:\d+ as %s \(\d+ online\) \((\d+) more "
+                         r"messages about 127\.0\.0\.1 not logged\) \[connect\]" % c.nick,
+                         start=mark)
+        self.assertGreater(int(m.group(1)), 0)
+        lines = self.about(srv, mark, "127.0.0.1")
+        self.assertEqual(len(lines) - 1 + held_back(lines, "127.0.0.1"), 600, "\n".join(lines))
+
+        # Lines about other addresses were not held back.
+        srv.log.wait(r"connect from 127\.0\.0\.2:\d+ as %s \(1 online\) \[connect\]" % watcher.nick)
+
+    def test_rejections_beyond_max_per_ip_are_throttled_too(self):
+        too_many = "! too many connections from your address (max 1)"
+        srv = self.start_server({"limits": {"max_per_ip": "1"}, "log": {"per_address_burst": "3"}})
+        a = self.connect(srv)
+        srv.log.wait(r"connect from 127\.0\.0\.1:\d+ as %s " % a.nick)
+        mark = srv.log.mark()
+        firsts, elapsed = churn(srv.port, 100)
+        self.assertEqual(set(firsts), {(too_many + "\n").encode()})
+        time.sleep(1.05)
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT) as s:
+            self.assertEqual(read_first(s), (too_many + "\n").encode())
+        m = srv.log.wait(r"rejected %s: %s \((\d+) more messages about 127\.0\.0\.1 not "
+                         r"logged\) \[reject\]" % (PEER, re.escape(too_many[2:])), start=mark)
+        lines = self.about(srv, mark, "127.0.0.1")
+        print("\n  %d lines about 127.0.0.1 logged for 101 rejections" % len(lines))
+        self.assertLessEqual(len(lines) - 1, 3 + elapsed + 2, "\n".join(lines))
+        self.assertGreater(int(m.group(1)), 0)
+        self.assertEqual(len(lines) + held_back(lines, "127.0.0.1"), 101, "\n".join(lines))
+        a.send("/who")
+        a.read_until(r"^= ")
 
 
 # ---- idle_timeout and line_timeout -------------------------------------------

@@ -154,8 +154,10 @@ static void check_defaults(const struct config *cfg, const char *path)
 	CHECK_INT(cfg->keepalive, 300);
 	CHECK_INT(cfg->announce_max, 500);
 	CHECK_INT(cfg->announce_rate, 10);
+	CHECK_INT(cfg->connect_rate, 10);
 	CHECK_INT(cfg->log_level, LOG_INFO);
 	CHECK_INT(cfg->log_target, LOG_TARGET_AUTO);
+	CHECK_INT(cfg->log_per_address_burst, 20);
 }
 
 static void test_defaults(void)
@@ -370,6 +372,9 @@ static void test_ranges(void)
 		{ "limits", "keepalive", 0, 32767, offsetof(struct config, keepalive), false, "" },
 		{ "limits", "announce_max", 0, 1000000, offsetof(struct config, announce_max), false, "" },
 		{ "limits", "announce_rate", 0, 1000000, offsetof(struct config, announce_rate), false, "" },
+		{ "limits", "connect_rate", 0, 1000000, offsetof(struct config, connect_rate), false, "" },
+		{ "log", "per_address_burst", 0, 1000000, offsetof(struct config, log_per_address_burst),
+		  false, "" },
 	};
 
 	CHECK_INT(CONFIG_MAX_CLIENTS_LIMIT, 1000000);
