@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "daemonize.h"
-#include "log.h"
-#include "options.h"
-#include "server.h"
+#include "base/config.h"
+#include "daemon/daemonize.h"
+#include "base/log.h"
+#include "daemon/options.h"
+#include "daemon/server.h"
 
 static int print_config_errors(struct config_errors *errors)
 {

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "text.h"
-#include "util.h"
+#include "core/text.h"
+#include "base/util.h"
 
 #define RESET "\033[0m"
 #define DIM "\033[2m"

@@ -16,8 +16,8 @@
 
 #include "display.h"
 #include "modes.h"
-#include "text.h"
-#include "util.h"
+#include "core/text.h"
+#include "base/util.h"
 
 #define QUIT_WAIT_MS 2000 /* for the server's "= bye" and close after /quit */
 

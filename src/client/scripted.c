@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "display.h"
-#include "framer.h"
+#include "proto/framer.h"
 #include "modes.h"
-#include "util.h"
+#include "base/util.h"
 
 #define STDIN_MAX_LINE (1024 * 1024)
 

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 void session_init(struct session *s, int fd,
 		  void (*on_line)(void *ctx, const char *line, size_t len), void *ctx)

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "framer.h"
+#include "proto/framer.h"
 
 /* Longest server line chatc shows; longer ones (a /who of a huge room) are
  * cut with a note rather than buffered without bound. */

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framer.h"
-#include "protocol.h"
-#include "text.h"
+#include "proto/framer.h"
+#include "proto/protocol.h"
+#include "core/text.h"
 
 #define MAX_LINE 256
 

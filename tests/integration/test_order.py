@@ -8,7 +8,8 @@ third worker before the line itself did: "answer" above "question". Whether
 that happens depends on the sender's thread losing the CPU at just that
 moment, which no timing test can arrange, so this test arranges it: gdb,
 in non-stop mode, stops worker 0 in the middle of handing a line over (its
-other threads run on), the client on worker 1 answers whatever it gets, and
+other threads run on; tests/unit/test_handoff.c checks the same guarantee
+of the hand-over alone, with plain threads), the client on worker 1 answers whatever it gets, and
 the client on worker 2 must get the line before the answer.
 
 gdb needs a chatd built without optimisation (-O0 -g) to stop at a source
@@ -30,10 +31,10 @@ from chatdtest import TIMEOUT, ChatdTestCase  # noqa: E402
 
 GDB = shutil.which("gdb")
 ENABLED = os.environ.get("CHATD_GDB_TESTS") == "1"
-WORKER_C = os.path.join(os.environ.get("CHATD_SRCDIR", "."), "src", "worker.c")
-# Where flush_outboxes has given the line to some workers' inboxes and not
+HANDOFF_C = os.path.join(os.environ.get("CHATD_SRCDIR", "."), "src", "net", "handoff.c")
+# Where outboxes_flush has given the line to some workers' inboxes and not
 # yet to the others.
-HAND_OVER = "inbox_append(workers[i], o->items, o->count)"
+HAND_OVER = "o->needs_wake = append_locked(inboxes[i], o->items, o->count);"
 # What gdb says when it cannot attach, or cannot read the breakpoint's
 # condition (a chatd built with optimisation): fail with it at once.
 GDB_FAILURES = (b"ptrace:", b"Could not attach", b"Error in testing condition",
@@ -112,11 +113,11 @@ class Gdb:
 
 
 def hand_over_line():
-    with open(WORKER_C) as f:
+    with open(HANDOFF_C) as f:
         for number, line in enumerate(f, 1):
             if HAND_OVER in line:
                 return number
-    raise AssertionError("%s has no line with %r" % (WORKER_C, HAND_OVER))
+    raise AssertionError("%s has no line with %r" % (HANDOFF_C, HAND_OVER))
 
 
 @unittest.skipUnless(ENABLED, "needs a chatd built with -O0 -g, and CHATD_GDB_TESTS=1")
@@ -128,7 +129,7 @@ class CausalOrderTest(ChatdTestCase):
         # One after the other, each to the least loaded worker: 0, 1, 2.
         asker, answerer, reader = self.crowd(srv, 3)
         gdb = Gdb(self, srv.proc.pid)
-        gdb.ask("break worker.c:%d if w->index == 0 && i == 2 && w->outboxes[2].count > 0"
+        gdb.ask("break handoff.c:%d if ob->owner == 0 && i == 2 && ob->boxes[2].count > 0"
                 % hand_over_line())
         gdb.command("continue -a &")
         gdb.wait_threads(lambda running, stopped: stopped == 0, "all running again")

@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "base/config.h"
 #include "unit.h"
-#include "util.h"
+#include "base/util.h"
 
 static char *data_dir; /* tests/unit/data, absolute */
 static char *tmp_dir;  /* our scratch directory, also the working directory */

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <sys/utsname.h>
 
-#include "cpusched.h"
-#include "log.h"
+#include "net/cpusched.h"
+#include "base/log.h"
 #include "unit.h"
 
 static bool kernel_has_slices; /* sched_attr.sched_runtime for fair tasks (Linux 6.12) */

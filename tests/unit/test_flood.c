@@ -1,7 +1,7 @@
 /* Flood control, driven by a clock the test owns. */
 #include "autoconf.h"
 
-#include "src/flood.h"
+#include "src/core/flood.h"
 #include "unit.h"
 
 /* Sends lines every interval_ms for duration_ms; counts the verdicts. */

@@ -3,7 +3,7 @@
  * freed. Run under valgrind to prove framer_reset() leaves nothing behind. */
 #include "autoconf.h"
 
-#include "src/framer.h"
+#include "src/proto/framer.h"
 #include "unit.h"
 
 #include <stdint.h>

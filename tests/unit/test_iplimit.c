@@ -5,9 +5,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "src/iplimit.h"
-#include "src/log.h"
-#include "src/util.h"
+#include "src/net/iplimit.h"
+#include "src/base/log.h"
+#include "src/base/util.h"
 #include "unit.h"
 
 static struct ip_key v4(const char *text)
@@ -202,7 +202,7 @@ static void test_log_throttle(void)
 	struct ip_limit_policy p = { .log_burst = 3 };
 	struct ip_limit *l = ip_limit_new(&p, 16);
 	struct ip_key a = v4("192.0.2.1"), b = v6("2001:db8::7");
-	struct ip_log_note note;
+	struct log_note note;
 	uint64_t t = 1000;
 
 	/* The burst, then nothing until a second has passed. */
@@ -277,7 +277,7 @@ static void test_log_keeps_address(void)
 	struct ip_limit_policy p = { .connect_rate = 10, .log_burst = 3 };
 	struct ip_limit *l = ip_limit_new(&p, 16);
 	struct ip_key a = v4("192.0.2.1"), other = v4("198.51.100.1");
-	struct ip_log_note note;
+	struct log_note note;
 	uint64_t t = 1000;
 
 	CHECK_INT(ip_limit_acquire(l, &a, t), IP_OK);

@@ -3,7 +3,7 @@
  * or flushed early at its largest), and a line nobody holds is freed. */
 #include "autoconf.h"
 
-#include "src/msg.h"
+#include "src/core/msg.h"
 #include "unit.h"
 
 #define MANY 100000 /* distinct lines: more than the table holds before flushing early */

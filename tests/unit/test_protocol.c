@@ -2,7 +2,7 @@
  * docs/protocol.md describes. */
 #include "autoconf.h"
 
-#include "src/protocol.h"
+#include "src/proto/protocol.h"
 #include "unit.h"
 
 #include <stdbool.h>

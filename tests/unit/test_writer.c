@@ -13,10 +13,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "src/conn.h"
-#include "src/msg.h"
-#include "src/util.h"
-#include "src/writer.h"
+#include "src/net/conn.h"
+#include "src/core/msg.h"
+#include "src/base/util.h"
+#include "src/net/writer.h"
 #include "unit.h"
 
 #define CONNS 300           /* more than one io_uring_enter takes (256) */
@@ -35,7 +35,7 @@ static struct peer peers[CONNS];
 static void written(void *ctx, struct conn *c, int result)
 {
 	(void)ctx;
-	struct peer *p = &peers[c->id];
+	struct peer *p = &peers[c->s.id];
 	p->reports++;
 	p->last = result;
 	if (result == 0)
@@ -189,7 +189,7 @@ static void run(bool want_uring, bool small_buffers)
 
 	/* Connections on their way to be closed are skipped. */
 	CHECK(conn_queue(conns[2], msg_printf("skipped\n"), 1 << 20, 1, &oc));
-	conns[2]->on_close_list = true;
+	conns[2]->state = CONN_DEAD;
 	peers[2].reports = 0;
 	flush_list_add(&list, conns[2]);
 	writer_flush(wr, &list, &oc, written, NULL);

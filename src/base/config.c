@@ -1,0 +1,917 @@
+#include "autoconf.h"
+
+#include "base/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/text.h"
+#include "base/util.h"
+
+#define DEFAULT_MOTD "Welcome to chatd!"
+
+/* A garbage file must not bury the one useful message under thousands. */
+#define ERRORS_MAX 20
+
+/* A real config is a few hundred bytes; this keeps "chatd -c /dev/zero" or
+ * a mistyped path to a disk image from reading forever. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+
+enum section {
+	SEC_NONE = -1,    /* before the first [section] header */
+	SEC_UNKNOWN = -2, /* after a header that was reported as unknown or broken */
+	SEC_SERVER = 0,
+	SEC_LIMITS,
+	SEC_LOG,
+};
+
+static const char *const section_names[] = {
+	[SEC_SERVER] = "server",
+	[SEC_LIMITS] = "limits",
+	[SEC_LOG] = "log",
+};
+
+enum key_id {
+	KEY_PORT,
+	KEY_BIND,
+	KEY_MAX_CLIENTS,
+	KEY_THREADS,
+	KEY_IO_URING,
+	KEY_MOTD,
+	KEY_MOTD_FILE,
+	KEY_MAX_LINE,
+	KEY_MAX_SENDQ,
+	KEY_RATE,
+	KEY_BURST,
+	KEY_MAX_PER_IP,
+	KEY_IDLE_TIMEOUT,
+	KEY_LINE_TIMEOUT,
+	KEY_KEEPALIVE,
+	KEY_ANNOUNCE_MAX,
+	KEY_ANNOUNCE_RATE,
+	KEY_CONNECT_RATE,
+	KEY_LEVEL,
+	KEY_TARGET,
+	KEY_PER_ADDRESS_BURST,
+	KEY_COUNT
+};
+
+struct key;
+struct loader;
+
+/* Stores VALUE into ld->cfg; returns NULL or the complaint (malloc'd), which
+ * the caller prefixes with "FILE:LINE: KEY: ". */
+typedef char *parse_fn(struct loader *ld, const struct key *key, const char *value);
+
+struct key {
+	enum section section;
+	const char *name;
+	parse_fn *parse;
+	long min, max;  /* numbers only */
+	size_t offset;  /* of the field in struct config: numbers, yes/no */
+};
+
+struct error {
+	int line; /* 0: about the whole file */
+	char *msg;
+};
+
+struct loader {
+	const char *path;
+	struct config *cfg;
+	FILE *file;
+	int read_errno;
+	size_t bytes;
+	bool too_big;
+
+	int lineno;
+	enum section section;
+	char *buf; /* one physical line, bounded; see read_line() */
+	size_t bufsize;
+
+	int key_line[KEY_COUNT]; /* where each key was set; 0 = not set */
+	bool key_bad[KEY_COUNT]; /* its value was rejected */
+	char *motd;              /* the motd value; NULL = not given */
+
+	struct error errors[ERRORS_MAX];
+	size_t nerrors;
+	size_t more_errors; /* found beyond ERRORS_MAX */
+};
+
+static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, parse_level,
+	parse_target, parse_bool;
+
+#define NUM(id, sec, name, fn, lo, hi, field) \
+	[id] = { sec, name, fn, lo, hi, offsetof(struct config, field) }
+#define STR(id, sec, name, fn) [id] = { sec, name, fn, 0, 0, 0 }
+
+static const struct key keys[KEY_COUNT] = {
+	NUM(KEY_PORT, SEC_SERVER, "port", parse_int, 0, 65535, port),
+	STR(KEY_BIND, SEC_SERVER, "bind", parse_bind),
+	NUM(KEY_MAX_CLIENTS, SEC_SERVER, "max_clients", parse_int, 1, CONFIG_MAX_CLIENTS_LIMIT,
+	    max_clients),
+	NUM(KEY_THREADS, SEC_SERVER, "threads", parse_int, 0, CONFIG_MAX_THREADS, threads),
+	NUM(KEY_IO_URING, SEC_SERVER, "io_uring", parse_bool, 0, 1, io_uring),
+	STR(KEY_MOTD, SEC_SERVER, "motd", parse_motd),
+	STR(KEY_MOTD_FILE, SEC_SERVER, "motd_file", parse_motd_file),
+	NUM(KEY_MAX_LINE, SEC_LIMITS, "max_line", parse_size, CONFIG_MAX_LINE_MIN,
+	    CONFIG_MAX_LINE_MAX, max_line),
+	NUM(KEY_MAX_SENDQ, SEC_LIMITS, "max_sendq", parse_size, 4096, 1073741824, max_sendq),
+	NUM(KEY_RATE, SEC_LIMITS, "rate", parse_int, 0, 1000000, rate),
+	NUM(KEY_BURST, SEC_LIMITS, "burst", parse_int, 1, 1000000, burst),
+	NUM(KEY_MAX_PER_IP, SEC_LIMITS, "max_per_ip", parse_int, 0, CONFIG_MAX_CLIENTS_LIMIT, max_per_ip),
+	NUM(KEY_IDLE_TIMEOUT, SEC_LIMITS, "idle_timeout", parse_int, 0, 31536000, idle_timeout),
+	NUM(KEY_LINE_TIMEOUT, SEC_LIMITS, "line_timeout", parse_int, 1, 3600, line_timeout),
+	NUM(KEY_KEEPALIVE, SEC_LIMITS, "keepalive", parse_int, 0, 32767, keepalive),
+	NUM(KEY_ANNOUNCE_MAX, SEC_LIMITS, "announce_max", parse_int, 0, CONFIG_MAX_CLIENTS_LIMIT,
+	    announce_max),
+	NUM(KEY_ANNOUNCE_RATE, SEC_LIMITS, "announce_rate", parse_int, 0, 1000000, announce_rate),
+	NUM(KEY_CONNECT_RATE, SEC_LIMITS, "connect_rate", parse_int, 0, 1000000, connect_rate),
+	STR(KEY_LEVEL, SEC_LOG, "level", parse_level),
+	STR(KEY_TARGET, SEC_LOG, "target", parse_target),
+	NUM(KEY_PER_ADDRESS_BURST, SEC_LOG, "per_address_burst", parse_int, 0, 1000000,
+	    log_per_address_burst),
+};
+
+static const struct {
+	const char *name;
+	enum log_target target;
+} target_names[] = {
+	{ "auto", LOG_TARGET_AUTO },
+	{ "journal", LOG_TARGET_JOURNAL },
+	{ "stderr", LOG_TARGET_STDERR },
+	{ "syslog", LOG_TARGET_SYSLOG },
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Messages end up on a terminal or in the journal, and may quote bytes of a
+ * binary file: escape control characters so they cannot do damage. */
+static char *escape_controls(const char *s)
+{
+	char *out = xmalloc(strlen(s) * 4 + 1), *o = out;
+
+	size_t left = strlen(s);
+	while (*s) {
+		unsigned char c = (unsigned char)*s;
+		size_t n = c >= 0x80 ? text_utf8_length(s, left) : 1;
+		if (c < 0x20 || c == 0x7f || n == 0) {
+			/* Invalid UTF-8 too: the journal keeps a message with it as
+			 * a blob that journalctl does not show. */
+			o += sprintf(o, "\\x%02x", c);
+			n = 1;
+		} else {
+			memcpy(o, s, n);
+			o += n;
+		}
+		s += n;
+		left -= n;
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Keeps the errors sorted by line, as checks made after parsing (motd_file,
+ * max_sendq against max_line) belong among the others, and keeps only the
+ * first ERRORS_MAX. */
+static void add_error(struct loader *ld, int line, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void add_error(struct loader *ld, int line, const char *fmt, ...)
+{
+	size_t pos = ld->nerrors;
+	va_list ap;
+	char *msg, *full;
+
+	while (pos > 0 && ld->errors[pos - 1].line > line)
+		pos--;
+	if (pos == ERRORS_MAX) {
+		ld->more_errors++;
+		return;
+	}
+	if (ld->nerrors == ERRORS_MAX) {
+		free(ld->errors[ERRORS_MAX - 1].msg);
+		ld->nerrors--;
+		ld->more_errors++;
+	}
+
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		abort(); /* out of memory, as in xasprintf() */
+	if (line > 0)
+		full = xasprintf("%s:%d: %s", ld->path, line, msg);
+	else
+		full = xasprintf("%s: %s", ld->path, msg);
+	free(msg);
+
+	memmove(&ld->errors[pos + 1], &ld->errors[pos], (ld->nerrors - pos) * sizeof(ld->errors[0]));
+	ld->errors[pos].line = line;
+	ld->errors[pos].msg = escape_controls(full);
+	ld->nerrors++;
+	free(full);
+}
+
+static bool has_error_at(const struct loader *ld, int line)
+{
+	for (size_t i = 0; i < ld->nerrors; i++)
+		if (ld->errors[i].line == line)
+			return true;
+	return false;
+}
+
+/* inih only knows ';' for comments after a value; "port = 7777 # web" is a
+ * classic, so say so when a value looks like that. */
+static const char *comment_hint(const char *value)
+{
+	const char *hash = strchr(value, '#');
+
+	if (hash && (hash == value || isspace((unsigned char)hash[-1])))
+		return " (a comment after a value starts with ' ;', not '#')";
+	return "";
+}
+
+/* ---- values ------------------------------------------------------------ */
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+static char *parse_number(const struct key *key, const char *value, long *ret)
+{
+	long v;
+
+	if (parse_long(value, &v) && v >= key->min && v <= key->max) {
+		*ret = v;
+		return NULL;
+	}
+	if (!*value)
+		return xasprintf("missing value (must be %ld..%ld)", key->min, key->max);
+	/* "-1" and "99999999999999999999" are numbers, just not acceptable ones. */
+	if (all_digits(value) || (value[0] == '-' && all_digits(value + 1)))
+		return xasprintf("must be %ld..%ld", key->min, key->max);
+	return xasprintf("not a number: %s%s", value, comment_hint(value));
+}
+
+static char *parse_int(struct loader *ld, const struct key *key, const char *value)
+{
+	long v;
+	char *err = parse_number(key, value, &v);
+
+	if (!err)
+		*(int *)(void *)((char *)ld->cfg + key->offset) = (int)v;
+	return err;
+}
+
+static char *parse_size(struct loader *ld, const struct key *key, const char *value)
+{
+	long v;
+	char *err = parse_number(key, value, &v);
+
+	if (!err)
+		*(size_t *)(void *)((char *)ld->cfg + key->offset) = (size_t)v;
+	return err;
+}
+
+static char *parse_bind(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	if (!*value)
+		return xstrdup("must not be empty (:: means every IPv4 and IPv6 address)");
+	for (const char *p = value; *p; p++)
+		if (isspace((unsigned char)*p))
+			return xasprintf("must be one address or host name, without spaces: %s%s", value,
+					 comment_hint(value));
+	free(ld->cfg->bind);
+	ld->cfg->bind = xstrdup(value);
+	return NULL;
+}
+
+static char *parse_motd(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	free(ld->motd);
+	ld->motd = xstrdup(value);
+	return NULL;
+}
+
+static char *parse_motd_file(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	free(ld->cfg->motd_file);
+	ld->cfg->motd_file = *value ? xstrdup(value) : NULL;
+	return NULL;
+}
+
+static char *parse_level(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	if (!log_level_from_name(value, &ld->cfg->log_level))
+		return xasprintf("must be one of debug, info, notice, warning, error%s",
+				 comment_hint(value));
+	return NULL;
+}
+
+static char *parse_bool(struct loader *ld, const struct key *key, const char *value)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	bool *field = (bool *)((char *)ld->cfg + key->offset);
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (ascii_equal_nocase(value, yes[i]) || ascii_equal_nocase(value, no[i])) {
+			*field = ascii_equal_nocase(value, yes[i]);
+			return NULL;
+		}
+	}
+	return xasprintf("must be yes or no%s", comment_hint(value));
+}
+
+static char *parse_target(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	for (size_t i = 0; i < ARRAY_SIZE(target_names); i++) {
+		if (ascii_equal_nocase(value, target_names[i].name)) {
+			ld->cfg->log_target = target_names[i].target;
+			return NULL;
+		}
+	}
+	return xasprintf("must be one of auto, journal, stderr, syslog%s", comment_hint(value));
+}
+
+/* ---- reading the file ----------------------------------------------------- */
+
+/* inih's own line handling is the weak spot: it truncates long lines into
+ * fragments, reports only the first syntax error, has no line numbers in the
+ * handler, and (with multi-line values on in Debian's build) treats an
+ * indented "key = value" as the continuation of the key above. So every line
+ * passes through here first: we count it, judge it the way inih would, report
+ * what is wrong with it, and hand inih either a clean line or an empty one. */
+
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+	bool was_space = false;
+
+	while (*s && !(chars && strchr(chars, *s)) && !(was_space && *s == ';')) {
+		was_space = isspace((unsigned char)*s);
+		s++;
+	}
+	return s;
+}
+
+static enum section find_section(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(section_names); i++)
+		if (ascii_equal_nocase(name, section_names[i]))
+			return (enum section)i;
+	return SEC_UNKNOWN;
+}
+
+static void section_header(struct loader *ld, const char *start, const char *end)
+{
+	while (start < end && isspace((unsigned char)*start))
+		start++;
+	while (end > start && isspace((unsigned char)end[-1]))
+		end--;
+
+	char *name = xstrndup(start, (size_t)(end - start));
+	ld->section = find_section(name);
+	if (ld->section == SEC_UNKNOWN)
+		add_error(ld, ld->lineno, "unknown section [%s]", name);
+	free(name);
+}
+
+/* LINE has no leading whitespace; returns whether inih may see it. */
+static bool check_line(struct loader *ld, const char *line)
+{
+	const char *end;
+
+	if (!*line || *line == ';' || *line == '#')
+		return true;
+
+	if (*line == '[') {
+		end = find_chars_or_comment(line + 1, "]");
+		if (*end != ']') {
+			add_error(ld, ld->lineno, "syntax error (missing ']' in section header)");
+			/* Its keys would only add noise about a section we cannot name. */
+			ld->section = SEC_UNKNOWN;
+			return false;
+		}
+		section_header(ld, line + 1, end);
+		/* inih ignores the rest; "[server] port = 1" would lose the key. */
+		for (end++; isspace((unsigned char)*end); end++)
+			;
+		if (*end && *end != ';' && *end != '#')
+			add_error(ld, ld->lineno,
+				  "syntax error (text after ']'; a section header stands alone)");
+		return true;
+	}
+
+	end = find_chars_or_comment(line, "=:");
+	if ((*end != '=' && *end != ':') || end == line) {
+		add_error(ld, ld->lineno, "syntax error (expected key = value)");
+		return false;
+	}
+	return true;
+}
+
+static char *read_line(char *str, int num, void *stream)
+{
+	struct loader *ld = stream;
+	/* inih needs room for "\r\n\0" after the longest line it can take. */
+	size_t max = num > 3 ? (size_t)num - 3 : 0;
+	size_t n = 0, stored = 0, start = 0;
+	bool nul = false;
+	int c, last = EOF;
+
+	if (ld->too_big || ld->read_errno)
+		return NULL;
+	if (!ld->buf) {
+		/* A BOM, the longest line, one byte more to notice it is too long. */
+		ld->bufsize = max + 8;
+		ld->buf = xmalloc(ld->bufsize);
+	}
+
+	/* Byte by byte, keeping only what could fit: a 100 kB line costs no
+	 * memory, and a NUL byte cannot hide the rest of its line. */
+	while ((c = getc(ld->file)) != EOF && c != '\n') {
+		if (++ld->bytes > CONFIG_FILE_MAX) {
+			ld->too_big = true;
+			return NULL;
+		}
+		if (c == '\0')
+			nul = true;
+		if (stored < ld->bufsize)
+			ld->buf[stored++] = (char)c;
+		n++;
+		last = c;
+	}
+	if (c == EOF && ferror(ld->file)) {
+		ld->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	if (c == EOF && n == 0)
+		return NULL;
+	if (c == '\n')
+		ld->bytes++;
+	ld->lineno++;
+
+	if (ld->lineno == 1 && stored >= 3 && memcmp(ld->buf, "\xef\xbb\xbf", 3) == 0) {
+		start = 3;
+		n -= 3;
+	}
+	if (last == '\r')
+		n--;
+
+	str[0] = '\0';
+	if (nul) {
+		add_error(ld, ld->lineno, "NUL byte in line");
+		return str;
+	}
+	if (n > max) {
+		add_error(ld, ld->lineno, "line too long (max %zu bytes; put a long MOTD in motd_file)",
+			  max);
+		return str;
+	}
+
+	const char *line = ld->buf + start;
+	while (n > 0 && isspace((unsigned char)*line)) {
+		line++;
+		n--;
+	}
+	memcpy(str, line, n);
+	str[n] = '\0';
+	if (!check_line(ld, str))
+		str[0] = '\0';
+	return str;
+}
+
+/* ANYWHERE: find the key in whichever section it lives, for hints. */
+static const struct key *find_key(enum section section, bool anywhere, const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if ((anywhere || keys[i].section == section) && ascii_equal_nocase(name, keys[i].name))
+			return &keys[i];
+	return NULL;
+}
+
+/* Always returns 1: inih's error return would only remember the first line,
+ * and we record every error ourselves. The section comes from read_line(),
+ * which saw the header in full (inih truncates section names). */
+static int handle_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+	const struct key *key, *elsewhere;
+	(void)section;
+
+	if (ld->section == SEC_UNKNOWN)
+		return 1; /* its header was reported; one message is enough */
+
+	key = find_key(ld->section, false, name);
+	if (!key) {
+		elsewhere = find_key(ld->section, true, name);
+		char *hint = elsewhere ? xasprintf(" (it belongs in [%s])",
+						   section_names[elsewhere->section])
+				       : xstrdup("");
+		if (ld->section == SEC_NONE)
+			add_error(ld, ld->lineno, "key '%s' before any [section]%s", name, hint);
+		else
+			add_error(ld, ld->lineno, "unknown key '%s' in section [%s]%s", name,
+				  section_names[ld->section], hint);
+		free(hint);
+		return 1;
+	}
+
+	/* A duplicate key is an error rather than "the last one wins": with no
+	 * include files there is no legitimate override, and a second "port ="
+	 * further down is almost always an edit that went to the wrong line. */
+	size_t idx = (size_t)(key - keys);
+	if (ld->key_line[idx]) {
+		add_error(ld, ld->lineno, "duplicate key '%s' in [%s] (first set at line %d)",
+			  key->name, section_names[key->section], ld->key_line[idx]);
+		return 1;
+	}
+	ld->key_line[idx] = ld->lineno;
+
+	char *err = key->parse(ld, key, value);
+	if (err) {
+		ld->key_bad[idx] = true;
+		add_error(ld, ld->lineno, "%s: %s", key->name, err);
+		free(err);
+	}
+	return 1;
+}
+
+/* ---- after parsing --------------------------------------------------------- */
+
+static void set_motd(struct config *cfg, char **lines, size_t count)
+{
+	for (size_t i = 0; i < cfg->motd_count; i++)
+		free(cfg->motd_lines[i]);
+	free(cfg->motd_lines);
+	cfg->motd_lines = lines;
+	cfg->motd_count = count;
+}
+
+/* Relative to the config file, so a config and its MOTD can move together
+ * and the result does not depend on the daemon's working directory. */
+static char *resolve_motd_path(const char *config_path, const char *file)
+{
+	const char *slash = strrchr(config_path, '/');
+
+	if (file[0] == '/' || !slash)
+		return xstrdup(file);
+	if (slash == config_path)
+		return xasprintf("/%s", file);
+	return xasprintf("%.*s/%s", (int)(slash - config_path), config_path, file);
+}
+
+/* Returns NULL and sets the lines, or the complaint (malloc'd). */
+static char *read_motd_file(const char *path, char ***ret_lines, size_t *ret_count)
+{
+	char *data = NULL, **lines = NULL, *err = NULL;
+	size_t len = 0, count = 0;
+	struct stat st;
+	ssize_t r;
+
+	/* O_NONBLOCK: a FIFO must not hang a reload. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return xasprintf("cannot read %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		err = xasprintf("cannot read %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		err = xasprintf("cannot read %s: %s", path, strerror(EISDIR));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = xasprintf("%s: not a regular file", path);
+		goto out;
+	}
+
+	data = xmalloc(CONFIG_MOTD_FILE_MAX + 1);
+	while (len <= CONFIG_MOTD_FILE_MAX) {
+		r = read(fd, data + len, CONFIG_MOTD_FILE_MAX + 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = xasprintf("cannot read %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len > CONFIG_MOTD_FILE_MAX) {
+		err = xasprintf("%s: more than %d bytes", path, CONFIG_MOTD_FILE_MAX);
+		goto out;
+	}
+
+	lines = xcalloc(CONFIG_MOTD_LINES_MAX, sizeof(*lines));
+	for (size_t pos = 0; pos < len;) {
+		char *nl = memchr(data + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - data) : len;
+		size_t llen = end - pos;
+
+		if (count == CONFIG_MOTD_LINES_MAX) {
+			err = xasprintf("%s: more than %d lines", path, CONFIG_MOTD_LINES_MAX);
+			goto out;
+		}
+		if (memchr(data + pos, '\0', llen)) {
+			err = xasprintf("%s: NUL byte in line %zu", path, count + 1);
+			goto out;
+		}
+		if (llen > 0 && data[end - 1] == '\r')
+			llen--;
+		lines[count++] = xstrndup(data + pos, llen);
+		pos = end + 1;
+	}
+	*ret_lines = lines;
+	*ret_count = count;
+	lines = NULL;
+
+out:
+	if (lines) {
+		for (size_t i = 0; i < count; i++)
+			free(lines[i]);
+		free(lines);
+	}
+	free(data);
+	close(fd);
+	return err;
+}
+
+/* The MOTD is sent whole to every client as it connects: one that could
+ * never fit in max_sendq (cleaned and with "# " and "\n" around each line,
+ * plus the greeting after it) would make no sense of that limit. */
+static void check_motd_fits(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t bytes = 0;
+
+	if (ld->key_bad[KEY_MAX_SENDQ] || ld->key_bad[KEY_MOTD_FILE] || cfg->motd_count == 0)
+		return;
+	for (size_t i = 0; i < cfg->motd_count; i++) {
+		size_t len = strlen(cfg->motd_lines[i]);
+		char *clean = xmalloc(TEXT_CLEAN_MAX(len) + 1);
+		bytes += text_clean(clean, cfg->motd_lines[i], len) + 3;
+		free(clean);
+	}
+	if (bytes + CONFIG_GREETING_MAX <= cfg->max_sendq)
+		return;
+	int line = ld->key_line[cfg->motd_file ? KEY_MOTD_FILE : KEY_MOTD];
+	const char *key = cfg->motd_file ? "motd_file" : "motd";
+	if (ld->key_line[KEY_MAX_SENDQ] > line) {
+		line = ld->key_line[KEY_MAX_SENDQ];
+		key = "max_sendq";
+	}
+	add_error(ld, line,
+		  "%s: the MOTD is %zu bytes as sent, more than max_sendq - %d = %zu: no client "
+		  "could be sent it; shorten the MOTD or raise max_sendq",
+		  key, bytes, CONFIG_GREETING_MAX, cfg->max_sendq - CONFIG_GREETING_MAX);
+}
+
+static void finish(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	int line;
+
+	/* A slow client must still be able to hold a few maximum-length lines,
+	 * each with the sender's name in front; below that every long message
+	 * would cut off whoever receives it. */
+	if (!ld->key_bad[KEY_MAX_LINE] && !ld->key_bad[KEY_MAX_SENDQ] &&
+	    cfg->max_sendq < cfg->max_line * 3 + 64) {
+		if (ld->key_line[KEY_MAX_SENDQ])
+			add_error(ld, ld->key_line[KEY_MAX_SENDQ],
+				  "max_sendq: must be at least 3 * max_line + 64 = %zu, so a slow "
+				  "client can hold a few full-length lines (max_line is %zu)",
+				  cfg->max_line * 3 + 64, cfg->max_line);
+		else
+			add_error(ld, ld->key_line[KEY_MAX_LINE],
+				  "max_line: needs max_sendq >= 3 * max_line + 64 = %zu, so a slow "
+				  "client can hold a few full-length lines; set max_sendq in [limits] "
+				  "(it is %zu)",
+				  cfg->max_line * 3 + 64, cfg->max_sendq);
+	}
+
+	if (cfg->motd_file) {
+		char **lines = NULL, *path = resolve_motd_path(ld->path, cfg->motd_file);
+		size_t count = 0;
+		char *err = read_motd_file(path, &lines, &count);
+
+		line = ld->key_line[KEY_MOTD_FILE];
+		if (err) {
+			add_error(ld, line, "motd_file: %s", err);
+			free(err);
+		} else {
+			set_motd(cfg, lines, count);
+		}
+		free(path);
+	} else if (ld->motd) {
+		char **lines = NULL;
+		size_t count = 0;
+
+		if (*ld->motd) {
+			lines = xmalloc(sizeof(*lines));
+			lines[count++] = ld->motd;
+			ld->motd = NULL;
+		}
+		set_motd(cfg, lines, count);
+	}
+	check_motd_fits(ld);
+}
+
+static void parse_file(struct loader *ld)
+{
+	struct stat st;
+	/* O_NONBLOCK: a FIFO or a terminal must not hang a start or a reload
+	 * (the main thread reloads; while it waited nothing would be accepted). */
+	int fd = open(ld->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0) {
+		add_error(ld, 0, "cannot read: %s", strerror(errno));
+		return;
+	}
+	/* Linux lets us open a directory; say so instead of a read error. */
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		add_error(ld, 0, "cannot read: %s", strerror(EISDIR));
+		close(fd);
+		return;
+	}
+	/* A regular file, or a device such as /dev/null for all defaults. */
+	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+		add_error(ld, 0, "cannot read: not a regular file");
+		close(fd);
+		return;
+	}
+	ld->file = fdopen(fd, "r");
+	if (!ld->file) {
+		add_error(ld, 0, "cannot read: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+
+	int r = ini_parse_stream(read_line, ld, handle_key, ld);
+
+	if (ld->read_errno)
+		add_error(ld, 0, "cannot read: %s", strerror(ld->read_errno));
+	else if (ld->too_big)
+		add_error(ld, 0, "larger than %d bytes; is this really the config file?",
+			  CONFIG_FILE_MAX);
+	else if (r > 0 && !has_error_at(ld, r))
+		/* read_line() hands inih only lines it has checked, so this is a
+		 * line inih judges differently; never a line already reported. */
+		add_error(ld, r, "syntax error (expected key = value)");
+	else if (r < 0)
+		add_error(ld, 0, "cannot parse (inih error %d)", r);
+
+	fclose(ld->file);
+	ld->file = NULL;
+
+	if (!ld->read_errno && !ld->too_big)
+		finish(ld);
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+struct config *config_new_default(void)
+{
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+
+	atomic_init(&cfg->refcount, 1);
+	cfg->port = 7777;
+	cfg->bind = xstrdup("::");
+	cfg->max_clients = 1024;
+	cfg->threads = 0;
+	cfg->io_uring = true;
+	cfg->motd_lines = xmalloc(sizeof(*cfg->motd_lines));
+	cfg->motd_lines[0] = xstrdup(DEFAULT_MOTD);
+	cfg->motd_count = 1;
+	cfg->motd_file = NULL;
+	cfg->max_line = 2048;
+	cfg->max_sendq = 1048576;
+	cfg->rate = 10;
+	cfg->burst = 20;
+	cfg->max_per_ip = 20;
+	cfg->idle_timeout = 0;
+	cfg->line_timeout = 30;
+	cfg->keepalive = 300;
+	cfg->announce_max = 500;
+	cfg->announce_rate = 10;
+	cfg->connect_rate = 10;
+	cfg->log_level = LOG_INFO;
+	cfg->log_target = LOG_TARGET_AUTO;
+	cfg->log_per_address_burst = 20;
+	return cfg;
+}
+
+int config_load(const char *path, struct config **ret, struct config_errors *errors)
+{
+	struct loader ld = {
+		.path = path,
+		.section = SEC_NONE,
+	};
+
+	*ret = NULL;
+	if (errors)
+		*errors = (struct config_errors){ 0 };
+
+	ld.cfg = config_new_default();
+	ld.cfg->path = xstrdup(path);
+	parse_file(&ld);
+
+	free(ld.buf);
+	free(ld.motd);
+
+	if (ld.nerrors == 0) {
+		*ret = ld.cfg;
+		return 0;
+	}
+
+	config_unref(ld.cfg);
+	if (!errors) {
+		for (size_t i = 0; i < ld.nerrors; i++)
+			free(ld.errors[i].msg);
+		return -1;
+	}
+	errors->messages = xcalloc(ld.nerrors + 1, sizeof(char *));
+	for (size_t i = 0; i < ld.nerrors; i++)
+		errors->messages[i] = ld.errors[i].msg;
+	errors->count = ld.nerrors;
+	if (ld.more_errors)
+		errors->messages[errors->count++] =
+			xasprintf("%s: ... and %zu more error%s", path, ld.more_errors,
+				  ld.more_errors == 1 ? "" : "s");
+	return -1;
+}
+
+struct config *config_ref(struct config *cfg)
+{
+	if (cfg)
+		atomic_fetch_add_explicit(&cfg->refcount, 1, memory_order_relaxed);
+	return cfg;
+}
+
+void config_unref(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	/* acq_rel: the thread that frees must see every other thread's reads
+	 * as finished. */
+	if (atomic_fetch_sub_explicit(&cfg->refcount, 1, memory_order_acq_rel) != 1)
+		return;
+	set_motd(cfg, NULL, 0);
+	free(cfg->path);
+	free(cfg->bind);
+	free(cfg->motd_file);
+	free(cfg);
+}
+
+void config_errors_free(struct config_errors *errors)
+{
+	if (!errors)
+		return;
+	for (size_t i = 0; i < errors->count; i++)
+		free(errors->messages[i]);
+	free(errors->messages);
+	errors->messages = NULL;
+	errors->count = 0;
+}
+
+int config_cpu_count(void)
+{
+	cpu_set_t set;
+
+	/* The CPUs we may run on (taskset, cgroup cpusets via systemd's
+	 * CPUAffinity=), not all the machine has. */
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		return CPU_COUNT(&set);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+int config_worker_count(const struct config *cfg)
+{
+	int n = cfg->threads ? cfg->threads : config_cpu_count();
+
+	if (n < 1)
+		n = 1;
+	if (n > CONFIG_MAX_THREADS)
+		n = CONFIG_MAX_THREADS;
+	return n;
+}

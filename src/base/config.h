@@ -1,0 +1,82 @@
+/* The daemon's configuration: an INI file read with inih, validated, and
+ * shared read-only between threads through a reference count.
+ *
+ * A loaded config never changes; SIGHUP loads a new one and swaps it in. */
+#ifndef CHATD_CONFIG_H
+#define CHATD_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/log.h"
+
+#define CONFIG_MAX_CLIENTS_LIMIT 1000000
+#define CONFIG_MAX_THREADS 256
+#define CONFIG_MAX_LINE_MIN 64
+#define CONFIG_MAX_LINE_MAX (1024 * 1024)
+#define CONFIG_MOTD_FILE_MAX (64 * 1024) /* bytes read from motd_file */
+#define CONFIG_MOTD_LINES_MAX 100
+/* What a client is sent on connecting besides the MOTD, at most. */
+#define CONFIG_GREETING_MAX 256
+
+struct config {
+	atomic_int refcount;
+	char *path;        /* the file it was read from, as given */
+
+	/* [server] */
+	int port;          /* 0 = any free port */
+	char *bind;        /* numeric address or host name; "::" = all, v4 and v6 */
+	int max_clients;
+	int threads;       /* 0 = one per CPU; see config_worker_count() */
+	bool io_uring;     /* write with io_uring when the kernel allows it */
+	char **motd_lines; /* from motd, or motd_file when set; raw, not yet cleaned */
+	size_t motd_count;
+	char *motd_file;   /* as given; NULL when not set */
+
+	/* [limits] */
+	size_t max_line;   /* bytes of one received line, without the newline */
+	size_t max_sendq;  /* bytes queued to one client before it is cut off */
+	int rate;          /* lines per second a client may send; 0 = no limit */
+	int burst;         /* lines a client may send at once, ahead of the rate */
+	int max_per_ip;    /* connections from one address; 0 = no limit */
+	int idle_timeout;  /* seconds without a line before a client is cut; 0 = never */
+	int line_timeout;  /* seconds a started line may wait for its end */
+	int keepalive;     /* seconds of silence before TCP keepalive probes; 0 = off */
+	int announce_max;  /* rooms above this size hear no arrivals; 0 = no limit */
+	int announce_rate; /* arrivals and departures a room hears per second; 0 = no limit */
+	int connect_rate;  /* new connections a second from one address, as many at once; 0 = no limit */
+
+	/* [log] */
+	int log_level;     /* syslog priority */
+	enum log_target log_target;
+	int log_per_address_burst; /* lines about one address at once, then 1 a second; 0 = all */
+};
+
+/* Errors found while loading, each "FILE:LINE: message" (or "FILE: message"
+ * when no line applies). */
+struct config_errors {
+	char **messages;
+	size_t count;
+};
+
+/* Loads and validates PATH. On success returns 0 and a config with one
+ * reference in *ret; on failure returns -1, *ret is NULL and errors holds at
+ * least one message. Every error in the file is reported, not just the first. */
+int config_load(const char *path, struct config **ret, struct config_errors *errors);
+
+/* A config with every default, not read from any file (for tests and -p). */
+struct config *config_new_default(void);
+
+struct config *config_ref(struct config *cfg);
+void config_unref(struct config *cfg);
+
+void config_errors_free(struct config_errors *errors);
+
+/* The CPUs this process may run on. */
+int config_cpu_count(void);
+
+/* Threads to start: cfg->threads, or the CPUs we may run on when it is 0. */
+int config_worker_count(const struct config *cfg);
+
+#endif

@@ -1,0 +1,67 @@
+/* What the chat core asks of the thread it runs on: the config and the
+ * registry in force, the clock, the log throttle, and the ways to send.
+ * The core calls these and knows nothing of sockets, epoll or other
+ * threads; the network layer (net/worker.c, net/fanout.c, net/lifecycle.c)
+ * implements them for its worker threads. */
+#ifndef CHATD_CORE_HOST_H
+#define CHATD_CORE_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/config.h"
+#include "base/log.h"
+#include "core/msg.h"
+#include "core/rooms.h"
+#include "core/session.h"
+
+/* The thread the core runs on; opaque here. */
+struct worker;
+
+const struct config *worker_config(const struct worker *w);
+struct rooms *worker_rooms(const struct worker *w);
+/* The shared MOTD lines ("# ...\n" each) of the current config, or NULL. */
+struct msg *worker_motd(const struct worker *w);
+bool worker_shutting_down(const struct worker *w);
+/* CLOCK_MONOTONIC in ms, read once per loop iteration. */
+uint64_t worker_now_ms(const struct worker *w);
+/* How long, since SINCE_MS, this worker was not running (the last stall
+ * seen: SIGSTOP, a slow disk); 0 when it ran throughout. */
+uint64_t worker_stalled_since(const struct worker *w, uint64_t since_ms);
+/* Whether a line of PRIORITY about S's address may be logged now ([log]
+ * per_address_burst); see ip_limit_log_allowed(). */
+bool worker_log_allowed(struct worker *w, const struct session *s, int priority,
+			struct log_note *ret);
+/* Notes that the number online changed, for the main thread's STATUS=. */
+void worker_online_changed(struct worker *w);
+
+/* Whether S is still reading and writing (not leaving). */
+bool worker_session_open(const struct session *s);
+
+/* Queues M (the caller keeps its reference) for S; an overflowing queue
+ * gets S closed as slow. */
+void worker_send(struct worker *w, struct session *s, struct msg *m);
+
+/* Sends M to everyone in ROOM but the session EXCEPT_ID (0: none), on
+ * every worker, who was in the room before the event SEQ (a room sequence
+ * number, see rooms.h; 0: a new one, for an event happening now). The
+ * caller keeps its reference. */
+void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id,
+		      uint64_t seq);
+
+/* Sends M to the session at A, on whichever worker owns it. */
+void worker_send_direct(struct worker *w, const struct member_address *a, struct msg *m);
+
+/* Puts S in, or takes it out of, ROOM's list of this worker's members
+ * (after rooms_enter/rooms_move/rooms_leave). */
+void worker_room_link(struct worker *w, struct session *s);
+void worker_room_unlink(struct worker *w, struct session *s, struct room *room);
+
+/* Stops reading S, writes what is queued (bounded in time), then closes;
+ * S leaves the chat first (chat_disconnected, with FAREWELL, the /quit
+ * reason, if any). */
+void worker_close_after_flush(struct worker *w, struct session *s, const char *reason,
+			      const char *farewell, size_t farewell_len);
+
+#endif

@@ -1,0 +1,23 @@
+/* One connected client as the chat core sees it: who it is, where it is,
+ * and what the limits counted of it. The network layer embeds it in its
+ * connection, which the core never sees. */
+#ifndef CHATD_CORE_SESSION_H
+#define CHATD_CORE_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/flood.h"
+#include "core/rooms.h"
+
+#define PEER_MAX 64 /* "[v6addr%scope]:port" */
+
+struct session {
+	uint64_t id;          /* unique for the server's life (fds are reused) */
+	char peer[PEER_MAX];  /* the client's address, for the log */
+	struct member member; /* nick and room, once registered */
+	struct flood flood;   /* [limits] rate and burst */
+	size_t dropped_bytes; /* of over-long lines, not yet charged to flood */
+};
+
+#endif

@@ -1,0 +1,416 @@
+#include "autoconf.h"
+
+#include "daemon/server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "net/cpusched.h"
+#include "daemon/daemonize.h"
+#include "net/iplimit.h"
+#include "net/listener.h"
+#include "base/log.h"
+#include "daemon/notify.h"
+#include "core/rooms.h"
+#include "net/worker.h"
+#include "net/writer.h"
+
+#define ACCEPT_BATCH 64 /* per wake-up, so signals are never starved */
+
+/* epoll tags of the main loop's fds; listeners are tagged by index. */
+enum { TAG_SIGNAL = LISTENER_MAX, TAG_STATUS, TAG_WATCHDOG };
+
+struct server {
+	struct config *cfg;
+	const struct options *opts;
+	struct listener listener;
+	struct worker_pool pool;
+	int epoll_fd;
+	int signal_fd;
+	int watchdog_fd;
+	uint64_t ping_seq;
+	bool stopping;
+};
+
+/* The command line wins over the file, at start and at every reload. */
+static void apply_overrides(struct config *cfg, const struct options *opts)
+{
+	if (opts->port >= 0)
+		cfg->port = opts->port;
+	if (opts->verbosity == VERBOSITY_VERBOSE)
+		cfg->log_level = LOG_DEBUG;
+	else if (opts->verbosity == VERBOSITY_QUIET)
+		cfg->log_level = LOG_WARNING;
+}
+
+static int epoll_watch(int epoll_fd, int fd, uint32_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+	return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int setup_signals(struct server *s)
+{
+	sigset_t mask;
+
+	/* A peer closing while we write must be an EPIPE, not a death. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	/* Blocked before the workers start, so they inherit the mask and only
+	 * this thread's signalfd ever sees these signals. */
+	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
+		return -EINVAL;
+	s->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	return s->signal_fd < 0 ? -errno : 0;
+}
+
+static int setup_watchdog(struct server *s)
+{
+	uint64_t usec = notify_watchdog_usec();
+	if (usec == 0)
+		return 0;
+	s->watchdog_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->watchdog_fd < 0)
+		return -errno;
+	/* Twice per period, as sd_watchdog_enabled(3) advises. */
+	uint64_t half = usec / 2;
+	struct itimerspec its = {
+		.it_interval = { .tv_sec = (time_t)(half / 1000000), .tv_nsec = (long)(half % 1000000) * 1000 },
+	};
+	its.it_value = its.it_interval;
+	if (timerfd_settime(s->watchdog_fd, 0, &its, NULL) < 0)
+		return -errno;
+	log_debug("watchdog every %llu ms", (unsigned long long)(half / 1000));
+	return epoll_watch(s->epoll_fd, s->watchdog_fd, TAG_WATCHDOG);
+}
+
+/* Keep-alive only while every worker answered the previous ping: a stuck
+ * worker must get us restarted, not just a live main thread. */
+static void watchdog_tick(struct server *s)
+{
+	uint64_t expirations;
+	if (read(s->watchdog_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	bool all_alive = true;
+	for (int i = 0; i < s->pool.count; i++)
+		if (worker_last_pong(s->pool.workers[i]) != s->ping_seq)
+			all_alive = false;
+	if (all_alive)
+		notify_watchdog();
+	else
+		log_warning("a worker did not answer the watchdog ping; withholding WATCHDOG=1");
+	s->ping_seq++;
+	for (int i = 0; i < s->pool.count; i++)
+		worker_post_ping(s->pool.workers[i], s->ping_seq);
+}
+
+static void status_changed(struct server *s)
+{
+	uint64_t n;
+	if (read(s->pool.status_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	atomic_store(&s->pool.status_pending, false);
+	notify_status(rooms_online(s->pool.rooms));
+}
+
+static struct worker *least_loaded_worker(struct server *s)
+{
+	struct worker *best = s->pool.workers[0];
+	int best_count = worker_connection_count(best);
+	for (int i = 1; i < s->pool.count; i++) {
+		int count = worker_connection_count(s->pool.workers[i]);
+		if (count < best_count) {
+			best = s->pool.workers[i];
+			best_count = count;
+		}
+	}
+	return best;
+}
+
+static struct ip_limit_policy ip_policy(const struct config *cfg)
+{
+	return (struct ip_limit_policy){ .max_per_ip = cfg->max_per_ip,
+					 .connect_rate = cfg->connect_rate,
+					 .log_burst = cfg->log_per_address_burst };
+}
+
+/* Turns a connection away with one "!" line; nobody else notices. The log
+ * says so within [log] per_address_burst. */
+static void reject(struct server *s, int fd, const char *peer, const struct ip_key *ip,
+		   uint64_t now_ms, const char *reason, const char *why)
+{
+	char line[160];
+	int n = snprintf(line, sizeof(line), "! %s\n", why);
+	/* A fresh socket's buffer takes this line; if not, the client is gone. */
+	ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w;
+	close(fd);
+	struct log_note note;
+	if (ip_limit_log_allowed(s->pool.ip_limit, ip, LOG_NOTICE, now_ms, &note))
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = peer, .reason = reason,
+						 .suppressed = note.suppressed,
+						 LOG_ONLINE(rooms_online(s->pool.rooms))),
+			  "rejected %s: %s%s", peer, why, note.text);
+}
+
+static void accept_connections(struct server *s, int listen_fd)
+{
+	char peer[PEER_MAX], why[128];
+	struct sockaddr_storage addr;
+	struct ip_key ip;
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		int fd = listener_accept(&s->listener, listen_fd, &addr, peer);
+		if (fd < 0) {
+			if (fd != -EAGAIN && fd != -EMFILE && fd != -ENFILE)
+				log_errno(LOG_ERR, -fd, "accept");
+			return;
+		}
+		uint64_t now = monotonic_ms();
+		ip_key_from_sockaddr((struct sockaddr *)&addr, &ip);
+		if (atomic_load(&s->pool.connections) >= s->cfg->max_clients) {
+			snprintf(why, sizeof(why), "server full (max %d clients)", s->cfg->max_clients);
+			reject(s, fd, peer, &ip, now, "full", why);
+			continue;
+		}
+		switch (ip_limit_acquire(s->pool.ip_limit, &ip, now)) {
+		case IP_OK:
+			break;
+		case IP_TOO_MANY:
+			snprintf(why, sizeof(why), "too many connections from your address (max %d)",
+				 s->cfg->max_per_ip);
+			reject(s, fd, peer, &ip, now, "per_ip", why);
+			continue;
+		case IP_TOO_FAST:
+			snprintf(why, sizeof(why), "too many new connections from your address "
+				 "(at most %d a second): try again in a moment", s->cfg->connect_rate);
+			reject(s, fd, peer, &ip, now, "rate", why);
+			continue;
+		}
+		int family = ((struct sockaddr *)&addr)->sa_family;
+		if (s->cfg->keepalive && (family == AF_INET || family == AF_INET6)) {
+			/* Once: a socket-activated stream socket of another
+			 * protocol (SCTP, say) would refuse it on every accept. */
+			static bool warned;
+			int r = listener_set_keepalive(fd, s->cfg->keepalive);
+			if (r < 0 && !warned) {
+				log_errno(LOG_WARNING, -r, "keepalive for %s (not said again)", peer);
+				warned = true;
+			}
+		}
+		atomic_fetch_add(&s->pool.connections, 1);
+		worker_post_connection(least_loaded_worker(s), fd, peer, &ip);
+	}
+}
+
+static void warn_restart_needed(const char *key, const char *path)
+{
+	log_warning("%s changed in %s: takes effect after a restart", key, path);
+}
+
+static void reload(struct server *s)
+{
+	struct config *cfg;
+	struct config_errors errors = { 0 };
+
+	notify_reloading();
+	log_info("reloading the config from %s", s->opts->config_path);
+	if (config_load(s->opts->config_path, &cfg, &errors) < 0) {
+		for (size_t i = 0; i < errors.count; i++)
+			log_event(LOG_ERR, LOG_FIELDS(.event = "reload_failed"),
+				  "reload failed, keeping the old config: %s", errors.messages[i]);
+		config_errors_free(&errors);
+		notify_ready(rooms_online(s->pool.rooms));
+		return;
+	}
+	apply_overrides(cfg, s->opts);
+
+	const struct config *old = s->cfg;
+	if (cfg->port != old->port)
+		warn_restart_needed("port", cfg->path);
+	if (strcmp(cfg->bind, old->bind) != 0)
+		warn_restart_needed("bind", cfg->path);
+	if (cfg->threads != old->threads)
+		warn_restart_needed("threads", cfg->path);
+	if (cfg->io_uring != old->io_uring)
+		warn_restart_needed("io_uring", cfg->path);
+	if (cfg->log_target != old->log_target)
+		warn_restart_needed("log target", cfg->path);
+
+	log_set_level(cfg->log_level);
+	struct ip_limit_policy policy = ip_policy(cfg);
+	ip_limit_set_policy(s->pool.ip_limit, &policy);
+	for (int i = 0; i < s->pool.count; i++)
+		worker_post_config(s->pool.workers[i], cfg);
+	config_unref(s->cfg);
+	s->cfg = cfg;
+	log_event(LOG_INFO, LOG_FIELDS(.event = "reload", LOG_ONLINE(rooms_online(s->pool.rooms))),
+		  "config reloaded from %s", cfg->path);
+	notify_ready(rooms_online(s->pool.rooms));
+}
+
+static void handle_signals(struct server *s)
+{
+	struct signalfd_siginfo si;
+
+	while (read(s->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			reload(s);
+		} else if (!s->stopping) {
+			s->stopping = true;
+			notify_stopping();
+			log_event(LOG_INFO, LOG_FIELDS(.event = "stop", LOG_ONLINE(rooms_online(s->pool.rooms))),
+				  "shutting down (signal %s)", sigabbrev_np((int)si.ssi_signo));
+		}
+	}
+}
+
+static int start_workers(struct server *s, int n)
+{
+	s->pool.rooms = rooms_new(n);
+	struct ip_limit_policy policy = ip_policy(s->cfg);
+	s->pool.ip_limit = ip_limit_new(&policy, IP_LIMIT_IDLE_MAX);
+	s->pool.workers = xcalloc((size_t)n, sizeof(*s->pool.workers));
+	s->pool.inboxes = xcalloc((size_t)n, sizeof(*s->pool.inboxes));
+	s->pool.status_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->pool.status_fd < 0)
+		return -errno;
+	s->pool.count = n;
+	/* Checked once here, said once; each worker then makes its own ring. */
+	const char *why_not = NULL;
+	s->pool.io_uring = s->cfg->io_uring && writer_uring_usable(&why_not);
+	if (why_not)
+		log_info("writing with writev: io_uring is not usable (%s)", why_not);
+	else
+		log_info("writing with %s", s->pool.io_uring ? "io_uring" : "writev (io_uring = no)");
+	s->pool.sched_plan = cpusched_plan();
+	for (int i = 0; i < n; i++)
+		s->pool.workers[i] = worker_new(&s->pool, i, s->cfg);
+	for (int i = 0; i < n; i++) {
+		int r = worker_start(s->pool.workers[i]);
+		if (r < 0)
+			return r;
+	}
+	return epoll_watch(s->epoll_fd, s->pool.status_fd, TAG_STATUS);
+}
+
+static void stop_workers(struct server *s)
+{
+	for (int i = 0; i < s->pool.count; i++)
+		worker_post_shutdown(s->pool.workers[i]);
+	for (int i = 0; i < s->pool.count; i++)
+		worker_join(s->pool.workers[i]);
+	for (int i = 0; i < s->pool.count; i++)
+		worker_free(s->pool.workers[i]);
+	free(s->pool.workers);
+	free(s->pool.inboxes);
+	rooms_free(s->pool.rooms);
+	ip_limit_free(s->pool.ip_limit);
+	if (s->pool.status_fd >= 0)
+		close(s->pool.status_fd);
+}
+
+static void loop(struct server *s)
+{
+	struct epoll_event events[32];
+
+	while (!s->stopping) {
+		int n = epoll_wait(s->epoll_fd, events, 32, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_errno(LOG_ERR, errno, "epoll_wait");
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			uint32_t tag = events[i].data.u32;
+			if (tag < LISTENER_MAX)
+				accept_connections(s, s->listener.fds[tag]);
+			else if (tag == TAG_SIGNAL)
+				handle_signals(s);
+			else if (tag == TAG_STATUS)
+				status_changed(s);
+			else if (tag == TAG_WATCHDOG)
+				watchdog_tick(s);
+		}
+	}
+}
+
+int server_run(struct config *cfg, const struct options *opts, int ready_fd)
+{
+	struct server s = { .cfg = cfg, .opts = opts, .signal_fd = -1, .watchdog_fd = -1,
+			    .pool.status_fd = -1 };
+	int exit_code = 1, r;
+
+	apply_overrides(cfg, opts);
+	log_set_level(cfg->log_level);
+	int workers = config_worker_count(cfg);
+	log_event(LOG_INFO, LOG_FIELDS(.event = "start"), "chatd %s starting (%d worker thread%s)",
+		  PACKAGE_VERSION, workers, workers == 1 ? "" : "s");
+	/* A worker waits only for its connections (and, rarely and briefly,
+	 * for an inbox lock), so one beyond the CPUs only shares a CPU with
+	 * another, and under load both write fewer lines per system call
+	 * (docs/design.md, Scaling). */
+	int cpus = config_cpu_count();
+	if (cfg->threads > cpus)
+		log_warning("threads = %d is more than the %d CPU%s chatd may run on: the extra workers "
+			    "share CPUs and, under load, cost throughput (threads = 0 starts one per CPU)",
+			    cfg->threads, cpus, cpus == 1 ? "" : "s");
+
+	s.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (s.epoll_fd < 0) {
+		log_errno(LOG_ERR, errno, "epoll_create1");
+		goto out;
+	}
+	if ((r = setup_signals(&s)) < 0 || (r = epoll_watch(s.epoll_fd, s.signal_fd, TAG_SIGNAL)) < 0) {
+		log_errno(LOG_ERR, -r, "signals");
+		goto out;
+	}
+	if (listener_open(&s.listener, cfg->bind, cfg->port) < 0)
+		goto out;
+	if ((r = start_workers(&s, workers)) < 0) {
+		log_errno(LOG_ERR, -r, "starting worker threads");
+		goto out;
+	}
+	for (size_t i = 0; i < s.listener.count; i++) {
+		if ((r = epoll_watch(s.epoll_fd, s.listener.fds[i], (uint32_t)i)) < 0) {
+			log_errno(LOG_ERR, -r, "epoll_ctl(listener)");
+			goto out;
+		}
+	}
+	if ((r = setup_watchdog(&s)) < 0) {
+		log_errno(LOG_ERR, -r, "watchdog timer");
+		goto out;
+	}
+
+	notify_ready(0);
+	log_echo_errors(false);
+	daemonize_done(ready_fd);
+	loop(&s);
+	exit_code = 0;
+out:
+	/* Stop taking connections first; then workers say goodbye and flush. */
+	listener_close(&s.listener);
+	if (s.pool.workers)
+		stop_workers(&s);
+	if (s.watchdog_fd >= 0)
+		close(s.watchdog_fd);
+	if (s.signal_fd >= 0)
+		close(s.signal_fd);
+	if (s.epoll_fd >= 0)
+		close(s.epoll_fd);
+	if (exit_code == 0)
+		log_event(LOG_INFO, LOG_FIELDS(.event = "stop"), "stopped");
+	config_unref(s.cfg);
+	return exit_code;
+}

@@ -1,0 +1,37 @@
+/* What one thread hands a worker thread (see handoff.h): a new connection
+ * from the listener, lines for the worker's members of a room, a line for
+ * one of its connections, a new config, a watchdog ping, shutdown. */
+#ifndef CHATD_NET_EVENT_H
+#define CHATD_NET_EVENT_H
+
+#include <stdint.h>
+
+#include "core/msg.h"
+#include "net/conn.h"
+#include "net/iplimit.h"
+
+enum event_kind {
+	EV_CONNECTION, /* fd, ptr: struct new_connection (the receiver's to free) */
+	EV_ROOM,       /* ptr: room, msg, id: connection not to send to, seq: the
+			* room's sequence number of the line (see rooms.h) */
+	EV_DIRECT,     /* fd + id: the connection, msg */
+	EV_CONFIG,     /* ptr: config */
+	EV_PING,       /* id: sequence */
+	EV_SHUTDOWN,
+};
+
+struct new_connection {
+	char peer[PEER_MAX];
+	struct ip_key ip;
+};
+
+struct event {
+	enum event_kind kind;
+	int fd;
+	uint64_t id;
+	uint64_t seq;
+	void *ptr;
+	struct msg *msg;
+};
+
+#endif

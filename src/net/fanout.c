@@ -1,0 +1,146 @@
+/* Lines to a room's members and to one connection, on this worker and, by
+ * the hand-over (handoff.h), on the others: a line is one shared msg that
+ * each recipient's queue references. */
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "net/worker_impl.h"
+
+/* A queue is never let grow past 2 * max_sendq + this, whatever happens
+ * within one iteration. */
+#define QUEUE_HARD_EXTRA (8 * 1024 * 1024)
+
+/* The most a queue may hold at any moment: max_sendq of output the client
+ * did not read when it could (see written() in lifecycle.c) plus what one
+ * iteration added, which the read budget keeps far below this. */
+static size_t queue_cap(const struct worker *w)
+{
+	return 2 * w->cfg->max_sendq + QUEUE_HARD_EXTRA;
+}
+
+void fanout_too_slow(struct worker *w, struct conn *c)
+{
+	struct log_note note;
+	if (worker_log_allowed(w, &c->s, LOG_NOTICE, &note))
+		log_event(LOG_NOTICE, LOG_FIELDS(.peer = c->s.peer, .nick = c->s.member.nick,
+						 .suppressed = note.suppressed),
+			  "%s (%s): more than %zu bytes waiting to be read, disconnecting as too slow%s",
+			  c->s.peer, c->s.member.nick, w->cfg->max_sendq, note.text);
+	lifecycle_kill(w, c, "slow");
+}
+
+void worker_send(struct worker *w, struct session *s, struct msg *m)
+{
+	struct conn *c = conn_of(s);
+	if (c->state == CONN_DEAD)
+		return;
+	if (!conn_queue(c, msg_ref(m), queue_cap(w), w->epoch, &w->out_cache)) {
+		msg_unref(m);
+		fanout_too_slow(w, c);
+		return;
+	}
+	lifecycle_mark_for_flush(w, c);
+}
+
+void worker_room_link(struct worker *w, struct session *s)
+{
+	TAILQ_INSERT_TAIL(&s->member.room->local[w->index], &s->member, local_link);
+}
+
+void worker_room_unlink(struct worker *w, struct session *s, struct room *room)
+{
+	TAILQ_REMOVE(&room->local[w->index], &s->member, local_link);
+}
+
+/* Fans N lines out to this worker's members of ROOM, in order; LINES[k].id
+ * is the connection not to send line k to. Member by member rather than
+ * line by line: a batch from another worker touches each connection once.
+ * Counts in w->queued[k] how many queues took line k; the caller adds
+ * those references. */
+static void deliver_room(struct worker *w, struct room *room, const struct event *lines, size_t n)
+{
+	struct member *mb;
+	size_t cap = queue_cap(w);
+
+	if (n > w->queued_cap) {
+		w->queued_cap = n;
+		w->queued = xrealloc(w->queued, n * sizeof(*w->queued));
+	}
+	memset(w->queued, 0, n * sizeof(*w->queued));
+	TAILQ_FOREACH(mb, &room->local[w->index], local_link) {
+		struct conn *c = container_of(mb, struct conn, s.member);
+		if (c->state != CONN_OPEN)
+			continue;
+		bool any = false;
+		for (size_t k = 0; k < n; k++) {
+			/* Not to its sender, nor about what happened in the room
+			 * before this member came in. */
+			if (c->s.id == lines[k].id || mb->joined_seq >= lines[k].seq)
+				continue;
+			if (!conn_queue(c, lines[k].msg, cap, w->epoch, &w->out_cache)) {
+				fanout_too_slow(w, c);
+				break;
+			}
+			w->queued[k]++;
+			if (!any) {
+				lifecycle_mark_for_flush(w, c);
+				any = true;
+			}
+		}
+	}
+}
+
+void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id,
+		      uint64_t seq)
+{
+	if (seq == 0)
+		seq = room_next_seq(room);
+	struct event line = { .kind = EV_ROOM, .ptr = room, .msg = m, .id = except_id, .seq = seq };
+	deliver_room(w, room, &line, 1);
+	/* The references are added in one atomic step; ours keeps M alive
+	 * meanwhile. */
+	msg_ref_n(m, w->queued[0]);
+	for (int i = 0; i < w->pool->count; i++)
+		if (i != w->index)
+			outboxes_add(&w->outboxes, i,
+				     (struct event){ .kind = EV_ROOM, .ptr = room_ref(room),
+						     .msg = msg_ref(m), .id = except_id, .seq = seq });
+}
+
+/* Nothing else can happen between the events of a run, so one pass over
+ * the members delivers them all. */
+void fanout_room_events(struct worker *w, struct event *evs, size_t n)
+{
+	deliver_room(w, evs[0].ptr, evs, n);
+	for (size_t k = 0; k < n; k++) {
+		/* The event's reference becomes the first queue's. */
+		if (w->queued[k] > 0)
+			msg_ref_n(evs[k].msg, w->queued[k] - 1);
+		else
+			msg_unref(evs[k].msg);
+		room_unref(evs[k].ptr);
+	}
+}
+
+void fanout_direct_local(struct worker *w, int fd, uint64_t id, struct msg *m)
+{
+	if (fd < 0 || (size_t)fd >= w->by_fd_size)
+		return;
+	struct conn *c = w->by_fd[fd];
+	if (c && c->s.id == id && c->state == CONN_OPEN)
+		worker_send(w, &c->s, m);
+}
+
+void worker_send_direct(struct worker *w, const struct member_address *a, struct msg *m)
+{
+	if (a->worker == w->index)
+		fanout_direct_local(w, a->fd, a->conn_id, m);
+	else
+		outboxes_add(&w->outboxes, a->worker,
+			     (struct event){ .kind = EV_DIRECT, .fd = a->fd, .id = a->conn_id,
+					     .msg = msg_ref(m) });
+}

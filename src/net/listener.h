@@ -1,0 +1,44 @@
+/* The listening sockets: bound from the config, or handed over by systemd
+ * (socket activation), and accepting from them. */
+#ifndef CHATD_LISTENER_H
+#define CHATD_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "net/conn.h"
+
+#define LISTENER_MAX 16
+
+struct listener {
+	int fds[LISTENER_MAX];
+	size_t count;
+	bool activated;   /* the sockets came from systemd */
+	int reserve_fd;   /* spare fd, given up to shed a connection at EMFILE */
+	unsigned long shed_count;
+	long shed_logged_at; /* CLOCK_MONOTONIC second of the last log line */
+};
+
+/* Takes systemd's sockets when there are any, else binds BIND:PORT (all
+ * addresses BIND resolves to; "::" is dual-stack). Logs each address.
+ * Returns 0, or -1 after logging why. */
+int listener_open(struct listener *l, const char *bind_address, int port);
+void listener_close(struct listener *l);
+
+/* Turns on TCP keepalive for an accepted TCP socket: probes after IDLE
+ * seconds of silence, so that a peer gone without a word (a cable pulled, a
+ * laptop closed) frees its slot. Returns 0 or -errno. */
+int listener_set_keepalive(int fd, int idle);
+
+/* Accepts one connection from FD: returns the new non-blocking socket, its
+ * peer's address and that as text; -EAGAIN when there is none, or another
+ * -errno. At fd exhaustion the connection is accepted and closed at once
+ * (shed), using the reserve fd, so the backlog does not make us spin. */
+int listener_accept(struct listener *l, int fd, struct sockaddr_storage *ret_addr,
+		    char peer[PEER_MAX]);
+
+/* "1.2.3.4:5" or "[::1]:5"; IPv4-mapped IPv6 is shown as IPv4. */
+void format_address(const struct sockaddr *sa, char *buf, size_t size);
+
+#endif

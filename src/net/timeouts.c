@@ -1,0 +1,66 @@
+/* A worker's clock: once a tick, clients silent for idle_timeout or stuck
+ * halfway through a line for line_timeout are told and let go; and the
+ * worker notices stalls of its own, which are charged to nobody. */
+#include "autoconf.h"
+
+#include <unistd.h>
+
+#include "base/log.h"
+#include "net/worker_impl.h"
+
+/* A loop iteration that comes this long after the last, when the tick
+ * wakes the loop every TICK_MS, means the worker was not running (SIGSTOP,
+ * a slow disk, the machine swapping): a stall, not charged to clients. */
+#define STALL_MIN_MS (TICK_MS + 500)
+
+void timeouts_woke(struct worker *w, uint64_t last_ms)
+{
+	if (w->now_ms - last_ms < STALL_MIN_MS)
+		return;
+	w->stall_ms = w->now_ms - last_ms;
+	w->stall_end_ms = w->now_ms;
+	log_notice("worker %d did not run for %llu ms; clients are not charged for it", w->index,
+		   (unsigned long long)w->stall_ms);
+}
+
+uint64_t worker_stalled_since(const struct worker *w, uint64_t since_ms)
+{
+	if (w->stall_end_ms <= since_ms)
+		return 0;
+	uint64_t span = w->stall_end_ms - since_ms;
+	return span < w->stall_ms ? span : w->stall_ms;
+}
+
+/* Tells C why it goes, and lets it go. */
+static void time_out(struct worker *w, struct conn *c, const char *reason, const char *what,
+		     int seconds)
+{
+	struct msg *m = msg_printf("! %s %d second%s: disconnected\n", what, seconds,
+				   seconds == 1 ? "" : "s");
+	worker_send(w, &c->s, m);
+	msg_unref(m);
+	lifecycle_drain(w, c, reason, NULL, 0);
+}
+
+void timeouts_tick(struct worker *w)
+{
+	uint64_t expirations;
+	if (read(w->tick_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	/* Right after a stall, lines sent meanwhile may still be unread: the
+	 * server's pause is not the clients' silence. */
+	if (w->stall_end_ms && w->now_ms - w->stall_end_ms < 2 * TICK_MS)
+		return;
+	const struct config *cfg = w->cfg;
+	uint64_t idle_ms = (uint64_t)cfg->idle_timeout * 1000, line_ms = (uint64_t)cfg->line_timeout * 1000;
+
+	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
+		struct conn *c = w->by_fd[fd];
+		if (!c || c->state != CONN_OPEN)
+			continue;
+		if (idle_ms && w->now_ms - c->last_line_ms >= idle_ms)
+			time_out(w, c, "idle", "idle for", cfg->idle_timeout);
+		else if (c->partial_since_ms && w->now_ms - c->partial_since_ms >= line_ms)
+			time_out(w, c, "stalled", "line not finished within", cfg->line_timeout);
+	}
+}

@@ -1,0 +1,441 @@
+/* A worker thread: its own epoll loop over the connections it owns. This
+ * file is the loop: reading what clients send, the inbox, config and
+ * shutdown. The rest of a worker is in lifecycle.c, fanout.c and
+ * timeouts.c (see worker_impl.h). */
+#include "autoconf.h"
+
+#include "net/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "core/chat.h"
+#include "net/worker_impl.h"
+
+#define EPOLL_BATCH 256
+#define GATHER_ROUNDS 2 /* extra non-blocking looks for work before writing */
+/* Input read per loop iteration, from all clients together (one more read
+ * may go past it). It bounds what one iteration can add to any output
+ * queue, and so memory, while a reader that keeps up is never cut off:
+ * see written() in lifecycle.c. */
+#define READ_BUDGET (128 * 1024)
+
+/* ---- from other threads ---------------------------------------------------- */
+
+static void post(struct worker *w, struct event ev)
+{
+	inbox_post(&w->inbox, &ev, 1);
+}
+
+void worker_post_connection(struct worker *w, int fd, const char *peer, const struct ip_key *ip)
+{
+	struct new_connection *nc = xmalloc(sizeof(*nc));
+	snprintf(nc->peer, sizeof(nc->peer), "%s", peer);
+	nc->ip = *ip;
+	atomic_fetch_add_explicit(&w->connection_count, 1, memory_order_relaxed);
+	post(w, (struct event){ .kind = EV_CONNECTION, .fd = fd, .ptr = nc });
+}
+
+void worker_post_config(struct worker *w, struct config *cfg)
+{
+	post(w, (struct event){ .kind = EV_CONFIG, .ptr = config_ref(cfg) });
+}
+
+void worker_post_ping(struct worker *w, uint64_t seq)
+{
+	post(w, (struct event){ .kind = EV_PING, .id = seq });
+}
+
+void worker_post_shutdown(struct worker *w)
+{
+	post(w, (struct event){ .kind = EV_SHUTDOWN });
+}
+
+uint64_t worker_last_pong(struct worker *w)
+{
+	return atomic_load_explicit(&w->pong, memory_order_acquire);
+}
+
+int worker_connection_count(struct worker *w)
+{
+	return atomic_load_explicit(&w->connection_count, memory_order_relaxed);
+}
+
+/* ---- for the chat core (host.h) -------------------------------------------- */
+
+const struct config *worker_config(const struct worker *w)
+{
+	return w->cfg;
+}
+
+struct rooms *worker_rooms(const struct worker *w)
+{
+	return w->pool->rooms;
+}
+
+struct msg *worker_motd(const struct worker *w)
+{
+	return w->motd;
+}
+
+bool worker_shutting_down(const struct worker *w)
+{
+	return w->shutting_down;
+}
+
+uint64_t worker_now_ms(const struct worker *w)
+{
+	return w->now_ms;
+}
+
+bool worker_log_allowed(struct worker *w, const struct session *s, int priority,
+			struct log_note *ret)
+{
+	return ip_limit_log_allowed(w->pool->ip_limit, &container_of(s, struct conn, s)->ip, priority, w->now_ms, ret);
+}
+
+void worker_online_changed(struct worker *w)
+{
+	struct worker_pool *pool = w->pool;
+	if (!atomic_exchange(&pool->status_pending, true)) {
+		uint64_t one = 1;
+		if (write(pool->status_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_errno(LOG_WARNING, errno, "cannot signal status change");
+	}
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+struct line_ctx {
+	struct worker *w;
+	struct conn *c;
+};
+
+static bool on_line(void *ctx, const char *line, size_t len)
+{
+	struct line_ctx *lc = ctx;
+	lc->c->last_line_ms = lc->w->now_ms;
+	lc->w->lines_in++;
+	chat_line(lc->w, &lc->c->s, line, len);
+	return lifecycle_reading(lc->c);
+}
+
+static bool on_too_long(void *ctx)
+{
+	struct line_ctx *lc = ctx;
+	chat_line_too_long(lc->w, &lc->c->s);
+	return lifecycle_reading(lc->c);
+}
+
+static bool on_dropped(void *ctx, size_t bytes)
+{
+	struct line_ctx *lc = ctx;
+	chat_bytes_dropped(lc->w, &lc->c->s, bytes);
+	return lifecycle_reading(lc->c);
+}
+
+static const struct framer_handler line_handler = { .line = on_line, .too_long = on_too_long,
+						    .dropped = on_dropped };
+
+static void conn_readable(struct worker *w, struct conn *c)
+{
+	/* Past this iteration's budget, the rest waits in the socket (the
+	 * level-triggered epoll reports it again next iteration). */
+	if (w->read_budget == 0)
+		return;
+	ssize_t n = read(c->fd, w->read_buffer, sizeof(w->read_buffer));
+
+	if (n > 0) {
+		w->read_budget -= (size_t)n < w->read_budget ? (size_t)n : w->read_budget;
+		if (!lifecycle_reading(c))
+			return; /* lingering: the peer's last bytes are of no use */
+		struct line_ctx lc = { w, c };
+		framer_feed(&c->framer, w->read_buffer, (size_t)n, w->cfg->max_line, &line_handler, &lc);
+		/* line_timeout times the unfinished line from its start, not
+		 * from that of a line this read finished. */
+		if (!framer_has_partial(&c->framer))
+			c->partial_since_ms = 0;
+		else if (framer_partial_is_new(&c->framer))
+			c->partial_since_ms = w->now_ms;
+		return;
+	}
+	if (n == 0) {
+		lifecycle_peer_closed(w, c);
+		return;
+	}
+	if (errno == EAGAIN || errno == EINTR)
+		return;
+	if (errno != ECONNRESET)
+		log_errno(LOG_INFO, errno, "read from %s", c->s.peer);
+	lifecycle_kill(w, c, errno == ECONNRESET ? "reset" : "error");
+}
+
+static void handle_inbox(struct worker *w);
+
+static void conn_event(struct worker *w, struct conn *c, uint32_t events)
+{
+	/* Lines posted to us before this client's input arrived come first,
+	 * even when they were posted after this epoll batch began. */
+	if (c->state != CONN_DEAD && inbox_pending(&w->inbox))
+		handle_inbox(w);
+	switch (c->state) {
+	case CONN_DEAD:
+		return;
+	case CONN_DRAINING:
+		if (events & (EPOLLERR | EPOLLHUP))
+			lifecycle_kill(w, c, c->close_reason);
+		else if (events & EPOLLOUT)
+			lifecycle_mark_for_flush(w, c);
+		return;
+	case CONN_NEW:
+	case CONN_OPEN:
+	case CONN_LINGERING:
+		break;
+	}
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		conn_readable(w, c);
+	if ((events & EPOLLOUT) && c->state != CONN_DEAD)
+		lifecycle_mark_for_flush(w, c);
+}
+
+/* ---- the inbox ------------------------------------------------------------- */
+
+static void apply_config(struct worker *w, struct config *cfg)
+{
+	if (w->cfg)
+		config_unref(w->cfg);
+	w->cfg = cfg;
+	if (w->motd)
+		msg_unref(w->motd);
+	w->motd = chat_format_motd(cfg->motd_lines, cfg->motd_count);
+}
+
+static void begin_shutdown(struct worker *w)
+{
+	struct msg *notice = msg_printf("# server shutting down\n");
+
+	w->shutting_down = true;
+	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
+		struct conn *c = w->by_fd[fd];
+		if (!c || c->state != CONN_OPEN)
+			continue;
+		worker_send(w, &c->s, notice);
+		lifecycle_drain(w, c, "shutdown", NULL, 0);
+	}
+	msg_unref(notice);
+}
+
+static void handle_inbox(struct worker *w)
+{
+	size_t n;
+	struct event *events = inbox_take(&w->inbox, &n);
+	w->lines_in += (unsigned)n;
+
+	for (size_t i = 0; i < n; i++) {
+		struct event *ev = &events[i];
+		switch (ev->kind) {
+		case EV_CONNECTION:
+			lifecycle_add(w, ev->fd, ev->ptr);
+			free(ev->ptr);
+			break;
+		case EV_ROOM: {
+			size_t run = 1;
+			while (i + run < n && events[i + run].kind == EV_ROOM && events[i + run].ptr == ev->ptr)
+				run++;
+			fanout_room_events(w, ev, run);
+			i += run - 1;
+			break;
+		}
+		case EV_DIRECT:
+			fanout_direct_local(w, ev->fd, ev->id, ev->msg);
+			msg_unref(ev->msg);
+			break;
+		case EV_CONFIG:
+			apply_config(w, ev->ptr);
+			break;
+		case EV_PING:
+			atomic_store_explicit(&w->pong, ev->id, memory_order_release);
+			break;
+		case EV_SHUTDOWN:
+			begin_shutdown(w);
+			break;
+		}
+	}
+}
+
+/* ---- the loop -------------------------------------------------------------- */
+
+static void handle_events(struct worker *w, struct epoll_event *events, int n)
+{
+	bool ticked = false;
+
+	/* The inbox first: what other workers posted happened before anything
+	 * our clients did in reaction to it (a /join after seeing a line), so
+	 * it must be applied first too. */
+	for (int i = 0; i < n; i++)
+		if (events[i].data.ptr == NULL)
+			handle_inbox(w);
+	/* The kernel reports ready sockets in the same order each time, so
+	 * when the read budget runs out, starting where the last batch did
+	 * would serve the same clients first for ever: each batch starts one
+	 * further on. */
+	int start = (int)(w->rotation++ % (unsigned)n);
+	for (int k = 0; k < n; k++) {
+		struct epoll_event *ev = &events[(start + k) % n];
+		if (ev->data.ptr == w)
+			ticked = true;
+		else if (ev->data.ptr != NULL)
+			conn_event(w, ev->data.ptr, ev->events);
+	}
+	/* The clock's checks last, once what clients sent has been read. */
+	if (ticked)
+		timeouts_tick(w);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event events[EPOLL_BATCH];
+	const char *why_not;
+
+	w->writer = writer_new(w->pool->io_uring, &why_not);
+	if (why_not) /* it worked for the check at start: a limit reached since? */
+		log_warning("worker %d: io_uring is not usable (%s); it writes with writev", w->index,
+			    why_not);
+	cpusched_start(&w->sched, w->pool->sched_plan, w->index);
+
+	for (;;) {
+		int timeout = lifecycle_expire_drains(w);
+		lifecycle_settle(w);
+		if (w->shutting_down && atomic_load(&w->connection_count) == 0)
+			break;
+		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);
+		uint64_t last = w->now_ms;
+		w->now_ms = monotonic_ms();
+		timeouts_woke(w, last); /* before EINTR: SIGCONT ends a stop with it */
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_errno(LOG_ERR, errno, "worker %d: epoll_wait", w->index);
+			break;
+		}
+		w->epoch++;
+		w->read_budget = READ_BUDGET;
+		handle_events(w, events, n);
+		/* Under load, take what else is ready before writing: the more
+		 * lines per connection, the fewer writev calls per line. When
+		 * nothing more is ready this costs one epoll_wait that returns at
+		 * once, and no delay. */
+		for (int round = 0; round < GATHER_ROUNDS && n > 0 && w->read_budget > 0; round++) {
+			n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, 0);
+			if (n > 0)
+				handle_events(w, events, n);
+		}
+		lifecycle_settle(w);
+		cpusched_iteration(&w->sched, w->lines_in);
+		w->lines_in = 0;
+	}
+	return NULL;
+}
+
+struct worker *worker_new(struct worker_pool *pool, int index, struct config *cfg)
+{
+	struct worker *w = xcalloc(1, sizeof(*w));
+	w->pool = pool;
+	w->index = index;
+	w->epoll_fd = -1;
+	w->tick_fd = -1;
+	w->now_ms = monotonic_ms();
+	w->inbox_error = inbox_init(&w->inbox, index);
+	pool->inboxes[index] = &w->inbox;
+	TAILQ_INIT(&w->flush_list);
+	TAILQ_INIT(&w->close_list);
+	TAILQ_INIT(&w->drain_list);
+	outboxes_init(&w->outboxes, pool->count, index);
+	apply_config(w, config_ref(cfg));
+	return w;
+}
+
+int worker_start(struct worker *w)
+{
+	if (w->inbox_error)
+		return w->inbox_error;
+	w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epoll_fd < 0)
+		return -errno;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->inbox.wake_fd, &ev) < 0)
+		return -errno;
+	w->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->tick_fd < 0)
+		return -errno;
+	struct itimerspec second = { .it_interval = { .tv_sec = TICK_MS / 1000 },
+				     .it_value = { .tv_sec = TICK_MS / 1000 } };
+	if (timerfd_settime(w->tick_fd, 0, &second, NULL) < 0)
+		return -errno;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = w };
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->tick_fd, &ev) < 0)
+		return -errno;
+	int r = pthread_create(&w->thread, NULL, worker_main, w);
+	if (r != 0)
+		return -r;
+	w->started = true;
+	return 0;
+}
+
+void worker_join(struct worker *w)
+{
+	if (w->started) {
+		pthread_join(w->thread, NULL);
+		w->started = false;
+	}
+}
+
+/* Drops what an event nobody will handle still owns. */
+static void release_event(struct event *ev, void *ctx)
+{
+	struct worker *w = ctx;
+
+	if (ev->kind == EV_CONNECTION) {
+		close(ev->fd);
+		lifecycle_forget(w, &((struct new_connection *)ev->ptr)->ip);
+		free(ev->ptr);
+	} else if (ev->kind == EV_ROOM) {
+		room_unref(ev->ptr);
+	} else if (ev->kind == EV_CONFIG) {
+		config_unref(ev->ptr);
+	}
+	if (ev->msg)
+		msg_unref(ev->msg);
+}
+
+void worker_free(struct worker *w)
+{
+	if (!w)
+		return;
+	w->shutting_down = true; /* nobody is told of leaves any more */
+	lifecycle_free_all(w);
+	/* Events nobody handled (the worker stopped first) still own things. */
+	outboxes_destroy(&w->outboxes, release_event, w);
+	inbox_destroy(&w->inbox, release_event, w);
+	out_cache_clear(&w->out_cache);
+	writer_free(w->writer);
+	free(w->by_fd);
+	free(w->queued);
+	if (w->motd)
+		msg_unref(w->motd);
+	if (w->cfg)
+		config_unref(w->cfg);
+	if (w->epoll_fd >= 0)
+		close(w->epoll_fd);
+	if (w->tick_fd >= 0)
+		close(w->tick_fd);
+	free(w);
+}

@@ -1,0 +1,62 @@
+/* A worker thread: its own epoll loop over the connections it owns.
+ *
+ * Nothing outside a worker touches its connections. Other threads talk to
+ * it through its inbox (handoff.h): new connections from the listener,
+ * lines to fan out to its members of a room, private lines, a new config,
+ * ping and shutdown. Each line is one shared msg; a worker queues it on
+ * each of its recipients and writes all their queues at the end of the
+ * loop iteration, many lines per system call. What the chat core asks of
+ * a worker is in core/host.h; how a worker is made, in worker_impl.h. */
+#ifndef CHATD_WORKER_H
+#define CHATD_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/config.h"
+#include "net/conn.h"
+#include "net/cpusched.h"
+#include "net/event.h"
+#include "net/handoff.h"
+#include "net/iplimit.h"
+#include "core/msg.h"
+#include "core/rooms.h"
+
+struct worker;
+
+/* What all workers share; owned by the server. */
+struct worker_pool {
+	struct worker **workers;
+	struct inbox **inboxes;    /* each worker's, by index (see handoff.h) */
+	int count;
+	struct rooms *rooms;
+	struct ip_limit *ip_limit; /* each connection holds a count until closed */
+	atomic_int connections;    /* accepted and not yet closed, for max_clients */
+	atomic_uint_least64_t next_conn_id;
+	/* Wakes the main thread when the number online changed (STATUS=). */
+	int status_fd;
+	atomic_bool status_pending;
+	bool io_uring;             /* workers write with io_uring (checked at start) */
+	enum cpusched_plan sched_plan; /* how workers are scheduled (chosen at start) */
+};
+
+/* pool->count must already be the number of workers. */
+struct worker *worker_new(struct worker_pool *pool, int index, struct config *cfg);
+int worker_start(struct worker *w);  /* 0 or -errno */
+void worker_join(struct worker *w);
+void worker_free(struct worker *w);
+
+/* Called from any thread. Each takes what it needs: the fd (closed by the
+ * worker), a reference to cfg. (Lines for other workers go through the
+ * sending worker's outboxes: see worker_send_room.) */
+void worker_post_connection(struct worker *w, int fd, const char *peer, const struct ip_key *ip);
+void worker_post_config(struct worker *w, struct config *cfg);
+void worker_post_ping(struct worker *w, uint64_t seq);
+void worker_post_shutdown(struct worker *w);
+
+/* The last ping the worker answered: it is alive and looping. */
+uint64_t worker_last_pong(struct worker *w);
+int worker_connection_count(struct worker *w);
+
+#endif

@@ -1,0 +1,125 @@
+/* A worker's state, for the files that make up a worker and nothing else:
+ *   worker.c     the loop: reading, the inbox, config and shutdown
+ *   lifecycle.c  a connection's life: its one state machine, writing, closing
+ *   fanout.c     lines to a room's members and to one connection
+ *   timeouts.c   the clock: idle and stalled clients, the worker's own stalls
+ * Everything here runs on the worker's own thread. */
+#ifndef CHATD_NET_WORKER_IMPL_H
+#define CHATD_NET_WORKER_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/host.h"
+#include "net/conn.h"
+#include "net/cpusched.h"
+#include "net/event.h"
+#include "net/handoff.h"
+#include "net/worker.h"
+#include "net/writer.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define READ_BUFFER_SIZE (64 * 1024)
+#define TICK_MS 1000
+
+struct worker {
+	struct worker_pool *pool;
+	int index;
+	pthread_t thread;
+	bool started;
+	int epoll_fd;
+	int inbox_error;          /* from inbox_init(), reported by worker_start() */
+	int tick_fd;              /* every TICK_MS: idle and stalled connections */
+	uint64_t now_ms;          /* CLOCK_MONOTONIC, read once per loop iteration */
+	uint64_t epoch;           /* loop iterations so far */
+	size_t read_budget;       /* what this iteration may still read */
+	unsigned rotation;        /* where handling an epoll batch starts */
+	uint64_t stall_end_ms;    /* when the last stall was seen (0: never) */
+	uint64_t stall_ms;        /* and how long it was */
+	struct inbox inbox;
+	/* Lines for other workers, gathered over one loop iteration and handed
+	 * over in one go: one lock and at most one wake-up per worker per
+	 * iteration, and the receiver gets them as a batch it can write out
+	 * with few system calls. */
+	struct outboxes outboxes;
+
+	struct config *cfg;
+	struct msg *motd;
+
+	struct conn **by_fd;      /* this worker's connections, by socket */
+	size_t by_fd_size;
+	atomic_int connection_count;
+
+	struct conn_list flush_list;  /* queued output to write this iteration */
+	struct conn_list close_list;  /* DEAD: to free at the end of this iteration */
+	struct conn_list drain_list;  /* leaving, oldest first (so by deadline) */
+
+	bool shutting_down;
+	atomic_uint_least64_t pong;
+
+	unsigned *queued;         /* fanout's count per line */
+	size_t queued_cap;
+
+	struct out_cache out_cache;
+	struct writer *writer;    /* made on the worker's own thread */
+	struct cpusched sched;
+	unsigned lines_in;        /* this loop iteration: from clients and the inbox */
+	char read_buffer[READ_BUFFER_SIZE];
+};
+
+static inline struct conn *conn_of(struct session *s)
+{
+	return container_of(s, struct conn, s);
+}
+
+/* ---- lifecycle.c --------------------------------------------------------- */
+
+/* A connection handed over by the listener: NEW, then OPEN in the chat. */
+void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc);
+/* OPEN (or NEW) -> DRAINING: leaves the chat, writes what is queued. */
+void lifecycle_drain(struct worker *w, struct conn *c, const char *reason, const char *farewell,
+		     size_t farewell_len);
+/* Any state -> DEAD: leaves the chat, gives its slot back; freed at the
+ * end of the iteration. */
+void lifecycle_kill(struct worker *w, struct conn *c, const char *reason);
+/* The peer sent EOF (0 read). */
+void lifecycle_peer_closed(struct worker *w, struct conn *c);
+/* Whether C's input is still read and handled. */
+bool lifecycle_reading(const struct conn *c);
+/* C has output to write this iteration. */
+void lifecycle_mark_for_flush(struct worker *w, struct conn *c);
+/* Writes every queue that got output and frees every DEAD connection. */
+void lifecycle_settle(struct worker *w);
+/* Kills leaving connections past their deadline; returns the epoll timeout
+ * until the next deadline (-1: none). */
+int lifecycle_expire_drains(struct worker *w);
+/* Gives back what the accepting thread counted for a connection never
+ * made (an EV_CONNECTION nobody handled). */
+void lifecycle_forget(struct worker *w, const struct ip_key *ip);
+/* At the end: every connection out of the chat (without telling anyone)
+ * and freed. */
+void lifecycle_free_all(struct worker *w);
+
+/* ---- fanout.c ------------------------------------------------------------ */
+
+/* Delivers a run of N consecutive EV_ROOM events for one room; each
+ * event's references end here. */
+void fanout_room_events(struct worker *w, struct event *evs, size_t n);
+/* An EV_DIRECT: M to connection FD/ID if it is still there. */
+void fanout_direct_local(struct worker *w, int fd, uint64_t id, struct msg *m);
+/* C left unread more than max_sendq: logs it and kills C. */
+void fanout_too_slow(struct worker *w, struct conn *c);
+
+/* ---- timeouts.c ---------------------------------------------------------- */
+
+/* Right after epoll_wait returned: LAST_MS was the previous iteration's
+ * time. Notes a stall of the worker's own. */
+void timeouts_woke(struct worker *w, uint64_t last_ms);
+/* The tick fired: idle and stalled clients are told and let go. */
+void timeouts_tick(struct worker *w);
+
+#endif
