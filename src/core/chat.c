@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/event.h"
 #include "core/flood.h"
 #include "base/log.h"
 #include "proto/protocol.h"
@@ -49,38 +50,38 @@ static void reply(struct worker *w, struct session *s, const char *fmt, ...)
 	msg_unref(m);
 }
 
-/* Says M (which this takes) to ROOM, as an event happening now. */
-static void tell_room(struct worker *w, struct session *s, struct room *room, bool include_self,
-		      struct msg *m)
+/* Client text, cleaned (text.h) before anyone sees it. */
+struct cleaned {
+	char *text;
+	size_t len;
+	char stack[8192];
+};
+
+static void clean(struct cleaned *c, const char *text, size_t len)
 {
-	worker_send_room(w, room, m, include_self ? 0 : s->id, 0);
-	msg_unref(m);
+	c->text = TEXT_CLEAN_MAX(len) <= sizeof(c->stack) ? c->stack : xmalloc(TEXT_CLEAN_MAX(len));
+	c->len = text_clean(c->text, text, len);
 }
 
-/* PREFIX + cleaned TEXT + SUFFIX + "\n": the one copy all recipients share,
- * allocated to its exact size (max_sendq counts bytes queued, so memory
- * must not be a multiple of them). NULL when the text cleans to blank,
- * unless KEEP_BLANK. */
-static struct msg *format_line(const char *prefix, const char *text, size_t len, const char *suffix,
-			       bool keep_blank)
+static bool cleaned_blank(const struct cleaned *c)
 {
-	char stack[8192];
-	char *clean = TEXT_CLEAN_MAX(len) <= sizeof(stack) ? stack : xmalloc(TEXT_CLEAN_MAX(len));
-	size_t n = text_clean(clean, text, len);
-	struct msg *m = NULL;
+	return text_is_blank(c->text, c->len);
+}
 
-	if (keep_blank || !text_is_blank(clean, n)) {
-		size_t plen = strlen(prefix), slen = strlen(suffix);
-		m = msg_new(plen + n + slen + 1);
-		memcpy(m->data, prefix, plen);
-		memcpy(m->data + plen, clean, n);
-		memcpy(m->data + plen + n, suffix, slen);
-		m->data[plen + n + slen] = '\n';
-		m->len = (uint32_t)(plen + n + slen + 1);
-	}
-	if (clean != stack)
-		free(clean);
-	return m;
+static void cleaned_free(struct cleaned *c)
+{
+	if (c->text != c->stack)
+		free(c->text);
+}
+
+/* Tells EV to ROOM (not to S unless INCLUDE_SELF), as an event happening
+ * now: one encoding shared by every recipient. */
+static void tell_room(struct worker *w, struct session *s, struct room *room, bool include_self,
+		      const struct chat_event *ev)
+{
+	struct msg *m = event_encode(PROTO_LINE, ev);
+	worker_send_room(w, room, m, include_self ? 0 : s->id, 0);
+	msg_unref(m);
 }
 
 struct msg *chat_format_motd(char *const *lines, size_t count)
@@ -89,9 +90,13 @@ struct msg *chat_format_motd(char *const *lines, size_t count)
 		return NULL;
 	struct msg *m = msg_new(0);
 	for (size_t i = 0; i < count; i++) {
-		struct msg *line = format_line("# ", lines[i], strlen(lines[i]), "", true);
+		struct cleaned c;
+		clean(&c, lines[i], strlen(lines[i]));
+		struct chat_event ev = { .kind = CHAT_NOTICE, .text = c.text, .text_len = c.len };
+		struct msg *line = event_encode(PROTO_LINE, &ev);
 		m = msg_append(m, line->data, line->len);
 		msg_unref(line);
+		cleaned_free(&c);
 	}
 	return m;
 }
@@ -105,28 +110,26 @@ static bool crowded(const struct worker *w, unsigned room_count)
 	return max > 0 && room_count > (unsigned)max;
 }
 
-/* Tells ROOM (of ROOM_COUNT members) of S's arrival or departure, M (which
- * this takes), numbered SEQ (0: now; see worker_send_room), unless the room
+/* Tells ROOM (of ROOM_COUNT members) of S's arrival or departure, EV,
+ * numbered SEQ (0: now; see worker_send_room), unless the room
  * is crowded (announce_max) or hears them faster than announce_rate: each
  * connection would otherwise cost everyone there two lines, which a
  * connect/close loop could turn into a flood. What was not told is counted
  * in a notice before the next one that is. */
 static void announce(struct worker *w, struct session *s, struct room *room, unsigned room_count,
-		     struct msg *m, uint64_t seq)
+		     const struct chat_event *ev, uint64_t seq)
 {
 	const struct config *cfg = worker_config(w);
 	unsigned suppressed;
 
 	if (crowded(w, room_count) ||
-	    !rooms_announce(worker_rooms(w), room, cfg->announce_rate, worker_now_ms(w), &suppressed)) {
-		msg_unref(m);
+	    !rooms_announce(worker_rooms(w), room, cfg->announce_rate, worker_now_ms(w), &suppressed))
 		return;
-	}
+	struct msg *m = event_encode(PROTO_LINE, ev);
 	if (suppressed) {
-		struct msg *note = msg_printf("# %u more arrival%s and departure%s in %s not shown "
-					      "(more than %d a second)\n",
-					      suppressed, suppressed == 1 ? "" : "s",
-					      suppressed == 1 ? "" : "s", room->name, cfg->announce_rate);
+		struct chat_event missed = { .kind = CHAT_MISSED, .room = room->name,
+					     .count = suppressed, .rate = cfg->announce_rate };
+		struct msg *note = event_encode(PROTO_LINE, &missed);
 		note = msg_append(note, m->data, m->len);
 		msg_unref(m);
 		m = note;
@@ -147,8 +150,9 @@ void chat_connected(struct worker *w, struct session *s)
 	if (motd)
 		worker_send(w, s, motd);
 	reply(w, s, "> Connected to the chat server as %s (%d online)", s->member.nick, online);
-	announce(w, s, s->member.room, room_count,
-		 msg_printf("> %s entered (%d online)\n", s->member.nick, online), s->member.joined_seq);
+	struct chat_event ev = { .kind = CHAT_ENTERED, .nick = s->member.nick,
+				 .room = s->member.room->name, .online = online };
+	announce(w, s, s->member.room, room_count, &ev, s->member.joined_seq);
 	struct log_note note;
 	if (worker_log_allowed(w, s, LOG_INFO, &note))
 		log_event(LOG_INFO, LOG_FIELDS(.event = "connect", .peer = s->peer, .nick = s->member.nick,
@@ -167,13 +171,14 @@ void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 	worker_online_changed(w);
 
 	if (!worker_shutting_down(w)) {
-		char head[NAME_MAX_LEN + 16], tail[32];
-		snprintf(tail, sizeof(tail), " (%d online)", online);
-		snprintf(head, sizeof(head), "< %s left: ", s->member.nick);
-		struct msg *m = farewell_len ? format_line(head, farewell, farewell_len, tail, false) : NULL;
-		if (!m) /* no reason, or one that cleans to nothing */
-			m = msg_printf("< %s left%s\n", s->member.nick, tail);
-		announce(w, s, room, room_count + 1, m, 0);
+		struct cleaned c;
+		clean(&c, farewell, farewell_len);
+		/* A reason that cleans to nothing is no reason. */
+		bool blank = cleaned_blank(&c);
+		struct chat_event ev = { .kind = CHAT_LEFT, .nick = s->member.nick, .room = room->name,
+					 .online = online, .text = c.text, .text_len = blank ? 0 : c.len };
+		announce(w, s, room, room_count + 1, &ev, 0);
+		cleaned_free(&c);
 	}
 	room_unref(room);
 	s->member.room = NULL;
@@ -281,8 +286,9 @@ static void do_nick(struct worker *w, struct session *s, const struct command *c
 	} else if (r == -EEXIST) {
 		reply(w, s, "! nick taken: %s", nick);
 	} else {
-		tell_room(w, s, s->member.room, true,
-			  msg_printf("* %s is now known as %s\n", old, nick));
+		struct chat_event ev = { .kind = CHAT_RENAMED, .nick = old, .other = nick,
+					 .room = s->member.room->name };
+		tell_room(w, s, s->member.room, true, &ev);
 		log_debug("%s: %s is now known as %s", s->peer, old, nick);
 	}
 }
@@ -321,26 +327,29 @@ static void do_msg(struct worker *w, struct session *s, const struct command *cm
 	}
 	if (!take_name(cmd->arg, cmd->arg_len, nick) || !rooms_find(worker_rooms(w), nick, &to)) {
 		/* Cleaned like anything a client sends that goes back out. */
-		struct msg *m = format_line("! no such nick: ", cmd->arg,
-					    cmd->arg_len > NAME_MAX_LEN ? NAME_MAX_LEN : cmd->arg_len, "", true);
-		worker_send(w, s, m);
-		msg_unref(m);
+		struct cleaned c;
+		clean(&c, cmd->arg, cmd->arg_len > NAME_MAX_LEN ? NAME_MAX_LEN : cmd->arg_len);
+		reply(w, s, "! no such nick: %.*s", (int)c.len, c.text);
+		cleaned_free(&c);
 		return;
 	}
 	if (to.conn_id == s->id) {
 		reply(w, s, "! you cannot /msg yourself");
 		return;
 	}
-	char head[2 * NAME_MAX_LEN + 16];
-	snprintf(head, sizeof(head), "[%s -> %s] ", s->member.nick, to.nick);
-	struct msg *m = format_line(head, cmd->text, cmd->text_len, "", false);
-	if (!m) {
+	struct cleaned c;
+	clean(&c, cmd->text, cmd->text_len);
+	if (cleaned_blank(&c)) {
 		reply(w, s, "! usage: /msg NICK TEXT");
-		return;
+	} else {
+		struct chat_event ev = { .kind = CHAT_PRIVATE, .nick = s->member.nick, .other = to.nick,
+					 .text = c.text, .text_len = c.len };
+		struct msg *m = event_encode(PROTO_LINE, &ev);
+		worker_send_direct(w, &to, m);
+		worker_send(w, s, m);
+		msg_unref(m);
 	}
-	worker_send_direct(w, &to, m);
-	worker_send(w, s, m);
-	msg_unref(m);
+	cleaned_free(&c);
 }
 
 static void do_join(struct worker *w, struct session *s, const struct command *cmd)
@@ -364,9 +373,11 @@ static void do_join(struct worker *w, struct session *s, const struct command *c
 	worker_room_unlink(w, s, old);
 	worker_room_link(w, s);
 	struct room *room = s->member.room;
-	announce(w, s, old, old_count + 1, msg_printf("< %s went to %s\n", s->member.nick, room->name), 0);
-	announce(w, s, room, count, msg_printf("> %s joined %s\n", s->member.nick, room->name),
-		 s->member.joined_seq);
+	struct chat_event went = { .kind = CHAT_WENT, .nick = s->member.nick, .room = old->name,
+				   .other = room->name };
+	struct chat_event joined = { .kind = CHAT_JOINED, .nick = s->member.nick, .room = room->name };
+	announce(w, s, old, old_count + 1, &went, 0);
+	announce(w, s, room, count, &joined, s->member.joined_seq);
 	reply(w, s, "= you joined %s (%u here)", room->name, count);
 	room_unref(old);
 }
@@ -450,22 +461,19 @@ bool chat_line(struct worker *w, struct session *s, const char *line, size_t len
 	switch (cmd.kind) {
 	case CMD_EMPTY:
 		break;
-	case CMD_CHAT: {
-		char head[NAME_MAX_LEN + 4];
-		snprintf(head, sizeof(head), "[%s] ", s->member.nick);
-		struct msg *m = format_line(head, cmd.text, cmd.text_len, "", false);
-		if (m) /* else nothing was left once cleaned */
-			tell_room(w, s, s->member.room, false, m);
-		break;
-	}
+	case CMD_CHAT:
 	case CMD_ME: {
-		char head[NAME_MAX_LEN + 4];
-		snprintf(head, sizeof(head), "* %s ", s->member.nick);
-		struct msg *m = format_line(head, cmd.text, cmd.text_len, "", false);
-		if (m)
-			tell_room(w, s, s->member.room, false, m);
-		else
+		struct cleaned c;
+		clean(&c, cmd.text, cmd.text_len);
+		if (!cleaned_blank(&c)) {
+			struct chat_event ev = { .kind = cmd.kind == CMD_ME ? CHAT_ACTION : CHAT_SAID,
+						 .nick = s->member.nick, .room = s->member.room->name,
+						 .text = c.text, .text_len = c.len };
+			tell_room(w, s, s->member.room, false, &ev);
+		} else if (cmd.kind == CMD_ME) {
 			reply(w, s, "! usage: /me TEXT");
+		} /* else nothing was left of a chat line once cleaned */
+		cleaned_free(&c);
 		break;
 	}
 	case CMD_NICK:
@@ -490,10 +498,10 @@ bool chat_line(struct worker *w, struct session *s, const char *line, size_t len
 		do_quit(w, s, &cmd);
 		return false;
 	case CMD_UNKNOWN: {
-		struct msg *m = format_line("! unknown command: ", cmd.arg,
-					    cmd.arg_len > 64 ? 64 : cmd.arg_len, " (try /help)", true);
-		worker_send(w, s, m);
-		msg_unref(m);
+		struct cleaned c;
+		clean(&c, cmd.arg, cmd.arg_len > 64 ? 64 : cmd.arg_len);
+		reply(w, s, "! unknown command: %.*s (try /help)", (int)c.len, c.text);
+		cleaned_free(&c);
 		break;
 	}
 	}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/event.h"
 #include "core/flood.h"
 #include "core/rooms.h"
 
@@ -14,6 +15,7 @@
 
 struct session {
 	uint64_t id;          /* unique for the server's life (fds are reused) */
+	enum proto proto;     /* what it speaks */
 	char peer[PEER_MAX];  /* the client's address, for the log */
 	struct member member; /* nick and room, once registered */
 	struct flood flood;   /* [limits] rate and burst */

@@ -3,6 +3,7 @@
  * worker notices stalls of its own, which are charged to nobody. */
 #include "autoconf.h"
 
+#include <stdio.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -35,8 +36,10 @@ uint64_t worker_stalled_since(const struct worker *w, uint64_t since_ms)
 static void time_out(struct worker *w, struct conn *c, const char *reason, const char *what,
 		     int seconds)
 {
-	struct msg *m = msg_printf("! %s %d second%s: disconnected\n", what, seconds,
-				   seconds == 1 ? "" : "s");
+	char text[96];
+	int n = snprintf(text, sizeof(text), "%s %d second%s", what, seconds, seconds == 1 ? "" : "s");
+	struct chat_event ev = { .kind = CHAT_CLOSING, .text = text, .text_len = (size_t)n };
+	struct msg *m = event_encode(c->s.proto, &ev);
 	worker_send(w, &c->s, m);
 	msg_unref(m);
 	lifecycle_drain(w, c, reason, NULL, 0);

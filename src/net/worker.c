@@ -219,17 +219,23 @@ static void apply_config(struct worker *w, struct config *cfg)
 
 static void begin_shutdown(struct worker *w)
 {
-	struct msg *notice = msg_printf("# server shutting down\n");
+	static const char text[] = "server shutting down";
+	struct chat_event ev = { .kind = CHAT_NOTICE, .text = text, .text_len = sizeof(text) - 1 };
+	struct msg *notice[PROTO_COUNT] = { NULL }; /* each encoded once, if needed */
 
 	w->shutting_down = true;
 	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
 		struct conn *c = w->by_fd[fd];
 		if (!c || c->state != CONN_OPEN)
 			continue;
-		worker_send(w, &c->s, notice);
+		if (!notice[c->s.proto])
+			notice[c->s.proto] = event_encode(c->s.proto, &ev);
+		worker_send(w, &c->s, notice[c->s.proto]);
 		lifecycle_drain(w, c, "shutdown", NULL, 0);
 	}
-	msg_unref(notice);
+	for (int p = 0; p < PROTO_COUNT; p++)
+		if (notice[p])
+			msg_unref(notice[p]);
 }
 
 static void handle_inbox(struct worker *w)
