@@ -22,18 +22,6 @@
 #define ROOMS_PAGE 50  /* rooms: at most 50 * 48 bytes */
 #define PAGE_MAX 100000
 
-static const char *const help_lines[] = {
-	"= commands:",
-	"=   /nick NAME       change your nick",
-	"=   /who [PAGE]      who is in your room (100 a page)",
-	"=   /msg NICK TEXT   private message",
-	"=   /me TEXT         action",
-	"=   /join ROOM       move to another room",
-	"=   /rooms [PAGE]    list the rooms (50 a page)",
-	"=   /help            this help",
-	"=   /quit [REASON]   leave",
-	"= other lines are said to your room; start a line with // to say one beginning with /",
-};
 
 static void reply(struct worker *w, struct session *s, const char *fmt, ...) PRINTF_LIKE(3, 4);
 
@@ -48,6 +36,12 @@ static void reply(struct worker *w, struct session *s, const char *fmt, ...)
 	m = msg_append(m, "\n", 1);
 	worker_send(w, s, m);
 	msg_unref(m);
+}
+
+/* "! usage: /nick NAME", from the command table. */
+static void usage(struct worker *w, struct session *s, enum command_kind kind)
+{
+	reply(w, s, "! usage: %s", command_info(kind)->usage);
 }
 
 /* Client text, cleaned (text.h) before anyone sees it. */
@@ -240,17 +234,18 @@ static size_t page_arg(const struct command *cmd)
 /* For page PAGE of N items, PER_PAGE a page: the first item's index in
  * *RET_FIRST and the page count in *RET_PAGES; false (and a reply) when
  * there is no such page. */
-static bool page_bounds(struct worker *w, struct session *s, const char *cmd_name, size_t page,
+static bool page_bounds(struct worker *w, struct session *s, enum command_kind cmd_kind, size_t page,
 			size_t n, size_t per_page, size_t *ret_first, size_t *ret_pages)
 {
 	size_t pages = n == 0 ? 1 : (n + per_page - 1) / per_page;
 
 	if (page == 0) {
-		reply(w, s, "! usage: %s [PAGE]", cmd_name);
+		usage(w, s, cmd_kind);
 		return false;
 	}
 	if (page > pages) {
-		reply(w, s, "! no page %zu: %s has %zu page%s", page, cmd_name, pages, pages == 1 ? "" : "s");
+		reply(w, s, "! no page %zu: %s has %zu page%s", page, command_info(cmd_kind)->name, pages,
+		      pages == 1 ? "" : "s");
 		return false;
 	}
 	*ret_first = (page - 1) * per_page;
@@ -273,7 +268,7 @@ static void do_nick(struct worker *w, struct session *s, const struct command *c
 	char nick[NAME_MAX_LEN + 1], old[NAME_MAX_LEN + 1];
 
 	if (cmd->arg_len == 0) {
-		reply(w, s, "! usage: /nick NAME");
+		usage(w, s, CMD_NICK);
 		return;
 	}
 	if (!take_name(cmd->arg, cmd->arg_len, nick)) {
@@ -299,7 +294,7 @@ static void do_who(struct worker *w, struct session *s, const struct command *cm
 	size_t n = rooms_who(worker_rooms(w), &s->member, &nicks);
 	size_t page = page_arg(cmd), first, pages;
 
-	if (!page_bounds(w, s, "/who", page, n, WHO_PAGE, &first, &pages)) {
+	if (!page_bounds(w, s, CMD_WHO, page, n, WHO_PAGE, &first, &pages)) {
 		free(nicks);
 		return;
 	}
@@ -322,7 +317,7 @@ static void do_msg(struct worker *w, struct session *s, const struct command *cm
 	struct member_address to;
 
 	if (cmd->arg_len == 0 || cmd->text_len == 0) {
-		reply(w, s, "! usage: /msg NICK TEXT");
+		usage(w, s, CMD_MSG);
 		return;
 	}
 	if (!take_name(cmd->arg, cmd->arg_len, nick) || !rooms_find(worker_rooms(w), nick, &to)) {
@@ -340,7 +335,7 @@ static void do_msg(struct worker *w, struct session *s, const struct command *cm
 	struct cleaned c;
 	clean(&c, cmd->text, cmd->text_len);
 	if (cleaned_blank(&c)) {
-		reply(w, s, "! usage: /msg NICK TEXT");
+		usage(w, s, CMD_MSG);
 	} else {
 		struct chat_event ev = { .kind = CHAT_PRIVATE, .nick = s->member.nick, .other = to.nick,
 					 .text = c.text, .text_len = c.len };
@@ -359,7 +354,7 @@ static void do_join(struct worker *w, struct session *s, const struct command *c
 	unsigned old_count, count;
 
 	if (cmd->arg_len == 0) {
-		reply(w, s, "! usage: /join ROOM");
+		usage(w, s, CMD_JOIN);
 		return;
 	}
 	if (!take_name(cmd->arg, cmd->arg_len, name)) {
@@ -388,7 +383,7 @@ static void do_rooms(struct worker *w, struct session *s, const struct command *
 	size_t n = rooms_list(worker_rooms(w), &list);
 	size_t page = page_arg(cmd), first, pages;
 
-	if (!page_bounds(w, s, "/rooms", page, n, ROOMS_PAGE, &first, &pages)) {
+	if (!page_bounds(w, s, CMD_ROOMS, page, n, ROOMS_PAGE, &first, &pages)) {
 		free(list);
 		return;
 	}
@@ -408,8 +403,11 @@ static void do_rooms(struct worker *w, struct session *s, const struct command *
 
 static void do_help(struct worker *w, struct session *s)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(help_lines); i++)
-		reply(w, s, "%s", help_lines[i]);
+	reply(w, s, "= commands:");
+	for (size_t i = 0; i < command_table_size; i++)
+		reply(w, s, "=   %-16s %s", command_table[i].usage, command_table[i].help);
+	reply(w, s, "= other lines are said to your room; start a line with // to say one "
+		    "beginning with /");
 }
 
 static void do_quit(struct worker *w, struct session *s, const struct command *cmd)
@@ -471,7 +469,7 @@ bool chat_line(struct worker *w, struct session *s, const char *line, size_t len
 						 .text = c.text, .text_len = c.len };
 			tell_room(w, s, s->member.room, false, &ev);
 		} else if (cmd.kind == CMD_ME) {
-			reply(w, s, "! usage: /me TEXT");
+			usage(w, s, CMD_ME);
 		} /* else nothing was left of a chat line once cleaned */
 		cleaned_free(&c);
 		break;

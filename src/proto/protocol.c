@@ -37,14 +37,25 @@ static void next_word(const char **s, size_t *len, const char **ret_word, size_t
 	trim(s, len);
 }
 
-static const struct {
-	const char *word;
-	enum command_kind kind;
-} commands[] = {
-	{ "/nick", CMD_NICK },   { "/who", CMD_WHO },   { "/msg", CMD_MSG },
-	{ "/me", CMD_ME },       { "/join", CMD_JOIN }, { "/rooms", CMD_ROOMS },
-	{ "/help", CMD_HELP },   { "/quit", CMD_QUIT },
+const struct command_info command_table[] = {
+	{ "/nick", CMD_NICK, ARGS_REST, "/nick NAME", "change your nick" },
+	{ "/who", CMD_WHO, ARGS_REST, "/who [PAGE]", "who is in your room (100 a page)" },
+	{ "/msg", CMD_MSG, ARGS_WORD_TEXT, "/msg NICK TEXT", "private message" },
+	{ "/me", CMD_ME, ARGS_TEXT, "/me TEXT", "action" },
+	{ "/join", CMD_JOIN, ARGS_REST, "/join ROOM", "move to another room" },
+	{ "/rooms", CMD_ROOMS, ARGS_REST, "/rooms [PAGE]", "list the rooms (50 a page)" },
+	{ "/help", CMD_HELP, ARGS_NONE, "/help", "this help" },
+	{ "/quit", CMD_QUIT, ARGS_TEXT, "/quit [REASON]", "leave" },
 };
+const size_t command_table_size = ARRAY_SIZE(command_table);
+
+const struct command_info *command_info(enum command_kind kind)
+{
+	for (size_t i = 0; i < command_table_size; i++)
+		if (command_table[i].kind == kind)
+			return &command_table[i];
+	return NULL;
+}
 
 void protocol_parse(const char *line, size_t len, struct command *ret)
 {
@@ -72,42 +83,33 @@ void protocol_parse(const char *line, size_t len, struct command *ret)
 	size_t word_len;
 	next_word(&rest, &rest_len, &word, &word_len);
 
-	ret->kind = CMD_UNKNOWN;
-	ret->arg = word;
-	ret->arg_len = word_len;
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-		if (strlen(commands[i].word) == word_len &&
-		    strncasecmp(commands[i].word, word, word_len) == 0) {
-			ret->kind = commands[i].kind;
-			break;
-		}
+	const struct command_info *info = NULL;
+	for (size_t i = 0; i < command_table_size && !info; i++)
+		if (strlen(command_table[i].name) == word_len &&
+		    strncasecmp(command_table[i].name, word, word_len) == 0)
+			info = &command_table[i];
+	if (!info) {
+		ret->kind = CMD_UNKNOWN;
+		ret->arg = word;
+		ret->arg_len = word_len;
+		return;
 	}
-
-	ret->arg = NULL;
-	ret->arg_len = 0;
-	switch (ret->kind) {
-	case CMD_NICK:
-	case CMD_JOIN:
-	case CMD_WHO:
-	case CMD_ROOMS:
+	ret->kind = info->kind;
+	switch (info->args) {
+	case ARGS_NONE:
+		break;
+	case ARGS_REST:
 		ret->arg = rest;
 		ret->arg_len = rest_len;
 		break;
-	case CMD_MSG:
+	case ARGS_WORD_TEXT:
 		next_word(&rest, &rest_len, &ret->arg, &ret->arg_len);
 		ret->text = rest;
 		ret->text_len = rest_len;
 		break;
-	case CMD_ME:
-	case CMD_QUIT:
+	case ARGS_TEXT:
 		ret->text = rest;
 		ret->text_len = rest_len;
-		break;
-	case CMD_UNKNOWN:
-		ret->arg = word;
-		ret->arg_len = word_len;
-		break;
-	default:
 		break;
 	}
 }

@@ -28,6 +28,27 @@ struct command {
 	size_t text_len;
 };
 
+/* The commands, one entry each: what parsing, /help and usage errors all
+ * read (chat.c dispatches on the kind). */
+struct command_info {
+	const char *name;   /* "/nick", matched ignoring case */
+	enum command_kind kind;
+	enum command_args {
+		ARGS_NONE,      /* anything after the name is ignored */
+		ARGS_REST,      /* arg: the rest of the line, trimmed */
+		ARGS_WORD_TEXT, /* arg: the next word; text: the rest */
+		ARGS_TEXT,      /* text: the rest of the line, trimmed */
+	} args;
+	const char *usage;  /* "/nick NAME", for /help and "! usage: ..." */
+	const char *help;   /* "change your nick" */
+};
+
+extern const struct command_info command_table[];
+extern const size_t command_table_size;
+
+/* The entry for KIND; NULL for CMD_EMPTY, CMD_CHAT and CMD_UNKNOWN. */
+const struct command_info *command_info(enum command_kind kind);
+
 /* Parses LINE (no newline). Command words are case-insensitive; arguments
  * are separated by runs of spaces or tabs and trimmed at both ends. */
 void protocol_parse(const char *line, size_t len, struct command *ret);
