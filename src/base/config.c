@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/text.h"
+#include "base/text.h"
 #include "base/util.h"
 
 #define DEFAULT_MOTD "Welcome to chatd!"

@@ -13,7 +13,7 @@
 #include "modes.h"
 #include "session.h"
 #include "target.h"
-#include "core/text.h"
+#include "base/text.h"
 
 static void usage(FILE *out)
 {

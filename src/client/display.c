@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/text.h"
+#include "base/text.h"
 #include "base/util.h"
 
 #define RESET "\033[0m"

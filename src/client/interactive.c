@@ -16,7 +16,7 @@
 
 #include "display.h"
 #include "modes.h"
-#include "core/text.h"
+#include "base/text.h"
 #include "base/util.h"
 
 #define QUIT_WAIT_MS 2000 /* for the server's "= bye" and close after /quit */

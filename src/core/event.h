@@ -20,6 +20,7 @@ enum chat_event_kind {
 	CHAT_PRIVATE,  /* nick said text to other alone */
 	CHAT_NOTICE,   /* the server says text (MOTD lines, shutdown) */
 	CHAT_CLOSING,  /* the server closes this client's connection, for text */
+	CHAT_SLOW_DOWN,/* this client sends more than rate lines a second */
 	CHAT_MISSED,   /* count arrivals and departures in room were not told:
 			* more than rate a second */
 };

@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "core/text.h"
+#include "base/text.h"
 
 #define LOBBY "lobby"
 

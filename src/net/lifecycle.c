@@ -15,6 +15,7 @@
 #include "base/util.h"
 #include "core/chat.h"
 #include "net/worker_impl.h"
+#include "proto/codec.h"
 
 #define DRAIN_TIMEOUT_MS 2000 /* to write a leaving client's last lines */
 
@@ -81,7 +82,7 @@ static void set_state(struct worker *w, struct conn *c, enum conn_state to, cons
 
 	switch (to) {
 	case CONN_OPEN:
-		chat_connected(w, &c->s);
+		codec_open(w, &c->s);
 		break;
 	case CONN_DRAINING:
 		if (chat_joined(&c->s))

@@ -18,6 +18,7 @@
 #include "base/util.h"
 #include "core/chat.h"
 #include "net/worker_impl.h"
+#include "proto/codec.h"
 
 #define EPOLL_BATCH 256
 #define GATHER_ROUNDS 2 /* extra non-blocking looks for work before writing */
@@ -123,15 +124,13 @@ static bool on_line(void *ctx, const char *line, size_t len)
 	struct line_ctx *lc = ctx;
 	lc->c->last_line_ms = lc->w->now_ms;
 	lc->w->lines_in++;
-	chat_line(lc->w, &lc->c->s, line, len);
-	return lifecycle_reading(lc->c);
+	return codec_line(lc->w, &lc->c->s, line, len) && lifecycle_reading(lc->c);
 }
 
 static bool on_too_long(void *ctx)
 {
 	struct line_ctx *lc = ctx;
-	chat_line_too_long(lc->w, &lc->c->s);
-	return lifecycle_reading(lc->c);
+	return codec_too_long(lc->w, &lc->c->s) && lifecycle_reading(lc->c);
 }
 
 static bool on_dropped(void *ctx, size_t bytes)
@@ -214,7 +213,7 @@ static void apply_config(struct worker *w, struct config *cfg)
 	w->cfg = cfg;
 	if (w->motd)
 		msg_unref(w->motd);
-	w->motd = chat_format_motd(cfg->motd_lines, cfg->motd_count);
+	w->motd = codec_motd(PROTO_LINE, cfg->motd_lines, cfg->motd_count);
 }
 
 static void begin_shutdown(struct worker *w)

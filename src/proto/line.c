@@ -1,16 +1,22 @@
-/* chatd's own line protocol (docs/protocol.md), events encoded: a kind
- * character, a space, the text, "\n". Each msg is allocated to its exact
- * size, since max_sendq counts queued bytes and memory must not be a
- * multiple of them. */
+/* chatd's own line protocol (docs/protocol.md): the codec between its
+ * clients' lines and the chat core. Events are encoded as a kind character,
+ * a space, the text and "\n", each msg allocated to its exact size (since
+ * max_sendq counts queued bytes, memory must not be a multiple of them);
+ * lines are parsed by protocol.c and handled here, replies included. */
 #include "autoconf.h"
 
 #include "proto/line.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "core/text.h"
+#include "base/log.h"
+#include "core/chat.h"
+#include "base/text.h"
+#include "proto/protocol.h"
 
 /* HEAD (printf-style) + the event's text + TAIL + "\n", in one msg. */
 static struct msg *line_with_text(const struct chat_event *ev, const char *tail,
@@ -67,10 +73,299 @@ struct msg *line_encode(const struct chat_event *ev)
 		return line_with_text(ev, "", "# ");
 	case CHAT_CLOSING:
 		return line_with_text(ev, ": disconnected", "! ");
+	case CHAT_SLOW_DOWN:
+		return msg_printf("! slow down (at most %d lines per second)\n", ev->rate);
 	case CHAT_MISSED:
 		return msg_printf("# %u more arrival%s and departure%s in %s not shown "
 				  "(more than %d a second)\n", ev->count, ev->count == 1 ? "" : "s",
 				  ev->count == 1 ? "" : "s", ev->room, ev->rate);
 	}
 	return msg_printf("# ?\n");
+}
+
+/* ---- what line clients send ------------------------------------------------ */
+
+#define NAME_RULE "must be 1-32 letters, digits, _ or -, starting with a letter"
+/* Long replies come in pages, each far below the smallest max_sendq: a
+ * reply the server chooses to send never counts as its reader being slow. */
+#define WHO_PAGE 100   /* nicks: at most 100 * 33 bytes */
+#define ROOMS_PAGE 50  /* rooms: at most 50 * 48 bytes */
+#define PAGE_MAX 100000
+
+static void reply(struct worker *w, struct session *s, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* Sends one line (the "\n" is added) to S alone. */
+static void reply(struct worker *w, struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	struct msg *m = msg_vprintf(fmt, ap);
+	va_end(ap);
+	m = msg_append(m, "\n", 1);
+	worker_send(w, s, m);
+	msg_unref(m);
+}
+
+/* "! usage: /nick NAME", from the command table. */
+static void usage(struct worker *w, struct session *s, enum command_kind kind)
+{
+	reply(w, s, "! usage: %s", command_info(kind)->usage);
+}
+
+/* Replies HEAD, up to MAX bytes of client TEXT, and TAIL: the text cleaned
+ * like anything a client sends that goes back out. */
+static void reply_cleaned(struct worker *w, struct session *s, const char *head, const char *text,
+			  size_t len, size_t max, const char *tail)
+{
+	struct text_buf c;
+	text_buf_clean(&c, text, len > max ? max : len);
+	reply(w, s, "%s%.*s%s", head, (int)c.len, c.text, tail);
+	text_buf_free(&c);
+}
+
+/* The page number a /who or /rooms asks for: 1 when none, 0 when ARG is
+ * not one. */
+static size_t page_arg(const struct command *cmd)
+{
+	size_t page = 0;
+
+	if (cmd->arg_len == 0)
+		return 1;
+	for (size_t i = 0; i < cmd->arg_len; i++) {
+		char d = cmd->arg[i];
+		if (d < '0' || d > '9' || page > PAGE_MAX / 10)
+			return 0;
+		page = page * 10 + (size_t)(d - '0');
+	}
+	return page <= PAGE_MAX ? page : 0;
+}
+
+/* For the page CMD asks for of N items, PER_PAGE a page: the first item's
+ * index in *RET_FIRST, the page and page count in *RET_PAGE, *RET_PAGES;
+ * false (and a reply) when there is no such page. */
+static bool page_bounds(struct worker *w, struct session *s, const struct command *cmd, size_t n,
+			size_t per_page, size_t *ret_first, size_t *ret_page, size_t *ret_pages)
+{
+	size_t page = page_arg(cmd), pages = n == 0 ? 1 : (n + per_page - 1) / per_page;
+
+	if (page == 0) {
+		usage(w, s, cmd->kind);
+		return false;
+	}
+	if (page > pages) {
+		reply(w, s, "! no page %zu: %s has %zu page%s", page, command_info(cmd->kind)->name,
+		      pages, pages == 1 ? "" : "s");
+		return false;
+	}
+	*ret_first = (page - 1) * per_page;
+	*ret_page = page;
+	*ret_pages = pages;
+	return true;
+}
+
+/* Copies a command argument into a NUL-terminated name, if it can be one. */
+static bool take_name(const char *arg, size_t len, char ret[NAME_MAX_LEN + 1])
+{
+	if (!text_is_valid_name(arg, len))
+		return false;
+	memcpy(ret, arg, len);
+	ret[len] = '\0';
+	return true;
+}
+
+static void do_say(struct worker *w, struct session *s, const struct command *cmd)
+{
+	bool action = cmd->kind == CMD_ME;
+	if (!chat_say(w, s, action ? CHAT_ACTION : CHAT_SAID, cmd->text, cmd->text_len) && action)
+		usage(w, s, CMD_ME);
+	/* A chat line of nothing once cleaned is simply not said. */
+}
+
+static void do_nick(struct worker *w, struct session *s, const struct command *cmd)
+{
+	char nick[NAME_MAX_LEN + 1];
+
+	if (cmd->arg_len == 0) {
+		usage(w, s, CMD_NICK);
+		return;
+	}
+	if (!take_name(cmd->arg, cmd->arg_len, nick)) {
+		reply(w, s, "! invalid nick: NAME " NAME_RULE);
+		return;
+	}
+	int r = chat_rename(w, s, nick);
+	if (r == -EALREADY)
+		reply(w, s, "= you are already %s", nick);
+	else if (r == -EEXIST)
+		reply(w, s, "! nick taken: %s", nick);
+}
+
+static void do_who(struct worker *w, struct session *s, const struct command *cmd)
+{
+	char (*nicks)[NAME_MAX_LEN + 1];
+	size_t n = rooms_who(worker_rooms(w), &s->member, &nicks);
+	size_t first, page, pages;
+
+	if (!page_bounds(w, s, cmd, n, WHO_PAGE, &first, &page, &pages)) {
+		free(nicks);
+		return;
+	}
+	const char *room = s->member.room->name;
+	struct msg *m = pages == 1 ? msg_printf("= %zu in %s:", n, room)
+				   : msg_printf("= %zu in %s, page %zu of %zu:", n, room, page, pages);
+	for (size_t i = first; i < n && i < first + WHO_PAGE; i++) {
+		m = msg_append(m, " ", 1);
+		m = msg_append(m, nicks[i], strlen(nicks[i]));
+	}
+	m = msg_append(m, "\n", 1);
+	free(nicks);
+	worker_send(w, s, m);
+	msg_unref(m);
+}
+
+static void do_msg(struct worker *w, struct session *s, const struct command *cmd)
+{
+	char nick[NAME_MAX_LEN + 1];
+
+	if (cmd->arg_len == 0 || cmd->text_len == 0) {
+		usage(w, s, CMD_MSG);
+		return;
+	}
+	int r = take_name(cmd->arg, cmd->arg_len, nick)
+		? chat_private(w, s, nick, cmd->text, cmd->text_len, true) : -ENOENT;
+	if (r == -ENOENT)
+		reply_cleaned(w, s, "! no such nick: ", cmd->arg, cmd->arg_len, NAME_MAX_LEN, "");
+	else if (r == -ELOOP)
+		reply(w, s, "! you cannot /msg yourself");
+	else if (r == -ENODATA)
+		usage(w, s, CMD_MSG);
+}
+
+static void do_join(struct worker *w, struct session *s, const struct command *cmd)
+{
+	char name[NAME_MAX_LEN + 1];
+	unsigned count;
+
+	if (cmd->arg_len == 0) {
+		usage(w, s, CMD_JOIN);
+		return;
+	}
+	if (!take_name(cmd->arg, cmd->arg_len, name)) {
+		reply(w, s, "! invalid room: NAME " NAME_RULE);
+		return;
+	}
+	if (chat_move(w, s, name, &count) < 0)
+		reply(w, s, "! you are already in %s", s->member.room->name);
+	else
+		reply(w, s, "= you joined %s (%u here)", s->member.room->name, count);
+}
+
+static void do_rooms(struct worker *w, struct session *s, const struct command *cmd)
+{
+	struct room_summary *list;
+	size_t n = rooms_list(worker_rooms(w), &list);
+	size_t first, page, pages;
+
+	if (!page_bounds(w, s, cmd, n, ROOMS_PAGE, &first, &page, &pages)) {
+		free(list);
+		return;
+	}
+	struct msg *m = pages == 1 ? msg_printf("= %zu room%s:", n, n == 1 ? "" : "s")
+				   : msg_printf("= %zu rooms, page %zu of %zu:", n, page, pages);
+	for (size_t i = first; i < n && i < first + ROOMS_PAGE; i++) {
+		char item[NAME_MAX_LEN + 24];
+		int len = snprintf(item, sizeof(item), "%s %s (%u)", i > first ? "," : "", list[i].name,
+				   list[i].count);
+		m = msg_append(m, item, (size_t)len);
+	}
+	m = msg_append(m, "\n", 1);
+	free(list);
+	worker_send(w, s, m);
+	msg_unref(m);
+}
+
+static void do_help(struct worker *w, struct session *s, const struct command *cmd)
+{
+	(void)cmd;
+	reply(w, s, "= commands:");
+	for (size_t i = 0; i < command_table_size; i++)
+		reply(w, s, "=   %-16s %s", command_table[i].usage, command_table[i].help);
+	reply(w, s, "= other lines are said to your room; start a line with // to say one "
+		    "beginning with /");
+}
+
+static void do_quit(struct worker *w, struct session *s, const struct command *cmd)
+{
+	reply(w, s, "= bye");
+	chat_quit(w, s, cmd->text, cmd->text_len);
+}
+
+static void do_unknown(struct worker *w, struct session *s, const struct command *cmd)
+{
+	reply_cleaned(w, s, "! unknown command: ", cmd->arg, cmd->arg_len, 64, " (try /help)");
+}
+
+static void do_nothing(struct worker *w, struct session *s, const struct command *cmd)
+{
+	(void)w, (void)s, (void)cmd;
+}
+
+/* What each kind of line does (protocol.c's command_table parses them). */
+static void (*const handlers[])(struct worker *, struct session *, const struct command *) = {
+	[CMD_EMPTY] = do_nothing, [CMD_CHAT] = do_say,   [CMD_ME] = do_say,
+	[CMD_NICK] = do_nick,     [CMD_WHO] = do_who,    [CMD_MSG] = do_msg,
+	[CMD_JOIN] = do_join,     [CMD_ROOMS] = do_rooms, [CMD_HELP] = do_help,
+	[CMD_QUIT] = do_quit,     [CMD_UNKNOWN] = do_unknown,
+};
+
+void line_open(struct worker *w, struct session *s)
+{
+	int online = chat_connected(w, s);
+	struct msg *motd = worker_motd(w);
+	if (motd)
+		worker_send(w, s, motd);
+	reply(w, s, "> Connected to the chat server as %s (%d online)", s->member.nick, online);
+}
+
+bool line_input(struct worker *w, struct session *s, const char *line, size_t len)
+{
+	struct command cmd;
+
+	protocol_parse(line, len, &cmd);
+	/* Every line counts, blank ones too: a client may keep itself
+	 * connected with them, not keep a worker busy. */
+	if (!chat_allow_line(w, s))
+		return worker_session_open(s);
+	/* Commands, never chat text, so a debug log holds no conversations. */
+	if (cmd.kind != CMD_CHAT && cmd.kind != CMD_EMPTY && log_level_enabled(LOG_DEBUG))
+		log_debug("%s (%s): command %s", s->peer, s->member.nick, command_name(cmd.kind));
+	handlers[cmd.kind](w, s, &cmd);
+	return worker_session_open(s);
+}
+
+/* An over-long line counts against the rate like any line: a flood of
+ * them is answered "slow down", then cut off, not answered each. */
+bool line_too_long(struct worker *w, struct session *s)
+{
+	if (chat_allow_line(w, s))
+		reply(w, s, "! line too long (max %zu bytes)", worker_config(w)->max_line);
+	return worker_session_open(s);
+}
+
+struct msg *line_motd(char *const *lines, size_t count)
+{
+	if (count == 0)
+		return NULL;
+	struct msg *m = msg_new(0);
+	for (size_t i = 0; i < count; i++) {
+		struct text_buf c;
+		text_buf_clean(&c, lines[i], strlen(lines[i]));
+		struct chat_event ev = { .kind = CHAT_NOTICE, .text = c.text, .text_len = c.len };
+		struct msg *line = line_encode(&ev);
+		m = msg_append(m, line->data, line->len);
+		msg_unref(line);
+		text_buf_free(&c);
+	}
+	return m;
 }

@@ -9,7 +9,7 @@
 
 #include "proto/framer.h"
 #include "proto/protocol.h"
-#include "core/text.h"
+#include "base/text.h"
 
 #define MAX_LINE 256
 

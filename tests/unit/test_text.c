@@ -10,7 +10,7 @@
  * them by their own list, not text.c's, so a slip in either shows. */
 #include "autoconf.h"
 
-#include "src/core/text.h"
+#include "src/base/text.h"
 #include "unit.h"
 
 #include <stdint.h>

@@ -22,6 +22,19 @@
  * cleans to nothing. Returns the bytes written; dst is not NUL-terminated. */
 size_t text_clean(char *dst, const char *src, size_t len);
 
+/* Client text cleaned into a buffer of its own: on the stack for a line of
+ * up to a few KiB, else allocated. */
+struct text_buf {
+	char *text;
+	size_t len;
+	char stack[8192];
+};
+
+void text_buf_clean(struct text_buf *b, const char *src, size_t len);
+/* Nothing but spaces and tabs (or nothing) was left. */
+bool text_buf_blank(const struct text_buf *b);
+void text_buf_free(struct text_buf *b);
+
 /* The length of the valid UTF-8 sequence at s (at most len bytes), or 0
  * when the bytes there are not one. */
 size_t text_utf8_length(const char *s, size_t len);

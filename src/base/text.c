@@ -1,8 +1,9 @@
 #include "autoconf.h"
 
-#include "core/text.h"
+#include "base/text.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -150,4 +151,21 @@ bool text_is_valid_name(const char *s, size_t len)
 			return false;
 	}
 	return true;
+}
+
+void text_buf_clean(struct text_buf *b, const char *src, size_t len)
+{
+	b->text = TEXT_CLEAN_MAX(len) <= sizeof(b->stack) ? b->stack : xmalloc(TEXT_CLEAN_MAX(len));
+	b->len = text_clean(b->text, src, len);
+}
+
+bool text_buf_blank(const struct text_buf *b)
+{
+	return text_is_blank(b->text, b->len);
+}
+
+void text_buf_free(struct text_buf *b)
+{
+	if (b->text != b->stack)
+		free(b->text);
 }
