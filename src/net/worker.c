@@ -143,6 +143,16 @@ static bool on_dropped(void *ctx, size_t bytes)
 static const struct framer_handler line_handler = { .line = on_line, .too_long = on_too_long,
 						    .dropped = on_dropped };
 
+/* After each epoll_wait and read: the time, and whether the worker was
+ * stopped meanwhile (a stop can come anywhere in an iteration, and what
+ * piled up then must not be charged to the clock before it). */
+static void read_clock(struct worker *w)
+{
+	uint64_t last = w->now_ms;
+	w->now_ms = monotonic_ms();
+	timeouts_woke(w, last);
+}
+
 static void conn_readable(struct worker *w, struct conn *c)
 {
 	/* Past this iteration's budget, the rest waits in the socket (the
@@ -152,6 +162,7 @@ static void conn_readable(struct worker *w, struct conn *c)
 	ssize_t n = read(c->fd, w->read_buffer, sizeof(w->read_buffer));
 
 	if (n > 0) {
+		read_clock(w);
 		w->read_budget -= (size_t)n < w->read_budget ? (size_t)n : w->read_budget;
 		if (!lifecycle_reading(c))
 			return; /* lingering: the peer's last bytes are of no use */
@@ -322,9 +333,7 @@ static void *worker_main(void *arg)
 		if (w->shutting_down && atomic_load(&w->connection_count) == 0)
 			break;
 		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);
-		uint64_t last = w->now_ms;
-		w->now_ms = monotonic_ms();
-		timeouts_woke(w, last); /* before EINTR: SIGCONT ends a stop with it */
+		read_clock(w); /* before EINTR: SIGCONT ends a stop with it */
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -340,6 +349,7 @@ static void *worker_main(void *arg)
 		 * once, and no delay. */
 		for (int round = 0; round < GATHER_ROUNDS && n > 0 && w->read_budget > 0; round++) {
 			n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, 0);
+			read_clock(w); /* a stop may have come in between */
 			if (n > 0)
 				handle_events(w, events, n);
 		}
