@@ -2,15 +2,21 @@
 """chatd-bench: its figures against a real chatd, and its error counts
 against a relay that loses, duplicates and reorders lines on purpose (chatd
 does none of that, so only such a relay can show that chatd-bench sees it).
+And the minimal relay of bench/relay.c, make bench's yardstick: it must
+deliver every line once and in order, or its figures mean nothing.
 
 Environment: CHATD_BENCH, the built load generator (default:
-src/bench/chatd-bench next to the daemon)."""
+src/bench/chatd-bench next to the daemon); CHATD_RELAY, the built relay
+(default: bench/relay in the build tree)."""
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,6 +24,10 @@ import chatdtest  # noqa: E402
 
 BENCH = os.environ.get("CHATD_BENCH") or os.path.join(
     os.path.dirname(os.path.abspath(chatdtest.CHATD)), "bench", "chatd-bench")
+
+
+RELAY = os.environ.get("CHATD_RELAY") or os.path.join(
+    os.path.dirname(os.path.abspath(chatdtest.CHATD)), "..", "bench", "relay")
 
 
 def run_bench(port, *args, timeout=30):
@@ -100,11 +110,46 @@ class FaultyRelay:
         self.thread.join(10)
 
 
+class MinimalRelay:
+    """bench/relay on a free loopback port, with THREADS threads; killed by
+    close(). Its stderr goes to a file, read for sanitizer reports."""
+
+    def __init__(self, threads):
+        self.errors = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen([RELAY, "0", str(threads)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.errors)
+        deadline = time.monotonic() + chatdtest.TIMEOUT
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.text())
+            if m:
+                self.port = int(m.group(1))
+                return
+            time.sleep(0.02)
+        self.close()
+        raise AssertionError("the relay did not start: " + self.text())
+
+    def text(self):
+        self.errors.seek(0)
+        return self.errors.read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.errors.close()
+
+
 class BenchTest(chatdtest.ChatdTestCase):
 
     def relay(self, **faults):
         r = FaultyRelay(**faults)
         self.addCleanup(r.close)
+        return r
+
+    def minimal_relay(self, threads=2):
+        r = MinimalRelay(threads)
+        self.addCleanup(r.close)
+        self.addCleanup(lambda: self.assertIsNone(re.search(chatdtest.SANITIZER_REPORT, r.text()), r.text()))
         return r
 
     def test_window_blast_against_chatd(self):
@@ -174,6 +219,67 @@ class BenchTest(chatdtest.ChatdTestCase):
         self.assertEqual(status, 0, out)
         self.assertEqual(int(r["deliveries"]), 2 * 50 * 5)
 
+
+    def test_the_minimal_relay_delivers_every_line_once_in_order(self):
+        relay = self.minimal_relay()
+        for reads in ([], ["--no-io-uring"]):
+            status, r, out = run_bench(relay.port, "--clients", 8, "--senders", 3, "--messages", 200,
+                                       "--window", 8, "--pid", relay.proc.pid, "--timeout", 20, *reads)
+            self.assertEqual(status, 0, out)
+            self.assertEqual(int(r["expected"]), 3 * 200 * 7)
+            self.assertEqual(r["deliveries"], r["expected"], out)
+            for key in ("lost", "duplicated", "misordered", "unexpected", "unsent", "timed_out", "disconnected"):
+                self.assertEqual(r[key], "0", key)
+            self.assertGreater(float(r["server_cpu_s"]), 0)
+        self.assertIsNone(relay.proc.poll())
+
+    def test_the_minimal_relay_keeps_order_for_a_slow_reader(self):
+        # A client that reads nothing while a first run's 150,000 lines
+        # (about 5 MB) pass, more than the kernel's socket buffers take
+        # (net.ipv4.tcp_wmem allows 4 MB): the relay's sends to it come up
+        # short and the rest waits in the relay's own buffer. Then it reads
+        # slowly while a second run passes, whose lines must queue behind
+        # that rest, however much room the reads make in the socket.
+        relay = self.minimal_relay()
+        slow = socket.socket()
+        self.addCleanup(slow.close)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", relay.port))
+        slow.settimeout(chatdtest.TIMEOUT)
+        senders, clients, messages = 5, 10, (30000, 3000)
+        lines = []
+
+        def read_slowly():
+            data = b""
+            while len(lines) < 1 + senders * sum(messages):
+                chunk = slow.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+                *done, data = data.split(b"\n")
+                lines.extend(done)
+                time.sleep(0.001)
+
+        reader = threading.Thread(target=read_slowly, daemon=True)
+        for run in range(2):
+            if run == 1:
+                reader.start()
+            status, r, out = run_bench(relay.port, "--clients", clients, "--senders", senders,
+                                       "--messages", messages[run], "--window", 16, "--timeout", 20)
+            self.assertEqual(status, 0, out)
+        reader.join(3 * chatdtest.TIMEOUT)
+        self.assertFalse(reader.is_alive())
+        self.assertRegex(lines[0], rb"^> Connected to the chat server as u1$")
+        nexts = {}
+        for i, line in enumerate(lines[1:]):
+            m = re.match(rb"^\[u(\d+)\] ~B (\d+) (\d+) \d+$", line)
+            self.assertTrue(m, line)
+            nick, sender, seq = (int(g) for g in m.groups())
+            # The first run's clients are u2..u11, the second's u12..u21.
+            self.assertEqual(nick > 1 + clients, i >= senders * messages[0], line)
+            self.assertEqual(seq, nexts.get((nick, sender), 0), line)
+            nexts[(nick, sender)] = seq + 1
+        self.assertEqual(sorted(nexts.values()), [messages[1]] * senders + [messages[0]] * senders)
 
 if __name__ == "__main__":
     chatdtest.main()
