@@ -20,13 +20,13 @@ static void tell_session(struct worker *w, struct session *s, const struct chat_
 	msg_unref(m);
 }
 
-/* Tells EV to ROOM (not to S unless INCLUDE_SELF), as an event happening
- * now: one encoding shared by every recipient. */
+/* Tells EV to ROOM (not to S unless INCLUDE_SELF), numbered SEQ (0: now;
+ * see worker_send_room): one encoding shared by every recipient. */
 static void tell_room(struct worker *w, struct session *s, struct room *room, bool include_self,
-		      const struct chat_event *ev)
+		      const struct chat_event *ev, uint64_t seq)
 {
 	struct msg *m = event_encode(PROTO_LINE, ev);
-	worker_send_room(w, room, m, include_self ? 0 : s->id, 0);
+	worker_send_room(w, room, m, include_self ? 0 : s->id, seq);
 	msg_unref(m);
 }
 
@@ -103,7 +103,7 @@ void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 		bool blank = text_buf_blank(&c);
 		struct chat_event ev = { .kind = CHAT_LEFT, .nick = s->member.nick, .room = room->name,
 					 .online = online, .text = c.text, .text_len = blank ? 0 : c.len };
-		announce(w, s, room, room_count + 1, &ev, 0);
+		announce(w, s, room, room_count + 1, &ev, s->member.change_seq);
 		text_buf_free(&c);
 	}
 	room_unref(room);
@@ -174,7 +174,7 @@ bool chat_say(struct worker *w, struct session *s, enum chat_event_kind kind, co
 	if (said) {
 		struct chat_event ev = { .kind = kind, .nick = s->member.nick,
 					 .room = s->member.room->name, .text = c.text, .text_len = c.len };
-		tell_room(w, s, s->member.room, false, &ev);
+		tell_room(w, s, s->member.room, false, &ev, 0);
 	}
 	text_buf_free(&c);
 	return said;
@@ -188,7 +188,7 @@ int chat_rename(struct worker *w, struct session *s, const char *nick)
 	if (r == 0) {
 		struct chat_event ev = { .kind = CHAT_RENAMED, .nick = old, .other = nick,
 					 .room = s->member.room->name };
-		tell_room(w, s, s->member.room, true, &ev);
+		tell_room(w, s, s->member.room, true, &ev, s->member.change_seq);
 		log_debug("%s: %s is now known as %s", s->peer, old, nick);
 	}
 	return r;
@@ -207,7 +207,7 @@ int chat_move(struct worker *w, struct session *s, const char *name, unsigned *r
 	struct chat_event went = { .kind = CHAT_WENT, .nick = s->member.nick, .room = old->name,
 				   .other = room->name };
 	struct chat_event joined = { .kind = CHAT_JOINED, .nick = s->member.nick, .room = room->name };
-	announce(w, s, old, old_count + 1, &went, 0);
+	announce(w, s, old, old_count + 1, &went, s->member.change_seq);
 	announce(w, s, room, count, &joined, s->member.joined_seq);
 	room_unref(old);
 	*ret_count = count;

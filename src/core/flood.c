@@ -23,22 +23,24 @@ enum flood_verdict flood_check(struct flood *f, int rate, int burst, uint64_t no
 	double earned = (double)elapsed * rate / 1000.0;
 	if (now_ms > f->stamp_ms)
 		f->stamp_ms = now_ms;
-	/* Credit beyond the burst (from a stall) is kept, not topped up. */
-	double cap = burst + (double)stalled_ms * rate / 1000.0;
-	if (cap < f->tokens)
-		cap = f->tokens;
+	/* Credit beyond the burst, from a stall, is kept until spent and
+	 * never topped up; the rest of the bucket is capped by the burst in
+	 * force (a reload may have lowered it). */
+	f->extra += (double)stalled_ms * rate / 1000.0;
 	f->tokens += earned;
-	if (f->tokens > cap)
-		f->tokens = cap;
+	if (f->tokens > burst + f->extra)
+		f->tokens = burst + f->extra;
 	f->strikes -= earned / FORGIVE_DIVISOR;
 	if (f->strikes < 0)
 		f->strikes = 0;
 
 	if (f->tokens >= 1.0) {
 		f->tokens -= 1.0;
+		f->extra = f->tokens > burst ? f->tokens - burst : 0;
 		f->warned = false;
 		return FLOOD_OK;
 	}
+	f->extra = 0;
 	f->strikes += 1.0;
 	if (f->strikes > burst)
 		return FLOOD_KICK;

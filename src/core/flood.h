@@ -9,6 +9,7 @@
 
 struct flood {
 	double tokens;     /* lines the client may send now */
+	double extra;      /* of which beyond the burst: a stall's credit */
 	double strikes;    /* dropped lines, forgiven at the rate */
 	uint64_t stamp_ms; /* when tokens and strikes were last brought up to date */
 	bool warned;       /* told "slow down" since the last accepted line */

@@ -169,6 +169,7 @@ static void part_locked(struct rooms *r, struct member *m)
 	struct room *room = m->room;
 
 	TAILQ_REMOVE(&room->members, m, room_link);
+	m->change_seq = room_next_seq(room);
 	if (--room->count == 0) {
 		table_remove(&r->rooms, &room->name_entry);
 		room_unref(room); /* the registry's; the member still holds one */
@@ -215,6 +216,7 @@ int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 		memcpy(ret_old, m->nick, sizeof(m->nick));
 		snprintf(m->nick, sizeof(m->nick), "%s", nick);
 		table_insert(&r->nicks, &m->nick_entry, nick);
+		m->change_seq = room_next_seq(m->room);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;

@@ -35,6 +35,9 @@ struct member {
 	struct room *room;
 	TAILQ_ENTRY(member) room_link;
 	uint64_t joined_seq;  /* the room's sequence number of its arrival */
+	uint64_t change_seq;  /* and of its last departure or rename: taken under
+			       * the lock with the change, so that nobody who
+			       * arrives after it hears of it */
 
 	/* Worker-local: this member's place in room->local[worker]. */
 	TAILQ_ENTRY(member) local_link;

@@ -292,6 +292,8 @@ static void handle_events(struct worker *w, struct epoll_event *events, int n)
 {
 	bool ticked = false;
 
+	if (n <= 0) /* a timeout: a leaving connection's deadline (lifecycle.c) */
+		return;
 	/* The inbox first: what other workers posted happened before anything
 	 * our clients did in reaction to it (a /join after seeing a line), so
 	 * it must be applied first too. */

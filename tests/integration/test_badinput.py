@@ -20,6 +20,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import time
 import unittest
 
 import chatdtest
@@ -307,6 +308,23 @@ class AbruptCloseTest(BadInputTestCase):
             left += line.startswith("<")
         self.sync(a)
         self.assert_serving(srv, [a])
+
+
+class LeavingTest(BadInputTestCase):
+    def test_a_client_that_quits_and_never_closes_is_let_go_at_the_deadline(self):
+        """/quit with more input after it, and the socket kept open: the
+        server writes "= bye", shuts its side and waits at most 2 s for the
+        peer's EOF; its worker has nothing else to wake it, so its wait
+        ends in a timeout. The time passing is the point: this sleeps."""
+        srv = self.start_server()
+        watcher = self.connect(srv)
+        quitter = self.connect(srv, [watcher])
+        quitter.send_raw(b"/quit\n" + b"x" * 100000)
+        watcher.expect("< guest2 left (1 online)")
+        quitter.expect("= bye")
+        time.sleep(3)
+        self.assertIsNone(srv.proc.poll(), "chatd died:\n" + srv.log.text()[-2000:])
+        self.assert_serving(srv, [watcher])
 
 
 class ConnectionChurnTest(BadInputTestCase):

@@ -96,5 +96,13 @@ int main(void)
 		ok += flood_check(&f, 10, 20, 8000, 0) == FLOOD_OK;
 	CHECK_INT(ok, 68);
 
+	/* A reload that lowers the burst applies at once. */
+	flood_init(&f, 20, 0);
+	CHECK_INT(flood_check(&f, 10, 5, 0, 0), FLOOD_OK);
+	ok = 1;
+	for (int i = 0; i < 10; i++)
+		ok += flood_check(&f, 10, 5, 0, 0) == FLOOD_OK;
+	CHECK_INT(ok, 5);
+
 	return unit_finish("test_flood");
 }
