@@ -68,15 +68,10 @@ static void out_grow(struct conn *c, struct out_cache *oc)
 	c->out_head = 0;
 }
 
-bool conn_queue(struct conn *c, struct msg *m, size_t cap, uint64_t epoch, struct out_cache *oc)
+bool conn_queue(struct conn *c, struct msg *m, size_t cap, struct out_cache *oc)
 {
 	if (c->out_bytes + m->len > cap)
 		return false;
-	if (c->fresh_epoch != epoch) {
-		c->fresh_epoch = epoch;
-		c->out_fresh = 0;
-	}
-	c->out_fresh += m->len;
 	if (c->out_count == c->out_cap)
 		out_grow(c, oc);
 	c->out[(c->out_head + c->out_count) & (c->out_cap - 1)] = m;
@@ -85,18 +80,27 @@ bool conn_queue(struct conn *c, struct msg *m, size_t cap, uint64_t epoch, struc
 	return true;
 }
 
-size_t conn_waiting(const struct conn *c, uint64_t epoch)
+size_t conn_attempted(struct conn *c, uint64_t epoch)
 {
-	/* Writes take the oldest bytes first, so what is left of the queue
-	 * beyond this iteration's bytes is older. */
-	size_t fresh = c->fresh_epoch == epoch ? c->out_fresh : 0;
-	return c->out_bytes > fresh ? c->out_bytes - fresh : 0;
+	if (c->mark_epoch != epoch) {
+		c->prev_left = c->mark_left;
+		c->prev_written = c->mark_written;
+	}
+	size_t since = c->written_total - c->prev_written;
+	size_t old = c->prev_left > since ? c->prev_left - since : 0;
+	if (old > c->out_bytes)
+		old = c->out_bytes;
+	c->mark_left = c->out_bytes;
+	c->mark_written = c->written_total;
+	c->mark_epoch = epoch;
+	return old;
 }
 
 /* Drops N bytes of written output from the head of the queue. */
 static void out_consume(struct conn *c, size_t n, struct out_cache *oc)
 {
 	c->out_bytes -= n;
+	c->written_total += n;
 	while (n > 0) {
 		struct msg *m = c->out[c->out_head];
 		size_t left = m->len - c->out_offset;

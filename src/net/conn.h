@@ -45,8 +45,12 @@ struct conn {
 	uint32_t out_head, out_count, out_cap;
 	size_t out_offset;
 	size_t out_bytes;          /* queued and not yet written */
-	size_t out_fresh;          /* of which queued in loop iteration fresh_epoch */
-	uint64_t fresh_epoch;
+	size_t written_total;      /* bytes ever written (wraps; only differences count) */
+	/* After the last write attempt (in loop iteration mark_epoch): what
+	 * was left, and written_total then; prev_*: the same for the last
+	 * attempt of an earlier iteration. See conn_attempted(). */
+	size_t mark_left, mark_written, prev_left, prev_written;
+	uint64_t mark_epoch;
 
 	uint32_t epoll_events;     /* what epoll watches now */
 	const char *close_reason;  /* set once the worker decided to close it */
@@ -101,15 +105,16 @@ struct conn *conn_new(int fd, uint64_t id, const char *peer);
 /* Closes the socket, drops the queue and frees. */
 void conn_free(struct conn *c);
 
-/* Queues M, taking over one reference the caller holds, in the worker's
- * loop iteration EPOCH. Returns false, and queues nothing, when that would
- * put more than CAP bytes in the queue (a hard bound on memory: see
- * worker.c for when a reader is too slow). */
-bool conn_queue(struct conn *c, struct msg *m, size_t cap, uint64_t epoch, struct out_cache *oc);
+/* Queues M, taking over one reference the caller holds. Returns false, and
+ * queues nothing, when that would put more than CAP bytes in the queue (a
+ * hard bound on memory: see lifecycle.c for when a reader is too slow). */
+bool conn_queue(struct conn *c, struct msg *m, size_t cap, struct out_cache *oc);
 
-/* Bytes that were queued before loop iteration EPOCH and are still not
- * written: what the client has had the chance to read and did not. */
-size_t conn_waiting(const struct conn *c, uint64_t epoch);
+/* After a write attempt in the worker's loop iteration EPOCH: returns the
+ * bytes that were already waiting after an attempt of an earlier iteration
+ * and are still not written (writes take the oldest first): what the
+ * client had the chance to read and did not. Kept per write, not per line. */
+size_t conn_attempted(struct conn *c, uint64_t epoch);
 
 /* Points IOV at up to IOV_MAX pieces of the queue, oldest first; returns
  * how many, and their total length in *BYTES. */

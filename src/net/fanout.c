@@ -38,7 +38,7 @@ void worker_send(struct worker *w, struct session *s, struct msg *m)
 	struct conn *c = conn_of(s);
 	if (c->state == CONN_DEAD)
 		return;
-	if (!conn_queue(c, msg_ref(m), queue_cap(w), w->epoch, &w->out_cache)) {
+	if (!conn_queue(c, msg_ref(m), queue_cap(w), &w->out_cache)) {
 		msg_unref(m);
 		fanout_too_slow(w, c);
 		return;
@@ -81,7 +81,7 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 			 * before this member came in. */
 			if (c->s.id == lines[k].id || mb->joined_seq >= lines[k].seq)
 				continue;
-			if (!conn_queue(c, lines[k].msg, cap, w->epoch, &w->out_cache)) {
+			if (!conn_queue(c, lines[k].msg, cap, &w->out_cache)) {
 				fanout_too_slow(w, c);
 				break;
 			}

@@ -51,11 +51,6 @@ static void set_epoll_events(struct worker *w, struct conn *c, uint32_t events)
 	c->epoll_events = events;
 }
 
-void lifecycle_mark_for_flush(struct worker *w, struct conn *c)
-{
-	flush_list_add(&w->flush_list, c);
-}
-
 void lifecycle_forget(struct worker *w, const struct ip_key *ip)
 {
 	ip_limit_release(w->pool->ip_limit, ip, w->now_ms);
@@ -199,11 +194,12 @@ static void written(void *ctx, struct conn *c, int r)
 		lifecycle_kill(w, c, reset ? "reset" : "error");
 		return;
 	}
+	size_t old = conn_attempted(c, w->epoch);
 	if (r == 0) {
 		/* Slow is what the client had the chance to read in an earlier
 		 * iteration and still did not, once we tried again: not a burst
 		 * this iteration brought, which the kernel may take next. */
-		if (c->state == CONN_OPEN && conn_waiting(c, w->epoch) > w->cfg->max_sendq) {
+		if (c->state == CONN_OPEN && old > w->cfg->max_sendq) {
 			fanout_too_slow(w, c);
 			return;
 		}

@@ -90,8 +90,12 @@ void lifecycle_kill(struct worker *w, struct conn *c, const char *reason);
 void lifecycle_peer_closed(struct worker *w, struct conn *c);
 /* Whether C's input is still read and handled. */
 bool lifecycle_reading(const struct conn *c);
-/* C has output to write this iteration. */
-void lifecycle_mark_for_flush(struct worker *w, struct conn *c);
+/* C has output to write this iteration (inline: once per recipient of a
+ * line). */
+static inline void lifecycle_mark_for_flush(struct worker *w, struct conn *c)
+{
+	flush_list_add(&w->flush_list, c);
+}
 /* Writes every queue that got output and frees every DEAD connection. */
 void lifecycle_settle(struct worker *w);
 /* Kills leaving connections past their deadline; returns the epoll timeout

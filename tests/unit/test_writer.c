@@ -97,7 +97,7 @@ static void run(bool want_uring, bool small_buffers)
 		peers[i] = (struct peer){ .fd = sv[1] };
 		for (int k = 0; k < LINES; k++) {
 			struct msg *m = msg_printf("conn %d line %d\n", i, k);
-			CHECK(conn_queue(conns[i], m, (size_t)1 << 30, 1, &oc));
+			CHECK(conn_queue(conns[i], m, (size_t)1 << 30, &oc));
 		}
 		flush_list_add(&list, conns[i]);
 	}
@@ -151,8 +151,8 @@ static void run(bool want_uring, bool small_buffers)
 	close(peers[0].fd);
 	drain(&peers[1]);
 	peers[0].last = peers[1].last = 99;
-	CHECK(conn_queue(conns[0], msg_printf("to nobody\n"), 1 << 20, 1, &oc));
-	CHECK(conn_queue(conns[1], msg_printf("still here\n"), 1 << 20, 1, &oc));
+	CHECK(conn_queue(conns[0], msg_printf("to nobody\n"), 1 << 20, &oc));
+	CHECK(conn_queue(conns[1], msg_printf("still here\n"), 1 << 20, &oc));
 	flush_list_add(&list, conns[0]);
 	flush_list_add(&list, conns[1]);
 	writer_flush(wr, &list, &oc, written, NULL);
@@ -171,7 +171,7 @@ static void run(bool want_uring, bool small_buffers)
 	while ((n = write(conns[3]->fd, filler, sizeof(filler))) > 0)
 		filled += (size_t)n;
 	CHECK(n < 0 && errno == EAGAIN);
-	CHECK(conn_queue(conns[3], msg_printf("after the filler\n"), 1 << 20, 1, &oc));
+	CHECK(conn_queue(conns[3], msg_printf("after the filler\n"), 1 << 20, &oc));
 	peers[3].last = 99;
 	flush_list_add(&list, conns[3]);
 	writer_flush(wr, &list, &oc, written, NULL);
@@ -188,7 +188,7 @@ static void run(bool want_uring, bool small_buffers)
 		     strlen("after the filler\n")) == 0);
 
 	/* Connections on their way to be closed are skipped. */
-	CHECK(conn_queue(conns[2], msg_printf("skipped\n"), 1 << 20, 1, &oc));
+	CHECK(conn_queue(conns[2], msg_printf("skipped\n"), 1 << 20, &oc));
 	conns[2]->state = CONN_DEAD;
 	peers[2].reports = 0;
 	flush_list_add(&list, conns[2]);
