@@ -667,10 +667,10 @@ static void check_motd_fits(struct loader *ld)
 	if (ld->key_bad[KEY_MAX_SENDQ] || ld->key_bad[KEY_MOTD_FILE] || cfg->motd_count == 0)
 		return;
 	for (size_t i = 0; i < cfg->motd_count; i++) {
-		size_t len = strlen(cfg->motd_lines[i]);
-		char *clean = xmalloc(TEXT_CLEAN_MAX(len) + 1);
-		bytes += text_clean(clean, cfg->motd_lines[i], len) + 3;
-		free(clean);
+		struct text_buf c;
+		text_buf_clean(&c, cfg->motd_lines[i], strlen(cfg->motd_lines[i]));
+		bytes += c.len + 3; /* "# " and "\n" */
+		text_buf_free(&c);
 	}
 	if (bytes + CONFIG_GREETING_MAX <= cfg->max_sendq)
 		return;

@@ -150,7 +150,6 @@ static struct room *join_locked(struct rooms *r, struct member *m, const char *n
 		snprintf(room->name, sizeof(room->name), "%s", name);
 		TAILQ_INIT(&room->members);
 		room->local = xcalloc((size_t)r->workers, sizeof(*room->local));
-		room->announce_tokens = -1; /* full, at the rate of the first use */
 		for (int w = 0; w < r->workers; w++)
 			TAILQ_INIT(&room->local[w]);
 		table_insert(&r->rooms, &room->name_entry, name);
@@ -249,17 +248,7 @@ bool rooms_announce(struct rooms *r, struct room *room, int rate, uint64_t now_m
 	if (rate <= 0)
 		return true;
 	pthread_mutex_lock(&r->lock);
-	if (room->announce_tokens < 0) {
-		room->announce_tokens = rate;
-	} else if (now_ms > room->announce_stamp_ms) {
-		room->announce_tokens += (double)(now_ms - room->announce_stamp_ms) * rate / 1000.0;
-		if (room->announce_tokens > rate)
-			room->announce_tokens = rate;
-	}
-	if (now_ms > room->announce_stamp_ms)
-		room->announce_stamp_ms = now_ms;
-	if (room->announce_tokens >= 1.0) {
-		room->announce_tokens -= 1.0;
+	if (bucket_take(&room->announced, rate, rate, now_ms)) {
 		*ret_suppressed = room->announce_suppressed;
 		room->announce_suppressed = 0;
 	} else {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "base/bucket.h"
 #include "base/text.h"
 
 #define LOBBY "lobby"
@@ -60,9 +61,8 @@ struct room {
 	char name[NAME_MAX_LEN + 1];
 	unsigned count;                /* guarded by the registry lock */
 	struct member_list members;    /* guarded by the registry lock */
-	/* Arrivals and departures told, a token bucket; guarded by the lock. */
-	double announce_tokens;
-	uint64_t announce_stamp_ms;
+	/* Arrivals and departures told; guarded by the registry lock. */
+	struct bucket announced;
 	unsigned announce_suppressed;  /* not told since the last one told */
 	struct member_list *local;     /* [workers]; local[w] owned by worker w */
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "base/bucket.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -17,13 +18,6 @@
  * buckets are full again: a few per call keep up with any rate of calls. */
 #define SWEEP_MAX 4
 
-/* A token bucket, kept as the tokens taken and not yet earned back at
- * stamp_ms, so that a new bucket is full whatever the policy, and one that
- * had no limit is full when a reload sets one. */
-struct bucket {
-	double used;
-	uint64_t stamp_ms;
-};
 
 struct entry {
 	struct entry *next;             /* in its hash bucket */
@@ -93,36 +87,6 @@ void ip_key_format(const struct ip_key *key, char ret[IP_KEY_TEXT_MAX])
 }
 
 /* ---- token buckets ------------------------------------------------------ */
-
-static double earned(const struct bucket *b, double rate, uint64_t now_ms)
-{
-	/* Threads read the clock at different moments: an earlier now is no
-	 * time at all, never a negative one. */
-	return now_ms > b->stamp_ms ? (double)(now_ms - b->stamp_ms) * rate / 1000.0 : 0.0;
-}
-
-/* Takes a token if there is one: RATE a second, BURST at most (after a
- * reload lowered it, at once). */
-static bool bucket_take(struct bucket *b, double rate, double burst, uint64_t now_ms)
-{
-	b->used -= earned(b, rate, now_ms);
-	if (b->used < 0)
-		b->used = 0;
-	if (b->used > burst)
-		b->used = burst;
-	if (now_ms > b->stamp_ms)
-		b->stamp_ms = now_ms;
-	if (b->used + 1.0 > burst)
-		return false;
-	b->used += 1.0;
-	return true;
-}
-
-/* A bucket of no limit (rate or burst 0) is always full. */
-static bool bucket_full(const struct bucket *b, double rate, double burst, uint64_t now_ms)
-{
-	return rate <= 0 || burst <= 0 || b->used <= earned(b, rate, now_ms);
-}
 
 /* ---- the table ---------------------------------------------------------- */
 

@@ -116,18 +116,13 @@ void protocol_parse(const char *line, size_t len, struct command *ret)
 
 const char *command_name(enum command_kind kind)
 {
+	const struct command_info *info = command_info(kind);
+	if (info)
+		return info->name + 1; /* without its "/" */
 	switch (kind) {
 	case CMD_EMPTY: return "empty";
 	case CMD_CHAT: return "chat";
-	case CMD_NICK: return "nick";
-	case CMD_WHO: return "who";
-	case CMD_MSG: return "msg";
-	case CMD_ME: return "me";
-	case CMD_JOIN: return "join";
-	case CMD_ROOMS: return "rooms";
-	case CMD_HELP: return "help";
-	case CMD_QUIT: return "quit";
 	case CMD_UNKNOWN: return "unknown";
+	default: return "?";
 	}
-	return "?";
 }
