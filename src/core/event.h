@@ -40,6 +40,7 @@ struct chat_event {
 /* The protocols chatd speaks; a session speaks one. */
 enum proto {
 	PROTO_LINE,    /* chatd's own lines (docs/protocol.md) */
+	PROTO_IRC,     /* IRC (docs/irc.md) */
 	PROTO_COUNT,
 };
 

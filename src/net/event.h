@@ -21,6 +21,7 @@ enum event_kind {
 };
 
 struct new_connection {
+	enum proto proto;  /* what the listening socket it came from carries */
 	char peer[PEER_MAX];
 	struct ip_key ip;
 };
