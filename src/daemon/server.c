@@ -12,7 +12,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "net/cpusched.h"
 #include "daemon/daemonize.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
@@ -293,7 +292,6 @@ static int start_workers(struct server *s, int n)
 		log_info("writing with writev: io_uring is not usable (%s)", why_not);
 	else
 		log_info("writing with %s", s->pool.io_uring ? "io_uring" : "writev (io_uring = no)");
-	s->pool.sched_plan = cpusched_plan();
 	for (int i = 0; i < n; i++)
 		s->pool.workers[i] = worker_new(&s->pool, i, s->cfg);
 	for (int i = 0; i < n; i++) {

@@ -123,7 +123,6 @@ static bool on_line(void *ctx, const char *line, size_t len)
 {
 	struct line_ctx *lc = ctx;
 	lc->c->last_line_ms = lc->w->now_ms;
-	lc->w->lines_in++;
 	return codec_line(lc->w, &lc->c->s, line, len) && lifecycle_reading(lc->c);
 }
 
@@ -252,7 +251,6 @@ static void handle_inbox(struct worker *w)
 {
 	size_t n;
 	struct event *events = inbox_take(&w->inbox, &n);
-	w->lines_in += (unsigned)n;
 
 	for (size_t i = 0; i < n; i++) {
 		struct event *ev = &events[i];
@@ -327,7 +325,6 @@ static void *worker_main(void *arg)
 	if (why_not) /* it worked for the check at start: a limit reached since? */
 		log_warning("worker %d: io_uring is not usable (%s); it writes with writev", w->index,
 			    why_not);
-	cpusched_start(&w->sched, w->pool->sched_plan, w->index);
 
 	for (;;) {
 		int timeout = lifecycle_expire_drains(w);
@@ -356,8 +353,6 @@ static void *worker_main(void *arg)
 				handle_events(w, events, n);
 		}
 		lifecycle_settle(w);
-		cpusched_iteration(&w->sched, w->lines_in);
-		w->lines_in = 0;
 	}
 	return NULL;
 }

@@ -16,7 +16,6 @@
 
 #include "base/config.h"
 #include "net/conn.h"
-#include "net/cpusched.h"
 #include "net/event.h"
 #include "net/handoff.h"
 #include "net/iplimit.h"
@@ -38,7 +37,6 @@ struct worker_pool {
 	int status_fd;
 	atomic_bool status_pending;
 	bool io_uring;             /* workers write with io_uring (checked at start) */
-	enum cpusched_plan sched_plan; /* how workers are scheduled (chosen at start) */
 };
 
 /* pool->count must already be the number of workers. */

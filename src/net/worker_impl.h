@@ -15,7 +15,6 @@
 
 #include "core/host.h"
 #include "net/conn.h"
-#include "net/cpusched.h"
 #include "net/event.h"
 #include "net/handoff.h"
 #include "net/worker.h"
@@ -66,8 +65,6 @@ struct worker {
 
 	struct out_cache out_cache;
 	struct writer *writer;    /* made on the worker's own thread */
-	struct cpusched sched;
-	unsigned lines_in;        /* this loop iteration: from clients and the inbox */
 	char read_buffer[READ_BUFFER_SIZE];
 };
 
