@@ -814,6 +814,12 @@ struct config *config_new_default(void)
 	cfg->announce_max = 500;
 	cfg->announce_rate = 10;
 	cfg->connect_rate = 10;
+	cfg->irc_port = 6667;
+	cfg->irc_bind = NULL;
+	cfg->irc_server_name = xstrdup("chatd");
+	cfg->irc_password = NULL;
+	cfg->irc_network = xstrdup("chatd");
+	cfg->irc_ping_timeout = 240;
 	cfg->log_level = LOG_INFO;
 	cfg->log_target = LOG_TARGET_AUTO;
 	cfg->log_per_address_burst = 20;
@@ -879,6 +885,10 @@ void config_unref(struct config *cfg)
 	free(cfg->path);
 	free(cfg->bind);
 	free(cfg->motd_file);
+	free(cfg->irc_bind);
+	free(cfg->irc_server_name);
+	free(cfg->irc_password);
+	free(cfg->irc_network);
 	free(cfg);
 }
 

@@ -47,6 +47,14 @@ struct config {
 	int announce_rate; /* arrivals and departures a room hears per second; 0 = no limit */
 	int connect_rate;  /* new connections a second from one address, as many at once; 0 = no limit */
 
+	/* [irc] */
+	int irc_port;          /* 0: no IRC */
+	char *irc_bind;        /* NULL: [server] bind */
+	char *irc_server_name; /* the server's name in prefixes and numerics */
+	char *irc_password;    /* NULL: none asked */
+	char *irc_network;     /* ISUPPORT NETWORK */
+	int irc_ping_timeout;  /* seconds; 0 = never */
+
 	/* [log] */
 	int log_level;     /* syslog priority */
 	enum log_target log_target;

@@ -169,3 +169,20 @@ void text_buf_free(struct text_buf *b)
 	if (b->text != b->stack)
 		free(b->text);
 }
+
+size_t text_utf8_prefix(const char *s, size_t len, size_t max)
+{
+	size_t i = 0;
+
+	if (len <= max)
+		return len;
+	while (i < len) {
+		size_t n = text_utf8_length(s + i, len - i);
+		if (n == 0)
+			n = 1;
+		if (i + n > max)
+			break;
+		i += n;
+	}
+	return i;
+}

@@ -39,6 +39,10 @@ void text_buf_free(struct text_buf *b);
  * when the bytes there are not one. */
 size_t text_utf8_length(const char *s, size_t len);
 
+/* The longest start of S (LEN bytes of valid UTF-8, as cleaned) of at
+ * most MAX bytes that ends between two characters. */
+size_t text_utf8_prefix(const char *s, size_t len, size_t max);
+
 /* True when the bytes are only spaces and tabs (or there are none). */
 bool text_is_blank(const char *s, size_t len);
 

@@ -123,3 +123,23 @@ uint64_t monotonic_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+void peer_host(const char *peer, char *ret, size_t size)
+{
+	const char *start = peer, *end = strrchr(peer, ':');
+	size_t at = 0;
+
+	if (size == 0)
+		return;
+	if (peer[0] == '[') {
+		start = peer + 1;
+		end = strchr(start, ']');
+	}
+	size_t len = end && end > start ? (size_t)(end - start) : strlen(start);
+	if (start[0] == ':' && size > 1)
+		ret[at++] = '0';
+	if (len > size - 1 - at)
+		len = size - 1 - at;
+	memcpy(ret + at, start, len);
+	ret[at + len] = '\0';
+}

@@ -27,6 +27,11 @@ char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 bool ascii_equal_nocase(const char *a, const char *b);
 void ascii_lower(char *dst, const char *src, size_t dst_size);
 
+/* The address part of a peer "1.2.3.4:5" or "[::1]:5", as a host name
+ * (IRC's user@host): "0::1" for "::1", since a leading ':' would start an
+ * IRC parameter. */
+void peer_host(const char *peer, char *ret, size_t size);
+
 /* FNV-1a over LEN bytes, for the hash tables. */
 size_t hash_bytes(const void *data, size_t len);
 

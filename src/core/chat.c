@@ -3,31 +3,102 @@
 #include "core/chat.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "base/util.h"
 #include "core/flood.h"
-#include "base/text.h"
 
-/* Sends EV to S alone, as S's protocol says it. */
+/* Numbers events for IRC's msgid and for telling an event to several rooms
+ * once (room_send.once). */
+static atomic_uint_least64_t next_event_id;
+
+static uint64_t new_event_id(void)
+{
+	return atomic_fetch_add_explicit(&next_event_id, 1, memory_order_relaxed) + 1;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *server_of(const struct worker *w)
+{
+	return worker_config(w)->irc_server_name;
+}
+
+/* An event about what S did, numbered and stamped. */
+static struct chat_event event_by(struct worker *w, const struct session *s,
+				  enum chat_event_kind kind)
+{
+	return (struct chat_event){ .kind = kind, .nick = s->member.nick, .user = s->member.user,
+				    .host = s->member.host, .id = new_event_id(),
+				    .time_ms = wall_ms(), .server = server_of(w) };
+}
+
+/* One event's encodings, made as the rooms it goes to need them. */
+struct encoded {
+	struct msg *msg[FORMAT_COUNT];
+};
+
+/* Encodes EV in every format someone in ROOM reads, that is not yet. */
+static void encode_for(struct encoded *e, struct room *room, const struct chat_event *ev)
+{
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		if (!e->msg[f] && room_formats(room, (enum format)f))
+			e->msg[f] = event_encode((enum format)f, ev);
+}
+
+static struct msg *encoded_in(struct encoded *e, enum format f, const struct chat_event *ev)
+{
+	if (!e->msg[f])
+		e->msg[f] = event_encode(f, ev);
+	return e->msg[f];
+}
+
+static void encoded_free(struct encoded *e)
+{
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		if (e->msg[f])
+			msg_unref(e->msg[f]);
+}
+
+/* Sends EV to S alone, as S reads it. */
 static void tell_session(struct worker *w, struct session *s, const struct chat_event *ev)
 {
-	struct msg *m = event_encode(s->proto, ev);
+	struct msg *m = event_encode(s->member.format, ev);
 	worker_send(w, s, m);
 	msg_unref(m);
 }
 
-/* Tells EV to ROOM (not to S unless INCLUDE_SELF), numbered SEQ (0: now;
- * see worker_send_room): one encoding shared by every recipient. */
-static void tell_room(struct worker *w, struct session *s, struct room *room, bool include_self,
-		      const struct chat_event *ev, uint64_t seq)
+/* Sends E (encoded for ROOM) to ROOM; see struct room_send. */
+static void send_room(struct worker *w, struct room *room, struct encoded *e, uint64_t except_id,
+		      uint64_t seq, uint64_t once)
 {
-	struct msg *m = event_encode(PROTO_LINE, ev);
-	worker_send_room(w, room, m, include_self ? 0 : s->id, seq);
-	msg_unref(m);
+	struct room_send rs = { .except_id = except_id, .seq = seq, .once = once };
+	memcpy(rs.msg, e->msg, sizeof(rs.msg));
+	worker_send_room(w, room, &rs);
+}
+
+/* Tells EV, happening now, to ROOM (not to S unless INCLUDE_SELF): one
+ * encoding per format present, shared by every recipient. The number is
+ * taken before the formats are read (see room_formats()). */
+static void tell_room(struct worker *w, struct session *s, struct room *room, bool include_self,
+		      const struct chat_event *ev)
+{
+	struct encoded e = { 0 };
+	uint64_t seq = room_next_seq(room);
+	encode_for(&e, room, ev);
+	send_room(w, room, &e, include_self ? 0 : s->id, seq, 0);
+	encoded_free(&e);
 }
 
 /* In a room of more than announce_max, each arrival and departure told to
@@ -40,13 +111,13 @@ static bool crowded(const struct worker *w, unsigned room_count)
 }
 
 /* Tells ROOM (of ROOM_COUNT members) of S's arrival or departure, EV,
- * numbered SEQ (0: now; see worker_send_room), unless the room is crowded
+ * encoded in E, numbered SEQ (see rooms.h), unless the room is crowded
  * (announce_max) or hears them faster than announce_rate: each connection
  * would otherwise cost everyone there two lines, which a connect/close
  * loop could turn into a flood. What was not told is counted in a notice
- * before the next one that is. */
+ * before the next one that is. ONCE as in struct room_send. */
 static void announce(struct worker *w, struct session *s, struct room *room, unsigned room_count,
-		     const struct chat_event *ev, uint64_t seq)
+		     struct encoded *e, const struct chat_event *ev, uint64_t seq, uint64_t once)
 {
 	const struct config *cfg = worker_config(w);
 	unsigned suppressed;
@@ -54,60 +125,86 @@ static void announce(struct worker *w, struct session *s, struct room *room, uns
 	if (crowded(w, room_count) ||
 	    !rooms_announce(worker_rooms(w), room, cfg->announce_rate, worker_now_ms(w), &suppressed))
 		return;
-	struct msg *m = event_encode(PROTO_LINE, ev);
-	if (suppressed) {
-		struct chat_event missed = { .kind = CHAT_MISSED, .room = room->name,
-					     .count = suppressed, .rate = cfg->announce_rate };
-		struct msg *note = event_encode(PROTO_LINE, &missed);
-		note = msg_append(note, m->data, m->len);
-		msg_unref(m);
-		m = note;
+	encode_for(e, room, ev);
+	if (!suppressed) {
+		send_room(w, room, e, s->id, seq, once);
+		return;
 	}
-	worker_send_room(w, room, m, s->id, seq);
-	msg_unref(m);
+	struct chat_event missed = { .kind = CHAT_MISSED, .room = room->name, .count = suppressed,
+				     .rate = cfg->announce_rate, .time_ms = ev->time_ms,
+				     .server = ev->server };
+	struct encoded noted = { 0 };
+	for (int f = 0; f < FORMAT_COUNT; f++) {
+		if (!e->msg[f])
+			continue;
+		noted.msg[f] = event_encode((enum format)f, &missed);
+		noted.msg[f] = msg_append(noted.msg[f], e->msg[f]->data, e->msg[f]->len);
+	}
+	/* Not ONCE: the notice is this room's. */
+	send_room(w, room, &noted, s->id, seq, 0);
+	encoded_free(&noted);
 }
 
-int chat_connected(struct worker *w, struct session *s)
+static void log_connect(struct worker *w, struct session *s, int online)
 {
-	unsigned room_count;
-	int online = rooms_enter(worker_rooms(w), &s->member, &room_count);
-	worker_room_link(w, s);
-	worker_online_changed(w);
-	flood_init(&s->flood, worker_config(w)->burst, worker_now_ms(w));
-
-	struct chat_event ev = { .kind = CHAT_ENTERED, .nick = s->member.nick,
-				 .room = s->member.room->name, .online = online };
-	announce(w, s, s->member.room, room_count, &ev, s->member.joined_seq);
 	struct log_note note;
 	if (worker_log_allowed(w, s, LOG_INFO, &note))
 		log_event(LOG_INFO, LOG_FIELDS(.event = "connect", .peer = s->peer, .nick = s->member.nick,
 					       .suppressed = note.suppressed, LOG_ONLINE(online)),
 			  "connect from %s as %s (%d online)%s", s->peer, s->member.nick, online,
 			  note.text);
+}
+
+int chat_register(struct worker *w, struct session *s, const char *nick, const char *room)
+{
+	struct membership *ms = NULL;
+	unsigned count = 0;
+	int online = rooms_enter(worker_rooms(w), &s->member, nick, room, &ms, &count);
+	if (online < 0)
+		return online;
+	worker_online_changed(w);
+	flood_init(&s->flood, worker_config(w)->burst, worker_now_ms(w));
+	if (ms) {
+		worker_room_link(w, ms);
+		struct chat_event ev = event_by(w, s, CHAT_ENTERED);
+		ev.room = ms->room->name;
+		ev.online = online;
+		struct encoded e = { 0 };
+		announce(w, s, ms->room, count, &e, &ev, ms->joined_seq, 0);
+		encoded_free(&e);
+	}
+	log_connect(w, s, online);
 	return online;
 }
 
 void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 		       const char *farewell, size_t farewell_len)
 {
-	struct room *room = s->member.room;
-	unsigned room_count;
-	int online = rooms_leave(worker_rooms(w), &s->member, &room_count);
-	worker_room_unlink(w, s, room);
+	int online = rooms_leave(worker_rooms(w), &s->member);
 	worker_online_changed(w);
 
-	if (!worker_shutting_down(w)) {
-		struct text_buf c;
-		text_buf_clean(&c, farewell, farewell_len);
-		/* A reason that cleans to nothing is no reason. */
-		bool blank = text_buf_blank(&c);
-		struct chat_event ev = { .kind = CHAT_LEFT, .nick = s->member.nick, .room = room->name,
-					 .online = online, .text = c.text, .text_len = blank ? 0 : c.len };
-		announce(w, s, room, room_count + 1, &ev, s->member.change_seq);
-		text_buf_free(&c);
+	struct text_buf c;
+	text_buf_clean(&c, farewell, farewell_len);
+	/* A reason that cleans to nothing is no reason. */
+	bool blank = text_buf_blank(&c);
+	struct chat_event ev = event_by(w, s, CHAT_LEFT);
+	ev.online = online;
+	ev.text = c.text;
+	ev.text_len = blank ? 0 : c.len;
+	struct encoded e = { 0 };
+	struct membership *ms;
+	while ((ms = TAILQ_FIRST(&s->member.rooms))) {
+		TAILQ_REMOVE(&s->member.rooms, ms, member_link);
+		worker_room_unlink(w, ms);
+		if (!worker_shutting_down(w)) {
+			/* No encoding names the room but MISSED's. */
+			ev.room = ms->room->name;
+			announce(w, s, ms->room, ms->left_count + 1, &e, &ev, ms->change_seq, ev.id);
+		}
+		membership_free(ms);
 	}
-	room_unref(room);
-	s->member.room = NULL;
+	encoded_free(&e);
+	text_buf_free(&c);
 	struct log_note note;
 	if (worker_log_allowed(w, s, LOG_INFO, &note))
 		log_event(LOG_INFO, LOG_FIELDS(.event = "disconnect", .peer = s->peer,
@@ -119,7 +216,7 @@ void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 
 bool chat_joined(const struct session *s)
 {
-	return s->member.room != NULL;
+	return s->member.registered;
 }
 
 bool chat_allow_line(struct worker *w, struct session *s)
@@ -131,14 +228,16 @@ bool chat_allow_line(struct worker *w, struct session *s)
 	case FLOOD_OK:
 		return true;
 	case FLOOD_WARN:
-		tell_session(w, s, &(struct chat_event){ .kind = CHAT_SLOW_DOWN, .rate = cfg->rate });
+		tell_session(w, s, &(struct chat_event){ .kind = CHAT_SLOW_DOWN, .rate = cfg->rate,
+							 .nick = s->member.nick, .server = server_of(w) });
 		return false;
 	case FLOOD_DROP:
 		return false;
 	case FLOOD_KICK: {
 		static const char flooding[] = "flooding";
 		tell_session(w, s, &(struct chat_event){ .kind = CHAT_CLOSING, .text = flooding,
-							 .text_len = sizeof(flooding) - 1 });
+							 .text_len = sizeof(flooding) - 1,
+							 .host = s->member.host });
 		struct log_note note;
 		if (worker_log_allowed(w, s, LOG_NOTICE, &note))
 			log_event(LOG_NOTICE, LOG_FIELDS(.peer = s->peer, .nick = s->member.nick,
@@ -165,16 +264,86 @@ void chat_bytes_dropped(struct worker *w, struct session *s, size_t bytes)
 	}
 }
 
-bool chat_say(struct worker *w, struct session *s, enum chat_event_kind kind, const char *text,
+int chat_join(struct worker *w, struct session *s, const char *name, unsigned *ret_count)
+{
+	struct membership *ms;
+	int r = rooms_join(worker_rooms(w), &s->member, name, &ms, ret_count);
+	if (r < 0)
+		return r;
+	worker_room_link(w, ms);
+	struct chat_event ev = event_by(w, s, CHAT_JOINED);
+	ev.room = ms->room->name;
+	struct encoded e = { 0 };
+	announce(w, s, ms->room, *ret_count, &e, &ev, ms->joined_seq, 0);
+	encoded_free(&e);
+	return 0;
+}
+
+/* Tells MS's room (S taken out of it already) of EV, and frees MS. */
+static void departed(struct worker *w, struct session *s, struct membership *ms,
+		     const struct chat_event *ev)
+{
+	struct encoded e = { 0 };
+	worker_room_unlink(w, ms);
+	announce(w, s, ms->room, ms->left_count + 1, &e, ev, ms->change_seq, 0);
+	encoded_free(&e);
+	membership_free(ms);
+}
+
+int chat_part(struct worker *w, struct session *s, const char *name, const char *reason,
 	      size_t len)
+{
+	struct membership *ms;
+	unsigned count;
+	int r = rooms_part(worker_rooms(w), &s->member, name, &ms, &count);
+	if (r < 0)
+		return r;
+	struct text_buf c;
+	text_buf_clean(&c, reason, len);
+	struct chat_event ev = event_by(w, s, CHAT_PARTED);
+	ev.room = ms->room->name;
+	ev.text = c.text;
+	ev.text_len = text_buf_blank(&c) ? 0 : c.len;
+	departed(w, s, ms, &ev);
+	text_buf_free(&c);
+	return 0;
+}
+
+int chat_move(struct worker *w, struct session *s, const char *name, unsigned *ret_count)
+{
+	struct membership *old = TAILQ_FIRST(&s->member.rooms);
+	if (old && strcasecmp(old->room->name, name) == 0)
+		return -EALREADY;
+	if (old) {
+		char old_name[NAME_MAX_LEN + 1];
+		unsigned count;
+		struct membership *ms;
+		memcpy(old_name, old->room->name, sizeof(old_name));
+		if (rooms_part(worker_rooms(w), &s->member, old_name, &ms, &count) == 0) {
+			struct chat_event ev = event_by(w, s, CHAT_WENT);
+			ev.room = ms->room->name;
+			ev.other = name;
+			departed(w, s, ms, &ev);
+		}
+	}
+	return chat_join(w, s, name, ret_count);
+}
+
+bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_event_kind kind,
+	      bool notice, const char *text, size_t len, bool echo)
 {
 	struct text_buf c;
 	text_buf_clean(&c, text, len);
 	bool said = !text_buf_blank(&c);
 	if (said) {
-		struct chat_event ev = { .kind = kind, .nick = s->member.nick,
-					 .room = s->member.room->name, .text = c.text, .text_len = c.len };
-		tell_room(w, s, s->member.room, false, &ev, 0);
+		struct chat_event ev = event_by(w, s, kind);
+		ev.room = room->name;
+		ev.text = c.text;
+		ev.text_len = c.len;
+		ev.notice = notice;
+		tell_room(w, s, room, false, &ev);
+		if (echo)
+			tell_session(w, s, &ev);
 	}
 	text_buf_free(&c);
 	return said;
@@ -184,60 +353,169 @@ int chat_rename(struct worker *w, struct session *s, const char *nick)
 {
 	char old[NAME_MAX_LEN + 1];
 	int r = rooms_rename(worker_rooms(w), &s->member, nick, old);
+	if (r < 0)
+		return r;
 
-	if (r == 0) {
-		struct chat_event ev = { .kind = CHAT_RENAMED, .nick = old, .other = nick,
-					 .room = s->member.room->name };
-		tell_room(w, s, s->member.room, true, &ev, s->member.change_seq);
-		log_debug("%s: %s is now known as %s", s->peer, old, nick);
+	struct chat_event ev = event_by(w, s, CHAT_RENAMED);
+	ev.nick = old;
+	ev.other = nick;
+	struct encoded e = { 0 };
+	struct membership *ms;
+	TAILQ_FOREACH(ms, &s->member.rooms, member_link) {
+		ev.room = ms->room->name;
+		encode_for(&e, ms->room, &ev);
+		send_room(w, ms->room, &e, 0, ms->change_seq, ev.id);
 	}
-	return r;
-}
-
-int chat_move(struct worker *w, struct session *s, const char *name, unsigned *ret_count)
-{
-	struct room *old;
-	unsigned old_count, count;
-
-	if (rooms_move(worker_rooms(w), &s->member, name, &old, &old_count, &count) < 0)
-		return -EALREADY;
-	worker_room_unlink(w, s, old);
-	worker_room_link(w, s);
-	struct room *room = s->member.room;
-	struct chat_event went = { .kind = CHAT_WENT, .nick = s->member.nick, .room = old->name,
-				   .other = room->name };
-	struct chat_event joined = { .kind = CHAT_JOINED, .nick = s->member.nick, .room = room->name };
-	announce(w, s, old, old_count + 1, &went, s->member.change_seq);
-	announce(w, s, room, count, &joined, s->member.joined_seq);
-	room_unref(old);
-	*ret_count = count;
+	/* In no room, S still hears of it. */
+	if (TAILQ_EMPTY(&s->member.rooms))
+		worker_send(w, s, encoded_in(&e, s->member.format, &ev));
+	encoded_free(&e);
+	log_debug("%s: %s is now known as %s", s->peer, old, nick);
 	return 0;
 }
 
 int chat_private(struct worker *w, struct session *s, const char *nick, const char *text,
-		 size_t len, bool echo)
+		 size_t len, bool notice, bool action, bool echo, char *ret_away)
 {
 	struct member_address to;
 
 	if (!rooms_find(worker_rooms(w), nick, &to))
 		return -ENOENT;
-	if (to.conn_id == s->id)
+	if (to.conn_id == s->id && !echo)
 		return -ELOOP;
+	if (ret_away)
+		memcpy(ret_away, to.away, sizeof(to.away));
 	struct text_buf c;
 	text_buf_clean(&c, text, len);
 	int r = -ENODATA;
 	if (!text_buf_blank(&c)) {
-		struct chat_event ev = { .kind = CHAT_PRIVATE, .nick = s->member.nick, .other = to.nick,
-					 .text = c.text, .text_len = c.len };
-		struct msg *m = event_encode(PROTO_LINE, &ev);
-		worker_send_direct(w, &to, m);
+		struct chat_event ev = event_by(w, s, CHAT_PRIVATE);
+		ev.other = to.nick;
+		ev.text = c.text;
+		ev.text_len = c.len;
+		ev.notice = notice;
+		ev.action = action;
+		struct encoded e = { 0 };
+		struct msg *m = encoded_in(&e, to.format, &ev);
+		if (to.conn_id != s->id)
+			worker_send_direct(w, &to, m);
 		if (echo)
-			worker_send(w, s, m);
-		msg_unref(m);
+			worker_send(w, s, encoded_in(&e, s->member.format, &ev));
+		encoded_free(&e);
 		r = 0;
 	}
 	text_buf_free(&c);
 	return r;
+}
+
+int chat_topic(struct worker *w, struct session *s, const char *name, const char *text,
+	       size_t len)
+{
+	struct text_buf c;
+	text_buf_clean(&c, text, len);
+	char topic[TOPIC_MAX_LEN + 1];
+	/* Cut between two characters. */
+	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, TOPIC_MAX_LEN);
+	memcpy(topic, c.text, n);
+	topic[n] = '\0';
+	text_buf_free(&c);
+
+	int r = rooms_set_topic(worker_rooms(w), &s->member, name, topic);
+	if (r < 0)
+		return r;
+	struct membership *ms = rooms_membership(&s->member, name);
+	struct chat_event ev = event_by(w, s, CHAT_TOPIC);
+	ev.room = ms->room->name;
+	ev.text = topic;
+	ev.text_len = n;
+	tell_room(w, s, ms->room, true, &ev);
+	return 0;
+}
+
+int chat_mode(struct worker *w, struct session *s, const char *name, char mode, bool on,
+	      const char *nick)
+{
+	char target[NAME_MAX_LEN + 1] = "";
+	int r = nick ? rooms_set_op(worker_rooms(w), &s->member, name, nick, on, target)
+		     : rooms_set_mode(worker_rooms(w), &s->member, name, mode, on);
+	if (r < 0)
+		return r;
+	struct membership *ms = rooms_membership(&s->member, name);
+	char change[3] = { on ? '+' : '-', nick ? 'o' : mode, '\0' };
+	struct chat_event ev = event_by(w, s, CHAT_MODE);
+	ev.room = ms->room->name;
+	ev.text = change;
+	ev.text_len = 2;
+	ev.other = nick ? target : NULL;
+	tell_room(w, s, ms->room, true, &ev);
+	return 0;
+}
+
+int chat_kick(struct worker *w, struct session *s, const char *name, const char *nick,
+	      const char *reason, size_t len)
+{
+	struct member_address to;
+	int r = rooms_may_kick(worker_rooms(w), &s->member, name, nick, &to);
+	if (r < 0)
+		return r;
+	struct text_buf c;
+	text_buf_clean(&c, reason, len);
+	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, TOPIC_MAX_LEN);
+	struct kick *k = xcalloc(1, sizeof(*k) + n + 1);
+	struct membership *ms = rooms_membership(&s->member, name);
+	memcpy(k->room, ms->room->name, sizeof(k->room));
+	memcpy(k->by, s->member.nick, sizeof(k->by));
+	memcpy(k->by_user, s->member.user, sizeof(k->by_user));
+	memcpy(k->by_host, s->member.host, sizeof(k->by_host));
+	k->conn_id = to.conn_id;
+	memcpy(k->reason, c.text, n);
+	k->reason_len = n;
+	text_buf_free(&c);
+	worker_send_kick(w, &to, k);
+	return 0;
+}
+
+void chat_kicked(struct worker *w, struct session *s, struct kick *k)
+{
+	struct membership *ms;
+	unsigned count;
+
+	if (s->id == k->conn_id && chat_joined(s) &&
+	    rooms_part(worker_rooms(w), &s->member, k->room, &ms, &count) == 0) {
+		struct chat_event ev = { .kind = CHAT_KICKED, .nick = k->by, .user = k->by_user,
+					 .host = k->by_host, .room = ms->room->name,
+					 .other = s->member.nick, .text = k->reason,
+					 .text_len = k->reason_len, .id = new_event_id(),
+					 .time_ms = wall_ms(), .server = server_of(w) };
+		struct encoded e = { 0 };
+		worker_room_unlink(w, ms);
+		/* Everyone is told, crowded room or not: it is no arrival. */
+		encode_for(&e, ms->room, &ev);
+		send_room(w, ms->room, &e, s->id, ms->change_seq, 0);
+		worker_send(w, s, encoded_in(&e, s->member.format, &ev));
+		encoded_free(&e);
+		membership_free(ms);
+		log_debug("%s: %s kicked from %s by %s", s->peer, s->member.nick, k->room, k->by);
+	}
+	free(k);
+}
+
+void chat_away(struct worker *w, struct session *s, const char *text, size_t len)
+{
+	struct text_buf c;
+	text_buf_clean(&c, text, len);
+	char away[AWAY_MAX_LEN + 1];
+	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, AWAY_MAX_LEN);
+	memcpy(away, c.text, n);
+	away[n] = '\0';
+	text_buf_free(&c);
+	rooms_set_away(worker_rooms(w), &s->member, away);
+}
+
+void chat_set_format(struct worker *w, struct session *s, enum format format)
+{
+	if (s->member.format != format)
+		rooms_set_format(worker_rooms(w), &s->member, format);
 }
 
 void chat_quit(struct worker *w, struct session *s, const char *farewell, size_t len)

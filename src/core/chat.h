@@ -1,9 +1,9 @@
-/* The chat itself, knowing no wire format: sessions come and go, say
- * things, change nick and room, and everyone concerned hears of it as
- * events (event.h), which each protocol encodes. A protocol's codec
- * (proto/) parses what its clients send and calls these; the replies to
- * commands are the codec's. Runs on the worker thread that owns the
- * session (see host.h). */
+/* The chat itself, knowing no wire format: sessions come and go, join and
+ * leave rooms, say things, change nick, run rooms, and everyone concerned
+ * hears of it as events (event.h), which each protocol encodes. A
+ * protocol's codec (proto/) parses what its clients send and calls these;
+ * the replies to commands are the codec's. Runs on the worker thread that
+ * owns the session (see host.h). */
 #ifndef CHATD_CHAT_H
 #define CHATD_CHAT_H
 
@@ -15,17 +15,19 @@
 #include "core/msg.h"
 #include "core/session.h"
 
-/* S joins the chat: a guest nick, the lobby, its room told. Returns the
- * number online. */
-int chat_connected(struct worker *w, struct session *s);
+/* S joins the chat as NICK (NULL: a guest nick), in no room, or at once
+ * in ROOM, which hears CHAT_ENTERED (a line client's arrival: nobody
+ * there hears of an arrival the newcomer's count of those online
+ * includes). Returns the number online, or -EEXIST when another has NICK. */
+int chat_register(struct worker *w, struct session *s, const char *nick, const char *room);
 
 /* S is going (reason: quit, closed, reset, error, slow, shutdown, ...):
- * unregisters it, tells its room (not during shutdown), with FAREWELL (the
- * /quit reason; FAREWELL_LEN 0: none), logs it. */
+ * unregisters it, tells its rooms (not during shutdown), with FAREWELL
+ * (the quit reason; FAREWELL_LEN 0: none), logs it. */
 void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 		       const char *farewell, size_t farewell_len);
 
-/* Whether S is in the chat (between chat_connected and chat_disconnected). */
+/* Whether S is in the chat (between chat_register and chat_disconnected). */
 bool chat_joined(const struct session *s);
 
 /* One line from S counts against [limits] rate: false when it is dropped
@@ -36,23 +38,64 @@ bool chat_allow_line(struct worker *w, struct session *s);
  * them counts as a line against the rate. */
 void chat_bytes_dropped(struct worker *w, struct session *s, size_t bytes);
 
-/* S says TEXT (or does it, KIND CHAT_ACTION) to its room. False when the
- * text cleans to nothing, and nothing was said. */
-bool chat_say(struct worker *w, struct session *s, enum chat_event_kind kind, const char *text,
+/* S comes into room NAME (a valid name; made if new, with S its
+ * operator): the room hears CHAT_JOINED. 0 with the members now there in
+ * *RET_COUNT; -EALREADY when S is in it; -E2BIG: in too many rooms. */
+int chat_join(struct worker *w, struct session *s, const char *name, unsigned *ret_count);
+
+/* S leaves room NAME, saying REASON (LEN 0: none): 0, or -ENOTCONN when S
+ * is not in it. */
+int chat_part(struct worker *w, struct session *s, const char *name, const char *reason,
 	      size_t len);
 
-/* S becomes NICK (a valid name). 0, told to S's room and S; -EEXIST when
- * another has it; -EALREADY when it is S's exact nick already. */
-int chat_rename(struct worker *w, struct session *s, const char *nick);
-
-/* S moves to room NAME (a valid name; made if new). 0, with the members now
- * there in *RET_COUNT; -EALREADY when S is in it. */
+/* S (in one room or none) moves to room NAME: its old room hears
+ * CHAT_WENT. As chat_join otherwise. */
 int chat_move(struct worker *w, struct session *s, const char *name, unsigned *ret_count);
 
-/* S says TEXT to NICK alone (and is sent it too, with ECHO). 0; -ENOENT:
- * no such nick; -ELOOP: NICK is S; -ENODATA: the text cleans to nothing. */
+/* S says TEXT (KIND CHAT_SAID, or CHAT_ACTION: does it; NOTICE: as a
+ * notice) to ROOM, and hears it too with ECHO. False when the text cleans
+ * to nothing, and nothing was said. */
+bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_event_kind kind,
+	      bool notice, const char *text, size_t len, bool echo);
+
+/* S becomes NICK (a valid name). 0, told once to everyone who shares a
+ * room with S and to S; -EEXIST when another has it; -EALREADY when it is
+ * S's exact nick already. */
+int chat_rename(struct worker *w, struct session *s, const char *nick);
+
+/* S says TEXT to NICK alone (as a notice, or an action), and is sent it
+ * too with ECHO. 0; -ENOENT: no such nick; -ELOOP: NICK is S (unless
+ * ECHO); -ENODATA: the text cleans to nothing. *RET_AWAY (when not NULL)
+ * gets NICK's away message, "" when NICK is here. */
 int chat_private(struct worker *w, struct session *s, const char *nick, const char *text,
-		 size_t len, bool echo);
+		 size_t len, bool notice, bool action, bool echo, char *ret_away);
+
+/* S sets room NAME's topic (LEN 0: clears it): told to the room, S too.
+ * 0; -ENOTCONN: S is not in it; -EPERM: +t and S is not its operator. */
+int chat_topic(struct worker *w, struct session *s, const char *name, const char *text,
+	       size_t len);
+
+/* S gives (ON) or takes NICK's operator status in room NAME, or sets room
+ * mode MODE ('t', 'n'; NICK NULL): told to the room, S too. 0 or as
+ * rooms_set_op() and rooms_set_mode() (-EALREADY: nothing changed, told
+ * to nobody). */
+int chat_mode(struct worker *w, struct session *s, const char *name, char mode, bool on,
+	      const char *nick);
+
+/* S puts NICK out of room NAME, saying REASON: done by NICK's worker
+ * (chat_kicked). 0 or as rooms_may_kick(). */
+int chat_kick(struct worker *w, struct session *s, const char *name, const char *nick,
+	      const char *reason, size_t len);
+
+/* On S's worker: K (see worker_send_kick) puts S out of K's room, if S is
+ * still there; the room and S hear of it. Frees K. */
+void chat_kicked(struct worker *w, struct session *s, struct kick *k);
+
+/* S is away, saying TEXT (LEN 0: back). */
+void chat_away(struct worker *w, struct session *s, const char *text, size_t len);
+
+/* S now reads FORMAT. */
+void chat_set_format(struct worker *w, struct session *s, enum format format);
 
 /* S leaves, saying FAREWELL; what S is owed goes out first. */
 void chat_quit(struct worker *w, struct session *s, const char *farewell, size_t len);

@@ -5,20 +5,28 @@
 #ifndef CHATD_CORE_EVENT_H
 #define CHATD_CORE_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/msg.h"
 
 enum chat_event_kind {
-	CHAT_ENTERED,  /* nick connected, into room; online */
-	CHAT_LEFT,     /* nick disconnected from room; online; text: farewell (may be empty) */
-	CHAT_JOINED,   /* nick came into room from another */
+	CHAT_ENTERED,  /* nick connected, into room (line protocol); online */
+	CHAT_LEFT,     /* nick disconnected, was in room; online; text: farewell
+			* (may be empty); told once to each who shared a room */
+	CHAT_JOINED,   /* nick came into room */
 	CHAT_WENT,     /* nick left room for other (a room name) */
-	CHAT_SAID,     /* nick said text in room */
+	CHAT_PARTED,   /* nick left room; text: why (may be empty) */
+	CHAT_KICKED,   /* nick put other out of room; text: why (may be empty) */
+	CHAT_TOPIC,    /* nick set room's topic to text (empty: cleared) */
+	CHAT_MODE,     /* nick set room's mode text ("+o", "-t") [for other] */
+	CHAT_SAID,     /* nick said text in room (notice: as a notice) */
 	CHAT_ACTION,   /* nick did text in room (/me) */
-	CHAT_RENAMED,  /* nick is now known as other, seen in room */
-	CHAT_PRIVATE,  /* nick said text to other alone */
-	CHAT_NOTICE,   /* the server says text (MOTD lines, shutdown) */
+	CHAT_RENAMED,  /* nick is now known as other; told once to each who
+			* shares a room, and to nick */
+	CHAT_PRIVATE,  /* nick said text to other alone (notice, action: how) */
+	CHAT_NOTICE,   /* the server says text (shutdown) */
 	CHAT_CLOSING,  /* the server closes this client's connection, for text */
 	CHAT_SLOW_DOWN,/* this client sends more than rate lines a second */
 	CHAT_MISSED,   /* count arrivals and departures in room were not told:
@@ -27,7 +35,9 @@ enum chat_event_kind {
 
 struct chat_event {
 	enum chat_event_kind kind;
-	const char *nick;
+	const char *nick;  /* who did it, and their user@host (IRC's prefix) */
+	const char *user;
+	const char *host;
 	const char *room;
 	const char *other;
 	const char *text;  /* cleaned (text_clean), not NUL-terminated */
@@ -35,6 +45,11 @@ struct chat_event {
 	int online;        /* everyone connected, at the moment of the event */
 	unsigned count;
 	int rate;
+	bool notice;       /* CHAT_SAID, CHAT_PRIVATE: a notice, not a message */
+	bool action;       /* CHAT_PRIVATE: an action (/me) */
+	uint64_t id;       /* unique for the server's life (IRC msgid); 0: none */
+	const char *server; /* the server's name ([irc] server_name) */
+	int64_t time_ms;   /* when, in ms since the epoch (IRC server-time) */
 };
 
 /* The protocols chatd speaks; a session speaks one. */
@@ -44,9 +59,24 @@ enum proto {
 	PROTO_COUNT,
 };
 
-/* EV as PROTO's clients read it: one msg (one or more lines, with their
- * line ends) with one reference for the caller. Implemented by each
+/* The bytes a session reads: its protocol, and for IRC the message tags
+ * it asked for. Every event is encoded at most once per format present
+ * among its recipients, and shared by all of them. */
+enum format {
+	FORMAT_LINE,
+	FORMAT_IRC,
+	FORMAT_IRC_TIME,        /* IRCv3 server-time */
+	FORMAT_IRC_MSGID,       /* IRCv3 message-tags: msgid */
+	FORMAT_IRC_TIME_MSGID,
+	FORMAT_COUNT,
+};
+
+#define FORMAT_IRC_TIME_BIT 1
+#define FORMAT_IRC_MSGID_BIT 2
+
+/* EV as clients reading FORMAT read it: one msg (one or more lines, with
+ * their line ends) with one reference for the caller. Implemented by each
  * protocol in proto/. */
-struct msg *event_encode(enum proto proto, const struct chat_event *ev);
+struct msg *event_encode(enum format format, const struct chat_event *ev);
 
 #endif

@@ -43,20 +43,43 @@ bool worker_session_open(const struct session *s);
  * gets S closed as slow. */
 void worker_send(struct worker *w, struct session *s, struct msg *m);
 
-/* Sends M to everyone in ROOM but the session EXCEPT_ID (0: none), on
- * every worker, who was in the room before the event SEQ (a room sequence
- * number, see rooms.h; 0: a new one, for an event happening now). The
- * caller keeps its reference. */
-void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id,
-		      uint64_t seq);
+/* A room event as each format present reads it, to everyone in ROOM but
+ * the session EXCEPT_ID (0: none) who was in the room before the event SEQ
+ * (a room sequence number, see rooms.h), and, when ONCE is not 0, to no
+ * session that already got an event with the same ONCE (an event told to
+ * several rooms: a quit, a nick change). */
+struct room_send {
+	struct msg *msg[FORMAT_COUNT]; /* NULL: nobody reads that format here */
+	uint64_t except_id;
+	uint64_t seq;
+	uint64_t once;
+};
+
+/* Sends RS on every worker. The caller keeps its references. */
+void worker_send_room(struct worker *w, struct room *room, const struct room_send *rs);
 
 /* Sends M to the session at A, on whichever worker owns it. */
 void worker_send_direct(struct worker *w, const struct member_address *a, struct msg *m);
 
-/* Puts S in, or takes it out of, ROOM's list of this worker's members
- * (after rooms_enter/rooms_move/rooms_leave). */
-void worker_room_link(struct worker *w, struct session *s);
-void worker_room_unlink(struct worker *w, struct session *s, struct room *room);
+/* A kick, handed to the kicked member's worker (only it changes its
+ * member): chat_kicked() is called there with it. */
+struct kick {
+	char room[NAME_MAX_LEN + 1];
+	char by[NAME_MAX_LEN + 1];
+	char by_user[USER_MAX_LEN + 1];
+	char by_host[HOST_MAX_LEN + 1];
+	uint64_t conn_id;           /* the kicked session, as when decided */
+	size_t reason_len;
+	char reason[];              /* cleaned */
+};
+
+/* Hands K (the callee's to free) to the worker of the session at A. */
+void worker_send_kick(struct worker *w, const struct member_address *a, struct kick *k);
+
+/* Puts MS in, or takes it out of, its room's list of this worker's
+ * members (after rooms_join/rooms_part/rooms_leave). */
+void worker_room_link(struct worker *w, struct membership *ms);
+void worker_room_unlink(struct worker *w, struct membership *ms);
 
 /* Stops reading S, writes what is queued (bounded in time), then closes;
  * S leaves the chat first (chat_disconnected, with FAREWELL, the /quit

@@ -125,7 +125,7 @@ struct room *room_ref(struct room *room)
 
 uint64_t room_next_seq(struct room *room)
 {
-	return atomic_fetch_add_explicit(&room->seq, 1, memory_order_relaxed) + 1;
+	return atomic_fetch_add(&room->seq, 1) + 1;
 }
 
 void room_unref(struct room *room)
@@ -136,15 +136,43 @@ void room_unref(struct room *room)
 	}
 }
 
-/* Puts M in room NAME, creating it, under the lock. */
-static struct room *join_locked(struct rooms *r, struct member *m, const char *name)
+static struct room *find_room_locked(struct rooms *r, const char *name)
 {
 	struct name_entry *e = table_find(&r->rooms, name);
-	struct room *room;
+	return e ? container_of(e, struct room, name_entry) : NULL;
+}
 
-	if (e) {
-		room = container_of(e, struct room, name_entry);
-	} else {
+static struct member *find_member_locked(struct rooms *r, const char *nick)
+{
+	struct name_entry *e = table_find(&r->nicks, nick);
+	return e ? container_of(e, struct member, nick_entry) : NULL;
+}
+
+static struct membership *membership_of(const struct member *m, const struct room *room)
+{
+	struct membership *ms;
+	TAILQ_FOREACH(ms, &m->rooms, member_link)
+		if (ms->room == room)
+			return ms;
+	return NULL;
+}
+
+struct membership *rooms_membership(const struct member *m, const char *name)
+{
+	struct membership *ms;
+	TAILQ_FOREACH(ms, &m->rooms, member_link)
+		if (strcasecmp(ms->room->name, name) == 0)
+			return ms;
+	return NULL;
+}
+
+/* Puts M in room NAME, creating it, under the lock. */
+static struct membership *join_locked(struct rooms *r, struct member *m, const char *name)
+{
+	struct room *room = find_room_locked(r, name);
+	bool created = !room;
+
+	if (created) {
 		room = xcalloc(1, sizeof(*room));
 		atomic_init(&room->refs, 1); /* the registry's, while not empty */
 		snprintf(room->name, sizeof(room->name), "%s", name);
@@ -152,51 +180,138 @@ static struct room *join_locked(struct rooms *r, struct member *m, const char *n
 		room->local = xcalloc((size_t)r->workers, sizeof(*room->local));
 		for (int w = 0; w < r->workers; w++)
 			TAILQ_INIT(&room->local[w]);
+		room->created = time(NULL);
+		room->topic_ops = true;
+		room->no_external = true;
 		table_insert(&r->rooms, &room->name_entry, name);
 	}
-	TAILQ_INSERT_TAIL(&room->members, m, room_link);
+	struct membership *ms = xcalloc(1, sizeof(*ms));
+	ms->member = m;
+	ms->room = room_ref(room);
+	/* The lobby, where every line client starts, belongs to nobody: its
+	 * first guest would otherwise rule everyone who comes after. */
+	ms->op = created && strcasecmp(name, LOBBY) != 0;
+	TAILQ_INSERT_TAIL(&room->members, ms, room_link);
+	TAILQ_INSERT_TAIL(&m->rooms, ms, member_link);
 	room->count++;
-	m->room = room_ref(room);
-	m->joined_seq = room_next_seq(room);
-	return room;
+	m->room_count++;
+	/* Counted in its format before its arrival is numbered: see
+	 * room_formats(). */
+	atomic_fetch_add(&room->formats[m->format], 1);
+	ms->joined_seq = room_next_seq(room);
+	return ms;
 }
 
-/* Takes M out of its room under the lock; m->room keeps the member's
- * reference for the caller. */
-static void part_locked(struct rooms *r, struct member *m)
+/* Takes MS out of its room and off its member under the lock; it keeps its
+ * room reference for the caller. */
+static void part_locked(struct rooms *r, struct membership *ms)
 {
-	struct room *room = m->room;
+	struct room *room = ms->room;
+	struct member *m = ms->member;
 
-	TAILQ_REMOVE(&room->members, m, room_link);
-	m->change_seq = room_next_seq(room);
-	if (--room->count == 0) {
+	TAILQ_REMOVE(&room->members, ms, room_link);
+	TAILQ_REMOVE(&m->rooms, ms, member_link);
+	m->room_count--;
+	ms->change_seq = room_next_seq(room);
+	atomic_fetch_sub(&room->formats[m->format], 1);
+	ms->left_count = --room->count;
+	if (room->count == 0) {
 		table_remove(&r->rooms, &room->name_entry);
-		room_unref(room); /* the registry's; the member still holds one */
+		room_unref(room); /* the registry's; the membership still holds one */
 	}
 }
 
-int rooms_enter(struct rooms *r, struct member *m, unsigned *ret_room_count)
+void membership_free(struct membership *ms)
 {
+	if (ms) {
+		room_unref(ms->room);
+		free(ms);
+	}
+}
+
+int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char *room,
+		struct membership **ret, unsigned *ret_count)
+{
+	TAILQ_INIT(&m->rooms);
+	m->room_count = 0;
+	m->signon = time(NULL);
 	pthread_mutex_lock(&r->lock);
-	do
-		snprintf(m->nick, sizeof(m->nick), "guest%u", r->next_guest++);
-	while (table_find(&r->nicks, m->nick));
+	if (nick && table_find(&r->nicks, nick)) {
+		pthread_mutex_unlock(&r->lock);
+		return -EEXIST;
+	}
+	if (nick) {
+		snprintf(m->nick, sizeof(m->nick), "%s", nick);
+	} else {
+		do
+			snprintf(m->nick, sizeof(m->nick), "guest%u", r->next_guest++);
+		while (table_find(&r->nicks, m->nick));
+	}
 	table_insert(&r->nicks, &m->nick_entry, m->nick);
-	*ret_room_count = join_locked(r, m, LOBBY)->count;
+	m->registered = true;
+	if (room) {
+		*ret = join_locked(r, m, room);
+		*ret_count = (*ret)->room->count;
+	}
 	int online = ++r->online;
 	pthread_mutex_unlock(&r->lock);
 	return online;
 }
 
-int rooms_leave(struct rooms *r, struct member *m, unsigned *ret_room_count)
+int rooms_leave(struct rooms *r, struct member *m)
 {
+	struct membership_list gone = TAILQ_HEAD_INITIALIZER(gone);
+
 	pthread_mutex_lock(&r->lock);
 	table_remove(&r->nicks, &m->nick_entry);
-	part_locked(r, m);
-	*ret_room_count = m->room->count;
+	m->registered = false;
+	struct membership *ms;
+	while ((ms = TAILQ_FIRST(&m->rooms))) {
+		part_locked(r, ms);
+		TAILQ_INSERT_TAIL(&gone, ms, member_link);
+	}
 	int online = --r->online;
 	pthread_mutex_unlock(&r->lock);
+	/* Back on the member's list, for the caller to tell each room. */
+	TAILQ_CONCAT(&m->rooms, &gone, member_link);
 	return online;
+}
+
+int rooms_join(struct rooms *r, struct member *m, const char *name, struct membership **ret,
+	       unsigned *ret_count)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&r->lock);
+	struct room *room = find_room_locked(r, name);
+	if (room && membership_of(m, room)) {
+		err = -EALREADY;
+	} else if (m->room_count >= ROOMS_PER_MEMBER) {
+		err = -E2BIG;
+	} else {
+		*ret = join_locked(r, m, name);
+		*ret_count = (*ret)->room->count;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+int rooms_part(struct rooms *r, struct member *m, const char *name, struct membership **ret,
+	       unsigned *ret_count)
+{
+	int err = -ENOTCONN;
+
+	pthread_mutex_lock(&r->lock);
+	struct room *room = find_room_locked(r, name);
+	struct membership *ms = room ? membership_of(m, room) : NULL;
+	if (ms) {
+		part_locked(r, ms);
+		*ret = ms;
+		*ret_count = ms->room->count;
+		err = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
 }
 
 int rooms_rename(struct rooms *r, struct member *m, const char *nick,
@@ -215,28 +330,31 @@ int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 		memcpy(ret_old, m->nick, sizeof(m->nick));
 		snprintf(m->nick, sizeof(m->nick), "%s", nick);
 		table_insert(&r->nicks, &m->nick_entry, nick);
-		m->change_seq = room_next_seq(m->room);
+		struct membership *ms;
+		TAILQ_FOREACH(ms, &m->rooms, member_link)
+			ms->change_seq = room_next_seq(ms->room);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
 }
 
-int rooms_move(struct rooms *r, struct member *m, const char *name, struct room **ret_old,
-	       unsigned *ret_old_count, unsigned *ret_count)
+void rooms_set_format(struct rooms *r, struct member *m, enum format format)
 {
 	pthread_mutex_lock(&r->lock);
-	if (strcasecmp(m->room->name, name) == 0) {
-		pthread_mutex_unlock(&r->lock);
-		return -EALREADY;
+	struct membership *ms;
+	TAILQ_FOREACH(ms, &m->rooms, member_link) {
+		atomic_fetch_add(&ms->room->formats[format], 1);
+		atomic_fetch_sub(&ms->room->formats[m->format], 1);
 	}
-	struct room *old = m->room;
-	part_locked(r, m);
-	*ret_old_count = old->count;
-	struct room *room = join_locked(r, m, name);
-	*ret_count = room->count;
+	m->format = format;
 	pthread_mutex_unlock(&r->lock);
-	*ret_old = old;
-	return 0;
+}
+
+void rooms_set_away(struct rooms *r, struct member *m, const char *text)
+{
+	pthread_mutex_lock(&r->lock);
+	snprintf(m->away, sizeof(m->away), "%s", text);
+	pthread_mutex_unlock(&r->lock);
 }
 
 bool rooms_announce(struct rooms *r, struct room *room, int rate, uint64_t now_ms,
@@ -259,66 +377,242 @@ bool rooms_announce(struct rooms *r, struct room *room, int rate, uint64_t now_m
 	return ok;
 }
 
+static void address_of(const struct member *m, struct member_address *ret)
+{
+	ret->worker = m->worker;
+	ret->fd = m->fd;
+	ret->conn_id = m->conn_id;
+	memcpy(ret->nick, m->nick, sizeof(ret->nick));
+	memcpy(ret->away, m->away, sizeof(ret->away));
+	ret->format = m->format;
+}
+
 bool rooms_find(struct rooms *r, const char *nick, struct member_address *ret)
 {
 	pthread_mutex_lock(&r->lock);
-	struct name_entry *e = table_find(&r->nicks, nick);
-	if (e) {
-		struct member *m = container_of(e, struct member, nick_entry);
-		ret->worker = m->worker;
-		ret->fd = m->fd;
-		ret->conn_id = m->conn_id;
+	struct member *m = find_member_locked(r, nick);
+	if (m)
+		address_of(m, ret);
+	pthread_mutex_unlock(&r->lock);
+	return m != NULL;
+}
+
+bool rooms_whois(struct rooms *r, const char *nick, struct member_info *ret)
+{
+	pthread_mutex_lock(&r->lock);
+	struct member *m = find_member_locked(r, nick);
+	if (m) {
 		memcpy(ret->nick, m->nick, sizeof(ret->nick));
+		memcpy(ret->user, m->user, sizeof(ret->user));
+		memcpy(ret->host, m->host, sizeof(ret->host));
+		memcpy(ret->realname, m->realname, sizeof(ret->realname));
+		memcpy(ret->away, m->away, sizeof(ret->away));
+		ret->signon = m->signon;
+		ret->format = m->format;
+		ret->room_count = 0;
+		struct membership *ms;
+		TAILQ_FOREACH(ms, &m->rooms, member_link) {
+			if (ret->room_count == ROOMS_PER_MEMBER)
+				break;
+			memcpy(ret->rooms[ret->room_count].name, ms->room->name, sizeof(ms->room->name));
+			ret->rooms[ret->room_count++].op = ms->op;
+		}
 	}
 	pthread_mutex_unlock(&r->lock);
-	return e != NULL;
+	return m != NULL;
 }
 
-static int compare_names(const void *a, const void *b)
+static void info_of(const struct room *room, struct room_info *ret)
 {
-	return strcasecmp(a, b);
+	memcpy(ret->name, room->name, sizeof(ret->name));
+	ret->count = room->count;
+	memcpy(ret->topic, room->topic, sizeof(ret->topic));
+	memcpy(ret->topic_by, room->topic_by, sizeof(ret->topic_by));
+	ret->topic_time = room->topic_time;
+	ret->created = room->created;
+	ret->topic_ops = room->topic_ops;
+	ret->no_external = room->no_external;
 }
 
-size_t rooms_who(struct rooms *r, const struct member *m, char (**ret_nicks)[NAME_MAX_LEN + 1])
+bool rooms_info(struct rooms *r, const char *name, struct room_info *ret)
 {
-	size_t n = 0;
-
 	pthread_mutex_lock(&r->lock);
-	char (*nicks)[NAME_MAX_LEN + 1] = xmalloc(m->room->count * sizeof(*nicks));
-	struct member *it;
-	TAILQ_FOREACH(it, &m->room->members, room_link)
-		memcpy(nicks[n++], it->nick, sizeof(*nicks));
+	struct room *room = find_room_locked(r, name);
+	if (room)
+		info_of(room, ret);
 	pthread_mutex_unlock(&r->lock);
-
-	qsort(nicks, n, sizeof(*nicks), compare_names);
-	*ret_nicks = nicks;
-	return n;
+	return room != NULL;
 }
 
-static int compare_summaries(const void *a, const void *b)
+static int compare_entries(const void *a, const void *b)
 {
-	return strcasecmp(((const struct room_summary *)a)->name,
-			  ((const struct room_summary *)b)->name);
+	return strcasecmp(((const struct room_entry *)a)->nick, ((const struct room_entry *)b)->nick);
 }
 
-size_t rooms_list(struct rooms *r, struct room_summary **ret)
+size_t rooms_names(struct rooms *r, const char *name, struct room_entry **ret)
 {
 	size_t n = 0;
+	struct room_entry *list = NULL;
 
 	pthread_mutex_lock(&r->lock);
-	struct room_summary *list = xmalloc(r->rooms.count * sizeof(*list));
-	for (size_t b = 0; b < r->rooms.size; b++) {
-		for (struct name_entry *e = r->rooms.buckets[b]; e; e = e->next) {
-			struct room *room = container_of(e, struct room, name_entry);
-			memcpy(list[n].name, room->name, sizeof(list[n].name));
-			list[n++].count = room->count;
+	struct room *room = find_room_locked(r, name);
+	if (room) {
+		list = xmalloc(room->count * sizeof(*list));
+		struct membership *ms;
+		TAILQ_FOREACH(ms, &room->members, room_link) {
+			struct room_entry *e = &list[n++];
+			const struct member *m = ms->member;
+			memcpy(e->nick, m->nick, sizeof(e->nick));
+			memcpy(e->user, m->user, sizeof(e->user));
+			memcpy(e->host, m->host, sizeof(e->host));
+			memcpy(e->realname, m->realname, sizeof(e->realname));
+			e->op = ms->op;
+			e->away = m->away[0] != '\0';
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
 
-	qsort(list, n, sizeof(*list), compare_summaries);
+	if (n)
+		qsort(list, n, sizeof(*list), compare_entries);
 	*ret = list;
 	return n;
+}
+
+static int compare_infos(const void *a, const void *b)
+{
+	return strcasecmp(((const struct room_info *)a)->name, ((const struct room_info *)b)->name);
+}
+
+size_t rooms_list(struct rooms *r, struct room_info **ret)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&r->lock);
+	struct room_info *list = xmalloc((r->rooms.count ? r->rooms.count : 1) * sizeof(*list));
+	for (size_t b = 0; b < r->rooms.size; b++)
+		for (struct name_entry *e = r->rooms.buckets[b]; e; e = e->next)
+			info_of(container_of(e, struct room, name_entry), &list[n++]);
+	pthread_mutex_unlock(&r->lock);
+
+	qsort(list, n, sizeof(*list), compare_infos);
+	*ret = list;
+	return n;
+}
+
+/* M's membership of room NAME, for an operator's act, under the lock:
+ * -ENOTCONN when M is not in it, -EPERM when not its operator and
+ * NEED_OP. */
+static int acting_locked(struct rooms *r, struct member *m, const char *name, bool need_op,
+			 struct membership **ret)
+{
+	struct room *room = find_room_locked(r, name);
+	struct membership *ms = room ? membership_of(m, room) : NULL;
+	if (!ms)
+		return -ENOTCONN;
+	if (need_op && !ms->op)
+		return -EPERM;
+	*ret = ms;
+	return 0;
+}
+
+/* NICK's membership of MS's room: -ENOENT, -ESRCH. */
+static int target_locked(struct rooms *r, const struct membership *ms, const char *nick,
+			 struct membership **ret)
+{
+	struct member *t = find_member_locked(r, nick);
+	if (!t)
+		return -ENOENT;
+	struct membership *tms = membership_of(t, ms->room);
+	if (!tms)
+		return -ESRCH;
+	*ret = tms;
+	return 0;
+}
+
+int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic)
+{
+	struct membership *ms;
+
+	pthread_mutex_lock(&r->lock);
+	int err = acting_locked(r, m, name, false, &ms);
+	if (err == 0 && ms->room->topic_ops && !ms->op)
+		err = -EPERM;
+	if (err == 0) {
+		struct room *room = ms->room;
+		snprintf(room->topic, sizeof(room->topic), "%s", topic);
+		memcpy(room->topic_by, m->nick, sizeof(room->topic_by));
+		room->topic_time = time(NULL);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+int rooms_set_op(struct rooms *r, struct member *m, const char *name, const char *nick, bool on,
+		 char ret_nick[NAME_MAX_LEN + 1])
+{
+	struct membership *ms, *tms;
+
+	pthread_mutex_lock(&r->lock);
+	int err = acting_locked(r, m, name, true, &ms);
+	if (err == 0)
+		err = target_locked(r, ms, nick, &tms);
+	if (err == 0 && tms->op == on)
+		err = -EALREADY;
+	if (err == 0) {
+		tms->op = on;
+		memcpy(ret_nick, tms->member->nick, NAME_MAX_LEN + 1);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+int rooms_set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on)
+{
+	struct membership *ms;
+
+	if (mode != 't' && mode != 'n')
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	int err = acting_locked(r, m, name, true, &ms);
+	if (err == 0) {
+		bool *flag = mode == 't' ? &ms->room->topic_ops : &ms->room->no_external;
+		if (*flag == on)
+			err = -EALREADY;
+		*flag = on;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+int rooms_may_kick(struct rooms *r, struct member *m, const char *name, const char *nick,
+		   struct member_address *ret)
+{
+	struct membership *ms, *tms;
+
+	pthread_mutex_lock(&r->lock);
+	int err = acting_locked(r, m, name, true, &ms);
+	if (err == 0)
+		err = target_locked(r, ms, nick, &tms);
+	if (err == 0)
+		address_of(tms->member, ret);
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+int rooms_may_say(struct rooms *r, struct member *m, const char *name, struct room **ret)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&r->lock);
+	struct room *room = find_room_locked(r, name);
+	if (!room)
+		err = -ENOENT;
+	else if (room->no_external && !membership_of(m, room))
+		err = -ENOTCONN;
+	else
+		*ret = room_ref(room);
+	pthread_mutex_unlock(&r->lock);
+	return err;
 }
 
 int rooms_online(struct rooms *r)
@@ -327,4 +621,12 @@ int rooms_online(struct rooms *r)
 	int online = r->online;
 	pthread_mutex_unlock(&r->lock);
 	return online;
+}
+
+int rooms_count(struct rooms *r)
+{
+	pthread_mutex_lock(&r->lock);
+	int n = (int)r->rooms.count;
+	pthread_mutex_unlock(&r->lock);
+	return n;
 }

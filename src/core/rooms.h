@@ -1,27 +1,41 @@
-/* Who is online: nicks (unique ignoring case), rooms and their members.
+/* Who is online: nicks (unique ignoring case), rooms, and who is in which
+ * (memberships). A line-protocol member is always in one room; an IRC
+ * member in any number, up to ROOMS_PER_MEMBER.
  *
  * One mutex guards the registry; it is held only for in-memory updates and
  * look-ups, never around I/O. Each member is embedded in a connection owned
- * by one worker thread; only that worker changes the member, and only
- * under the lock, so it may read its own members without locking.
+ * by one worker thread; only that worker changes the member and its
+ * memberships, and only under the lock, so it may read its own without
+ * locking. Operator status, topics and modes are read and changed under the
+ * lock by anyone (an operator gives +o to a member of another worker).
  *
- * A room also keeps, for each worker, the list of that worker's members in
- * it (room->local[w]). Only worker w touches local[w], without any lock:
- * that is what lets a worker fan a line out to its own connections while
- * other workers do the same. Rooms are reference counted: by the registry
- * while anyone is in them, by each member, and by each line in flight. */
+ * A room also keeps, for each worker, the list of that worker's
+ * memberships in it (room->local[w]). Only worker w touches local[w],
+ * without any lock: that is what lets a worker fan a line out to its own
+ * connections while other workers do the same. Rooms are reference
+ * counted: by the registry while anyone is in them, by each membership,
+ * and by each line in flight. */
 #ifndef CHATD_ROOMS_H
 #define CHATD_ROOMS_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include "base/bucket.h"
 #include "base/text.h"
+#include "core/event.h"
 
 #define LOBBY "lobby"
+#define ROOMS_PER_MEMBER 50
+#define TOPIC_MAX_LEN 300
+#define AWAY_MAX_LEN 200
+#define USER_MAX_LEN 16
+#define REALNAME_MAX_LEN 64
+#define HOST_MAX_LEN 63
 
 /* An entry of the registry's case-insensitive name tables. */
 struct name_entry {
@@ -29,27 +43,46 @@ struct name_entry {
 	char key[NAME_MAX_LEN + 1]; /* the name in lower case */
 };
 
-struct member {
-	/* Guarded by the registry lock; written only by the owning worker. */
-	struct name_entry nick_entry;
-	char nick[NAME_MAX_LEN + 1];
-	struct room *room;
-	TAILQ_ENTRY(member) room_link;
-	uint64_t joined_seq;  /* the room's sequence number of its arrival */
-	uint64_t change_seq;  /* and of its last departure or rename: taken under
+struct member;
+
+/* One member in one room. */
+struct membership {
+	struct member *member;
+	struct room *room;             /* a reference */
+	TAILQ_ENTRY(membership) room_link;   /* room->members: registry lock */
+	TAILQ_ENTRY(membership) member_link; /* member->rooms: see the top */
+	TAILQ_ENTRY(membership) local_link;  /* room->local[worker]: worker-local */
+	uint64_t joined_seq;  /* the room's sequence number of the arrival */
+	uint64_t change_seq;  /* and of the last departure or rename: taken under
 			       * the lock with the change, so that nobody who
 			       * arrives after it hears of it */
+	unsigned left_count;  /* members left in the room after its departure */
+	bool op;              /* a channel operator: registry lock */
+	bool linked;          /* in room->local (worker-local) */
+};
 
-	/* Worker-local: this member's place in room->local[worker]. */
-	TAILQ_ENTRY(member) local_link;
+TAILQ_HEAD(membership_list, membership);
+
+struct member {
+	/* Guarded by the registry lock; written only by the owning worker
+	 * (away and the rest too: others read them under the lock). */
+	struct name_entry nick_entry;
+	char nick[NAME_MAX_LEN + 1];
+	bool registered;               /* its nick is in the registry */
+	struct membership_list rooms;  /* in the order joined */
+	unsigned room_count;
+	char away[AWAY_MAX_LEN + 1];   /* "": here */
 
 	/* Set before rooms_enter() and constant after. */
+	char user[USER_MAX_LEN + 1];
+	char host[HOST_MAX_LEN + 1];
+	char realname[REALNAME_MAX_LEN + 1];
+	enum format format;            /* changed only by rooms_set_format() */
+	time_t signon;
 	int worker;
 	int fd;
 	uint64_t conn_id;
 };
-
-TAILQ_HEAD(member_list, member);
 
 struct room {
 	atomic_int refs;
@@ -57,27 +90,67 @@ struct room {
 	 * when they are said): a member hears of an event only if it was
 	 * there before it, wherever the event's worker and its own are. */
 	atomic_uint_least64_t seq;
+	/* Members reading each format: an event is encoded in those only.
+	 * Changed under the lock before the change's sequence number is taken
+	 * (see room_formats()). */
+	atomic_uint formats[FORMAT_COUNT];
 	struct name_entry name_entry;
 	char name[NAME_MAX_LEN + 1];
-	unsigned count;                /* guarded by the registry lock */
-	struct member_list members;    /* guarded by the registry lock */
-	/* Arrivals and departures told; guarded by the registry lock. */
-	struct bucket announced;
+	/* The rest guarded by the registry lock. */
+	unsigned count;
+	struct membership_list members;
+	struct bucket announced;       /* arrivals and departures told */
 	unsigned announce_suppressed;  /* not told since the last one told */
-	struct member_list *local;     /* [workers]; local[w] owned by worker w */
+	char topic[TOPIC_MAX_LEN + 1];
+	char topic_by[NAME_MAX_LEN + 1];
+	time_t topic_time;
+	time_t created;
+	bool topic_ops;                /* +t: only operators set the topic */
+	bool no_external;              /* +n: only members say things to it */
+	struct membership_list *local; /* [workers]; local[w] owned by worker w */
 };
 
-/* Where a nick's connection lives, for a private message. */
+/* Where a nick's connection lives, for a private message or a kick. */
 struct member_address {
 	int worker;
 	int fd;
 	uint64_t conn_id;
 	char nick[NAME_MAX_LEN + 1];
+	char away[AWAY_MAX_LEN + 1];
+	enum format format;
 };
 
-struct room_summary {
+/* What anyone may know of a room. */
+struct room_info {
 	char name[NAME_MAX_LEN + 1];
 	unsigned count;
+	char topic[TOPIC_MAX_LEN + 1];
+	char topic_by[NAME_MAX_LEN + 1];
+	time_t topic_time;
+	time_t created;
+	bool topic_ops, no_external;
+};
+
+/* A member of a room, as NAMES and WHO show it. */
+struct room_entry {
+	char nick[NAME_MAX_LEN + 1];
+	char user[USER_MAX_LEN + 1];
+	char host[HOST_MAX_LEN + 1];
+	char realname[REALNAME_MAX_LEN + 1];
+	bool op, away;
+};
+
+/* What WHOIS tells of a nick. */
+struct member_info {
+	char nick[NAME_MAX_LEN + 1];
+	char user[USER_MAX_LEN + 1];
+	char host[HOST_MAX_LEN + 1];
+	char realname[REALNAME_MAX_LEN + 1];
+	char away[AWAY_MAX_LEN + 1];
+	time_t signon;
+	enum format format;
+	size_t room_count;
+	struct { char name[NAME_MAX_LEN + 1]; bool op; } rooms[ROOMS_PER_MEMBER];
 };
 
 struct rooms;
@@ -85,27 +158,48 @@ struct rooms;
 struct rooms *rooms_new(int workers);
 void rooms_free(struct rooms *r);
 
-/* Registers M under a fresh guest nick in the lobby; m->room then holds a
- * reference for the caller. Returns the number online; *ret_room_count is
- * the lobby's members, M included. */
-int rooms_enter(struct rooms *r, struct member *m, unsigned *ret_room_count);
+/* Registers M as NICK (NULL: a fresh guest nick), and at once in room
+ * ROOM (NULL: none; the membership in *RET, the members there in
+ * *RET_COUNT). Returns the number online, or -EEXIST when another has
+ * NICK. */
+int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char *room,
+		struct membership **ret, unsigned *ret_count);
 
-/* Unregisters M and returns the number online; *ret_room_count is what
- * remains in its room. m->room is left set, and its reference passes to the
- * caller (see rooms.h top: drop local link, unref). */
-int rooms_leave(struct rooms *r, struct member *m, unsigned *ret_room_count);
+/* Unregisters M and takes it out of every room; returns the number online.
+ * Its memberships stay on m->rooms, each with its change_seq, for the
+ * caller to tell the rooms and then free (membership_free). */
+int rooms_leave(struct rooms *r, struct member *m);
 
-/* Renames M. Returns 0 (old nick in ret_old), -EEXIST when another member
- * has the name, -EALREADY when it is already M's exact nick. */
+/* Puts M in room NAME (a valid name; made, with M its operator, if new;
+ * the lobby has no operator).
+ * 0 with the membership in *RET and the members now there in *RET_COUNT;
+ * -EALREADY when M is in it, -E2BIG when M is in ROOMS_PER_MEMBER rooms. */
+int rooms_join(struct rooms *r, struct member *m, const char *name, struct membership **ret,
+	       unsigned *ret_count);
+
+/* Takes M out of room NAME: 0 with the membership (off m->rooms, its
+ * change_seq set; the caller unlinks it and frees it) in *RET and the
+ * members left in *RET_COUNT; -ENOTCONN when M is not in it. */
+int rooms_part(struct rooms *r, struct member *m, const char *name, struct membership **ret,
+	       unsigned *ret_count);
+
+/* Drops what a membership holds, once out of every list. */
+void membership_free(struct membership *ms);
+
+/* M's membership of room NAME, or NULL (M's own worker only). */
+struct membership *rooms_membership(const struct member *m, const char *name);
+
+/* Renames M. Returns 0 (old nick in ret_old; each membership's change_seq
+ * set), -EEXIST when another member has the name, -EALREADY when it is
+ * already M's exact nick. */
 int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 		 char ret_old[NAME_MAX_LEN + 1]);
 
-/* Moves M to room NAME (created when needed). Returns 0 with *ret_old the
- * room left (the caller's reference), *ret_old_count the members left in
- * it and *ret_count the members now in the new one, or -EALREADY when M is
- * in it already. */
-int rooms_move(struct rooms *r, struct member *m, const char *name, struct room **ret_old,
-	       unsigned *ret_old_count, unsigned *ret_count);
+/* M now reads FORMAT: each room it is in counts it there. */
+void rooms_set_format(struct rooms *r, struct member *m, enum format format);
+
+/* Sets (TEXT non-empty) or clears M's away message. */
+void rooms_set_away(struct rooms *r, struct member *m, const char *text);
 
 /* Whether an arrival or departure in ROOM may be told now, at most RATE a
  * second (and RATE at once; 0: always). When it may, *ret_suppressed is
@@ -116,16 +210,52 @@ bool rooms_announce(struct rooms *r, struct room *room, int rate, uint64_t now_m
 /* Looks a nick up, ignoring case. */
 bool rooms_find(struct rooms *r, const char *nick, struct member_address *ret);
 
-/* The nicks in M's room, sorted ignoring case; free() the array. */
-size_t rooms_who(struct rooms *r, const struct member *m, char (**ret_nicks)[NAME_MAX_LEN + 1]);
+/* What WHOIS tells of NICK; false when nobody has it. */
+bool rooms_whois(struct rooms *r, const char *nick, struct member_info *ret);
 
-/* Every room with its count, sorted by name; free() the array. */
-size_t rooms_list(struct rooms *r, struct room_summary **ret);
+/* Room NAME's facts; false when there is no such room. */
+bool rooms_info(struct rooms *r, const char *name, struct room_info *ret);
+
+/* The members of room NAME, sorted ignoring case (free() the array); 0
+ * and NULL when there is no such room. */
+size_t rooms_names(struct rooms *r, const char *name, struct room_entry **ret);
+
+/* Every room, sorted by name; free() the array. */
+size_t rooms_list(struct rooms *r, struct room_info **ret);
+
+/* What an operator of a room may do; each returns 0 or:
+ * -ENOTCONN: M is not in the room; -EPERM: M is not its operator (for the
+ * topic, only when +t); -ENOENT: no such nick; -ESRCH: the nick is not in
+ * the room; -EALREADY: nothing would change. */
+/* Sets room NAME's topic (cleaned, at most TOPIC_MAX_LEN bytes). */
+int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic);
+/* Gives (ON) or takes operator status of NICK in room NAME; the nick as
+ * registered in RET_NICK. */
+int rooms_set_op(struct rooms *r, struct member *m, const char *name, const char *nick, bool on,
+		 char ret_nick[NAME_MAX_LEN + 1]);
+/* Sets a room mode: 't' or 'n'; -EINVAL for any other. */
+int rooms_set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on);
+/* Whether M may kick NICK from room NAME; its address in *RET. The kick
+ * itself is done by NICK's own worker (chat_kicked). */
+int rooms_may_kick(struct rooms *r, struct member *m, const char *name, const char *nick,
+		   struct member_address *ret);
+/* Whether M may say something to room NAME: 0, -ENOENT (no such room) or
+ * -ENOTCONN (+n and M is not in it); *RET then holds a reference. */
+int rooms_may_say(struct rooms *r, struct member *m, const char *name, struct room **ret);
 
 int rooms_online(struct rooms *r);
+/* Rooms that exist. */
+int rooms_count(struct rooms *r);
 
 /* A new sequence number for an event in ROOM, happening now. */
 uint64_t room_next_seq(struct room *room);
+
+/* Whether anyone in ROOM reads FORMAT; read after the event's sequence
+ * number was taken, it counts everyone who is to hear of the event. */
+static inline bool room_formats(struct room *room, enum format f)
+{
+	return atomic_load(&room->formats[f]) > 0;
+}
 
 struct room *room_ref(struct room *room);
 void room_unref(struct room *room);

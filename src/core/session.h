@@ -20,6 +20,7 @@ struct session {
 	struct member member; /* nick and room, once registered */
 	struct flood flood;   /* [limits] rate and burst */
 	size_t dropped_bytes; /* of over-long lines, not yet charged to flood */
+	void *codec_state;    /* the protocol's own, owned by proto/codec.c */
 };
 
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "proto/codec.h"
 
 #define OUT_MIN_CAP 16
 
@@ -40,6 +41,7 @@ void conn_free(struct conn *c)
 		close(c->fd);
 	out_drop_all(c);
 	framer_reset(&c->framer);
+	codec_free(&c->s);
 	free(c);
 }
 

@@ -38,6 +38,7 @@ struct conn {
 	struct framer framer;
 	struct ip_key ip;          /* counted in the pool's ip_limit until closed */
 	uint64_t last_line_ms;     /* for idle_timeout */
+	uint64_t last_once;        /* the last room_send.once it was sent */
 	uint64_t partial_since_ms; /* a started line waits since; 0: none */
 
 	/* Output: a ring of messages; out_offset bytes of the first are sent. */

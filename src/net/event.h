@@ -12,9 +12,13 @@
 
 enum event_kind {
 	EV_CONNECTION, /* fd, ptr: struct new_connection (the receiver's to free) */
-	EV_ROOM,       /* ptr: room, msg, id: connection not to send to, seq: the
-			* room's sequence number of the line (see rooms.h) */
+	EV_ROOM,       /* ptr: room, msg: the line as FORMAT reads it, id: the
+			* connection not to send to, seq: the room's sequence
+			* number of the line (see rooms.h), once: see
+			* struct room_send */
 	EV_DIRECT,     /* fd + id: the connection, msg */
+	EV_KICK,       /* fd + id: the connection, ptr: struct kick (the
+			* receiver's to free) */
 	EV_CONFIG,     /* ptr: config */
 	EV_PING,       /* id: sequence */
 	EV_SHUTDOWN,
@@ -31,8 +35,10 @@ struct event {
 	int fd;
 	uint64_t id;
 	uint64_t seq;
+	uint64_t once;
 	void *ptr;
 	struct msg *msg;
+	enum format format;
 };
 
 #endif

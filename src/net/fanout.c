@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "core/chat.h"
 #include "net/worker_impl.h"
 
 /* A queue is never let grow past 2 * max_sendq + this, whatever happens
@@ -46,24 +47,29 @@ void worker_send(struct worker *w, struct session *s, struct msg *m)
 	lifecycle_mark_for_flush(w, c);
 }
 
-void worker_room_link(struct worker *w, struct session *s)
+void worker_room_link(struct worker *w, struct membership *ms)
 {
-	TAILQ_INSERT_TAIL(&s->member.room->local[w->index], &s->member, local_link);
+	TAILQ_INSERT_TAIL(&ms->room->local[w->index], ms, local_link);
+	ms->linked = true;
 }
 
-void worker_room_unlink(struct worker *w, struct session *s, struct room *room)
+void worker_room_unlink(struct worker *w, struct membership *ms)
 {
-	TAILQ_REMOVE(&room->local[w->index], &s->member, local_link);
+	if (ms->linked) {
+		TAILQ_REMOVE(&ms->room->local[w->index], ms, local_link);
+		ms->linked = false;
+	}
 }
 
-/* Fans N lines out to this worker's members of ROOM, in order; LINES[k].id
- * is the connection not to send line k to. Member by member rather than
- * line by line: a batch from another worker touches each connection once.
- * Counts in w->queued[k] how many queues took line k; the caller adds
- * those references. */
+/* Fans N lines out to this worker's members of ROOM, in order; LINES[k]
+ * goes to the members reading LINES[k].format, but not to connection
+ * LINES[k].id, nor to one that already got a line of the same .once.
+ * Member by member rather than line by line: a batch from another worker
+ * touches each connection once. Counts in w->queued[k] how many queues
+ * took line k; the caller adds those references. */
 static void deliver_room(struct worker *w, struct room *room, const struct event *lines, size_t n)
 {
-	struct member *mb;
+	struct membership *ms;
 	size_t cap = queue_cap(w);
 
 	if (n > w->queued_cap) {
@@ -71,16 +77,23 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 		w->queued = xrealloc(w->queued, n * sizeof(*w->queued));
 	}
 	memset(w->queued, 0, n * sizeof(*w->queued));
-	TAILQ_FOREACH(mb, &room->local[w->index], local_link) {
-		struct conn *c = container_of(mb, struct conn, s.member);
+	TAILQ_FOREACH(ms, &room->local[w->index], local_link) {
+		struct conn *c = container_of(ms->member, struct conn, s.member);
 		if (c->state != CONN_OPEN)
 			continue;
+		enum format format = c->s.member.format;
 		bool any = false;
 		for (size_t k = 0; k < n; k++) {
 			/* Not to its sender, nor about what happened in the room
 			 * before this member came in. */
-			if (c->s.id == lines[k].id || mb->joined_seq >= lines[k].seq)
+			if (lines[k].format != format || c->s.id == lines[k].id ||
+			    ms->joined_seq >= lines[k].seq)
 				continue;
+			if (lines[k].once) {
+				if (c->last_once == lines[k].once)
+					continue;
+				c->last_once = lines[k].once;
+			}
 			if (!conn_queue(c, lines[k].msg, cap, &w->out_cache)) {
 				fanout_too_slow(w, c);
 				break;
@@ -94,21 +107,34 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 	}
 }
 
-void worker_send_room(struct worker *w, struct room *room, struct msg *m, uint64_t except_id,
-		      uint64_t seq)
+void worker_send_room(struct worker *w, struct room *room, const struct room_send *rs)
 {
-	if (seq == 0)
-		seq = room_next_seq(room);
-	struct event line = { .kind = EV_ROOM, .ptr = room, .msg = m, .id = except_id, .seq = seq };
-	deliver_room(w, room, &line, 1);
-	/* The references are added in one atomic step; ours keeps M alive
-	 * meanwhile. */
-	msg_ref_n(m, w->queued[0]);
-	for (int i = 0; i < w->pool->count; i++)
-		if (i != w->index)
-			outboxes_add(&w->outboxes, i,
-				     (struct event){ .kind = EV_ROOM, .ptr = room_ref(room),
-						     .msg = msg_ref(m), .id = except_id, .seq = seq });
+	struct event lines[FORMAT_COUNT];
+	size_t n = 0;
+	uint64_t seq = rs->seq ? rs->seq : room_next_seq(room);
+
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		if (rs->msg[f])
+			lines[n++] = (struct event){ .kind = EV_ROOM, .ptr = room, .msg = rs->msg[f],
+						     .id = rs->except_id, .seq = seq, .once = rs->once,
+						     .format = (enum format)f };
+	if (n == 0)
+		return;
+	deliver_room(w, room, lines, n);
+	/* The references are added in one atomic step each; ours keep the
+	 * lines alive meanwhile. */
+	for (size_t k = 0; k < n; k++)
+		msg_ref_n(lines[k].msg, w->queued[k]);
+	for (int i = 0; i < w->pool->count; i++) {
+		if (i == w->index)
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			struct event ev = lines[k];
+			ev.ptr = room_ref(room);
+			ev.msg = msg_ref(ev.msg);
+			outboxes_add(&w->outboxes, i, ev);
+		}
+	}
 }
 
 /* Nothing else can happen between the events of a run, so one pass over
@@ -133,6 +159,24 @@ void fanout_direct_local(struct worker *w, int fd, uint64_t id, struct msg *m)
 	struct conn *c = w->by_fd[fd];
 	if (c && c->s.id == id && c->state == CONN_OPEN)
 		worker_send(w, &c->s, m);
+}
+
+void fanout_kick_local(struct worker *w, int fd, uint64_t id, struct kick *k)
+{
+	struct conn *c = fd >= 0 && (size_t)fd < w->by_fd_size ? w->by_fd[fd] : NULL;
+	if (c && c->s.id == id && c->state == CONN_OPEN)
+		chat_kicked(w, &c->s, k);
+	else
+		free(k);
+}
+
+void worker_send_kick(struct worker *w, const struct member_address *a, struct kick *k)
+{
+	if (a->worker == w->index)
+		fanout_kick_local(w, a->fd, a->conn_id, k);
+	else
+		outboxes_add(&w->outboxes, a->worker,
+			     (struct event){ .kind = EV_KICK, .fd = a->fd, .id = a->conn_id, .ptr = k });
 }
 
 void worker_send_direct(struct worker *w, const struct member_address *a, struct msg *m)

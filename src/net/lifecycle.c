@@ -116,6 +116,7 @@ void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc)
 	uint64_t id = atomic_fetch_add(&w->pool->next_conn_id, 1) + 1;
 	struct conn *c = conn_new(fd, id, nc->peer);
 	c->s.member.worker = w->index;
+	c->s.proto = nc->proto;
 	c->ip = nc->ip;
 	c->last_line_ms = w->now_ms;
 

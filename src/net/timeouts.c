@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "net/worker_impl.h"
+#include "proto/codec.h"
 
 /* A loop iteration that comes this long after the last, when the tick
  * wakes the loop every TICK_MS, means the worker was not running (SIGSTOP,
@@ -39,7 +40,7 @@ static void time_out(struct worker *w, struct conn *c, const char *reason, const
 	char text[96];
 	int n = snprintf(text, sizeof(text), "%s %d second%s", what, seconds, seconds == 1 ? "" : "s");
 	struct chat_event ev = { .kind = CHAT_CLOSING, .text = text, .text_len = (size_t)n };
-	struct msg *m = event_encode(c->s.proto, &ev);
+	struct msg *m = event_encode(c->s.member.format, &ev);
 	worker_send(w, &c->s, m);
 	msg_unref(m);
 	lifecycle_drain(w, c, reason, NULL, 0);
@@ -61,8 +62,11 @@ void timeouts_tick(struct worker *w)
 		struct conn *c = w->by_fd[fd];
 		if (!c || c->state != CONN_OPEN)
 			continue;
-		if (idle_ms && w->now_ms - c->last_line_ms >= idle_ms)
+		uint64_t idle = w->now_ms - c->last_line_ms;
+		if (idle_ms && idle >= idle_ms)
 			time_out(w, c, "idle", "idle for", cfg->idle_timeout);
+		else if (!codec_idle(w, &c->s, idle))
+			time_out(w, c, "ping", "no answer to PING within", cfg->irc_ping_timeout);
 		else if (c->partial_since_ms && w->now_ms - c->partial_since_ms >= line_ms)
 			time_out(w, c, "stalled", "line not finished within", cfg->line_timeout);
 	}

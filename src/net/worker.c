@@ -166,7 +166,8 @@ static void conn_readable(struct worker *w, struct conn *c)
 		if (!lifecycle_reading(c))
 			return; /* lingering: the peer's last bytes are of no use */
 		struct line_ctx lc = { w, c };
-		framer_feed(&c->framer, w->read_buffer, (size_t)n, w->cfg->max_line, &line_handler, &lc);
+		framer_feed(&c->framer, w->read_buffer, (size_t)n, codec_max_line(w->cfg, &c->s),
+			    &line_handler, &lc);
 		/* line_timeout times the unfinished line from its start, not
 		 * from that of a line this read finished. */
 		if (!framer_has_partial(&c->framer))
@@ -223,28 +224,30 @@ static void apply_config(struct worker *w, struct config *cfg)
 	w->cfg = cfg;
 	if (w->motd)
 		msg_unref(w->motd);
-	w->motd = codec_motd(PROTO_LINE, cfg->motd_lines, cfg->motd_count);
+	w->motd = codec_motd(cfg->motd_lines, cfg->motd_count);
 }
 
 static void begin_shutdown(struct worker *w)
 {
 	static const char text[] = "server shutting down";
-	struct chat_event ev = { .kind = CHAT_NOTICE, .text = text, .text_len = sizeof(text) - 1 };
-	struct msg *notice[PROTO_COUNT] = { NULL }; /* each encoded once, if needed */
+	struct chat_event ev = { .kind = CHAT_NOTICE, .text = text, .text_len = sizeof(text) - 1,
+				 .server = w->cfg->irc_server_name };
+	struct msg *notice[FORMAT_COUNT] = { NULL }; /* each encoded once, if needed */
 
 	w->shutting_down = true;
 	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
 		struct conn *c = w->by_fd[fd];
 		if (!c || c->state != CONN_OPEN)
 			continue;
-		if (!notice[c->s.proto])
-			notice[c->s.proto] = event_encode(c->s.proto, &ev);
-		worker_send(w, &c->s, notice[c->s.proto]);
+		enum format f = c->s.member.format;
+		if (!notice[f])
+			notice[f] = event_encode(f, &ev);
+		worker_send(w, &c->s, notice[f]);
 		lifecycle_drain(w, c, "shutdown", NULL, 0);
 	}
-	for (int p = 0; p < PROTO_COUNT; p++)
-		if (notice[p])
-			msg_unref(notice[p]);
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		if (notice[f])
+			msg_unref(notice[f]);
 }
 
 static void handle_inbox(struct worker *w)
@@ -270,6 +273,9 @@ static void handle_inbox(struct worker *w)
 		case EV_DIRECT:
 			fanout_direct_local(w, ev->fd, ev->id, ev->msg);
 			msg_unref(ev->msg);
+			break;
+		case EV_KICK:
+			fanout_kick_local(w, ev->fd, ev->id, ev->ptr);
 			break;
 		case EV_CONFIG:
 			apply_config(w, ev->ptr);
@@ -423,6 +429,8 @@ static void release_event(struct event *ev, void *ctx)
 		room_unref(ev->ptr);
 	} else if (ev->kind == EV_CONFIG) {
 		config_unref(ev->ptr);
+	} else if (ev->kind == EV_KICK) {
+		free(ev->ptr);
 	}
 	if (ev->msg)
 		msg_unref(ev->msg);

@@ -112,6 +112,8 @@ void lifecycle_free_all(struct worker *w);
 void fanout_room_events(struct worker *w, struct event *evs, size_t n);
 /* An EV_DIRECT: M to connection FD/ID if it is still there. */
 void fanout_direct_local(struct worker *w, int fd, uint64_t id, struct msg *m);
+/* An EV_KICK: K to connection FD/ID if it is still there; frees K. */
+void fanout_kick_local(struct worker *w, int fd, uint64_t id, struct kick *k);
 /* C left unread more than max_sendq: logs it and kills C. */
 void fanout_too_slow(struct worker *w, struct conn *c);
 

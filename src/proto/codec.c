@@ -3,35 +3,64 @@
 
 #include "proto/codec.h"
 
+#include "proto/irc.h"
 #include "proto/line.h"
 
-struct msg *event_encode(enum proto proto, const struct chat_event *ev)
+struct msg *event_encode(enum format format, const struct chat_event *ev)
 {
-	switch (proto) {
-	case PROTO_LINE:
-	case PROTO_COUNT:
-		break;
-	}
-	return line_encode(ev);
+	if (format == FORMAT_LINE)
+		return line_encode(ev);
+	return irc_encode(format, ev);
 }
 
 void codec_open(struct worker *w, struct session *s)
 {
+	switch (s->proto) {
+	case PROTO_IRC:
+		irc_open(w, s);
+		return;
+	case PROTO_LINE:
+	case PROTO_COUNT:
+		break;
+	}
 	line_open(w, s);
+}
+
+void codec_free(struct session *s)
+{
+	if (s->proto == PROTO_IRC)
+		irc_free(s);
+}
+
+size_t codec_max_line(const struct config *cfg, const struct session *s)
+{
+	if (s->proto == PROTO_IRC)
+		return IRC_TAGS_MAX + 1 + IRC_LINE_MAX;
+	return cfg->max_line;
 }
 
 bool codec_line(struct worker *w, struct session *s, const char *line, size_t len)
 {
+	if (s->proto == PROTO_IRC)
+		return irc_input(w, s, line, len);
 	return line_input(w, s, line, len);
 }
 
 bool codec_too_long(struct worker *w, struct session *s)
 {
+	if (s->proto == PROTO_IRC)
+		return irc_too_long(w, s);
 	return line_too_long(w, s);
 }
 
-struct msg *codec_motd(enum proto proto, char *const *lines, size_t count)
+bool codec_idle(struct worker *w, struct session *s, uint64_t idle_ms)
 {
-	(void)proto;
+	if (s->proto == PROTO_IRC)
+		return irc_idle(w, s, idle_ms);
+	return true;
+}
+
+struct msg *codec_motd(char *const *lines, size_t count)
+{
 	return line_motd(lines, count);
 }

@@ -6,21 +6,35 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "base/config.h"
 #include "core/event.h"
 #include "core/host.h"
 
-/* A new connection: its protocol's welcome, and into the chat. */
+/* A new connection: its protocol's welcome, and for the line protocol
+ * into the chat (an IRC client registers first). */
 void codec_open(struct worker *w, struct session *s);
+
+/* Frees what the protocol keeps for S. */
+void codec_free(struct session *s);
+
+/* The longest line S's protocol takes, without its line end. */
+size_t codec_max_line(const struct config *cfg, const struct session *s);
 
 /* One complete line from S (without its line end). False when S is
  * leaving and reading must stop. */
 bool codec_line(struct worker *w, struct session *s, const char *line, size_t len);
 
-/* S sent a line longer than max_line; it was dropped. Like codec_line. */
+/* S sent a line longer than codec_max_line; it was dropped. Like
+ * codec_line. */
 bool codec_too_long(struct worker *w, struct session *s);
 
-/* The MOTD as PROTO's clients read it, or NULL when there is none. */
-struct msg *codec_motd(enum proto proto, char *const *lines, size_t count);
+/* S was silent for IDLE_MS: false when it is to be let go for it (an IRC
+ * client that did not answer a PING). */
+bool codec_idle(struct worker *w, struct session *s, uint64_t idle_ms);
+
+/* The MOTD as line clients read it, or NULL when there is none. */
+struct msg *codec_motd(char *const *lines, size_t count);
 
 #endif

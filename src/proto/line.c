@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 #include "core/chat.h"
@@ -61,6 +62,22 @@ struct msg *line_encode(const struct chat_event *ev)
 		return msg_printf("> %s joined %s\n", ev->nick, ev->room);
 	case CHAT_WENT:
 		return msg_printf("< %s went to %s\n", ev->nick, ev->other);
+	case CHAT_PARTED:
+		if (ev->text_len)
+			return line_with_text(ev, "", "< %s left %s: ", ev->nick, ev->room);
+		return msg_printf("< %s left %s\n", ev->nick, ev->room);
+	case CHAT_KICKED:
+		if (ev->text_len)
+			return line_with_text(ev, "", "< %s was kicked from %s by %s: ", ev->other, ev->room,
+					      ev->nick);
+		return msg_printf("< %s was kicked from %s by %s\n", ev->other, ev->room, ev->nick);
+	case CHAT_TOPIC:
+		if (ev->text_len)
+			return line_with_text(ev, "", "* %s set the topic of %s: ", ev->nick, ev->room);
+		return msg_printf("* %s cleared the topic of %s\n", ev->nick, ev->room);
+	case CHAT_MODE:
+		return msg_printf("* %s set mode %.*s%s%s in %s\n", ev->nick, (int)ev->text_len, ev->text,
+				  ev->other ? " " : "", ev->other ? ev->other : "", ev->room);
 	case CHAT_SAID:
 		return line_with_text(ev, "", "[%s] ", ev->nick);
 	case CHAT_ACTION:
@@ -68,7 +85,9 @@ struct msg *line_encode(const struct chat_event *ev)
 	case CHAT_RENAMED:
 		return msg_printf("* %s is now known as %s\n", ev->nick, ev->other);
 	case CHAT_PRIVATE:
-		return line_with_text(ev, "", "[%s -> %s] ", ev->nick, ev->other);
+		return line_with_text(ev, "", "[%s -> %s] %s%s%s", ev->nick, ev->other,
+				      ev->action ? "* " : "", ev->action ? ev->nick : "",
+				      ev->action ? " " : "");
 	case CHAT_NOTICE:
 		return line_with_text(ev, "", "# ");
 	case CHAT_CLOSING:
@@ -174,10 +193,24 @@ static bool take_name(const char *arg, size_t len, char ret[NAME_MAX_LEN + 1])
 	return true;
 }
 
+/* The one room a line client is in, or NULL (kicked from it) after
+ * telling it so. */
+static struct room *my_room(struct worker *w, struct session *s)
+{
+	struct membership *ms = TAILQ_FIRST(&s->member.rooms);
+	if (!ms)
+		reply(w, s, "! you are in no room: /join ROOM");
+	return ms ? ms->room : NULL;
+}
+
 static void do_say(struct worker *w, struct session *s, const struct command *cmd)
 {
 	bool action = cmd->kind == CMD_ME;
-	if (!chat_say(w, s, action ? CHAT_ACTION : CHAT_SAID, cmd->text, cmd->text_len) && action)
+	struct room *room = my_room(w, s);
+	if (!room)
+		return;
+	if (!chat_say(w, s, room, action ? CHAT_ACTION : CHAT_SAID, false, cmd->text, cmd->text_len,
+		      false) && action)
 		usage(w, s, CMD_ME);
 	/* A chat line of nothing once cleaned is simply not said. */
 }
@@ -203,20 +236,23 @@ static void do_nick(struct worker *w, struct session *s, const struct command *c
 
 static void do_who(struct worker *w, struct session *s, const struct command *cmd)
 {
-	char (*nicks)[NAME_MAX_LEN + 1];
-	size_t n = rooms_who(worker_rooms(w), &s->member, &nicks);
+	struct room *my = my_room(w, s);
+	if (!my)
+		return;
+	struct room_entry *nicks;
+	size_t n = rooms_names(worker_rooms(w), my->name, &nicks);
 	size_t first, page, pages;
 
 	if (!page_bounds(w, s, cmd, n, WHO_PAGE, &first, &page, &pages)) {
 		free(nicks);
 		return;
 	}
-	const char *room = s->member.room->name;
+	const char *room = my->name;
 	struct msg *m = pages == 1 ? msg_printf("= %zu in %s:", n, room)
 				   : msg_printf("= %zu in %s, page %zu of %zu:", n, room, page, pages);
 	for (size_t i = first; i < n && i < first + WHO_PAGE; i++) {
-		m = msg_append(m, " ", 1);
-		m = msg_append(m, nicks[i], strlen(nicks[i]));
+		m = msg_append(m, nicks[i].op ? " @" : " ", nicks[i].op ? 2 : 1);
+		m = msg_append(m, nicks[i].nick, strlen(nicks[i].nick));
 	}
 	m = msg_append(m, "\n", 1);
 	free(nicks);
@@ -232,14 +268,94 @@ static void do_msg(struct worker *w, struct session *s, const struct command *cm
 		usage(w, s, CMD_MSG);
 		return;
 	}
-	int r = take_name(cmd->arg, cmd->arg_len, nick)
-		? chat_private(w, s, nick, cmd->text, cmd->text_len, true) : -ENOENT;
+	int r = !take_name(cmd->arg, cmd->arg_len, nick) ? -ENOENT
+		: strcasecmp(nick, s->member.nick) == 0 ? -ELOOP
+		: chat_private(w, s, nick, cmd->text, cmd->text_len, false, false, true, NULL);
 	if (r == -ENOENT)
 		reply_cleaned(w, s, "! no such nick: ", cmd->arg, cmd->arg_len, NAME_MAX_LEN, "");
 	else if (r == -ELOOP)
 		reply(w, s, "! you cannot /msg yourself");
 	else if (r == -ENODATA)
 		usage(w, s, CMD_MSG);
+}
+
+/* "= topic of ROOM: ..." (or, with ALWAYS, that there is none). */
+static void show_topic(struct worker *w, struct session *s, const char *name, bool always)
+{
+	struct room_info info;
+	if (!rooms_info(worker_rooms(w), name, &info))
+		return;
+	if (info.topic[0])
+		reply(w, s, "= topic of %s: %s (set by %s)", info.name, info.topic, info.topic_by);
+	else if (always)
+		reply(w, s, "= %s has no topic", info.name);
+}
+
+static void do_topic(struct worker *w, struct session *s, const struct command *cmd)
+{
+	struct room *room = my_room(w, s);
+	if (!room)
+		return;
+	if (cmd->text_len == 0) {
+		show_topic(w, s, room->name, true);
+		return;
+	}
+	bool clear = cmd->text_len == 1 && cmd->text[0] == '-';
+	int r = chat_topic(w, s, room->name, cmd->text, clear ? 0 : cmd->text_len);
+	if (r == -EPERM)
+		reply(w, s, "! only operators of %s set its topic", room->name);
+}
+
+/* The reply to an operator's act that failed with R (see rooms.h). */
+static void op_failed(struct worker *w, struct session *s, const char *room, const char *nick,
+		      int r)
+{
+	if (r == -EPERM)
+		reply(w, s, "! you are not an operator of %s", room);
+	else if (r == -ENOENT)
+		reply(w, s, "! no such nick: %s", nick);
+	else if (r == -ESRCH)
+		reply(w, s, "! %s is not in %s", nick, room);
+}
+
+static void do_kick(struct worker *w, struct session *s, const struct command *cmd)
+{
+	char nick[NAME_MAX_LEN + 1];
+	struct room *room = my_room(w, s);
+	if (!room)
+		return;
+	if (cmd->arg_len == 0) {
+		usage(w, s, CMD_KICK);
+		return;
+	}
+	if (!take_name(cmd->arg, cmd->arg_len, nick)) {
+		reply_cleaned(w, s, "! no such nick: ", cmd->arg, cmd->arg_len, NAME_MAX_LEN, "");
+		return;
+	}
+	int r = chat_kick(w, s, room->name, nick, cmd->text, cmd->text_len);
+	op_failed(w, s, room->name, nick, r);
+}
+
+static void do_op(struct worker *w, struct session *s, const struct command *cmd)
+{
+	char nick[NAME_MAX_LEN + 1];
+	struct room *room = my_room(w, s);
+	bool on = cmd->kind == CMD_OP;
+	if (!room)
+		return;
+	if (cmd->arg_len == 0) {
+		usage(w, s, cmd->kind);
+		return;
+	}
+	if (!take_name(cmd->arg, cmd->arg_len, nick)) {
+		reply_cleaned(w, s, "! no such nick: ", cmd->arg, cmd->arg_len, NAME_MAX_LEN, "");
+		return;
+	}
+	int r = chat_mode(w, s, room->name, 'o', on, nick);
+	if (r == -EALREADY)
+		reply(w, s, "= %s %s an operator of %s", nick, on ? "is already" : "is not", room->name);
+	else
+		op_failed(w, s, room->name, nick, r);
 }
 
 static void do_join(struct worker *w, struct session *s, const struct command *cmd)
@@ -255,15 +371,21 @@ static void do_join(struct worker *w, struct session *s, const struct command *c
 		reply(w, s, "! invalid room: NAME " NAME_RULE);
 		return;
 	}
-	if (chat_move(w, s, name, &count) < 0)
-		reply(w, s, "! you are already in %s", s->member.room->name);
-	else
-		reply(w, s, "= you joined %s (%u here)", s->member.room->name, count);
+	int r = chat_move(w, s, name, &count);
+	struct room *room = my_room(w, s);
+	if (!room)
+		return;
+	if (r == -EALREADY) {
+		reply(w, s, "! you are already in %s", room->name);
+		return;
+	}
+	reply(w, s, "= you joined %s (%u here)", room->name, count);
+	show_topic(w, s, room->name, false);
 }
 
 static void do_rooms(struct worker *w, struct session *s, const struct command *cmd)
 {
-	struct room_summary *list;
+	struct room_info *list;
 	size_t n = rooms_list(worker_rooms(w), &list);
 	size_t first, page, pages;
 
@@ -316,12 +438,15 @@ static void (*const handlers[])(struct worker *, struct session *, const struct 
 	[CMD_EMPTY] = do_nothing, [CMD_CHAT] = do_say,   [CMD_ME] = do_say,
 	[CMD_NICK] = do_nick,     [CMD_WHO] = do_who,    [CMD_MSG] = do_msg,
 	[CMD_JOIN] = do_join,     [CMD_ROOMS] = do_rooms, [CMD_HELP] = do_help,
-	[CMD_QUIT] = do_quit,     [CMD_UNKNOWN] = do_unknown,
+	[CMD_QUIT] = do_quit,     [CMD_UNKNOWN] = do_unknown, [CMD_TOPIC] = do_topic,
+	[CMD_KICK] = do_kick,     [CMD_OP] = do_op,       [CMD_DEOP] = do_op,
 };
 
 void line_open(struct worker *w, struct session *s)
 {
-	int online = chat_connected(w, s);
+	snprintf(s->member.user, sizeof(s->member.user), "line");
+	peer_host(s->peer, s->member.host, sizeof(s->member.host));
+	int online = chat_register(w, s, NULL, LOBBY);
 	struct msg *motd = worker_motd(w);
 	if (motd)
 		worker_send(w, s, motd);

@@ -44,6 +44,10 @@ const struct command_info command_table[] = {
 	{ "/me", CMD_ME, ARGS_TEXT, "/me TEXT", "action" },
 	{ "/join", CMD_JOIN, ARGS_REST, "/join ROOM", "move to another room" },
 	{ "/rooms", CMD_ROOMS, ARGS_REST, "/rooms [PAGE]", "list the rooms (50 a page)" },
+	{ "/topic", CMD_TOPIC, ARGS_TEXT, "/topic [TEXT|-]", "show, set or clear (-) the room's topic" },
+	{ "/kick", CMD_KICK, ARGS_WORD_TEXT, "/kick NICK [REASON]", "put NICK out of the room (operators)" },
+	{ "/op", CMD_OP, ARGS_REST, "/op NICK", "make NICK an operator of the room (operators)" },
+	{ "/deop", CMD_DEOP, ARGS_REST, "/deop NICK", "take NICK's operator status (operators)" },
 	{ "/help", CMD_HELP, ARGS_NONE, "/help", "this help" },
 	{ "/quit", CMD_QUIT, ARGS_TEXT, "/quit [REASON]", "leave" },
 };

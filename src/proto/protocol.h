@@ -16,6 +16,10 @@ enum command_kind {
 	CMD_ROOMS,   /* arg: the page asked for (may be empty) */
 	CMD_HELP,
 	CMD_QUIT,    /* text: the reason (may be empty) */
+	CMD_TOPIC,   /* text: the new topic ("-": none; empty: show it) */
+	CMD_KICK,    /* arg: the nick; text: why (may be empty) */
+	CMD_OP,      /* arg: the nick */
+	CMD_DEOP,    /* arg: the nick */
 	CMD_UNKNOWN, /* arg: the command word, "/" included */
 };
 

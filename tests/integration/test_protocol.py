@@ -153,7 +153,7 @@ class ArrivalTest(ChatTestCase):
         c3 = self.connect(srv, [c2])  # only the lobby sees it enter
         self.assertEqual(c3.nick, "guest3")
         c1.send("/who")
-        c1.expect("= 1 in games: guest1")  # guest1 saw no "entered"
+        c1.expect("= 1 in games: @guest1")  # guest1 saw no "entered"
         c3.close()
         c2.expect("< guest3 left (2 online)")
         c1.send("/quit")
@@ -294,7 +294,7 @@ class WhoTest(ChatTestCase):
         c1.send("/Who")
         c1.expect("= 2 in lobby: guest1 guest3")
         c2.send("/who")
-        c2.expect("= 1 in games: guest2")
+        c2.expect("= 1 in games: @guest2")
 
 
 class MsgTest(ChatTestCase):
