@@ -39,7 +39,8 @@ static void time_out(struct worker *w, struct conn *c, const char *reason, const
 {
 	char text[96];
 	int n = snprintf(text, sizeof(text), "%s %d second%s", what, seconds, seconds == 1 ? "" : "s");
-	struct chat_event ev = { .kind = CHAT_CLOSING, .text = text, .text_len = (size_t)n };
+	struct chat_event ev = { .kind = CHAT_CLOSING, .text = text, .text_len = (size_t)n,
+				 .host = c->s.member.host };
 	struct msg *m = event_encode(c->s.member.format, &ev);
 	worker_send(w, &c->s, m);
 	msg_unref(m);
