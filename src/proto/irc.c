@@ -21,9 +21,9 @@
 #include "base/util.h"
 #include "core/chat.h"
 #include "core/flood.h"
+#include "proto/irc_message.h"
 
 #define CRLF "\r\n"
-#define MAX_PARAMS 15
 #define MAX_TARGETS 4   /* PRIVMSG/NOTICE targets, ISUPPORT MAXTARGETS */
 #define USERHOST_MAX 5
 #define ISON_MAX 64
@@ -220,81 +220,14 @@ struct msg *irc_encode(enum format format, const struct chat_event *ev)
 	return m;
 }
 
-/* ---- parsing what clients send ------------------------------------------- */
+/* ---- names in parameters ------------------------------------------------ */
 
-struct irc_message {
-	char command[32];
-	const char *params[MAX_PARAMS];
-	size_t param_len[MAX_PARAMS];
-	int count;
-};
-
-/* Splits LINE (tags and source skipped); false when it has no command. */
-static bool parse(const char *line, size_t len, struct irc_message *ret)
-{
-	size_t i = 0;
-
-	ret->count = 0;
-	while (i < len && line[i] == ' ')
-		i++;
-	if (i < len && line[i] == ':') { /* a source: clients have none to give */
-		while (i < len && line[i] != ' ')
-			i++;
-		while (i < len && line[i] == ' ')
-			i++;
-	}
-	size_t c = 0;
-	while (i < len && line[i] != ' ') {
-		if (c + 1 < sizeof(ret->command))
-			ret->command[c++] = (char)(line[i] >= 'a' && line[i] <= 'z' ? line[i] - 32 : line[i]);
-		i++;
-	}
-	ret->command[c] = '\0';
-	if (c == 0)
-		return false;
-	while (i < len && ret->count < MAX_PARAMS) {
-		while (i < len && line[i] == ' ')
-			i++;
-		if (i >= len)
-			break;
-		if (line[i] == ':' || ret->count == MAX_PARAMS - 1) {
-			if (line[i] == ':')
-				i++;
-			ret->params[ret->count] = line + i;
-			ret->param_len[ret->count++] = len - i;
-			break;
-		}
-		size_t start = i;
-		while (i < len && line[i] != ' ')
-			i++;
-		ret->params[ret->count] = line + start;
-		ret->param_len[ret->count++] = i - start;
-	}
-	return true;
-}
-
-/* Copies parameter I (or a comma-separated item of it) into BUF. */
 static void copy(char *buf, size_t size, const char *p, size_t len)
 {
 	if (len >= size)
 		len = size - 1;
 	memcpy(buf, p, len);
 	buf[len] = '\0';
-}
-
-/* Takes the next comma-separated item off *P, *LEN. */
-static bool next_item(const char **p, size_t *len, const char **ret, size_t *ret_len)
-{
-	if (*len == 0)
-		return false;
-	size_t i = 0;
-	while (i < *len && (*p)[i] != ',')
-		i++;
-	*ret = *p;
-	*ret_len = i;
-	*p += i < *len ? i + 1 : i;
-	*len -= i < *len ? i + 1 : i;
-	return true;
 }
 
 /* "#name" to a room name in RET; false when it is not one. */
@@ -689,7 +622,7 @@ static void do_join(struct worker *w, struct session *s, const struct irc_messag
 	}
 	const char *p = msg->params[0], *item;
 	size_t len = msg->param_len[0], item_len;
-	while (next_item(&p, &len, &item, &item_len)) {
+	while (irc_next_item(&p, &len, &item, &item_len)) {
 		char name[NAME_MAX_LEN + 1];
 		unsigned count;
 		if (!room_name(item, item_len, name)) {
@@ -724,7 +657,7 @@ static void do_part(struct worker *w, struct session *s, const struct irc_messag
 	size_t len = msg->param_len[0], item_len;
 	const char *reason = msg->count > 1 ? msg->params[1] : "";
 	size_t reason_len = msg->count > 1 ? msg->param_len[1] : 0;
-	while (next_item(&p, &len, &item, &item_len)) {
+	while (irc_next_item(&p, &len, &item, &item_len)) {
 		char name[NAME_MAX_LEN + 1];
 		struct room_info info;
 		if (!room_name(item, item_len, name) || !rooms_info(worker_rooms(w), name, &info)) {
@@ -775,7 +708,7 @@ static void say(struct worker *w, struct session *s, const struct irc_message *m
 	bool echo = st->caps & CAP_ECHO_MESSAGE;
 	const char *p = msg->params[0], *item;
 	size_t len = msg->param_len[0], item_len;
-	for (int targets = 0; next_item(&p, &len, &item, &item_len); targets++) {
+	for (int targets = 0; irc_next_item(&p, &len, &item, &item_len); targets++) {
 		char name[NAME_MAX_LEN + 1];
 		if (targets == MAX_TARGETS) {
 			if (!notice)
@@ -830,7 +763,7 @@ static void do_names(struct worker *w, struct session *s, const struct irc_messa
 	}
 	const char *p = msg->params[0], *item;
 	size_t len = msg->param_len[0], item_len;
-	while (next_item(&p, &len, &item, &item_len)) {
+	while (irc_next_item(&p, &len, &item, &item_len)) {
 		char name[NAME_MAX_LEN + 1];
 		struct room_info info;
 		if (room_name(item, item_len, name) && rooms_info(worker_rooms(w), name, &info))
@@ -957,7 +890,7 @@ static void do_list(struct worker *w, struct session *s, const struct irc_messag
 			const char *p = msg->params[0], *item;
 			size_t len = msg->param_len[0], item_len;
 			bool wanted = false;
-			while (!wanted && next_item(&p, &len, &item, &item_len))
+			while (!wanted && irc_next_item(&p, &len, &item, &item_len))
 				wanted = item_len == strlen(list[i].name) + 1 && item[0] == '#' &&
 					 strncasecmp(item + 1, list[i].name, item_len - 1) == 0;
 			if (!wanted)
@@ -986,7 +919,7 @@ static void do_kick(struct worker *w, struct session *s, const struct irc_messag
 	}
 	const char *p = msg->params[1], *item;
 	size_t len = msg->param_len[1], item_len;
-	while (next_item(&p, &len, &item, &item_len)) {
+	while (irc_next_item(&p, &len, &item, &item_len)) {
 		int r = nick_name(item, item_len, nick)
 			? chat_kick(w, s, name, nick, msg->count > 2 ? msg->params[2] : "",
 				    msg->count > 2 ? msg->param_len[2] : 0)
@@ -1295,7 +1228,7 @@ bool irc_input(struct worker *w, struct session *s, const char *line, size_t len
 		return worker_session_open(s);
 	}
 	struct irc_message msg;
-	if (!parse(line, len, &msg))
+	if (!irc_parse(line, len, &msg))
 		return worker_session_open(s);
 	const struct irc_command *cmd = NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(commands) && !cmd; i++)
