@@ -91,7 +91,26 @@ size_t text_utf8_length(const char *s, size_t len)
 	return len ? utf8_sequence((const unsigned char *)s, len, &skip) : 0;
 }
 
-size_t text_clean(char *dst, const char *src, size_t len)
+bool text_is_formatting(char c)
+{
+	switch (c) {
+	case '\x01': /* CTCP */
+	case '\x02': /* bold */
+	case '\x03': /* colour */
+	case '\x04': /* hex colour */
+	case '\x0f': /* reset */
+	case '\x11': /* monospace */
+	case '\x16': /* reverse */
+	case '\x1d': /* italic */
+	case '\x1e': /* strikethrough */
+	case '\x1f': /* underline */
+		return true;
+	default:
+		return false;
+	}
+}
+
+static size_t clean(char *dst, const char *src, size_t len, bool keep_formatting)
 {
 	const unsigned char *s = (const unsigned char *)src;
 	size_t in = 0, out = 0;
@@ -104,8 +123,8 @@ size_t text_clean(char *dst, const char *src, size_t len)
 			continue;
 		}
 		if (c < 0x80) {
-			if (c == '\t')
-				dst[out++] = '\t';
+			if (c == '\t' || (keep_formatting && text_is_formatting((char)c)))
+				dst[out++] = (char)c;
 			in++; /* other C0 controls and DEL */
 			continue;
 		}
@@ -126,6 +145,69 @@ size_t text_clean(char *dst, const char *src, size_t len)
 		in += n;
 	}
 	return out;
+}
+
+size_t text_clean(char *dst, const char *src, size_t len)
+{
+	return clean(dst, src, len, false);
+}
+
+size_t text_clean_chat(char *dst, const char *src, size_t len)
+{
+	return clean(dst, src, len, true);
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* The colour code's arguments after s[i] (\x03: "N[N][,N[N]]"; \x04:
+ * "RRGGBB[,RRGGBB]"): how many bytes they take. */
+static size_t colour_args(const char *s, size_t len, size_t i, bool hex)
+{
+	size_t j = i, max = hex ? 6 : 2, k;
+	for (k = 0; k < max && j < len && (hex ? is_hex(s[j]) : is_digit(s[j])); k++)
+		j++;
+	if (k == 0 || (hex && k < 6))
+		return hex ? 0 : j - i;
+	if (j + 1 < len && s[j] == ',' && (hex ? is_hex(s[j + 1]) : is_digit(s[j + 1]))) {
+		size_t m = j + 1;
+		for (k = 0; k < max && m < len && (hex ? is_hex(s[m]) : is_digit(s[m])); k++)
+			m++;
+		if (!hex || k == 6)
+			j = m;
+	}
+	return j - i;
+}
+
+size_t text_strip_formatting(char *dst, const char *src, size_t len)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = src[i];
+		if (!text_is_formatting(c)) {
+			dst[out++] = c;
+			continue;
+		}
+		if (c == '\x03' || c == '\x04')
+			i += colour_args(src, len, i + 1, c == '\x04');
+	}
+	return out;
+}
+
+bool text_has_formatting(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 && text_is_formatting(s[i]))
+			return true;
+	return false;
 }
 
 bool text_is_blank(const char *s, size_t len)
@@ -159,9 +241,18 @@ void text_buf_clean(struct text_buf *b, const char *src, size_t len)
 	b->len = text_clean(b->text, src, len);
 }
 
+void text_buf_clean_chat(struct text_buf *b, const char *src, size_t len)
+{
+	b->text = TEXT_CLEAN_MAX(len) <= sizeof(b->stack) ? b->stack : xmalloc(TEXT_CLEAN_MAX(len));
+	b->len = text_clean_chat(b->text, src, len);
+}
+
 bool text_buf_blank(const struct text_buf *b)
 {
-	return text_is_blank(b->text, b->len);
+	for (size_t i = 0; i < b->len; i++)
+		if (b->text[i] != ' ' && b->text[i] != '\t' && !text_is_formatting(b->text[i]))
+			return false;
+	return true;
 }
 
 void text_buf_free(struct text_buf *b)

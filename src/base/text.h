@@ -22,6 +22,22 @@
  * cleans to nothing. Returns the bytes written; dst is not NUL-terminated. */
 size_t text_clean(char *dst, const char *src, size_t len);
 
+/* As text_clean, but IRC's formatting bytes stay (CTCP's \x01, bold,
+ * colours, italic, ...: see text_is_formatting): what users say to each
+ * other, which IRC clients show formatted and line clients read with
+ * text_strip_formatting() applied. */
+size_t text_clean_chat(char *dst, const char *src, size_t len);
+
+/* Whether C is one of IRC's formatting bytes: \x01 (CTCP), \x02 bold,
+ * \x03 colour, \x04 hex colour, \x0f reset, \x11 monospace, \x16
+ * reverse, \x1d italic, \x1e strikethrough, \x1f underline. */
+bool text_is_formatting(char c);
+bool text_has_formatting(const char *s, size_t len);
+
+/* Copies SRC to DST (room for LEN) without formatting bytes and the
+ * colour numbers after \x03 and \x04. Returns the bytes written. */
+size_t text_strip_formatting(char *dst, const char *src, size_t len);
+
 /* Client text cleaned into a buffer of its own: on the stack for a line of
  * up to a few KiB, else allocated. */
 struct text_buf {
@@ -31,7 +47,8 @@ struct text_buf {
 };
 
 void text_buf_clean(struct text_buf *b, const char *src, size_t len);
-/* Nothing but spaces and tabs (or nothing) was left. */
+void text_buf_clean_chat(struct text_buf *b, const char *src, size_t len);
+/* Nothing but spaces, tabs and formatting bytes (or nothing) was left. */
 bool text_buf_blank(const struct text_buf *b);
 void text_buf_free(struct text_buf *b);
 

@@ -184,7 +184,7 @@ void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 	worker_online_changed(w);
 
 	struct text_buf c;
-	text_buf_clean(&c, farewell, farewell_len);
+	text_buf_clean_chat(&c, farewell, farewell_len);
 	/* A reason that cleans to nothing is no reason. */
 	bool blank = text_buf_blank(&c);
 	struct chat_event ev = event_by(w, s, CHAT_LEFT);
@@ -264,7 +264,8 @@ void chat_bytes_dropped(struct worker *w, struct session *s, size_t bytes)
 	}
 }
 
-int chat_join(struct worker *w, struct session *s, const char *name, unsigned *ret_count)
+int chat_join(struct worker *w, struct session *s, const char *name, bool echo,
+	      unsigned *ret_count)
 {
 	struct membership *ms;
 	int r = rooms_join(worker_rooms(w), &s->member, name, &ms, ret_count);
@@ -274,24 +275,29 @@ int chat_join(struct worker *w, struct session *s, const char *name, unsigned *r
 	struct chat_event ev = event_by(w, s, CHAT_JOINED);
 	ev.room = ms->room->name;
 	struct encoded e = { 0 };
+	if (echo)
+		worker_send(w, s, encoded_in(&e, s->member.format, &ev));
 	announce(w, s, ms->room, *ret_count, &e, &ev, ms->joined_seq, 0);
 	encoded_free(&e);
 	return 0;
 }
 
-/* Tells MS's room (S taken out of it already) of EV, and frees MS. */
+/* Tells MS's room (S taken out of it already) of EV, and S too with ECHO;
+ * frees MS. */
 static void departed(struct worker *w, struct session *s, struct membership *ms,
-		     const struct chat_event *ev)
+		     const struct chat_event *ev, bool echo)
 {
 	struct encoded e = { 0 };
 	worker_room_unlink(w, ms);
+	if (echo)
+		worker_send(w, s, encoded_in(&e, s->member.format, ev));
 	announce(w, s, ms->room, ms->left_count + 1, &e, ev, ms->change_seq, 0);
 	encoded_free(&e);
 	membership_free(ms);
 }
 
 int chat_part(struct worker *w, struct session *s, const char *name, const char *reason,
-	      size_t len)
+	      size_t len, bool echo)
 {
 	struct membership *ms;
 	unsigned count;
@@ -299,12 +305,12 @@ int chat_part(struct worker *w, struct session *s, const char *name, const char 
 	if (r < 0)
 		return r;
 	struct text_buf c;
-	text_buf_clean(&c, reason, len);
+	text_buf_clean_chat(&c, reason, len);
 	struct chat_event ev = event_by(w, s, CHAT_PARTED);
 	ev.room = ms->room->name;
 	ev.text = c.text;
 	ev.text_len = text_buf_blank(&c) ? 0 : c.len;
-	departed(w, s, ms, &ev);
+	departed(w, s, ms, &ev, echo);
 	text_buf_free(&c);
 	return 0;
 }
@@ -323,17 +329,17 @@ int chat_move(struct worker *w, struct session *s, const char *name, unsigned *r
 			struct chat_event ev = event_by(w, s, CHAT_WENT);
 			ev.room = ms->room->name;
 			ev.other = name;
-			departed(w, s, ms, &ev);
+			departed(w, s, ms, &ev, false);
 		}
 	}
-	return chat_join(w, s, name, ret_count);
+	return chat_join(w, s, name, false, ret_count);
 }
 
 bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_event_kind kind,
 	      bool notice, const char *text, size_t len, bool echo)
 {
 	struct text_buf c;
-	text_buf_clean(&c, text, len);
+	text_buf_clean_chat(&c, text, len);
 	bool said = !text_buf_blank(&c);
 	if (said) {
 		struct chat_event ev = event_by(w, s, kind);
@@ -386,7 +392,7 @@ int chat_private(struct worker *w, struct session *s, const char *nick, const ch
 	if (ret_away)
 		memcpy(ret_away, to.away, sizeof(to.away));
 	struct text_buf c;
-	text_buf_clean(&c, text, len);
+	text_buf_clean_chat(&c, text, len);
 	int r = -ENODATA;
 	if (!text_buf_blank(&c)) {
 		struct chat_event ev = event_by(w, s, CHAT_PRIVATE);
@@ -412,7 +418,7 @@ int chat_topic(struct worker *w, struct session *s, const char *name, const char
 	       size_t len)
 {
 	struct text_buf c;
-	text_buf_clean(&c, text, len);
+	text_buf_clean_chat(&c, text, len);
 	char topic[TOPIC_MAX_LEN + 1];
 	/* Cut between two characters. */
 	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, TOPIC_MAX_LEN);
@@ -436,12 +442,12 @@ int chat_mode(struct worker *w, struct session *s, const char *name, char mode, 
 	      const char *nick)
 {
 	char target[NAME_MAX_LEN + 1] = "";
-	int r = nick ? rooms_set_op(worker_rooms(w), &s->member, name, nick, on, target)
+	int r = nick ? rooms_set_status(worker_rooms(w), &s->member, name, nick, mode, on, target)
 		     : rooms_set_mode(worker_rooms(w), &s->member, name, mode, on);
 	if (r < 0)
 		return r;
 	struct membership *ms = rooms_membership(&s->member, name);
-	char change[3] = { on ? '+' : '-', nick ? 'o' : mode, '\0' };
+	char change[3] = { on ? '+' : '-', mode, '\0' };
 	struct chat_event ev = event_by(w, s, CHAT_MODE);
 	ev.room = ms->room->name;
 	ev.text = change;
@@ -459,7 +465,7 @@ int chat_kick(struct worker *w, struct session *s, const char *name, const char 
 	if (r < 0)
 		return r;
 	struct text_buf c;
-	text_buf_clean(&c, reason, len);
+	text_buf_clean_chat(&c, reason, len);
 	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, TOPIC_MAX_LEN);
 	struct kick *k = xcalloc(1, sizeof(*k) + n + 1);
 	struct membership *ms = rooms_membership(&s->member, name);
@@ -503,7 +509,7 @@ void chat_kicked(struct worker *w, struct session *s, struct kick *k)
 void chat_away(struct worker *w, struct session *s, const char *text, size_t len)
 {
 	struct text_buf c;
-	text_buf_clean(&c, text, len);
+	text_buf_clean_chat(&c, text, len);
 	char away[AWAY_MAX_LEN + 1];
 	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, AWAY_MAX_LEN);
 	memcpy(away, c.text, n);

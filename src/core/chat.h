@@ -39,17 +39,19 @@ bool chat_allow_line(struct worker *w, struct session *s);
 void chat_bytes_dropped(struct worker *w, struct session *s, size_t bytes);
 
 /* S comes into room NAME (a valid name; made if new, with S its
- * operator): the room hears CHAT_JOINED. 0 with the members now there in
- * *RET_COUNT; -EALREADY when S is in it; -E2BIG: in too many rooms. */
-int chat_join(struct worker *w, struct session *s, const char *name, unsigned *ret_count);
+ * operator): the room hears CHAT_JOINED, and S too with ECHO. 0 with the
+ * members now there in *RET_COUNT; -EALREADY when S is in it; -E2BIG: in
+ * too many rooms. */
+int chat_join(struct worker *w, struct session *s, const char *name, bool echo,
+	      unsigned *ret_count);
 
-/* S leaves room NAME, saying REASON (LEN 0: none): 0, or -ENOTCONN when S
- * is not in it. */
+/* S leaves room NAME, saying REASON (LEN 0: none), heard by S too with
+ * ECHO: 0, or -ENOTCONN when S is not in it. */
 int chat_part(struct worker *w, struct session *s, const char *name, const char *reason,
-	      size_t len);
+	      size_t len, bool echo);
 
 /* S (in one room or none) moves to room NAME: its old room hears
- * CHAT_WENT. As chat_join otherwise. */
+ * CHAT_WENT. As chat_join (without ECHO) otherwise. */
 int chat_move(struct worker *w, struct session *s, const char *name, unsigned *ret_count);
 
 /* S says TEXT (KIND CHAT_SAID, or CHAT_ACTION: does it; NOTICE: as a
@@ -75,10 +77,10 @@ int chat_private(struct worker *w, struct session *s, const char *nick, const ch
 int chat_topic(struct worker *w, struct session *s, const char *name, const char *text,
 	       size_t len);
 
-/* S gives (ON) or takes NICK's operator status in room NAME, or sets room
- * mode MODE ('t', 'n'; NICK NULL): told to the room, S too. 0 or as
- * rooms_set_op() and rooms_set_mode() (-EALREADY: nothing changed, told
- * to nobody). */
+/* S gives (ON) or takes NICK's status MODE ('o', 'v') in room NAME, or
+ * sets room mode MODE ('t', 'n'; NICK NULL): told to the room, S too. 0
+ * or as rooms_set_status() and rooms_set_mode() (-EALREADY: nothing
+ * changed, told to nobody). */
 int chat_mode(struct worker *w, struct session *s, const char *name, char mode, bool on,
 	      const char *nick);
 

@@ -3,6 +3,7 @@
 #include "core/rooms.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ struct rooms {
 	struct name_table rooms;
 	int workers;
 	int online;
+	int max_online;
+	int invisible;
 	unsigned next_guest;
 };
 
@@ -254,6 +257,8 @@ int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char 
 		*ret_count = (*ret)->room->count;
 	}
 	int online = ++r->online;
+	if (online > r->max_online)
+		r->max_online = online;
 	pthread_mutex_unlock(&r->lock);
 	return online;
 }
@@ -265,6 +270,9 @@ int rooms_leave(struct rooms *r, struct member *m)
 	pthread_mutex_lock(&r->lock);
 	table_remove(&r->nicks, &m->nick_entry);
 	m->registered = false;
+	if (m->invisible)
+		r->invisible--;
+	m->invisible = false;
 	struct membership *ms;
 	while ((ms = TAILQ_FIRST(&m->rooms))) {
 		part_locked(r, ms);
@@ -350,6 +358,64 @@ void rooms_set_format(struct rooms *r, struct member *m, enum format format)
 	pthread_mutex_unlock(&r->lock);
 }
 
+void rooms_set_invisible(struct rooms *r, struct member *m, bool on)
+{
+	pthread_mutex_lock(&r->lock);
+	if (m->registered && m->invisible != on)
+		r->invisible += on ? 1 : -1;
+	m->invisible = on;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int compare_entries(const void *a, const void *b)
+{
+	return strcasecmp(((const struct room_entry *)a)->nick, ((const struct room_entry *)b)->nick);
+}
+
+/* Whether A and B share a room, under the lock. */
+static bool share_room_locked(const struct member *a, const struct member *b)
+{
+	const struct membership *ms;
+	TAILQ_FOREACH(ms, &a->rooms, member_link)
+		if (membership_of(b, ms->room))
+			return true;
+	return false;
+}
+
+static void entry_of(const struct member *m, struct room_entry *e)
+{
+	memcpy(e->nick, m->nick, sizeof(e->nick));
+	memcpy(e->user, m->user, sizeof(e->user));
+	memcpy(e->host, m->host, sizeof(e->host));
+	memcpy(e->realname, m->realname, sizeof(e->realname));
+	e->op = e->voice = false;
+	e->away = m->away[0] != '\0';
+}
+
+size_t rooms_match(struct rooms *r, const struct member *viewer, const char *mask, size_t max,
+		   struct room_entry **ret)
+{
+	size_t n = 0;
+	struct room_entry *list = xmalloc((max ? max : 1) * sizeof(*list));
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t b = 0; b < r->nicks.size && n < max; b++) {
+		for (struct name_entry *e = r->nicks.buckets[b]; e && n < max; e = e->next) {
+			const struct member *m = container_of(e, struct member, nick_entry);
+			if (fnmatch(mask, m->nick, FNM_CASEFOLD | FNM_NOESCAPE) != 0)
+				continue;
+			if (m->invisible && m != viewer && !share_room_locked(viewer, m))
+				continue;
+			entry_of(m, &list[n++]);
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (n)
+		qsort(list, n, sizeof(*list), compare_entries);
+	*ret = list;
+	return n;
+}
+
 void rooms_set_away(struct rooms *r, struct member *m, const char *text)
 {
 	pthread_mutex_lock(&r->lock);
@@ -415,6 +481,7 @@ bool rooms_whois(struct rooms *r, const char *nick, struct member_info *ret)
 			if (ret->room_count == ROOMS_PER_MEMBER)
 				break;
 			memcpy(ret->rooms[ret->room_count].name, ms->room->name, sizeof(ms->room->name));
+			ret->rooms[ret->room_count].voice = ms->voice;
 			ret->rooms[ret->room_count++].op = ms->op;
 		}
 	}
@@ -444,11 +511,6 @@ bool rooms_info(struct rooms *r, const char *name, struct room_info *ret)
 	return room != NULL;
 }
 
-static int compare_entries(const void *a, const void *b)
-{
-	return strcasecmp(((const struct room_entry *)a)->nick, ((const struct room_entry *)b)->nick);
-}
-
 size_t rooms_names(struct rooms *r, const char *name, struct room_entry **ret)
 {
 	size_t n = 0;
@@ -467,6 +529,7 @@ size_t rooms_names(struct rooms *r, const char *name, struct room_entry **ret)
 			memcpy(e->host, m->host, sizeof(e->host));
 			memcpy(e->realname, m->realname, sizeof(e->realname));
 			e->op = ms->op;
+			e->voice = ms->voice;
 			e->away = m->away[0] != '\0';
 		}
 	}
@@ -547,19 +610,22 @@ int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const c
 	return err;
 }
 
-int rooms_set_op(struct rooms *r, struct member *m, const char *name, const char *nick, bool on,
-		 char ret_nick[NAME_MAX_LEN + 1])
+int rooms_set_status(struct rooms *r, struct member *m, const char *name, const char *nick,
+		     char mode, bool on, char ret_nick[NAME_MAX_LEN + 1])
 {
 	struct membership *ms, *tms;
 
+	if (mode != 'o' && mode != 'v')
+		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
 	int err = acting_locked(r, m, name, true, &ms);
 	if (err == 0)
 		err = target_locked(r, ms, nick, &tms);
-	if (err == 0 && tms->op == on)
+	bool *flag = err == 0 ? (mode == 'o' ? &tms->op : &tms->voice) : NULL;
+	if (err == 0 && *flag == on)
 		err = -EALREADY;
 	if (err == 0) {
-		tms->op = on;
+		*flag = on;
 		memcpy(ret_nick, tms->member->nick, NAME_MAX_LEN + 1);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -621,6 +687,15 @@ int rooms_online(struct rooms *r)
 	int online = r->online;
 	pthread_mutex_unlock(&r->lock);
 	return online;
+}
+
+void rooms_counts(struct rooms *r, int *ret_online, int *ret_max, int *ret_invisible)
+{
+	pthread_mutex_lock(&r->lock);
+	*ret_online = r->online;
+	*ret_max = r->max_online;
+	*ret_invisible = r->invisible;
+	pthread_mutex_unlock(&r->lock);
 }
 
 int rooms_count(struct rooms *r)

@@ -58,6 +58,7 @@ struct membership {
 			       * arrives after it hears of it */
 	unsigned left_count;  /* members left in the room after its departure */
 	bool op;              /* a channel operator: registry lock */
+	bool voice;           /* +v (IRC's voice; changes nothing): registry lock */
 	bool linked;          /* in room->local (worker-local) */
 };
 
@@ -72,6 +73,7 @@ struct member {
 	struct membership_list rooms;  /* in the order joined */
 	unsigned room_count;
 	char away[AWAY_MAX_LEN + 1];   /* "": here */
+	bool invisible;                /* IRC's +i: not listed by WHO masks */
 
 	/* Set before rooms_enter() and constant after. */
 	char user[USER_MAX_LEN + 1];
@@ -137,7 +139,7 @@ struct room_entry {
 	char user[USER_MAX_LEN + 1];
 	char host[HOST_MAX_LEN + 1];
 	char realname[REALNAME_MAX_LEN + 1];
-	bool op, away;
+	bool op, voice, away;
 };
 
 /* What WHOIS tells of a nick. */
@@ -150,7 +152,7 @@ struct member_info {
 	time_t signon;
 	enum format format;
 	size_t room_count;
-	struct { char name[NAME_MAX_LEN + 1]; bool op; } rooms[ROOMS_PER_MEMBER];
+	struct { char name[NAME_MAX_LEN + 1]; bool op, voice; } rooms[ROOMS_PER_MEMBER];
 };
 
 struct rooms;
@@ -201,6 +203,15 @@ void rooms_set_format(struct rooms *r, struct member *m, enum format format);
 /* Sets (TEXT non-empty) or clears M's away message. */
 void rooms_set_away(struct rooms *r, struct member *m, const char *text);
 
+/* M is (not) listed by WHO masks to those who share no room with it. */
+void rooms_set_invisible(struct rooms *r, struct member *m, bool on);
+
+/* Up to MAX members whose nick matches MASK (fnmatch(3), ignoring case),
+ * visible to VIEWER (not invisible, or sharing a room with it), sorted;
+ * free() the array. */
+size_t rooms_match(struct rooms *r, const struct member *viewer, const char *mask, size_t max,
+		   struct room_entry **ret);
+
 /* Whether an arrival or departure in ROOM may be told now, at most RATE a
  * second (and RATE at once; 0: always). When it may, *ret_suppressed is
  * how many were not told since the last one that was. */
@@ -229,10 +240,10 @@ size_t rooms_list(struct rooms *r, struct room_info **ret);
  * the room; -EALREADY: nothing would change. */
 /* Sets room NAME's topic (cleaned, at most TOPIC_MAX_LEN bytes). */
 int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic);
-/* Gives (ON) or takes operator status of NICK in room NAME; the nick as
- * registered in RET_NICK. */
-int rooms_set_op(struct rooms *r, struct member *m, const char *name, const char *nick, bool on,
-		 char ret_nick[NAME_MAX_LEN + 1]);
+/* Gives (ON) or takes NICK's status MODE ('o': operator, 'v': voice) in
+ * room NAME; the nick as registered in RET_NICK. */
+int rooms_set_status(struct rooms *r, struct member *m, const char *name, const char *nick,
+		     char mode, bool on, char ret_nick[NAME_MAX_LEN + 1]);
 /* Sets a room mode: 't' or 'n'; -EINVAL for any other. */
 int rooms_set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on);
 /* Whether M may kick NICK from room NAME; its address in *RET. The kick
@@ -244,6 +255,8 @@ int rooms_may_kick(struct rooms *r, struct member *m, const char *name, const ch
 int rooms_may_say(struct rooms *r, struct member *m, const char *name, struct room **ret);
 
 int rooms_online(struct rooms *r);
+/* The most ever online at once, and the invisible now online. */
+void rooms_counts(struct rooms *r, int *ret_online, int *ret_max, int *ret_invisible);
 /* Rooms that exist. */
 int rooms_count(struct rooms *r);
 

@@ -35,7 +35,7 @@ void codec_free(struct session *s)
 size_t codec_max_line(const struct config *cfg, const struct session *s)
 {
 	if (s->proto == PROTO_IRC)
-		return IRC_TAGS_MAX + 1 + IRC_LINE_MAX;
+		return IRC_INPUT_MAX;
 	return cfg->max_line;
 }
 

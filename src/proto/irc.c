@@ -9,6 +9,7 @@
 #include "proto/irc.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #define MAX_TARGETS 4   /* PRIVMSG/NOTICE targets, ISUPPORT MAXTARGETS */
 #define USERHOST_MAX 5
 #define ISON_MAX 64
+#define WHO_MAX 200     /* users a WHO mask lists at most */
 
 /* ---- capabilities -------------------------------------------------------- */
 
@@ -35,6 +37,7 @@ enum {
 	CAP_MESSAGE_TAGS = 1 << 1,
 	CAP_SERVER_TIME = 1 << 2,
 	CAP_ECHO_MESSAGE = 1 << 3,
+	CAP_USERHOST_IN_NAMES = 1 << 4,
 };
 
 static const struct {
@@ -45,6 +48,7 @@ static const struct {
 	{ "message-tags", CAP_MESSAGE_TAGS },
 	{ "multi-prefix", CAP_MULTI_PREFIX },
 	{ "server-time", CAP_SERVER_TIME },
+	{ "userhost-in-names", CAP_USERHOST_IN_NAMES },
 };
 
 /* What an IRC session is, beyond what the core knows. */
@@ -53,7 +57,6 @@ struct irc_state {
 	bool pass_ok;          /* PASS matched [irc] password (or none is asked) */
 	bool have_user;
 	bool ping_sent;        /* a PING of ours is unanswered */
-	bool invisible;        /* user mode +i (accepted, changes nothing) */
 	unsigned caps;
 	char nick[NAME_MAX_LEN + 1]; /* asked for before registration; "" none */
 };
@@ -307,7 +310,7 @@ static void num(struct worker *w, struct session *s, const char *code, const cha
 
 /* A parameter echoed back in a numeric: cleaned and bounded. */
 struct echo {
-	char text[NAME_MAX_LEN * 2 + 1];
+	char text[MAX_TARGETS * (NAME_MAX_LEN + 2) + 1];
 };
 
 static const char *echo_param(struct echo *e, const char *p, size_t len)
@@ -334,21 +337,26 @@ static void send_isupport(struct worker *w, struct session *s)
 	const struct config *cfg = worker_config(w);
 	num(w, s, "005",
 	    "AWAYLEN=%d CASEMAPPING=ascii CHANLIMIT=#:%d CHANMODES=,,,nt CHANNELLEN=%d CHANTYPES=# "
-	    "HOSTLEN=%d KICKLEN=%d MAXTARGETS=%d :are supported by this server",
+	    "ELIST=MNU HOSTLEN=%d KICKLEN=%d MAXTARGETS=%d :are supported by this server",
 	    AWAY_MAX_LEN, ROOMS_PER_MEMBER, NAME_MAX_LEN + 1, HOST_MAX_LEN, TOPIC_MAX_LEN, MAX_TARGETS);
 	num(w, s, "005",
-	    "MODES=3 NETWORK=%s NICKLEN=%d PREFIX=(o)@ STATUSMSG= TARGMAX=JOIN:,KICK:1,NAMES:1,"
+	    "MODES=3 NETWORK=%s NICKLEN=%d PREFIX=(ov)@+ TARGMAX=JOIN:,KICK:%d,NAMES:,"
 	    "NOTICE:%d,PART:,PRIVMSG:%d,WHOIS:1 TOPICLEN=%d USERLEN=%d :are supported by this server",
-	    cfg->irc_network, NAME_MAX_LEN, MAX_TARGETS, MAX_TARGETS, TOPIC_MAX_LEN, USER_MAX_LEN);
+	    cfg->irc_network, NAME_MAX_LEN, MAX_TARGETS, MAX_TARGETS, MAX_TARGETS, TOPIC_MAX_LEN,
+	    USER_MAX_LEN);
 }
 
 static void send_lusers(struct worker *w, struct session *s)
 {
-	int online = rooms_online(worker_rooms(w));
+	int online, max, invisible;
+	rooms_counts(worker_rooms(w), &online, &max, &invisible);
 	int rooms = rooms_count(worker_rooms(w));
-	num(w, s, "251", ":There are %d users and 0 invisible on 1 servers", online);
+	num(w, s, "251", ":There are %d users and %d invisible on 1 servers", online - invisible,
+	    invisible);
 	num(w, s, "254", "%d :channels formed", rooms);
 	num(w, s, "255", ":I have %d clients and 0 servers", online);
+	num(w, s, "265", ":Current local users: %d, max: %d", online, max);
+	num(w, s, "266", ":Current global users: %d, max: %d", online, max);
 }
 
 static void send_motd(struct worker *w, struct session *s)
@@ -398,7 +406,7 @@ static void try_register(struct worker *w, struct session *s)
 	num(w, s, "002", ":Your host is %s, running version chatd-%s", server_name(w),
 	    PACKAGE_VERSION);
 	num(w, s, "003", ":This server is chatd, speaking IRC and chatd's line protocol");
-	num(w, s, "004", "%s chatd-%s iw nt o", server_name(w), PACKAGE_VERSION);
+	num(w, s, "004", "%s chatd-%s iw notv ov", server_name(w), PACKAGE_VERSION);
 	send_isupport(w, s);
 	send_lusers(w, s);
 	send_motd(w, s);
@@ -502,7 +510,7 @@ static void do_user(struct worker *w, struct session *s, const struct irc_messag
 		num(w, s, "462", ":You may not reregister");
 		return;
 	}
-	if (msg->count < 4 || msg->param_len[0] == 0) {
+	if (msg->count < 4 || msg->param_len[0] == 0 || msg->param_len[3] == 0) {
 		need_more_params(w, s, "USER");
 		return;
 	}
@@ -559,29 +567,46 @@ static void do_nick(struct worker *w, struct session *s, const struct irc_messag
 
 /* ---- channels ------------------------------------------------------------- */
 
-static void send_names(struct worker *w, struct session *s, const char *name)
+/* "@+" (multi-prefix), "@" or "+" or "" for E, as S asked. */
+static const char *prefixes(const struct session *s, bool op, bool voice)
+{
+	if (op && voice && (state((struct session *)s)->caps & CAP_MULTI_PREFIX))
+		return "@+";
+	return op ? "@" : voice ? "+" : "";
+}
+
+/* The 353 lines of room NAME (no 366). */
+static void send_names_of(struct worker *w, struct session *s, const char *name)
 {
 	struct room_entry *list;
 	size_t n = rooms_names(worker_rooms(w), name, &list);
-	char line[IRC_LINE_MAX + 1];
+	bool userhost = state(s)->caps & CAP_USERHOST_IN_NAMES;
+	char line[IRC_LINE_MAX + 1], item[2 * NAME_MAX_LEN + USER_MAX_LEN + HOST_MAX_LEN + 8];
 	int head = snprintf(line, sizeof(line), ":%s 353 %s = #%s :", server_name(w), me(s), name);
 	size_t len = (size_t)head;
 
 	for (size_t i = 0; i < n; i++) {
-		size_t nl = strlen(list[i].nick) + (list[i].op ? 1 : 0);
-		if (len + nl + 1 > IRC_LINE_MAX) {
+		int il = userhost ? snprintf(item, sizeof(item), "%s%s!%s@%s",
+					     prefixes(s, list[i].op, list[i].voice), list[i].nick,
+					     list[i].user, list[i].host)
+				  : snprintf(item, sizeof(item), "%s%s",
+					     prefixes(s, list[i].op, list[i].voice), list[i].nick);
+		if (len + (size_t)il + 1 > IRC_LINE_MAX) {
 			send_text(w, s, line, len - 1);
 			len = (size_t)head;
 		}
-		if (list[i].op)
-			line[len++] = '@';
-		memcpy(line + len, list[i].nick, strlen(list[i].nick));
-		len += strlen(list[i].nick);
+		memcpy(line + len, item, (size_t)il);
+		len += (size_t)il;
 		line[len++] = ' ';
 	}
 	if (len > (size_t)head)
 		send_text(w, s, line, len - 1);
 	free(list);
+}
+
+static void send_names(struct worker *w, struct session *s, const char *name)
+{
+	send_names_of(w, s, name);
 	num(w, s, "366", "#%s :End of /NAMES list", name);
 }
 
@@ -603,8 +628,7 @@ static void part_all(struct worker *w, struct session *s)
 	while ((ms = TAILQ_FIRST(&s->member.rooms))) {
 		char name[NAME_MAX_LEN + 1];
 		memcpy(name, ms->room->name, sizeof(name));
-		raw(w, s, ":%s!%s@%s PART #%s", s->member.nick, s->member.user, s->member.host, name);
-		chat_part(w, s, name, NULL, 0);
+		chat_part(w, s, name, NULL, 0, true);
 	}
 }
 
@@ -630,15 +654,13 @@ static void do_join(struct worker *w, struct session *s, const struct irc_messag
 			    "first a letter)", echo_param(&e, item, item_len));
 			continue;
 		}
-		int r = chat_join(w, s, name, &count);
+		int r = chat_join(w, s, name, true, &count);
 		if (r == -E2BIG)
 			num(w, s, "405", "#%s :You have joined too many channels", name);
 		if (r < 0)
 			continue;
 		struct membership *ms = rooms_membership(&s->member, name);
 		struct room_info info;
-		raw(w, s, ":%s!%s@%s JOIN #%s", s->member.nick, s->member.user, s->member.host,
-		    ms->room->name);
 		if (rooms_info(worker_rooms(w), name, &info))
 			send_topic(w, s, &info, false);
 		send_names(w, s, ms->room->name);
@@ -668,13 +690,7 @@ static void do_part(struct worker *w, struct session *s, const struct irc_messag
 			num(w, s, "442", "#%s :You're not on that channel", info.name);
 			continue;
 		}
-		struct text_buf c;
-		text_buf_clean(&c, reason, reason_len);
-		size_t n = text_utf8_prefix(c.text, c.len, TOPIC_MAX_LEN);
-		raw(w, s, ":%s!%s@%s PART #%s%s%.*s", s->member.nick, s->member.user, s->member.host,
-		    info.name, n ? " :" : "", (int)n, c.text);
-		text_buf_free(&c);
-		chat_part(w, s, name, reason, reason_len);
+		chat_part(w, s, name, reason, reason_len, true);
 	}
 }
 
@@ -761,23 +777,36 @@ static void do_names(struct worker *w, struct session *s, const struct irc_messa
 		num(w, s, "366", "* :End of /NAMES list");
 		return;
 	}
+	/* Each channel's 353s, then one 366 naming them all, as asked. */
 	const char *p = msg->params[0], *item;
 	size_t len = msg->param_len[0], item_len;
-	while (irc_next_item(&p, &len, &item, &item_len)) {
+	for (int k = 0; k < MAX_TARGETS && irc_next_item(&p, &len, &item, &item_len); k++) {
 		char name[NAME_MAX_LEN + 1];
 		struct room_info info;
 		if (room_name(item, item_len, name) && rooms_info(worker_rooms(w), name, &info))
-			send_names(w, s, info.name);
-		else
-			num(w, s, "366", "%s :End of /NAMES list", echo_param(&e, item, item_len));
+			send_names_of(w, s, info.name);
 	}
+	char asked[MAX_TARGETS * (NAME_MAX_LEN + 2) + 1];
+	copy(asked, sizeof(asked), msg->params[0], msg->param_len[0]);
+	num(w, s, "366", "%s :End of /NAMES list", echo_param(&e, asked, strlen(asked)));
 }
 
 static void who_line(struct worker *w, struct session *s, const char *channel,
-		     const struct room_entry *m, bool op)
+		     const struct room_entry *m)
 {
 	num(w, s, "352", "%s %s %s %s %s %c%s :0 %s", channel, m->user, m->host, server_name(w), m->nick,
-	    m->away ? 'G' : 'H', op ? "@" : "", m->realname);
+	    m->away ? 'G' : 'H', prefixes(s, m->op, m->voice), m->realname);
+}
+
+/* Whether a WHO mask is a pattern rather than one nick. */
+static bool is_mask(const char *p, size_t len)
+{
+	if (len == 1 && p[0] == '0')
+		return true;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] == '*' || p[i] == '?')
+			return true;
+	return false;
 }
 
 static void do_who(struct worker *w, struct session *s, const struct irc_message *msg)
@@ -786,14 +815,26 @@ static void do_who(struct worker *w, struct session *s, const struct irc_message
 	const char *mask = msg->count > 0 ? echo_param(&e, msg->params[0], msg->param_len[0]) : "*";
 	char name[NAME_MAX_LEN + 1];
 
-	if (msg->count > 0 && room_name(msg->params[0], msg->param_len[0], name)) {
+	struct room_info room;
+	if (msg->count > 0 && room_name(msg->params[0], msg->param_len[0], name) &&
+	    rooms_info(worker_rooms(w), name, &room)) {
 		struct room_entry *list;
-		size_t n = rooms_names(worker_rooms(w), name, &list);
+		size_t n = rooms_names(worker_rooms(w), room.name, &list);
 		char channel[NAME_MAX_LEN + 2];
-		for (size_t i = 0; i < n; i++) {
-			snprintf(channel, sizeof(channel), "#%s", name);
-			who_line(w, s, channel, &list[i], list[i].op);
-		}
+		snprintf(channel, sizeof(channel), "#%s", room.name);
+		for (size_t i = 0; i < n; i++)
+			who_line(w, s, channel, &list[i]);
+		free(list);
+	} else if (msg->count > 0 && msg->param_len[0] < NAME_MAX_LEN * 2 &&
+		   is_mask(msg->params[0], msg->param_len[0])) {
+		char pattern[NAME_MAX_LEN * 2 + 1];
+		copy(pattern, sizeof(pattern), msg->params[0], msg->param_len[0]);
+		if (strcmp(pattern, "0") == 0)
+			strcpy(pattern, "*");
+		struct room_entry *list;
+		size_t n = rooms_match(worker_rooms(w), &s->member, pattern, WHO_MAX, &list);
+		for (size_t i = 0; i < n; i++)
+			who_line(w, s, "*", &list[i]);
 		free(list);
 	} else if (msg->count > 0 && nick_name(msg->params[0], msg->param_len[0], name)) {
 		struct member_info *info = xmalloc(sizeof(*info));
@@ -803,7 +844,7 @@ static void do_who(struct worker *w, struct session *s, const struct irc_message
 			memcpy(entry.user, info->user, sizeof(entry.user));
 			memcpy(entry.host, info->host, sizeof(entry.host));
 			memcpy(entry.realname, info->realname, sizeof(entry.realname));
-			who_line(w, s, "*", &entry, false);
+			who_line(w, s, "*", &entry);
 		}
 		free(info);
 	}
@@ -839,7 +880,8 @@ static void do_whois(struct worker *w, struct session *s, const struct irc_messa
 			len = 0;
 		}
 		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s#%s", len ? " " : "",
-					info->rooms[k].op ? "@" : "", info->rooms[k].name);
+					prefixes(s, info->rooms[k].op, info->rooms[k].voice),
+					info->rooms[k].name);
 	}
 	if (len)
 		num(w, s, "319", "%s :%.*s", info->nick, (int)len, line);
@@ -878,6 +920,41 @@ static void do_topic(struct worker *w, struct session *s, const struct irc_messa
 		num(w, s, "482", "#%s :You're not channel operator", info.name);
 }
 
+/* Whether LIST's argument ITEMS (ELIST=MNU: channels and masks, any of
+ * which may match; "!mask", none of which may; "<N", ">N": user counts,
+ * all of which must hold) wants ROOM. */
+static bool list_wanted(const struct room_info *room, const char *items, size_t items_len)
+{
+	char channel[NAME_MAX_LEN + 2], pattern[2 * NAME_MAX_LEN + 2];
+	const char *item;
+	size_t item_len;
+	bool any_positive = false, matched = false;
+
+	snprintf(channel, sizeof(channel), "#%s", room->name);
+	while (irc_next_item(&items, &items_len, &item, &item_len)) {
+		if (item_len == 0 || item_len >= sizeof(pattern))
+			continue;
+		if (item[0] == '<' || item[0] == '>') {
+			char number[16];
+			copy(number, sizeof(number), item + 1, item_len - 1);
+			unsigned long limit = strtoul(number, NULL, 10);
+			if (item[0] == '<' ? room->count >= limit : room->count <= limit)
+				return false;
+			continue;
+		}
+		bool negated = item[0] == '!';
+		copy(pattern, sizeof(pattern), item + negated, item_len - negated);
+		bool match = fnmatch(pattern, channel, FNM_CASEFOLD | FNM_NOESCAPE) == 0;
+		if (negated && match)
+			return false;
+		if (!negated) {
+			any_positive = true;
+			matched = matched || match;
+		}
+	}
+	return !any_positive || matched;
+}
+
 static void do_list(struct worker *w, struct session *s, const struct irc_message *msg)
 {
 	struct room_info *list;
@@ -885,57 +962,70 @@ static void do_list(struct worker *w, struct session *s, const struct irc_messag
 
 	num(w, s, "321", "Channel :Users  Name");
 	for (size_t i = 0; i < n; i++) {
-		if (msg->count > 0 && msg->param_len[0] > 0) {
-			/* LIST #a,#b: only those. */
-			const char *p = msg->params[0], *item;
-			size_t len = msg->param_len[0], item_len;
-			bool wanted = false;
-			while (!wanted && irc_next_item(&p, &len, &item, &item_len))
-				wanted = item_len == strlen(list[i].name) + 1 && item[0] == '#' &&
-					 strncasecmp(item + 1, list[i].name, item_len - 1) == 0;
-			if (!wanted)
-				continue;
-		}
+		if (msg->count > 0 && msg->param_len[0] > 0 &&
+		    !list_wanted(&list[i], msg->params[0], msg->param_len[0]))
+			continue;
 		num(w, s, "322", "#%s %u :%s", list[i].name, list[i].count, list[i].topic);
 	}
 	free(list);
 	num(w, s, "323", ":End of /LIST");
 }
 
-static void do_kick(struct worker *w, struct session *s, const struct irc_message *msg)
+/* One KICK of NICK (NICK_LEN bytes) from channel CHANNEL: false when S may
+ * kick nobody there (the reply sent). */
+static bool kick_one(struct worker *w, struct session *s, const char *channel, size_t channel_len,
+		     const char *nick_p, size_t nick_len, const struct irc_message *msg)
 {
 	struct echo e;
 	char name[NAME_MAX_LEN + 1], nick[NAME_MAX_LEN + 1];
 	struct room_info info;
 
+	if (!room_name(channel, channel_len, name) || !rooms_info(worker_rooms(w), name, &info)) {
+		num(w, s, "403", "%s :No such channel", echo_param(&e, channel, channel_len));
+		return false;
+	}
+	int r = nick_name(nick_p, nick_len, nick)
+		? chat_kick(w, s, name, nick, msg->count > 2 ? msg->params[2] : "",
+			    msg->count > 2 ? msg->param_len[2] : 0)
+		: -ENOENT;
+	if (r == -ENOTCONN)
+		num(w, s, "442", "#%s :You're not on that channel", info.name);
+	else if (r == -EPERM)
+		num(w, s, "482", "#%s :You're not channel operator", info.name);
+	else if (r == -ENOENT)
+		num(w, s, "401", "%s :No such nick/channel", echo_param(&e, nick_p, nick_len));
+	else if (r == -ESRCH)
+		num(w, s, "441", "%s #%s :They aren't on that channel", nick, info.name);
+	return r != -ENOTCONN && r != -EPERM;
+}
+
+/* KICK #chan nick[,nick...], or KICK #a,#b nick1,nick2 (in pairs). */
+static void do_kick(struct worker *w, struct session *s, const struct irc_message *msg)
+{
+	const char *channels[MAX_TARGETS], *nicks[MAX_TARGETS];
+	size_t channel_len[MAX_TARGETS], nick_len[MAX_TARGETS];
+	int nc = 0, nn = 0;
+
 	if (msg->count < 2) {
 		need_more_params(w, s, "KICK");
 		return;
 	}
-	if (!room_name(msg->params[0], msg->param_len[0], name) ||
-	    !rooms_info(worker_rooms(w), name, &info)) {
-		num(w, s, "403", "%s :No such channel", echo_param(&e, msg->params[0], msg->param_len[0]));
+	const char *p = msg->params[0];
+	size_t len = msg->param_len[0];
+	while (nc < MAX_TARGETS && irc_next_item(&p, &len, &channels[nc], &channel_len[nc]))
+		nc++;
+	p = msg->params[1];
+	len = msg->param_len[1];
+	while (nn < MAX_TARGETS && irc_next_item(&p, &len, &nicks[nn], &nick_len[nn]))
+		nn++;
+	if (nc == 0 || nn == 0 || (nc > 1 && nc != nn)) {
+		need_more_params(w, s, "KICK");
 		return;
 	}
-	const char *p = msg->params[1], *item;
-	size_t len = msg->param_len[1], item_len;
-	while (irc_next_item(&p, &len, &item, &item_len)) {
-		int r = nick_name(item, item_len, nick)
-			? chat_kick(w, s, name, nick, msg->count > 2 ? msg->params[2] : "",
-				    msg->count > 2 ? msg->param_len[2] : 0)
-			: -ENOENT;
-		if (r == -ENOTCONN) {
-			num(w, s, "442", "#%s :You're not on that channel", info.name);
+	for (int i = 0; i < nn; i++) {
+		int c = nc == 1 ? 0 : i;
+		if (!kick_one(w, s, channels[c], channel_len[c], nicks[i], nick_len[i], msg) && nc == 1)
 			return;
-		}
-		if (r == -EPERM) {
-			num(w, s, "482", "#%s :You're not channel operator", info.name);
-			return;
-		}
-		if (r == -ENOENT)
-			num(w, s, "401", "%s :No such nick/channel", echo_param(&e, item, item_len));
-		else if (r == -ESRCH)
-			num(w, s, "441", "%s #%s :They aren't on that channel", nick, info.name);
 	}
 }
 
@@ -971,7 +1061,7 @@ static void channel_mode(struct worker *w, struct session *s, const struct irc_m
 			continue;
 		}
 		int r;
-		if (c == 'o') {
+		if (c == 'o' || c == 'v') {
 			char nick[NAME_MAX_LEN + 1];
 			if (arg >= msg->count) {
 				need_more_params(w, s, "MODE");
@@ -979,7 +1069,7 @@ static void channel_mode(struct worker *w, struct session *s, const struct irc_m
 			}
 			const char *target = msg->params[arg];
 			size_t target_len = msg->param_len[arg++];
-			r = nick_name(target, target_len, nick) ? chat_mode(w, s, name, 'o', on, nick)
+			r = nick_name(target, target_len, nick) ? chat_mode(w, s, name, c, on, nick)
 								 : -ENOENT;
 			if (r == -ENOENT)
 				num(w, s, "401", "%s :No such nick/channel", echo_param(&e, target, target_len));
@@ -1029,9 +1119,8 @@ static void do_mode(struct worker *w, struct session *s, const struct irc_messag
 			    echo_param(&e, msg->params[0], msg->param_len[0]));
 		return;
 	}
-	struct irc_state *st = state(s);
 	if (msg->count < 2) {
-		num(w, s, "221", "+%s", st->invisible ? "i" : "");
+		num(w, s, "221", "+%s", s->member.invisible ? "i" : "");
 		return;
 	}
 	bool on = true, unknown = false;
@@ -1041,8 +1130,8 @@ static void do_mode(struct worker *w, struct session *s, const struct irc_messag
 		char c = msg->params[1][i];
 		if (c == '+' || c == '-')
 			on = c == '+';
-		else if (c == 'i' && st->invisible != on && n + 2 < sizeof(changed)) {
-			st->invisible = on;
+		else if (c == 'i' && s->member.invisible != on && n + 2 < sizeof(changed)) {
+			rooms_set_invisible(worker_rooms(w), &s->member, on);
 			changed[n++] = on ? '+' : '-';
 			changed[n++] = 'i';
 		} else if (c != 'i' && c != 'w')
@@ -1050,7 +1139,8 @@ static void do_mode(struct worker *w, struct session *s, const struct irc_messag
 	}
 	changed[n] = '\0';
 	if (n)
-		raw(w, s, ":%s MODE %s :%s", s->member.nick, s->member.nick, changed);
+		raw(w, s, ":%s!%s@%s MODE %s :%s", s->member.nick, s->member.user, s->member.host,
+		    s->member.nick, changed);
 	if (unknown)
 		num(w, s, "501", ":Unknown MODE flag");
 }
@@ -1216,7 +1306,7 @@ bool irc_input(struct worker *w, struct session *s, const char *line, size_t len
 		size_t i = 0;
 		while (i < len && line[i] != ' ')
 			i++;
-		if (i > IRC_TAGS_MAX) {
+		if (i - 1 > IRC_CLIENT_TAGS_MAX) {
 			num(w, s, "417", ":Input line was too long");
 			return worker_session_open(s);
 		}

@@ -12,9 +12,10 @@
 #include "core/host.h"
 
 /* The longest line an IRC client may send: 512 bytes with "\r\n", plus
- * its message tags. */
+ * its message tags ("@" + at most 4094 bytes + " "). */
 #define IRC_LINE_MAX 510
-#define IRC_TAGS_MAX 8191
+#define IRC_CLIENT_TAGS_MAX 4094
+#define IRC_INPUT_MAX (IRC_CLIENT_TAGS_MAX + 2 + IRC_LINE_MAX)
 
 /* EV as an IRC client reading FORMAT reads it: one or more "\r\n" lines,
  * each at most 512 bytes without its tags (long text is split). */

@@ -39,10 +39,15 @@ static struct msg *line_with_text(const struct chat_event *ev, const char *tail,
 	size_t tlen = strlen(tail);
 	struct msg *m = msg_new((size_t)hlen + ev->text_len + tlen + 1);
 	memcpy(m->data, head, (size_t)hlen);
-	memcpy(m->data + hlen, ev->text, ev->text_len);
-	memcpy(m->data + hlen + ev->text_len, tail, tlen);
-	m->data[hlen + ev->text_len + tlen] = '\n';
-	m->len = (uint32_t)((size_t)hlen + ev->text_len + tlen + 1);
+	/* IRC's formatting (bold, colours, CTCP) is not for terminals. */
+	size_t text_len = ev->text_len;
+	if (text_has_formatting(ev->text, ev->text_len))
+		text_len = text_strip_formatting(m->data + hlen, ev->text, ev->text_len);
+	else
+		memcpy(m->data + hlen, ev->text, ev->text_len);
+	memcpy(m->data + hlen + text_len, tail, tlen);
+	m->data[hlen + text_len + tlen] = '\n';
+	m->len = (uint32_t)((size_t)hlen + text_len + tlen + 1);
 	return m;
 }
 
@@ -251,7 +256,8 @@ static void do_who(struct worker *w, struct session *s, const struct command *cm
 	struct msg *m = pages == 1 ? msg_printf("= %zu in %s:", n, room)
 				   : msg_printf("= %zu in %s, page %zu of %zu:", n, room, page, pages);
 	for (size_t i = first; i < n && i < first + WHO_PAGE; i++) {
-		m = msg_append(m, nicks[i].op ? " @" : " ", nicks[i].op ? 2 : 1);
+		const char *mark = nicks[i].op ? " @" : nicks[i].voice ? " +" : " ";
+		m = msg_append(m, mark, strlen(mark));
 		m = msg_append(m, nicks[i].nick, strlen(nicks[i].nick));
 	}
 	m = msg_append(m, "\n", 1);
@@ -285,8 +291,11 @@ static void show_topic(struct worker *w, struct session *s, const char *name, bo
 	struct room_info info;
 	if (!rooms_info(worker_rooms(w), name, &info))
 		return;
-	if (info.topic[0])
-		reply(w, s, "= topic of %s: %s (set by %s)", info.name, info.topic, info.topic_by);
+	if (info.topic[0]) {
+		char topic[TOPIC_MAX_LEN + 1];
+		size_t n = text_strip_formatting(topic, info.topic, strlen(info.topic));
+		reply(w, s, "= topic of %s: %.*s (set by %s)", info.name, (int)n, topic, info.topic_by);
+	}
 	else if (always)
 		reply(w, s, "= %s has no topic", info.name);
 }
