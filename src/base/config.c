@@ -32,12 +32,14 @@ enum section {
 	SEC_SERVER = 0,
 	SEC_LIMITS,
 	SEC_LOG,
+	SEC_IRC,
 };
 
 static const char *const section_names[] = {
 	[SEC_SERVER] = "server",
 	[SEC_LIMITS] = "limits",
 	[SEC_LOG] = "log",
+	[SEC_IRC] = "irc",
 };
 
 enum key_id {
@@ -62,6 +64,12 @@ enum key_id {
 	KEY_LEVEL,
 	KEY_TARGET,
 	KEY_PER_ADDRESS_BURST,
+	KEY_IRC_PORT,
+	KEY_IRC_BIND,
+	KEY_IRC_SERVER_NAME,
+	KEY_IRC_PASSWORD,
+	KEY_IRC_NETWORK,
+	KEY_IRC_PING_TIMEOUT,
 	KEY_COUNT
 };
 
@@ -77,6 +85,7 @@ struct key {
 	const char *name;
 	parse_fn *parse;
 	long min, max;  /* numbers only */
+	bool or_zero;   /* numbers only: 0 (off) is allowed too, below min */
 	size_t offset;  /* of the field in struct config: numbers, yes/no */
 };
 
@@ -108,11 +117,15 @@ struct loader {
 };
 
 static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, parse_level,
-	parse_target, parse_bool;
+	parse_target, parse_bool, parse_irc_bind, parse_server_name, parse_password,
+	parse_network;
 
 #define NUM(id, sec, name, fn, lo, hi, field) \
-	[id] = { sec, name, fn, lo, hi, offsetof(struct config, field) }
-#define STR(id, sec, name, fn) [id] = { sec, name, fn, 0, 0, 0 }
+	[id] = { sec, name, fn, lo, hi, false, offsetof(struct config, field) }
+/* 0 or LO..HI */
+#define NUM0(id, sec, name, fn, lo, hi, field) \
+	[id] = { sec, name, fn, lo, hi, true, offsetof(struct config, field) }
+#define STR(id, sec, name, fn) [id] = { sec, name, fn, 0, 0, false, 0 }
 
 static const struct key keys[KEY_COUNT] = {
 	NUM(KEY_PORT, SEC_SERVER, "port", parse_int, 0, 65535, port),
@@ -140,6 +153,13 @@ static const struct key keys[KEY_COUNT] = {
 	STR(KEY_TARGET, SEC_LOG, "target", parse_target),
 	NUM(KEY_PER_ADDRESS_BURST, SEC_LOG, "per_address_burst", parse_int, 0, 1000000,
 	    log_per_address_burst),
+	NUM(KEY_IRC_PORT, SEC_IRC, "port", parse_int, 0, 65535, irc_port),
+	STR(KEY_IRC_BIND, SEC_IRC, "bind", parse_irc_bind),
+	STR(KEY_IRC_SERVER_NAME, SEC_IRC, "server_name", parse_server_name),
+	STR(KEY_IRC_PASSWORD, SEC_IRC, "password", parse_password),
+	STR(KEY_IRC_NETWORK, SEC_IRC, "network", parse_network),
+	NUM0(KEY_IRC_PING_TIMEOUT, SEC_IRC, "ping_timeout", parse_int, CONFIG_IRC_PING_TIMEOUT_MIN,
+	     CONFIG_IRC_PING_TIMEOUT_MAX, irc_ping_timeout),
 };
 
 static const struct {
@@ -254,16 +274,17 @@ static bool all_digits(const char *s)
 static char *parse_number(const struct key *key, const char *value, long *ret)
 {
 	long v;
+	const char *zero = key->or_zero ? "0 or " : "";
 
-	if (parse_long(value, &v) && v >= key->min && v <= key->max) {
+	if (parse_long(value, &v) && ((v >= key->min && v <= key->max) || (key->or_zero && v == 0))) {
 		*ret = v;
 		return NULL;
 	}
 	if (!*value)
-		return xasprintf("missing value (must be %ld..%ld)", key->min, key->max);
+		return xasprintf("missing value (must be %s%ld..%ld)", zero, key->min, key->max);
 	/* "-1" and "99999999999999999999" are numbers, just not acceptable ones. */
 	if (all_digits(value) || (value[0] == '-' && all_digits(value + 1)))
-		return xasprintf("must be %ld..%ld", key->min, key->max);
+		return xasprintf("must be %s%ld..%ld", zero, key->min, key->max);
 	return xasprintf("not a number: %s%s", value, comment_hint(value));
 }
 
@@ -287,17 +308,134 @@ static char *parse_size(struct loader *ld, const struct key *key, const char *va
 	return err;
 }
 
+/* NULL, or what is wrong with VALUE as a bind address (malloc'd). */
+static char *address_problem(const char *value)
+{
+	for (const char *p = value; *p; p++)
+		if (isspace((unsigned char)*p))
+			return xasprintf("must be one address or host name, without spaces: %s%s", value,
+					 comment_hint(value));
+	return NULL;
+}
+
 static char *parse_bind(struct loader *ld, const struct key *key, const char *value)
 {
 	(void)key;
 	if (!*value)
 		return xstrdup("must not be empty (:: means every IPv4 and IPv6 address)");
-	for (const char *p = value; *p; p++)
-		if (isspace((unsigned char)*p))
-			return xasprintf("must be one address or host name, without spaces: %s%s", value,
-					 comment_hint(value));
+	char *err = address_problem(value);
+	if (err)
+		return err;
 	free(ld->cfg->bind);
 	ld->cfg->bind = xstrdup(value);
+	return NULL;
+}
+
+/* Empty: the [server] bind. */
+static char *parse_irc_bind(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	char *err = *value ? address_problem(value) : NULL;
+	if (err)
+		return err;
+	free(ld->cfg->irc_bind);
+	ld->cfg->irc_bind = *value ? xstrdup(value) : NULL;
+	return NULL;
+}
+
+/* IRC puts the server's name in front of every line it sends (":name 001
+ * nick ..."), as one word a client can tell from a nick: the characters of a
+ * host name, as long as RFC 2812 allows. */
+static bool ascii_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool server_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > CONFIG_IRC_SERVER_NAME_MAX)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!ascii_alnum(*p) && *p != '.' && *p != '-')
+			return false;
+	return true;
+}
+
+#define SERVER_NAME_RULE "one word of letters, digits, '.' and '-', at most 63 bytes"
+
+/* The host name, as the default server name: returns it (malloc'd) or NULL
+ * and, in *ret_why when not NULL, why it cannot be one (malloc'd). */
+static char *host_server_name(char **ret_why)
+{
+	char host[256]; /* HOST_NAME_MAX is 64 */
+
+	if (ret_why)
+		*ret_why = NULL;
+	if (gethostname(host, sizeof(host)) < 0) {
+		if (ret_why)
+			*ret_why = xasprintf("the host name cannot be read (%s)", strerror(errno));
+		return NULL;
+	}
+	host[sizeof(host) - 1] = '\0'; /* POSIX leaves a cut name unterminated */
+	if (!server_name_valid(host)) {
+		if (ret_why)
+			*ret_why = xasprintf("the host name \"%s\" cannot be one (" SERVER_NAME_RULE ")",
+					     host);
+		return NULL;
+	}
+	return xstrdup(host);
+}
+
+/* Empty: the host name. */
+static char *parse_server_name(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	if (!*value)
+		return NULL; /* the default stays; finish() checks it */
+	if (!server_name_valid(value))
+		return xasprintf("must be " SERVER_NAME_RULE ": %s%s", value, comment_hint(value));
+	free(ld->cfg->irc_server_name);
+	ld->cfg->irc_server_name = xstrdup(value);
+	return NULL;
+}
+
+/* Empty: no password. Clients send it as one word of a PASS command, and
+ * one that starts with ':' reads differently sent bare and as the last
+ * parameter. The value is never quoted back: error messages reach the log. */
+static char *parse_password(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	size_t len = strlen(value);
+	bool ok = len <= CONFIG_IRC_PASSWORD_MAX && value[0] != ':';
+
+	for (const char *p = value; *p && ok; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			ok = false;
+	if (!ok)
+		return xasprintf("must be one word of at most %d bytes, without spaces or control "
+				 "characters, not starting with ':'", CONFIG_IRC_PASSWORD_MAX);
+	free(ld->cfg->irc_password);
+	ld->cfg->irc_password = len ? xstrdup(value) : NULL;
+	return NULL;
+}
+
+/* One token of ISUPPORT's NETWORK=, which clients show as the network's name. */
+static char *parse_network(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	size_t len = strlen(value);
+	bool ok = len > 0 && len <= CONFIG_IRC_NETWORK_MAX;
+
+	for (const char *p = value; *p && ok; p++)
+		if (!ascii_alnum(*p) && *p != '.' && *p != '-' && *p != '_')
+			ok = false;
+	if (!ok)
+		return xasprintf("must be one word of letters, digits, '.', '-' and '_', at most %d "
+				 "bytes: %s%s", CONFIG_IRC_NETWORK_MAX, value, comment_hint(value));
+	free(ld->cfg->irc_network);
+	ld->cfg->irc_network = xstrdup(value);
 	return NULL;
 }
 
@@ -686,6 +824,42 @@ static void check_motd_fits(struct loader *ld)
 		  key, bytes, CONFIG_GREETING_MAX, cfg->max_sendq - CONFIG_GREETING_MAX);
 }
 
+/* The later of two keys' lines (0 for a key not set), and that key. */
+static int later_key(const struct loader *ld, enum key_id a, enum key_id b, enum key_id *ret)
+{
+	*ret = ld->key_line[b] > ld->key_line[a] ? b : a;
+	return ld->key_line[*ret];
+}
+
+static void check_irc(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	enum key_id key;
+
+	/* Only a name not set can be missing: a bad one was reported. */
+	if (!cfg->irc_server_name && !ld->key_bad[KEY_IRC_SERVER_NAME]) {
+		char *why = NULL, *name = host_server_name(&why);
+		if (name) { /* the host was renamed meanwhile */
+			cfg->irc_server_name = name;
+		} else {
+			add_error(ld, ld->key_line[KEY_IRC_SERVER_NAME],
+				  "server_name: not set, and %s: set server_name in [irc]", why);
+			free(why);
+		}
+	}
+
+	/* Both protocols on one address and port cannot be: say so here, so
+	 * that chatd -t catches it, rather than as a failed bind at start. */
+	if (ld->key_bad[KEY_PORT] || ld->key_bad[KEY_BIND] || ld->key_bad[KEY_IRC_PORT] ||
+	    ld->key_bad[KEY_IRC_BIND] || cfg->irc_port == 0 || cfg->irc_port != cfg->port ||
+	    strcmp(config_irc_bind(cfg), cfg->bind) != 0)
+		return;
+	int line = later_key(ld, KEY_PORT, KEY_IRC_PORT, &key);
+	add_error(ld, line,
+		  "%s: [server] port and [irc] port are both %d on the same address; change one, or "
+		  "set [irc] port = 0 to turn IRC off", keys[key].name, cfg->port);
+}
+
 static void finish(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -734,6 +908,7 @@ static void finish(struct loader *ld)
 		set_motd(cfg, lines, count);
 	}
 	check_motd_fits(ld);
+	check_irc(ld);
 }
 
 static void parse_file(struct loader *ld)
@@ -814,15 +989,15 @@ struct config *config_new_default(void)
 	cfg->announce_max = 500;
 	cfg->announce_rate = 10;
 	cfg->connect_rate = 10;
-	cfg->irc_port = 6667;
-	cfg->irc_bind = NULL;
-	cfg->irc_server_name = xstrdup("chatd");
-	cfg->irc_password = NULL;
-	cfg->irc_network = xstrdup("chatd");
-	cfg->irc_ping_timeout = 240;
 	cfg->log_level = LOG_INFO;
 	cfg->log_target = LOG_TARGET_AUTO;
 	cfg->log_per_address_burst = 20;
+	cfg->irc_port = CONFIG_IRC_PORT_DEFAULT;
+	cfg->irc_bind = NULL;
+	cfg->irc_server_name = host_server_name(NULL);
+	cfg->irc_password = NULL;
+	cfg->irc_network = xstrdup("chatd");
+	cfg->irc_ping_timeout = 240;
 	return cfg;
 }
 
@@ -924,4 +1099,9 @@ int config_worker_count(const struct config *cfg)
 	if (n > CONFIG_MAX_THREADS)
 		n = CONFIG_MAX_THREADS;
 	return n;
+}
+
+const char *config_irc_bind(const struct config *cfg)
+{
+	return cfg->irc_bind ? cfg->irc_bind : cfg->bind;
 }

@@ -19,6 +19,12 @@
 #define CONFIG_MOTD_LINES_MAX 100
 /* What a client is sent on connecting besides the MOTD, at most. */
 #define CONFIG_GREETING_MAX 256
+#define CONFIG_IRC_PORT_DEFAULT 6667
+#define CONFIG_IRC_SERVER_NAME_MAX 63 /* bytes; RFC 2812's limit on a server name */
+#define CONFIG_IRC_NETWORK_MAX 32
+#define CONFIG_IRC_PASSWORD_MAX 128
+#define CONFIG_IRC_PING_TIMEOUT_MIN 10 /* besides 0, never */
+#define CONFIG_IRC_PING_TIMEOUT_MAX 86400
 
 struct config {
 	atomic_int refcount;
@@ -48,12 +54,16 @@ struct config {
 	int connect_rate;  /* new connections a second from one address, as many at once; 0 = no limit */
 
 	/* [irc] */
-	int irc_port;          /* 0: no IRC */
-	char *irc_bind;        /* NULL: [server] bind */
-	char *irc_server_name; /* the server's name in prefixes and numerics */
-	char *irc_password;    /* NULL: none asked */
-	char *irc_network;     /* ISUPPORT NETWORK */
-	int irc_ping_timeout;  /* seconds; 0 = never */
+	int irc_port;          /* 0 = no IRC listener (unlike port, not "any free port") */
+	char *irc_bind;        /* NULL = the [server] bind */
+	char *irc_server_name; /* in the server's prefix and numerics: 1..63 of [A-Za-z0-9.-];
+				* the host name by default. NULL only from
+				* config_new_default() on a host whose name is not usable;
+				* a loaded config always has one */
+	char *irc_password;    /* what PASS must give; NULL = no server password */
+	char *irc_network;     /* NETWORK= in ISUPPORT: 1..32 of [A-Za-z0-9._-] */
+	int irc_ping_timeout;  /* seconds: PING a client silent for half of it, drop it
+				* when silent for all of it; 0 = never */
 
 	/* [log] */
 	int log_level;     /* syslog priority */
@@ -73,7 +83,7 @@ struct config_errors {
  * least one message. Every error in the file is reported, not just the first. */
 int config_load(const char *path, struct config **ret, struct config_errors *errors);
 
-/* A config with every default, not read from any file (for tests and -p). */
+/* A config with every default, not read from any file (for tests). */
 struct config *config_new_default(void);
 
 struct config *config_ref(struct config *cfg);
@@ -86,5 +96,8 @@ int config_cpu_count(void);
 
 /* Threads to start: cfg->threads, or the CPUs we may run on when it is 0. */
 int config_worker_count(const struct config *cfg);
+
+/* The address IRC listens on: [irc] bind, or the [server] bind when unset. */
+const char *config_irc_bind(const struct config *cfg);
 
 #endif

@@ -245,6 +245,10 @@ static void reload(struct server *s)
 		warn_restart_needed("io_uring", cfg->path);
 	if (cfg->log_target != old->log_target)
 		warn_restart_needed("log target", cfg->path);
+	if (cfg->irc_port != old->irc_port)
+		warn_restart_needed("[irc] port", cfg->path);
+	if (strcmp(config_irc_bind(cfg), config_irc_bind(old)) != 0)
+		warn_restart_needed("[irc] bind", cfg->path);
 
 	log_set_level(cfg->log_level);
 	struct ip_limit_policy policy = ip_policy(cfg);

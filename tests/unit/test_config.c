@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/config.h"
@@ -128,6 +129,25 @@ static struct config *load_one(int line, const char *section, const char *key, c
 	return cfg;
 }
 
+/* The host name, the default [irc] server_name, when it can be one (the
+ * rule of config.c, restated): else NULL. */
+static char *host_server_name(void)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) < 0)
+		return NULL;
+	host[sizeof(host) - 1] = '\0';
+	size_t len = strlen(host);
+	if (len == 0 || len > 63)
+		return NULL;
+	for (const char *p = host; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+			return NULL;
+	return xstrdup(host);
+}
+
 static void check_defaults(const struct config *cfg, const char *path)
 {
 	if (path)
@@ -158,6 +178,18 @@ static void check_defaults(const struct config *cfg, const char *path)
 	CHECK_INT(cfg->log_level, LOG_INFO);
 	CHECK_INT(cfg->log_target, LOG_TARGET_AUTO);
 	CHECK_INT(cfg->log_per_address_burst, 20);
+	CHECK_INT(cfg->irc_port, 6667);
+	CHECK(cfg->irc_bind == NULL);
+	CHECK_STR(config_irc_bind(cfg), "::");
+	char *host = host_server_name();
+	if (host)
+		CHECK_STR(cfg->irc_server_name, host);
+	else
+		fprintf(stderr, "note: this host's name cannot be a server name; not checked\n");
+	free(host);
+	CHECK(cfg->irc_password == NULL);
+	CHECK_STR(cfg->irc_network, "chatd");
+	CHECK_INT(cfg->irc_ping_timeout, 240);
 }
 
 static void test_defaults(void)
@@ -177,7 +209,13 @@ static void test_defaults(void)
 		check_defaults(cfg, "t.conf");
 	config_unref(cfg);
 
-	cfg = EXPECT_OK("[server]\n[limits]\n[log]\n");
+	cfg = EXPECT_OK("[server]\n[limits]\n[log]\n[irc]\n");
+	if (cfg)
+		check_defaults(cfg, "t.conf");
+	config_unref(cfg);
+
+	/* Empty means the default for [irc]'s optional strings. */
+	cfg = EXPECT_OK("[irc]\nbind =\nserver_name =\npassword =\n");
 	if (cfg)
 		check_defaults(cfg, "t.conf");
 	config_unref(cfg);
@@ -221,6 +259,13 @@ static void test_good_files(void)
 		CHECK_INT(cfg->log_level, LOG_DEBUG);
 		CHECK_INT(cfg->log_target, LOG_TARGET_STDERR);
 		CHECK_INT(config_worker_count(cfg), 4);
+		CHECK_INT(cfg->irc_port, 6697);
+		CHECK_STR(cfg->irc_bind, "::1");
+		CHECK_STR(config_irc_bind(cfg), "::1");
+		CHECK_STR(cfg->irc_server_name, "irc.example.org");
+		CHECK_STR(cfg->irc_password, "s3cret");
+		CHECK_STR(cfg->irc_network, "Example-Net");
+		CHECK_INT(cfg->irc_ping_timeout, 600);
 	}
 	config_unref(cfg);
 	free(path);
@@ -238,6 +283,9 @@ static void test_good_files(void)
 		CHECK_INT(cfg->max_line, 2048);
 		CHECK_INT(cfg->max_sendq, 1048576);
 		CHECK_INT(cfg->log_target, LOG_TARGET_AUTO);
+		CHECK_INT(cfg->irc_port, 6667);
+		CHECK_STR(config_irc_bind(cfg), "::");
+		CHECK_STR(cfg->irc_network, "chatd");
 	}
 	config_unref(cfg);
 	free(path);
@@ -375,6 +423,7 @@ static void test_ranges(void)
 		{ "limits", "connect_rate", 0, 1000000, offsetof(struct config, connect_rate), false, "" },
 		{ "log", "per_address_burst", 0, 1000000, offsetof(struct config, log_per_address_burst),
 		  false, "" },
+		{ "irc", "port", 0, 65535, offsetof(struct config, irc_port), false, "" },
 	};
 
 	CHECK_INT(CONFIG_MAX_CLIENTS_LIMIT, 1000000);
@@ -445,6 +494,26 @@ static void test_ranges(void)
 	if (cfg)
 		CHECK_INT(cfg->port, 80);
 	config_unref(cfg);
+
+	/* 0 (never) or 10..86400: nothing in between. */
+	static const long pings_good[] = { 0, 10, 11, 240, 86399, 86400 };
+	for (size_t i = 0; i < ARRAY_SIZE(pings_good); i++) {
+		char *text = xasprintf("[irc]\nping_timeout = %ld\n", pings_good[i]);
+		cfg = EXPECT_OK(text);
+		if (cfg)
+			CHECK_INT(cfg->irc_ping_timeout, pings_good[i]);
+		config_unref(cfg);
+		free(text);
+	}
+	static const char *const pings_bad[] = { "1", "9", "86401", "-1", "99999999999999999999" };
+	for (size_t i = 0; i < ARRAY_SIZE(pings_bad); i++) {
+		char *text = xasprintf("[irc]\nping_timeout = %s\n", pings_bad[i]);
+		EXPECT(text, "t.conf:2: ping_timeout: must be 0 or 10..86400");
+		free(text);
+	}
+	EXPECT("[irc]\nping_timeout =\n",
+	       "t.conf:2: ping_timeout: missing value (must be 0 or 10..86400)");
+	EXPECT("[irc]\nping_timeout = 4m\n", "t.conf:2: ping_timeout: not a number: 4m");
 }
 
 static void test_strings(void)
@@ -459,6 +528,186 @@ static void test_strings(void)
 	if (cfg)
 		CHECK_STR(cfg->bind, "chat.example.org");
 	config_unref(cfg);
+}
+
+static void test_irc_strings(void)
+{
+	struct config *cfg;
+
+	/* bind: unset (or empty) follows [server] bind. */
+	cfg = EXPECT_OK("[server]\nbind = 127.0.0.1\n");
+	if (cfg) {
+		CHECK(cfg->irc_bind == NULL);
+		CHECK_STR(config_irc_bind(cfg), "127.0.0.1");
+	}
+	config_unref(cfg);
+	cfg = EXPECT_OK("[server]\nbind = 127.0.0.1\n[irc]\nbind = ::1\n");
+	if (cfg) {
+		CHECK_STR(config_irc_bind(cfg), "::1");
+		CHECK_STR(cfg->bind, "127.0.0.1");
+	}
+	config_unref(cfg);
+	EXPECT("[irc]\nbind = ::1 # v6\n",
+	       "t.conf:2: bind: must be one address or host name, without spaces: "
+	       "::1 # v6 (a comment after a value starts with ' ;', not '#')");
+
+	/* server_name: a host name's characters, at most 63 bytes. */
+	static const char *const names_good[] = {
+		"irc.example.org", "x", "IRC-1.Example.NET", "localhost", "1.2.3.4",
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 63 */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names_good); i++) {
+		cfg = load_one(__LINE__, "irc", "server_name", names_good[i]);
+		if (cfg)
+			CHECK_STR(cfg->irc_server_name, names_good[i]);
+		config_unref(cfg);
+	}
+	static const char *const names_bad[] = {
+		"irc_server", "irc server", "caf\xc3\xa9.example", "a:b", "*.example.org",
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 64 */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names_bad); i++) {
+		char *text = xasprintf("[irc]\nserver_name = %s\n", names_bad[i]);
+		char *want = xasprintf("t.conf:2: server_name: must be one word of letters, digits, "
+				       "'.' and '-', at most 63 bytes: %s", names_bad[i]);
+		EXPECT(text, want);
+		free(want);
+		free(text);
+	}
+
+	/* password: one word; the value is never repeated in the message. */
+	cfg = load_one(__LINE__, "irc", "password", "correct-horse;battery#staple");
+	if (cfg)
+		CHECK_STR(cfg->irc_password, "correct-horse;battery#staple");
+	config_unref(cfg);
+	char pw[130];
+	memset(pw, 'p', sizeof(pw));
+	pw[128] = '\0';
+	cfg = load_one(__LINE__, "irc", "password", pw);
+	if (cfg)
+		CHECK_INT(strlen(cfg->irc_password), 128);
+	config_unref(cfg);
+	pw[128] = 'p';
+	pw[129] = '\0';
+	static const char pw_rule[] = "t.conf:2: password: must be one word of at most 128 bytes, "
+				      "without spaces or control characters, not starting with ':'";
+	const char *const pws_bad[] = { pw, "two words", ":colon", "tab\there" };
+	for (size_t i = 0; i < ARRAY_SIZE(pws_bad); i++) {
+		char *text = xasprintf("[irc]\npassword = %s\n", pws_bad[i]);
+		EXPECT(text, pw_rule);
+		free(text);
+	}
+
+	/* network: one word of at most 32 bytes. */
+	static const char *const nets_good[] = {
+		"Libera.Chat", "OFTC", "my_net-2", "abcdefghijklmnopqrstuvwxyz012345", /* 32 */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(nets_good); i++) {
+		cfg = load_one(__LINE__, "irc", "network", nets_good[i]);
+		if (cfg)
+			CHECK_STR(cfg->irc_network, nets_good[i]);
+		config_unref(cfg);
+	}
+	static const char *const nets_bad[] = {
+		"", "My Net", "net=work", "abcdefghijklmnopqrstuvwxyz0123456", /* 33 */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(nets_bad); i++) {
+		char *text = xasprintf("[irc]\nnetwork = %s\n", nets_bad[i]);
+		char *want = xasprintf("t.conf:2: network: must be one word of letters, digits, '.', "
+				       "'-' and '_', at most 32 bytes: %s", nets_bad[i]);
+		EXPECT(text, want);
+		free(want);
+		free(text);
+	}
+}
+
+/* Both protocols on one address and port: an error at the later of the two
+ * port keys, naming it. */
+static void test_irc_port_clash(void)
+{
+	EXPECT("[server]\nport = 6667\n",
+	       "t.conf:2: port: [server] port and [irc] port are both 6667 on the same address; "
+	       "change one, or set [irc] port = 0 to turn IRC off");
+	EXPECT("[irc]\nport = 7777\n",
+	       "t.conf:2: port: [server] port and [irc] port are both 7777 on the same address; "
+	       "change one, or set [irc] port = 0 to turn IRC off");
+	EXPECT("[irc]\nport = 5000\n[server]\nbind = 10.0.0.1\nport = 5000\n[irc]\n",
+	       "t.conf:5: port: [server] port and [irc] port are both 5000 on the same address; "
+	       "change one, or set [irc] port = 0 to turn IRC off");
+	/* An [irc] bind the same as [server]'s, spelled out. */
+	EXPECT("[server]\nbind = ::1\nport = 5000\n[irc]\nport = 5000\nbind = ::1\n",
+	       "t.conf:5: port: [server] port and [irc] port are both 5000 on the same address; "
+	       "change one, or set [irc] port = 0 to turn IRC off");
+
+	struct config *cfg = EXPECT_OK("[server]\nport = 6667\n[irc]\nport = 0\n");
+	if (cfg)
+		CHECK_INT(cfg->irc_port, 0);
+	config_unref(cfg);
+	cfg = EXPECT_OK("[server]\nport = 0\n[irc]\nport = 0\n");
+	config_unref(cfg);
+	cfg = EXPECT_OK("[server]\nport = 6667\nbind = 127.0.0.1\n[irc]\nbind = 127.0.0.2\n");
+	config_unref(cfg);
+	/* No second complaint about a port already rejected. */
+	EXPECT("[server]\nport = 6667\nbind =\n",
+	       "t.conf:3: bind: must not be empty (:: means every IPv4 and IPv6 address)");
+}
+
+/* A host whose name cannot be a server name: the default cannot be used,
+ * and a config that relies on it says so. Run in a child with a UTS
+ * namespace of its own, where it may rename its host; skipped without
+ * the privilege to make one. */
+static void test_irc_unusable_host_name(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		fprintf(stderr, "fork: %s\n", strerror(errno));
+		CHECK(pid >= 0);
+		return;
+	}
+	if (pid == 0) {
+		static const char host[] = "under_score";
+		if (unshare(CLONE_NEWUTS) < 0 || sethostname(host, strlen(host)) < 0) {
+			fprintf(stderr, "note: no UTS namespace (%s); an unusable host name is not "
+				"tested\n", strerror(errno));
+			_exit(77);
+		}
+		struct config *cfg = config_new_default();
+		CHECK(cfg->irc_server_name == NULL);
+		config_unref(cfg);
+		EXPECT("[server]\nport = 1\n",
+		       "t.conf: server_name: not set, and the host name \"under_score\" cannot be one "
+		       "(one word of letters, digits, '.' and '-', at most 63 bytes): set server_name "
+		       "in [irc]");
+		EXPECT("[irc]\nserver_name =\n",
+		       "t.conf:2: server_name: not set, and the host name \"under_score\" cannot be "
+		       "one (one word of letters, digits, '.' and '-', at most 63 bytes): set "
+		       "server_name in [irc]");
+		cfg = EXPECT_OK("[irc]\nserver_name = chat.example.org\n");
+		if (cfg)
+			CHECK_STR(cfg->irc_server_name, "chat.example.org");
+		config_unref(cfg);
+		/* One complaint about a name given and bad, not a second one. */
+		EXPECT("[irc]\nserver_name = a_b\n",
+		       "t.conf:2: server_name: must be one word of letters, digits, '.' and '-', at "
+		       "most 63 bytes: a_b");
+		fflush(stderr);
+		_exit(unit_failures ? 1 : 0);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			fprintf(stderr, "waitpid: %s\n", strerror(errno));
+			CHECK(0);
+			return;
+		}
+	}
+	unit_checks++;
+	if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 77)) {
+		unit_failures++;
+		fprintf(stderr, "%s:%d: the child with an unusable host name failed (status %#x)\n",
+			__FILE__, __LINE__, status);
+	}
 }
 
 /* max_sendq must hold a few full lines; the message names the key that was
@@ -494,6 +743,19 @@ static void test_sections_and_keys(void)
 	EXPECT("[server]\nfoo = 1\n", "t.conf:2: unknown key 'foo' in section [server]");
 	EXPECT("[server]\nlevel = debug\n",
 	       "t.conf:2: unknown key 'level' in section [server] (it belongs in [log])");
+	EXPECT("[server]\nserver_name = x\n",
+	       "t.conf:2: unknown key 'server_name' in section [server] (it belongs in [irc])");
+	EXPECT("[irc]\nmotd = hi\n",
+	       "t.conf:2: unknown key 'motd' in section [irc] (it belongs in [server])");
+	/* [irc] port is not [server] port: each may be set once. */
+	struct config *both = EXPECT_OK("[server]\nport = 1\n[irc]\nport = 2\n");
+	if (both) {
+		CHECK_INT(both->port, 1);
+		CHECK_INT(both->irc_port, 2);
+	}
+	config_unref(both);
+	EXPECT("[irc]\nport = 1\nPort = 2\n",
+	       "t.conf:3: duplicate key 'port' in [irc] (first set at line 2)");
 	EXPECT("port = 1\n", "t.conf:1: key 'port' before any [section] (it belongs in [server])");
 	EXPECT("foo = 1\n", "t.conf:1: key 'foo' before any [section]");
 	EXPECT("[server]\nport = 1\nPORT = 2\n",
@@ -533,7 +795,10 @@ static void test_many_errors(void)
 			 "15: target: must be one of auto, journal, stderr, syslog"
 			 " (a comment after a value starts with ' ;', not '#')",
 			 "16: syntax error (expected key = value)",
-			 "17: unknown key 'port' in section [log] (it belongs in [server])"));
+			 "17: unknown key 'port' in section [log] (it belongs in [server])",
+			 "19: ping_timeout: must be 0 or 10..86400",
+			 "20: server_name: must be one word of letters, digits, '.' and '-', at most "
+			 "63 bytes: my_server"));
 	free(prefix);
 	free(path);
 
@@ -950,6 +1215,9 @@ int main(void)
 	test_enums();
 	test_ranges();
 	test_strings();
+	test_irc_strings();
+	test_irc_port_clash();
+	test_irc_unusable_host_name();
 	test_sendq_vs_line();
 	test_sections_and_keys();
 	test_many_errors();
