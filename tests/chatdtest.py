@@ -24,12 +24,17 @@ WRAPPER = shlex.split(os.environ.get("CHATD_WRAPPER", ""))
 # Tests talk fast and all from 127.0.0.1: the flood and per-address limits,
 # and the rate of arrivals a room is told of, and the throttle of log lines
 # about one address (tests wait for lines about hundreds of clients), are
-# off unless a test sets them (tests of those limits do).
+# off unless a test sets them (tests of those limits do). IRC is off (its
+# default port, 6667, is not the tests' to take): tests of IRC start a server
+# with irc_server() or ChatdTestCase.start_irc_server(), which picks a free
+# port; and the server does not ping its IRC clients, so that a slow test is
+# not told "PING" in the middle of what it checks.
 DEFAULT_CONFIG = {
     "server": {"port": "0", "bind": "127.0.0.1", "threads": "2",
                "motd": "Welcome to chatd!"},
     "limits": {"rate": "0", "max_per_ip": "0", "connect_rate": "0", "announce_rate": "0"},
     "log": {"level": "debug", "target": "stderr", "per_address_burst": "0"},
+    "irc": {"port": "0", "ping_timeout": "0"},
 }
 
 # A command chatd does not know: its reply must be the next line a client
@@ -179,7 +184,8 @@ class LogWatcher:
 
 class Server:
     """A chatd process on a free loopback port (port = 0 in its config; the
-    bound port is read from its log)."""
+    bound port is read from its log). When its config turns IRC on, start()
+    also waits for the IRC listener and sets irc_port (else it is None)."""
 
     def __init__(self, config=None, args=(), env=None, config_text=None, prefix=(),
                  new_session=False):
@@ -193,6 +199,7 @@ class Server:
                 f.write(config_text)
         else:
             write_config(self.config_path, merged_config(config))
+        self.irc_wanted = config_text is None and merged_config(config)["irc"].get("port") != "0"
         full_env = clean_env(env)
         self.proc = subprocess.Popen(list(prefix) + WRAPPER + [CHATD, "-c", self.config_path] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -201,10 +208,14 @@ class Server:
         self.new_session = new_session
         self.log = LogWatcher(self.proc.stdout)
         self.port = None
+        self.irc_port = None
 
     def start(self):
-        m = self.log.wait(r"listening on .*:(\d+)")
+        m = self.log.wait(r"listening on \S+:(\d+) for the line protocol")
         self.port = int(m.group(1))
+        if self.irc_wanted:
+            m = self.log.wait(r"listening on \S+:(\d+) for IRC")
+            self.irc_port = int(m.group(1))
         return self
 
     def rewrite_config(self, overrides=None, text=None):
@@ -252,6 +263,28 @@ class Server:
 
     def __exit__(self, *exc):
         self.close()
+
+
+IRC_PORT_TAKEN = r"cannot listen on \S+ for IRC: Address already in use"
+
+
+def irc_server(config=None, tries=3, **kw):
+    """A started Server speaking IRC too, on a port found free on 127.0.0.1
+    just before (the [irc] bind is the tests' [server] bind, 127.0.0.1),
+    besides the line protocol: srv.port and srv.irc_port. config overrides
+    as for Server, [irc] ones included; should another process take the
+    port in between, it tries again with another one. The caller closes it."""
+    for attempt in range(tries):
+        irc = {"port": str(free_port())}
+        irc.update((config or {}).get("irc", {}))
+        srv = Server(dict(config or {}, irc=irc), **kw)
+        try:
+            return srv.start()
+        except AssertionError:
+            taken = re.search(IRC_PORT_TAKEN, srv.log.text())
+            srv.close()
+            if not taken or attempt == tries - 1:
+                raise
 
 
 class Client:
@@ -407,6 +440,16 @@ class ChatdTestCase(unittest.TestCase):
         """A started Server (see Server for config and kw), closed at cleanup
         (after check_clean_exit, with CLEAN_EXIT)."""
         srv = self.enterContext(Server(config, **kw))
+        if self.CLEAN_EXIT:
+            self.addCleanup(self.check_clean_exit, srv)
+        return srv
+
+    def start_irc_server(self, config=None, **kw):
+        """A started server speaking IRC too (see irc_server), on srv.port
+        (the line protocol) and srv.irc_port; closed at cleanup as
+        start_server's are."""
+        srv = irc_server(config, **kw)
+        self.addCleanup(srv.close)
         if self.CLEAN_EXIT:
             self.addCleanup(self.check_clean_exit, srv)
         return srv

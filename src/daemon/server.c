@@ -162,14 +162,14 @@ static void reject(struct server *s, int fd, const char *peer, const struct ip_k
 			  "rejected %s: %s%s", peer, why, note.text);
 }
 
-static void accept_connections(struct server *s, int listen_fd)
+static void accept_connections(struct server *s, const struct listen_socket *ls)
 {
 	char peer[PEER_MAX], why[128];
 	struct sockaddr_storage addr;
 	struct ip_key ip;
 
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		int fd = listener_accept(&s->listener, listen_fd, &addr, peer);
+		int fd = listener_accept(&s->listener, ls->fd, &addr, peer);
 		if (fd < 0) {
 			if (fd != -EAGAIN && fd != -EMFILE && fd != -ENFILE)
 				log_errno(LOG_ERR, -fd, "accept");
@@ -208,7 +208,7 @@ static void accept_connections(struct server *s, int listen_fd)
 			}
 		}
 		atomic_fetch_add(&s->pool.connections, 1);
-		worker_post_connection(least_loaded_worker(s), fd, peer, &ip);
+		worker_post_connection(least_loaded_worker(s), fd, ls->proto, peer, &ip);
 	}
 }
 
@@ -278,6 +278,29 @@ static void handle_signals(struct server *s)
 	}
 }
 
+/* The line protocol on [server] bind:port, IRC on [irc] bind:port unless
+ * that port is 0; or, under socket activation, what systemd passes. */
+static int open_listeners(struct server *s)
+{
+	const struct config *cfg = s->cfg;
+	struct listen_address addresses[2] = {
+		{ .address = cfg->bind, .port = cfg->port, .proto = PROTO_LINE },
+	};
+	size_t count = 1;
+
+	if (cfg->irc_port)
+		addresses[count++] = (struct listen_address){
+			.address = config_irc_bind(cfg), .port = cfg->irc_port, .proto = PROTO_IRC };
+	if (listener_open(&s->listener, addresses, count) < 0)
+		return -1;
+	if (!s->listener.activated && !cfg->irc_port)
+		log_info("no IRC: [irc] port = 0");
+	else if (s->listener.activated && cfg->irc_port && !listener_has(&s->listener, PROTO_IRC))
+		log_info("no IRC: systemd passed no socket named \"irc\" (under socket activation "
+			 "[irc] port is not used)");
+	return 0;
+}
+
 static int start_workers(struct server *s, int n)
 {
 	s->pool.rooms = rooms_new(n);
@@ -337,7 +360,7 @@ static void loop(struct server *s)
 		for (int i = 0; i < n; i++) {
 			uint32_t tag = events[i].data.u32;
 			if (tag < LISTENER_MAX)
-				accept_connections(s, s->listener.fds[tag]);
+				accept_connections(s, &s->listener.sockets[tag]);
 			else if (tag == TAG_SIGNAL)
 				handle_signals(s);
 			else if (tag == TAG_STATUS)
@@ -378,14 +401,14 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 		log_errno(LOG_ERR, -r, "signals");
 		goto out;
 	}
-	if (listener_open(&s.listener, cfg->bind, cfg->port) < 0)
+	if (open_listeners(&s) < 0)
 		goto out;
 	if ((r = start_workers(&s, workers)) < 0) {
 		log_errno(LOG_ERR, -r, "starting worker threads");
 		goto out;
 	}
 	for (size_t i = 0; i < s.listener.count; i++) {
-		if ((r = epoll_watch(s.epoll_fd, s.listener.fds[i], (uint32_t)i)) < 0) {
+		if ((r = epoll_watch(s.epoll_fd, s.listener.sockets[i].fd, (uint32_t)i)) < 0) {
 			log_errno(LOG_ERR, -r, "epoll_ctl(listener)");
 			goto out;
 		}

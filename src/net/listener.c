@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "base/log.h"
+#include "base/util.h"
 
 #define BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 
@@ -46,18 +48,57 @@ void format_address(const struct sockaddr *sa, char *buf, size_t size)
 	snprintf(buf, size, "(family %d)", sa->sa_family);
 }
 
-static void log_listening(int fd, bool activated)
+enum proto listener_proto_of_name(const char *name)
+{
+	return strcmp(name, "irc") == 0 ? PROTO_IRC : PROTO_LINE;
+}
+
+const char *listener_proto_name(enum proto proto)
+{
+	switch (proto) {
+	case PROTO_LINE:
+		return "the line protocol";
+	case PROTO_IRC:
+		return "IRC";
+	case PROTO_COUNT:
+		break;
+	}
+	return "?";
+}
+
+bool listener_has(const struct listener *l, enum proto proto)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (l->sockets[i].proto == proto)
+			return true;
+	return false;
+}
+
+/* NAME: systemd's name of an activated socket, NULL for one we bound. */
+static void log_listening(const struct listen_socket *ls, const char *name)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char addr[PEER_MAX];
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-		log_errno(LOG_WARNING, errno, "getsockname");
+	if (getsockname(ls->fd, (struct sockaddr *)&ss, &len) < 0) {
+		log_errno(LOG_WARNING, errno, "getsockname(fd %d)", ls->fd);
 		return;
 	}
 	format_address((struct sockaddr *)&ss, addr, sizeof(addr));
-	log_info("listening on %s%s", addr, activated ? " (socket-activated)" : "");
+	if (!name) {
+		log_info("listening on %s for %s", addr, listener_proto_name(ls->proto));
+		return;
+	}
+	/* systemd allows only printable ASCII in a name; another launcher may
+	 * pass anything, and the log must stay one clean line. */
+	char shown[64];
+	size_t n = 0;
+	for (const char *p = name; *p && n < sizeof(shown) - 1; p++)
+		shown[n++] = (*p > ' ' && *p < 0x7f && *p != '"') ? *p : '?';
+	shown[n] = '\0';
+	log_info("listening on %s for %s (socket-activated, name \"%s\")", addr,
+		 listener_proto_name(ls->proto), shown);
 }
 
 static int set_nonblocking(int fd)
@@ -68,27 +109,48 @@ static int set_nonblocking(int fd)
 	return 0;
 }
 
-static int take_activated(struct listener *l, int n)
+static void free_names(char **names)
+{
+	if (!names)
+		return;
+	for (char **p = names; *p; p++)
+		free(*p);
+	free(names);
+}
+
+/* N sockets from systemd, the protocol of each from its name. */
+static int take_activated(struct listener *l, int n, char **names)
 {
 	for (int i = 0; i < n; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
-		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-			log_error("socket activation: fd %d is not a listening stream socket "
-				  "(check the .socket unit: ListenStream= and Accept=no)", fd);
+		int r = sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1);
+		if (r < 0) {
+			log_errno(LOG_ERR, -r, "socket activation: fd %d (\"%s\")", fd, names[i]);
+			return -1;
+		}
+		if (r == 0) {
+			log_error("socket activation: fd %d (\"%s\") is not a listening stream socket "
+				  "(check the .socket unit: ListenStream= and Accept=no)", fd, names[i]);
 			return -1;
 		}
 		if (l->count == LISTENER_MAX) {
 			log_error("socket activation: more than %d sockets", LISTENER_MAX);
 			return -1;
 		}
-		int r = set_nonblocking(fd);
+		r = set_nonblocking(fd);
 		if (r < 0) {
-			log_errno(LOG_ERR, -r, "socket activation: fd %d", fd);
+			log_errno(LOG_ERR, -r, "socket activation: fd %d (\"%s\")", fd, names[i]);
 			return -1;
 		}
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		l->fds[l->count++] = fd;
-		log_listening(fd, true);
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+			log_errno(LOG_ERR, errno, "socket activation: fd %d (\"%s\"): FD_CLOEXEC", fd,
+				  names[i]);
+			return -1;
+		}
+		struct listen_socket *ls = &l->sockets[l->count++];
+		ls->fd = fd;
+		ls->proto = listener_proto_of_name(names[i]);
+		log_listening(ls, names[i]);
 	}
 	l->activated = true;
 	return 0;
@@ -137,7 +199,8 @@ static int bound_port(int fd)
 	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-static int bind_configured(struct listener *l, const char *bind_address, int port)
+static int bind_configured(struct listener *l, const char *bind_address, int port,
+			   enum proto proto)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE };
@@ -145,47 +208,67 @@ static int bind_configured(struct listener *l, const char *bind_address, int por
 
 	int r = getaddrinfo(bind_address, NULL, &hints, &res);
 	if (r != 0) {
-		log_error("bind = %s: %s", bind_address, gai_strerror(r));
+		log_error("bind = %s (for %s): %s", bind_address, listener_proto_name(proto),
+			  r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
 		return -1;
 	}
 	for (struct addrinfo *ai = res; ai && l->count < LISTENER_MAX; ai = ai->ai_next) {
 		int fd = bind_one(ai, port);
 		if (fd == -EAFNOSUPPORT && strcmp(bind_address, "::") == 0) {
 			/* A kernel without IPv6: "all addresses" means all IPv4 ones. */
-			log_notice("IPv6 is not available; listening on IPv4 only");
+			log_notice("IPv6 is not available; listening on IPv4 only for %s",
+				   listener_proto_name(proto));
 			freeaddrinfo(res);
-			return bind_configured(l, "0.0.0.0", port);
+			return bind_configured(l, "0.0.0.0", port, proto);
 		}
 		if (fd < 0) {
 			char addr[PEER_MAX];
 			struct sockaddr_storage ss;
 			address_with_port(ai, port, &ss);
 			format_address((struct sockaddr *)&ss, addr, sizeof(addr));
-			log_errno(LOG_ERR, -fd, "cannot listen on %s", addr);
+			log_errno(LOG_ERR, -fd, "cannot listen on %s for %s", addr,
+				  listener_proto_name(proto));
 			freeaddrinfo(res);
 			return -1;
 		}
-		l->fds[l->count++] = fd;
+		struct listen_socket *ls = &l->sockets[l->count++];
+		ls->fd = fd;
+		ls->proto = proto;
 		/* With port 0, every address of a name gets the first one's port. */
 		if (port == 0)
 			port = bound_port(fd);
-		log_listening(fd, false);
+		log_listening(ls, NULL);
 	}
 	freeaddrinfo(res);
 	return 0;
 }
 
-int listener_open(struct listener *l, const char *bind_address, int port)
+int listener_open(struct listener *l, const struct listen_address *addresses, size_t count)
 {
+	char **names = NULL;
+	int r = 0;
+
 	*l = (struct listener){ .reserve_fd = -1 };
 	l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (l->reserve_fd < 0)
+		log_errno(LOG_WARNING, errno, "open(/dev/null) for the reserve fd (without it, "
+			  "running out of fds makes clients wait instead of being turned away)");
 
-	int n = sd_listen_fds(1);
+	/* Without LISTEN_FDNAMES every name is "unknown": the line protocol. */
+	int n = sd_listen_fds_with_names(1, &names);
 	if (n < 0) {
-		log_errno(LOG_ERR, -n, "socket activation");
+		log_errno(LOG_ERR, -n, "socket activation (LISTEN_FDS and LISTEN_FDNAMES must "
+			  "agree: one name per socket)");
 		return -1;
 	}
-	int r = n > 0 ? take_activated(l, n) : bind_configured(l, bind_address, port);
+	if (n > 0) {
+		r = take_activated(l, n, names);
+	} else {
+		for (size_t i = 0; i < count && r == 0; i++)
+			r = bind_configured(l, addresses[i].address, addresses[i].port,
+					    addresses[i].proto);
+	}
+	free_names(names);
 	if (r < 0)
 		listener_close(l);
 	return r;
@@ -194,7 +277,7 @@ int listener_open(struct listener *l, const char *bind_address, int port)
 void listener_close(struct listener *l)
 {
 	for (size_t i = 0; i < l->count; i++)
-		close(l->fds[i]);
+		close(l->sockets[i].fd);
 	l->count = 0;
 	if (l->reserve_fd >= 0)
 		close(l->reserve_fd);

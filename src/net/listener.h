@@ -11,8 +11,14 @@
 
 #define LISTENER_MAX 16
 
+/* One listening socket and the protocol its clients speak. */
+struct listen_socket {
+	int fd;
+	enum proto proto;
+};
+
 struct listener {
-	int fds[LISTENER_MAX];
+	struct listen_socket sockets[LISTENER_MAX];
 	size_t count;
 	bool activated;   /* the sockets came from systemd */
 	int reserve_fd;   /* spare fd, given up to shed a connection at EMFILE */
@@ -20,11 +26,30 @@ struct listener {
 	long shed_logged_at; /* CLOCK_MONOTONIC second of the last log line */
 };
 
-/* Takes systemd's sockets when there are any, else binds BIND:PORT (all
- * addresses BIND resolves to; "::" is dual-stack). Logs each address.
- * Returns 0, or -1 after logging why. */
-int listener_open(struct listener *l, const char *bind_address, int port);
+/* What to bind, from the config: ADDRESS (every address it resolves to;
+ * "::" is dual-stack) and PORT (0: any free port) for PROTO. */
+struct listen_address {
+	const char *address;
+	int port;
+	enum proto proto;
+};
+
+/* Takes systemd's sockets when there are any, each carrying the protocol
+ * its name says (listener_proto_of_name), and binds nothing; else binds
+ * each of the COUNT ADDRESSES. Logs each socket with its protocol. Returns
+ * 0, or -1 after logging why. */
+int listener_open(struct listener *l, const struct listen_address *addresses, size_t count);
 void listener_close(struct listener *l);
+
+/* Whether one of the sockets carries PROTO. */
+bool listener_has(const struct listener *l, enum proto proto);
+
+/* The protocol of a socket systemd passed under NAME (its socket unit's
+ * FileDescriptorName=): "irc" is IRC, any other name the line protocol. */
+enum proto listener_proto_of_name(const char *name);
+
+/* "the line protocol", "IRC": for the log. */
+const char *listener_proto_name(enum proto proto);
 
 /* Turns on TCP keepalive for an accepted TCP socket: probes after IDLE
  * seconds of silence, so that a peer gone without a word (a cable pulled, a

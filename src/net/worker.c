@@ -35,9 +35,11 @@ static void post(struct worker *w, struct event ev)
 	inbox_post(&w->inbox, &ev, 1);
 }
 
-void worker_post_connection(struct worker *w, int fd, const char *peer, const struct ip_key *ip)
+void worker_post_connection(struct worker *w, int fd, enum proto proto, const char *peer,
+			    const struct ip_key *ip)
 {
 	struct new_connection *nc = xmalloc(sizeof(*nc));
+	nc->proto = proto;
 	snprintf(nc->peer, sizeof(nc->peer), "%s", peer);
 	nc->ip = *ip;
 	atomic_fetch_add_explicit(&w->connection_count, 1, memory_order_relaxed);

@@ -48,7 +48,8 @@ void worker_free(struct worker *w);
 /* Called from any thread. Each takes what it needs: the fd (closed by the
  * worker), a reference to cfg. (Lines for other workers go through the
  * sending worker's outboxes: see worker_send_room.) */
-void worker_post_connection(struct worker *w, int fd, const char *peer, const struct ip_key *ip);
+void worker_post_connection(struct worker *w, int fd, enum proto proto, const char *peer,
+			    const struct ip_key *ip);
 void worker_post_config(struct worker *w, struct config *cfg);
 void worker_post_ping(struct worker *w, uint64_t seq);
 void worker_post_shutdown(struct worker *w);

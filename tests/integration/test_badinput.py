@@ -551,7 +551,9 @@ class ConfigFileTest(BadInputTestCase):
         srv = self.start_server(config_text="", args=("-p", "0"),
                                 prefix=("unshare", "--net", "--"))
         self.assertRegex(srv.log.wait(r"listening on .*").group(0),
-                         r"listening on \[::\]:\d+$")
+                         r"listening on \[::\]:\d+ for the line protocol$")
+        # ...and, with every default, IRC on port 6667 of every address too.
+        srv.log.wait(r"listening on \[::\]:6667 for IRC$")
 
     def test_directory(self):
         path = os.path.join(self.dir, "dir.conf")

@@ -190,7 +190,8 @@ class PortOptionTest(CliTestCase):
             path = self.config_file("[server]\nbind = 127.0.0.1\nport = %d\n" % port)
             res = run_chatd("-c", path)
             self.assertExit(res, 1)
-            self.assertIn("cannot listen on 127.0.0.1:%d: Address already in use" % port,
+            self.assertIn("cannot listen on 127.0.0.1:%d for the line protocol: "
+                          "Address already in use" % port,
                           self.output(res))
 
 

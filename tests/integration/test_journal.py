@@ -433,12 +433,13 @@ class Daemon:
         self.pid = self.proc.pid
         self.follower = follower
         try:
-            e = self.wait("listening", MESSAGE=r"^listening on 127\.0\.0\.1:(\d+)$")
+            e = self.wait("listening",
+                          MESSAGE=r"^listening on 127\.0\.0\.1:(\d+) for the line protocol$")
         except AssertionError as err:
             output = self.own_output()
             self.close()
             raise AssertionError("%s\nchatd's own output:\n%s" % (err, output))
-        self.port = int(re.search(r":(\d+)$", value(e, "MESSAGE")).group(1))
+        self.port = int(re.search(r":(\d+) ", value(e, "MESSAGE")).group(1))
 
     def wait(self, what, **match):
         return self.follower.wait_pid(self.pid, what, **match)
@@ -650,7 +651,8 @@ class JournalTest(unittest.TestCase):
         e = self.one("start")
         self.assert_entry(e, 6, re.compile(r"^chatd \S+ starting \(2 worker threads\)$"))
         listening = [x for x in self.entries
-                     if value(x, "MESSAGE") == "listening on 127.0.0.1:%d" % self.daemon.port]
+                     if value(x, "MESSAGE") == "listening on 127.0.0.1:%d for the line protocol"
+                     % self.daemon.port]
         self.assertEqual(len(listening), 1, self.dump())
         self.assertEqual(value(listening[0], "PRIORITY"), "6")
 

@@ -389,7 +389,9 @@ class SocketActivationTest(NotifyTestCase):
 
         first = self.client(listen_port)
         self.assertEqual(first.welcome(), (["activated motd"], "guest1", 1))
-        srv.log.wait(r"listening on 127\.0\.0\.1:%d \(socket-activated\)( |$)" % listen_port)
+        # Without --fdname the socket has no name ("unknown"): the line protocol.
+        srv.log.wait(r'listening on 127\.0\.0\.1:%d for the line protocol '
+                     r'\(socket-activated, name "unknown"\)$' % listen_port)
         srv.port = listen_port
         ready = self.notify.wait_line("READY=1")
         self.assertEqual(ready.pid, srv.proc.pid)
@@ -405,6 +407,69 @@ class SocketActivationTest(NotifyTestCase):
             self.assertEqual(c.expect_closed(), [])
         self.assertEqual(srv.proc.wait(SHUTDOWN_LIMIT), 0)
         self.notify.wait_line("STOPPING=1", start=mark, timeout=1)
+
+    def activate(self, names, config=None):
+        """chatd under systemd-socket-activate with one loopback socket per
+        name in NAMES (None: no --fdname at all), exec'd at the first
+        connection to the first one, which is returned greeted, with the
+        ports in the order of NAMES. The config turns IRC on, on a port of
+        its own, which must not be bound."""
+        ports = []
+        while len(ports) < len(names) + 1:
+            p = free_port()
+            if p not in ports:
+                ports.append(p)
+        listen, config_irc_port = ports[:-1], ports[-1]
+        prefix = ["systemd-socket-activate"]
+        for p in listen:
+            prefix += ["-l", "127.0.0.1:%d" % p]
+        if names[0] is not None:
+            prefix.append("--fdname=" + ":".join(names))
+        prefix += ["-E", "NOTIFY_SOCKET=%s" % self.notify.path]
+        cfg = {"irc": {"port": str(config_irc_port)}}
+        cfg.update(config or {})
+        srv = self.server(config=cfg, prefix=prefix, start=False)
+        for p in listen:
+            srv.log.wait(r"Listening on 127\.0\.0\.1:%d\b" % p)
+        first = self.client(listen[0])
+        first.welcome()
+        srv.port = listen[0]
+        self.notify.wait_line("READY=1")
+        assert_nothing_listens(config_irc_port)
+        return srv, first, listen
+
+    def test_two_named_sockets_line_and_irc(self):
+        # What chatd.socket and chatd-irc.socket pass: FileDescriptorName=
+        # is the name; systemd-socket-activate's --fdname names the sockets
+        # in the order of -l.
+        srv, first, (line_port, irc_port) = self.activate(["chatd", "irc"])
+        srv.log.wait(r'listening on 127\.0\.0\.1:%d for the line protocol '
+                     r'\(socket-activated, name "chatd"\)$' % line_port)
+        srv.log.wait(r'listening on 127\.0\.0\.1:%d for IRC '
+                     r'\(socket-activated, name "irc"\)$' % irc_port)
+        self.assertNotIn("no IRC", srv.log.text())
+        # Each accepts: the line socket speaks the line protocol...
+        second = self.join(srv, "guest2", 2, others=[first])
+        second.send("through the line socket")
+        first.expect("[guest2] through the line socket")
+        # ...and the IRC one takes connections (what it says is the codec's).
+        with socket.create_connection(("127.0.0.1", irc_port), timeout=TIMEOUT):
+            pass
+        self.assertEqual(srv.stop(), 0)
+
+    def test_any_other_name_is_the_line_protocol(self):
+        srv, first, ports = self.activate(["line", "web"])
+        for name, port in zip(["line", "web"], ports):
+            srv.log.wait(r'listening on 127\.0\.0\.1:%d for the line protocol '
+                         r'\(socket-activated, name "%s"\)$' % (port, name))
+        srv.log.wait(r'no IRC: systemd passed no socket named "irc" \(under socket '
+                     r'activation \[irc\] port is not used\)$')
+        # The second socket greets a line client too.
+        other = self.client(ports[1])
+        _motd, nick, online = other.welcome()
+        self.assertEqual(online, 2)
+        first.expect("> %s entered (2 online)" % nick)
+        self.assertEqual(srv.stop(), 0)
 
 
 if __name__ == "__main__":
