@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The systemd units as built: `systemd-analyze verify` says nothing about
-them, and `systemd-analyze security --offline=true` rates chatd.service at
-exposure 2.0 or lower. (That they really work under systemd is the job of
-the install test in tests/system/.)"""
+them, `systemd-analyze security --offline=true` rates chatd.service at
+exposure 2.0 or lower, and the two sockets (the line protocol's and IRC's)
+both activate chatd.service with the names chatd reads their protocol from.
+(That they really work under systemd is the job of the install test in
+tests/system/.)"""
 import os
 import re
 import shutil
@@ -40,6 +42,8 @@ class UnitTest(unittest.TestCase):
             f.write(service.replace(installed, chatdtest.CHATD))
         self.socket = os.path.join(self.dir.name, "chatd.socket")
         shutil.copy(unit_path("chatd.socket"), self.socket)
+        self.irc_socket = os.path.join(self.dir.name, "chatd-irc.socket")
+        shutil.copy(unit_path("chatd-irc.socket"), self.irc_socket)
 
     def analyze(self, *args):
         return subprocess.run(["systemd-analyze"] + list(args), cwd=self.dir.name,
@@ -49,7 +53,7 @@ class UnitTest(unittest.TestCase):
     def test_verify_is_silent(self):
         # verify exits 0 even on unknown keys: any output is a finding.
         # --man=no: the man pages are installed by the package, not here.
-        r = self.analyze("verify", "--man=no", self.service, self.socket)
+        r = self.analyze("verify", "--man=no", self.service, self.socket, self.irc_socket)
         self.assertEqual(r.stdout + r.stderr, "", "systemd-analyze verify complained")
         self.assertEqual(r.returncode, 0)
 
@@ -73,6 +77,47 @@ class UnitTest(unittest.TestCase):
         self.assertRegex(text, r"WatchdogSec=\d+")
         with open(self.socket) as f:
             self.assertRegex(f.read(), r"(?m)^ListenStream=7777$")
+
+    def socket_settings(self, path):
+        """{(section, key): [values]} of the unit file at PATH (verify, above,
+        checks that systemd reads it without a complaint)."""
+        settings = {}
+        section = None
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("["):
+                    section = line.strip("[]")
+                elif "=" in line and not line.startswith("#"):
+                    k, v = line.split("=", 1)
+                    settings.setdefault((section, k), []).append(v)
+        return settings
+
+    def test_sockets_name_their_protocol_and_activate_the_service(self):
+        # chatd reads each passed socket's protocol from its name
+        # (sd_listen_fds_with_names): "irc" is IRC, any other the line
+        # protocol. Without FileDescriptorName= the name would be the unit's,
+        # "chatd.socket".
+        line = self.socket_settings(self.socket)
+        irc = self.socket_settings(self.irc_socket)
+        self.assertEqual(line[("Socket", "FileDescriptorName")], ["line"])
+        self.assertEqual(irc[("Socket", "FileDescriptorName")], ["irc"])
+        self.assertEqual(irc[("Socket", "ListenStream")], ["6667"])
+        # Both go to the one chatd.service: chatd.socket by its name,
+        # chatd-irc.socket by Service=; both start with the system.
+        self.assertNotIn(("Socket", "Service"), line)
+        self.assertEqual(irc[("Socket", "Service")], ["chatd.service"])
+        for s in (line, irc):
+            self.assertEqual(s[("Install", "WantedBy")], ["sockets.target"])
+            self.assertEqual(s[("Socket", "BindIPv6Only")], ["both"])
+            self.assertNotIn(("Socket", "Accept"), s)
+        # The service does not pull the sockets in (Sockets=, Requires=,
+        # Wants=): disabling chatd-irc.socket must keep IRC off across
+        # restarts of the service, and systemd passes a socket's fds to the
+        # service its Service= names without that.
+        with open(self.service) as f:
+            text = f.read()
+        self.assertNotRegex(text, r"(?m)^(Sockets|Requires|Wants|BindsTo)=")
 
 
 if __name__ == "__main__":
