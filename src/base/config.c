@@ -343,14 +343,15 @@ static char *parse_irc_bind(struct loader *ld, const struct key *key, const char
 	return NULL;
 }
 
-/* IRC puts the server's name in front of every line it sends (":name 001
- * nick ..."), as one word a client can tell from a nick: the characters of a
- * host name, as long as RFC 2812 allows. */
+/* Not isalnum(): the same whatever the locale. */
 static bool ascii_alnum(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
+/* IRC puts the server's name in front of every line it sends (":name 001
+ * nick ..."), as one word a client can tell from a nick: the characters of a
+ * host name, as long as RFC 2812 allows. */
 static bool server_name_valid(const char *name)
 {
 	size_t len = strlen(name);

@@ -17,7 +17,6 @@
 #include <systemd/sd-daemon.h>
 
 #include "base/log.h"
-#include "base/util.h"
 
 #define BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 
@@ -212,7 +211,14 @@ static int bind_configured(struct listener *l, const char *bind_address, int por
 			  r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
 		return -1;
 	}
-	for (struct addrinfo *ai = res; ai && l->count < LISTENER_MAX; ai = ai->ai_next) {
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		/* Cut short, the next protocol could be left without a socket. */
+		if (l->count == LISTENER_MAX) {
+			log_error("bind = %s (for %s): more than %d listening sockets in all", bind_address,
+				  listener_proto_name(proto), LISTENER_MAX);
+			freeaddrinfo(res);
+			return -1;
+		}
 		int fd = bind_one(ai, port);
 		if (fd == -EAFNOSUPPORT && strcmp(bind_address, "::") == 0) {
 			/* A kernel without IPv6: "all addresses" means all IPv4 ones. */
