@@ -14,13 +14,11 @@ drivers run against any IRC server). A test skips, saying why, only when its
 client is not installed (apt-get install weechat-headless weechat-plugins ii
 irssi tmux python3-irc); everything else is a failure.
 
-What a line client is shown of IRC users follows docs/protocol.md: chat
-`[nick] text`, actions `* nick text`, nick changes `* old is now known as
-new`, arrivals `>` and departures `<` lines naming the nick. The wording of a
-topic line is the line protocol's to fix (/topic is new with IRC): it is
-checked as a `#`, `*` or `=` line with the setter's nick and the text in it
-(the text alone for the topic shown on arriving in a room, and for the reply
-to one's own /topic).
+What a line client is shown of IRC users is docs/protocol.md's wording:
+`[nick] text`, `* nick text`, `* old is now known as new`, `> nick joined
+room`, `< nick left room: reason` (a PART), `< nick left: reason (N online)`
+(a QUIT), `* nick set the topic of room: text`, and on arriving in a room
+with a topic `= topic of room: text (set by nick)`.
 """
 import re
 
@@ -86,9 +84,7 @@ class LinePeer:
 
     def enter_room(self, room):
         self.send("/join " + room)
-        reply = self.expect(r"^= you joined %s \(" % re.escape(room))
-        # Kept for expect_topic_shown: the topic may come with the reply.
-        self.pending.insert(0, reply)
+        self.expect(r"^= you joined %s \(" % re.escape(room))
         self.room = room
 
     def leave_room(self):
@@ -107,23 +103,27 @@ class LinePeer:
         return self.expect(r"^\* %s %s$" % (re.escape(nick), re.escape(text)))
 
     def expect_arrival(self, nick):
-        return self.expect(r"^> %s (joined %s|entered \(\d+ online\))$"
-                           % (re.escape(nick), re.escape(self.room)))
+        return self.expect(r"^> %s joined %s$" % (re.escape(nick), re.escape(self.room)))
 
-    def expect_departure(self, nick):
-        return self.expect(r"^< %s\b" % re.escape(nick))
+    def expect_part(self, nick, reason):
+        return self.expect(r"^< %s left %s: %s$" % (re.escape(nick), re.escape(self.room),
+                                                     re.escape(reason)))
+
+    def expect_quit(self, nick, reason):
+        return self.expect(r"^< %s left: %s \(\d+ online\)$" % (re.escape(nick), re.escape(reason)))
 
     def expect_nick(self, old, new):
         return self.expect(r"^\* %s is now known as %s$" % (re.escape(old), re.escape(new)))
 
     def expect_topic(self, nick, text):
-        """nick set the room's topic to text."""
-        return self.expect(r"^[#*=] .*\b%s\b.*%s" % (re.escape(nick), re.escape(text)))
+        """nick set the room's topic to text (seen by the setter too)."""
+        return self.expect(r"^\* %s set the topic of %s: %s$"
+                           % (re.escape(nick), re.escape(self.room), re.escape(text)))
 
-    def expect_topic_shown(self, text):
-        """The topic, as shown on arriving in a room, or as the reply to
-        /topic."""
-        return self.expect(r"^[#*=] .*%s" % re.escape(text))
+    def expect_topic_shown(self, nick, text):
+        """The topic nick set, as shown on arriving in the room."""
+        return self.expect(r"^= topic of %s: %s \(set by %s\)$"
+                           % (re.escape(self.room), re.escape(text), re.escape(nick)))
 
 
 class IrcTestCase(ChatdTestCase):
@@ -242,11 +242,11 @@ class ChatClientTests:
         channel, come back, and leave the server."""
         srv, line, irc = self.pair(irc_first=False)
         irc.part("#games", "see you")
-        line.expect_departure(irc.nick)
+        line.expect_part(irc.nick, "see you")
         irc.join("#games")
         line.expect_arrival(irc.nick)
         irc.quit("gone for good")
-        line.expect_departure(irc.nick)
+        line.expect_quit(irc.nick, "gone for good")
         self.sync(line.client)
 
     def test_nick_changes_both_ways(self):
@@ -272,7 +272,7 @@ class ChatClientTests:
         irc.topic("#news", "first topic from IRC")
         irc.wait_topic("#news", irc.nick, "first topic from IRC")
         line = self.line_peer(srv, "linus", "news")
-        line.expect_topic_shown("first topic from IRC")
+        line.expect_topic_shown(irc.nick, "first topic from IRC")
         irc.topic("#news", "second topic from IRC")
         line.expect_topic(irc.nick, "second topic from IRC")
 
@@ -282,7 +282,7 @@ class ChatClientTests:
         srv = self.start_irc_server()
         line = self.line_peer(srv, "linus", "news")
         line.topic("topic from the line")
-        line.expect_topic_shown("topic from the line")
+        line.expect_topic("linus", "topic from the line")
         irc = self.irc_client(self.CLIENT, srv, self.NICK)
         mark = irc.mark(irc.event_where("topic_shown", "#news"))
         irc.join("#news")
