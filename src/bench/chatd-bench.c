@@ -10,7 +10,14 @@
  * one to touch its clients. What threads share: the per-thread acks arrays
  * (written by their owner, summed by a sender's owner to move its window),
  * a few atomic counters, and the phase. The generator's own CPU is reported
- * too, as it shares the machine with the server. */
+ * too, as it shares the machine with the server.
+ *
+ * Each client speaks one protocol: chatd's lines, IRC, or, with --proto
+ * mixed, either: every other client of a room speaks lines on --port, the
+ * others IRC on --irc-port (with one room: even clients lines, odd ones
+ * IRC), all in the same rooms (chatd's room benchK is IRC's #benchK), so
+ * that every line crosses from one protocol to the other on its way to half
+ * its recipients. */
 #include "autoconf.h"
 
 #include <dirent.h>
@@ -50,7 +57,7 @@
 #define EPOLL_BATCH 512
 #define READ_SLOT 16384       /* per client in a batch of io_uring reads */
 
-enum proto { PROTO_CHATD, PROTO_IRC };
+enum proto { PROTO_CHATD, PROTO_IRC, PROTO_MIXED /* the run only: a client speaks one */ };
 
 enum client_state { C_IDLE, C_CONNECTING, C_GREETING, C_JOINING, C_READY, C_DEAD };
 
@@ -62,6 +69,7 @@ struct client {
 	int fd;
 	int index;
 	int room;
+	enum proto proto;         /* PROTO_CHATD or PROTO_IRC */
 	enum client_state state;
 	char *in;                 /* unfinished input line */
 	size_t in_len, in_cap;
@@ -88,6 +96,7 @@ struct sender {
 struct options {
 	const char *host;
 	const char *port;
+	const char *irc_port;     /* --proto mixed: the IRC clients' port */
 	int clients, senders, rooms, threads;
 	int connect_parallel;     /* connections in progress at once, all threads */
 	uint32_t messages;
@@ -157,7 +166,8 @@ static struct sender *senders;
 static int *room_size;
 static atomic_int *room_dead;        /* clients of each room lost during the load */
 static struct gen *gens;
-static struct addrinfo *server_addr;
+static struct addrinfo *server_addr;      /* the line protocol's, or IRC's with --proto irc */
+static struct addrinfo *irc_addr;         /* --proto mixed: the IRC clients' */
 static uint64_t expected_deliveries;
 
 static atomic_int phase = PH_CONNECT;
@@ -443,7 +453,7 @@ static void send_text(struct client *c, const char *text)
 static void greet(struct client *c)
 {
 	char buf[128];
-	if (opt.proto == PROTO_IRC) {
+	if (c->proto == PROTO_IRC) {
 		snprintf(buf, sizeof(buf), "NICK b%d\r\nUSER b%d 0 * :chatd-bench\r\n", c->index, c->index);
 		send_text(c, buf);
 	}
@@ -462,9 +472,10 @@ static void join(struct gen *g, struct client *c)
 {
 	char buf[64];
 	g->connecting--;
-	if (opt.proto == PROTO_IRC) {
+	if (c->proto == PROTO_IRC) {
 		snprintf(buf, sizeof(buf), "JOIN #bench%d\r\n", c->room);
-	} else if (opt.rooms > 1) {
+	} else if (opt.rooms > 1 || opt.proto == PROTO_MIXED) {
+		/* Mixed: the room the IRC clients join as #bench0, not the lobby. */
 		snprintf(buf, sizeof(buf), "/join bench%d\n", c->room);
 	} else {
 		became_ready(g, c); /* everyone starts in the lobby */
@@ -479,7 +490,7 @@ static void send_bench_line(struct sender *s)
 	struct client *c = &clients[s->client];
 	char buf[128];
 	int n;
-	if (opt.proto == PROTO_IRC)
+	if (c->proto == PROTO_IRC)
 		n = snprintf(buf, sizeof(buf), "PRIVMSG #bench%d :" MARK "%d %" PRIu32 " %" PRIu64 "\r\n",
 			     s->room, c->sender, s->sent, now_ns());
 	else
@@ -569,7 +580,7 @@ static void on_line(struct gen *g, struct client *c, char *line, size_t len, uin
 {
 	if (len > 0 && line[len - 1] == '\r')
 		line[--len] = '\0';
-	if (opt.proto == PROTO_IRC) {
+	if (c->proto == PROTO_IRC) {
 		if (strncmp(line, "PING ", 5) == 0) {
 			line[1] = 'O'; /* PONG */
 			queue_out(c, line, len);
@@ -776,16 +787,27 @@ static void start_uring_reads(struct gen *g)
 
 /* ---- connecting -------------------------------------------------------- */
 
+static const struct addrinfo *client_addr(const struct client *c)
+{
+	return opt.proto == PROTO_MIXED && c->proto == PROTO_IRC ? irc_addr : server_addr;
+}
+
+static const char *client_port(const struct client *c)
+{
+	return opt.proto == PROTO_MIXED && c->proto == PROTO_IRC ? opt.irc_port : opt.port;
+}
+
 static void start_connect(struct gen *g, struct client *c)
 {
-	c->fd = socket(server_addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const struct addrinfo *addr = client_addr(c);
+	c->fd = socket(addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		die("socket: %s (raise the open files limit, ulimit -n)", strerror(errno));
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
-	if (connect(c->fd, server_addr->ai_addr, server_addr->ai_addrlen) < 0 && errno != EINPROGRESS)
-		die("connect to %s:%s: %s", opt.host, opt.port, strerror(errno));
+	if (connect(c->fd, addr->ai_addr, addr->ai_addrlen) < 0 && errno != EINPROGRESS)
+		die("connect to %s:%s: %s", opt.host, client_port(c), strerror(errno));
 	c->state = C_CONNECTING;
 	g->connecting++;
 	struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN, .data.ptr = c };
@@ -807,7 +829,7 @@ static void on_connected(struct gen *g, struct client *c)
 	socklen_t len = sizeof(err);
 	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 	if (err == ECONNREFUSED && atomic_load(&ready_total) == 0)
-		die("cannot connect to %s:%s: %s", opt.host, opt.port, strerror(err));
+		die("cannot connect to %s:%s: %s", opt.host, client_port(c), strerror(err));
 	if (err) {
 		char why[128];
 		snprintf(why, sizeof(why), "connect: %s", strerror(err));
@@ -1048,7 +1070,7 @@ static void usage(FILE *out)
 		"Usage: chatd-bench [--host H] [--port P] --clients N --senders S --messages M\n"
 		"                   [--rate R | --window W] [--rooms K] [--threads T] [--timeout SEC]\n"
 		"                   [--connect-only SECONDS] [--connect-parallel C] [--pid SERVER_PID]\n"
-		"                   [--proto chatd|irc] [--no-io-uring]\n"
+		"                   [--proto chatd|irc|mixed [--irc-port P]] [--no-io-uring]\n"
 		"\n"
 		"  --host H           server address (default 127.0.0.1)\n"
 		"  --port P           server port (default 7777)\n"
@@ -1064,6 +1086,9 @@ static void usage(FILE *out)
 		"  --connect-parallel C  connections being set up at once (default 200)\n"
 		"  --pid PID          report the server's CPU time and memory (from /proc)\n"
 		"  --proto irc        drive an IRC server (NICK/USER, JOIN, PRIVMSG, PONG)\n"
+		"  --proto mixed      every other client of a room speaks chatd's lines (to --port),\n"
+		"                     the others IRC (to --irc-port, needed): room benchK is #benchK\n"
+		"  --irc-port P       the server's IRC port, for --proto mixed\n"
 		"  --no-io-uring      read with one recvmsg per client, not in io_uring batches\n"
 		"\n"
 		"Exit status: 0 all lines arrived once and in order, 1 error, 2 usage,\n"
@@ -1093,7 +1118,8 @@ static void parse_options(int argc, char **argv)
 		{ "pid", required_argument, NULL, 'p' },      { "proto", required_argument, NULL, 'x' },
 		{ "threads", required_argument, NULL, 'T' },  { "connect-parallel", required_argument, NULL, 'C' },
 		{ "no-io-uring", no_argument, NULL, 'U' },    { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },        { NULL, 0, NULL, 0 },
+		{ "version", no_argument, NULL, 'V' },        { "irc-port", required_argument, NULL, 'I' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int o;
 	bool window_given = false;
@@ -1102,6 +1128,7 @@ static void parse_options(int argc, char **argv)
 		case 'H': opt.host = optarg; break;
 		case 'U': opt.no_io_uring = true; break;
 		case 'P': opt.port = optarg; break;
+		case 'I': opt.irc_port = optarg; break;
 		case 'n': opt.clients = (int)parse_number("--clients", optarg, 1, 1000000); break;
 		case 's': opt.senders = (int)parse_number("--senders", optarg, 0, 100000); break;
 		case 'm': opt.messages = (uint32_t)parse_number("--messages", optarg, 1, 100000000); break;
@@ -1121,8 +1148,10 @@ static void parse_options(int argc, char **argv)
 				opt.proto = PROTO_IRC;
 			else if (strcmp(optarg, "chatd") == 0)
 				opt.proto = PROTO_CHATD;
+			else if (strcmp(optarg, "mixed") == 0)
+				opt.proto = PROTO_MIXED;
 			else
-				die("--proto must be chatd or irc, not %s", optarg);
+				die("--proto must be chatd, irc or mixed, not %s", optarg);
 			break;
 		case 'V': printf("chatd-bench %s\n", PACKAGE_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
@@ -1133,6 +1162,10 @@ static void parse_options(int argc, char **argv)
 		usage(stderr);
 		exit(2);
 	}
+	if (opt.proto == PROTO_MIXED && !opt.irc_port)
+		die("--proto mixed needs --irc-port");
+	if (opt.irc_port && opt.proto != PROTO_MIXED)
+		die("--irc-port is for --proto mixed (with --proto irc, --port is the IRC port)");
 	if (opt.rate > 0 && window_given)
 		die("--rate and --window exclude each other");
 	if (!opt.connect_only && (opt.senders == 0 || opt.messages == 0))
@@ -1177,6 +1210,11 @@ static void setup(void)
 	for (int i = 0; i < opt.clients; i++) {
 		clients[i].index = i;
 		clients[i].room = i % opt.rooms;
+		/* Mixed: every other client of a room speaks IRC (with one room,
+		 * the odd ones), so that each room, and its senders (its first
+		 * clients), have both protocols. */
+		clients[i].proto = opt.proto == PROTO_MIXED && (i / opt.rooms) % 2 ? PROTO_IRC :
+				   opt.proto == PROTO_MIXED ? PROTO_CHATD : opt.proto;
 		clients[i].sender = -1;
 		clients[i].fd = -1;
 		room_size[clients[i].room]++;
@@ -1263,6 +1301,11 @@ int main(int argc, char **argv)
 	int r = getaddrinfo(opt.host, opt.port, &hints, &server_addr);
 	if (r != 0)
 		die("cannot resolve the host: %s", gai_strerror(r));
+	if (opt.proto == PROTO_MIXED) {
+		r = getaddrinfo(opt.host, opt.irc_port, &hints, &irc_addr);
+		if (r != 0)
+			die("cannot resolve the host or the IRC port: %s", gai_strerror(r));
+	}
 	setup();
 
 	struct server_usage before = { 0 }, after_connect = { 0 }, after = { 0 };
@@ -1367,7 +1410,9 @@ int main(int argc, char **argv)
 	double amax = (double)arrival.max / 1e6;
 	int drops = atomic_load(&disconnected);
 	printf("chatd-bench %s: %d clients in %d room%s%s, %d thread%s\n", PACKAGE_VERSION, opt.clients,
-	       opt.rooms, opt.rooms == 1 ? "" : "s", opt.proto == PROTO_IRC ? ", IRC protocol" : "",
+	       opt.rooms, opt.rooms == 1 ? "" : "s",
+	       opt.proto == PROTO_IRC ? ", IRC protocol" :
+	       opt.proto == PROTO_MIXED ? ", half of each room IRC" : "",
 	       opt.threads, opt.threads == 1 ? "" : "s");
 	if (connect_timed_out)
 		printf("  connect      only %d of %d clients ready after %.3f s\n", ready_count, opt.clients,
@@ -1419,7 +1464,7 @@ int main(int argc, char **argv)
 	       " misordered=%" PRIu64 " unexpected=%" PRIu64 " disconnected=%d timed_out=%d unsent=%" PRIu64
 	       " late_p50_ms=%.4f late_p99_ms=%.4f late_max_ms=%.4f generator_cpu_s=%.3f"
 	       " connect_generator_cpu_s=%.3f reads=%s",
-	       opt.proto == PROTO_IRC ? "irc" : "chatd", opt.clients, opt.senders, opt.messages, opt.rooms,
+	       opt.proto == PROTO_IRC ? "irc" : opt.proto == PROTO_MIXED ? "mixed" : "chatd", opt.clients, opt.senders, opt.messages, opt.rooms,
 	       opt.threads, opt.rate > 0 ? 0 : opt.window, opt.rate, ready_count, atomic_load(&connect_retries),
 	       connect_seconds, deliveries,
 	       expected_deliveries, send_seconds, rate, p50, p99, p999, max, a50, a99, a999, amax, unstamped, lost, duplicated, misordered,

@@ -110,6 +110,97 @@ class FaultyRelay:
         self.thread.join(10)
 
 
+class TwoProtocolRelay:
+    """A chat relay that speaks chatd's lines on one port and IRC on
+    another, in shared rooms (room R is IRC's #R), as chatd with an IRC
+    port does, as far as chatd-bench needs: line clients are greeted and
+    /join; IRC clients register (NICK, USER; a PING they must answer) and
+    JOIN; a line said in a room goes to its other members, each in its own
+    protocol. Counts what it relayed from each protocol to each. Loopback
+    only; stopped by close()."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.started = threading.Event()
+        self.members = {}  # room -> [(writer, proto)]
+        self.relayed = {}  # (from proto, to proto) -> lines
+        self.pongs = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        if not self.started.wait(10):
+            raise AssertionError("the relay did not start")
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.writers = []
+        self.servers = [self.loop.run_until_complete(asyncio.start_server(handler, "127.0.0.1", 0))
+                        for handler in (self._line_client, self._irc_client)]
+        self.port, self.irc_port = (srv.sockets[0].getsockname()[1] for srv in self.servers)
+        self.started.set()
+        self.loop.run_forever()
+        self.loop.close()
+
+    async def _shutdown(self):
+        for srv in self.servers:
+            srv.close()
+        for w in self.writers:
+            w.close()
+        await asyncio.gather(*(srv.wait_closed() for srv in self.servers),
+                             *(w.wait_closed() for w in self.writers), return_exceptions=True)
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.loop.stop()
+
+    def _say(self, room, writer, proto, nick, text):
+        for other, to in self.members.get(room, []):
+            if other is writer:
+                continue
+            if to == "irc":
+                other.write(b":%s!u@127.0.0.1 PRIVMSG #%s :%s\r\n" % (nick, room, text))
+            else:
+                other.write(b"[%s] %s\n" % (nick, text))
+            self.relayed[(proto, to)] = self.relayed.get((proto, to), 0) + 1
+
+    async def _line_client(self, reader, writer):
+        self.writers.append(writer)
+        nick = b"guest%d" % len(self.writers)
+        writer.write(b"> Connected to the chat server as %s (1 online)\n" % nick)
+        room = None
+        while line := await reader.readline():
+            line = line.rstrip(b"\n")
+            if line.startswith(b"/join "):
+                room = line[6:]
+                self.members.setdefault(room, []).append((writer, "line"))
+                writer.write(b"= you joined %s (%d here)\n" % (room, len(self.members[room])))
+            elif room is not None:
+                self._say(room, writer, "line", nick, line)
+
+    async def _irc_client(self, reader, writer):
+        self.writers.append(writer)
+        nick = None
+        while line := await reader.readline():
+            cmd, _, rest = line.rstrip(b"\r\n").partition(b" ")
+            if cmd == b"NICK":
+                nick = rest
+            elif cmd == b"USER":
+                writer.write(b":fake 001 %s :Welcome\r\nPING :fake\r\n" % nick)
+            elif cmd == b"PONG":
+                self.pongs += 1
+            elif cmd == b"JOIN":
+                room = rest[1:]
+                self.members.setdefault(room, []).append((writer, "irc"))
+                writer.write(b":%s!u@127.0.0.1 JOIN %s\r\n:fake 353 %s = %s :%s\r\n"
+                             b":fake 366 %s %s :End of /NAMES list.\r\n" % (nick, rest, nick, rest, nick, nick, rest))
+            elif cmd == b"PRIVMSG":
+                target, _, text = rest.partition(b" :")
+                self._say(target[1:], writer, "irc", nick, text)
+
+    def close(self):
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+        self.thread.join(10)
+
+
 class MinimalRelay:
     """bench/relay on a free loopback port, with THREADS threads; killed by
     close(). Its stderr goes to a file, read for sanitizer reports."""
@@ -219,6 +310,68 @@ class BenchTest(chatdtest.ChatdTestCase):
         self.assertEqual(status, 0, out)
         self.assertEqual(int(r["deliveries"]), 2 * 50 * 5)
 
+
+    def test_a_mixed_room_crosses_protocols(self):
+        for rooms in (1, 2):
+            relay = TwoProtocolRelay()
+            self.addCleanup(relay.close)
+            status, r, out = run_bench(relay.port, "--proto", "mixed", "--irc-port", relay.irc_port,
+                                       "--clients", 8, "--senders", 4, "--messages", 100, "--rooms", rooms,
+                                       "--window", 8, "--timeout", 20)
+            self.assertEqual(status, 0, out)
+            self.assertEqual(r["proto"], "mixed")
+            self.assertEqual(int(r["expected"]), 4 * 100 * (8 // rooms - 1))
+            self.assertEqual(r["deliveries"], r["expected"], out)
+            for key in ("lost", "duplicated", "misordered", "unexpected", "unsent", "timed_out", "disconnected"):
+                self.assertEqual(r[key], "0", key)
+            # Half of each room's clients, and of its senders, on each side:
+            # every pair of protocols carried lines.
+            self.assertEqual(sorted(relay.relayed), [(a, b) for a in ("irc", "line") for b in ("irc", "line")])
+            self.assertEqual(sum(relay.relayed.values()), int(r["expected"]))
+            self.assertEqual(relay.pongs, 8 // 2)  # every IRC client answered its PING
+
+    def irc_server(self):
+        """A chatd that also listens for IRC, and its IRC port; the test is
+        skipped where this chatd has no [irc] port."""
+        port = chatdtest.free_port()
+        config = {"irc": {"port": str(port)}, "limits": {"max_sendq": "16777216"}}
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "chatd.conf")
+            chatdtest.write_config(path, chatdtest.merged_config(config))
+            if chatdtest.run_chatd("-t", "-c", path).returncode != 0:
+                self.skipTest("this chatd has no [irc] port")
+        srv = self.start_server(config)
+        deadline = time.monotonic() + chatdtest.TIMEOUT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=chatdtest.TIMEOUT).close()
+                return srv, port
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def test_irc_and_a_mixed_room_against_chatd(self):
+        srv, irc_port = self.irc_server()
+        for proto, port, extra in (("irc", irc_port, []), ("mixed", srv.port, ["--irc-port", irc_port])):
+            status, r, out = run_bench(port, "--proto", proto, *extra, "--clients", 12, "--senders", 4,
+                                       "--messages", 300, "--window", 8, "--pid", srv.proc.pid,
+                                       "--timeout", 20)
+            self.assertEqual(status, 0, out)
+            self.assertEqual(r["proto"], proto)
+            self.assertEqual(int(r["expected"]), 4 * 300 * 11)
+            self.assertEqual(r["deliveries"], r["expected"], out)
+            for key in ("lost", "duplicated", "misordered", "unexpected", "unsent", "timed_out", "disconnected"):
+                self.assertEqual(r[key], "0", key)
+            self.assertGreater(float(r["server_cpu_s"]), 0)
+
+    def test_mixed_needs_an_irc_port(self):
+        status, _, out = run_bench(1, "--proto", "mixed", "--clients", 2, "--senders", 1, "--messages", 1)
+        self.assertEqual(status, 1)
+        self.assertIn("--proto mixed needs --irc-port", out)
+        status, _, out = run_bench(1, "--irc-port", 2, "--clients", 2, "--senders", 1, "--messages", 1)
+        self.assertEqual(status, 1)
+        self.assertIn("--irc-port is for --proto mixed", out)
 
     def test_the_minimal_relay_delivers_every_line_once_in_order(self):
         relay = self.minimal_relay()
