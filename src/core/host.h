@@ -24,6 +24,9 @@ struct rooms *worker_rooms(const struct worker *w);
 /* The shared MOTD lines ("# ...\n" each) of the current config, or NULL. */
 struct msg *worker_motd(const struct worker *w);
 bool worker_shutting_down(const struct worker *w);
+/* A number no other event of the server's life has (IRC's msgid, and
+ * room_send.once), without a shared counter. */
+uint64_t worker_event_id(struct worker *w);
 /* CLOCK_MONOTONIC in ms, read once per loop iteration. */
 uint64_t worker_now_ms(const struct worker *w);
 /* How long, since SINCE_MS, this worker was not running (the last stall

@@ -104,6 +104,11 @@ bool worker_log_allowed(struct worker *w, const struct session *s, int priority,
 	return ip_limit_log_allowed(w->pool->ip_limit, &container_of(s, struct conn, s)->ip, priority, w->now_ms, ret);
 }
 
+uint64_t worker_event_id(struct worker *w)
+{
+	return ++w->events * (uint64_t)w->pool->count + (uint64_t)w->index;
+}
+
 void worker_online_changed(struct worker *w)
 {
 	struct worker_pool *pool = w->pool;

@@ -35,6 +35,7 @@ struct worker {
 	int tick_fd;              /* every TICK_MS: idle and stalled connections */
 	uint64_t now_ms;          /* CLOCK_MONOTONIC, read once per loop iteration */
 	uint64_t epoch;           /* loop iterations so far */
+	uint64_t events;          /* worker_event_id() handed out */
 	size_t read_budget;       /* what this iteration may still read */
 	unsigned rotation;        /* where handling an epoll batch starts */
 	uint64_t stall_end_ms;    /* when the last stall was seen (0: never) */
