@@ -511,7 +511,7 @@ bool rooms_info(struct rooms *r, const char *name, struct room_info *ret)
 	return room != NULL;
 }
 
-size_t rooms_names(struct rooms *r, const char *name, struct room_entry **ret)
+size_t rooms_names(struct rooms *r, const char *name, bool sorted, struct room_entry **ret)
 {
 	size_t n = 0;
 	struct room_entry *list = NULL;
@@ -535,7 +535,7 @@ size_t rooms_names(struct rooms *r, const char *name, struct room_entry **ret)
 	}
 	pthread_mutex_unlock(&r->lock);
 
-	if (n)
+	if (n && sorted)
 		qsort(list, n, sizeof(*list), compare_entries);
 	*ret = list;
 	return n;

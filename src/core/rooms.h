@@ -227,9 +227,10 @@ bool rooms_whois(struct rooms *r, const char *nick, struct member_info *ret);
 /* Room NAME's facts; false when there is no such room. */
 bool rooms_info(struct rooms *r, const char *name, struct room_info *ret);
 
-/* The members of room NAME, sorted ignoring case (free() the array); 0
- * and NULL when there is no such room. */
-size_t rooms_names(struct rooms *r, const char *name, struct room_entry **ret);
+/* The members of room NAME, sorted ignoring case when SORTED, else in
+ * the order they came (free() the array); 0 and NULL when there is no
+ * such room. */
+size_t rooms_names(struct rooms *r, const char *name, bool sorted, struct room_entry **ret);
 
 /* Every room, sorted by name; free() the array. */
 size_t rooms_list(struct rooms *r, struct room_info **ret);

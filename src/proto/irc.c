@@ -639,24 +639,23 @@ static const char *prefixes(const struct session *s, bool op, bool voice)
 static void send_names_of(struct worker *w, struct session *s, const char *name)
 {
 	struct room_entry *list;
-	size_t n = rooms_names(worker_rooms(w), name, &list);
+	size_t n = rooms_names(worker_rooms(w), name, false, &list);
 	bool userhost = state(s)->caps & CAP_USERHOST_IN_NAMES;
 	char line[IRC_LINE_MAX + 1], item[2 * NAME_MAX_LEN + USER_MAX_LEN + HOST_MAX_LEN + 8];
 	int head = snprintf(line, sizeof(line), ":%s 353 %s = #%s :", server_name(w), me(s), name);
 	size_t len = (size_t)head;
 
 	for (size_t i = 0; i < n; i++) {
-		int il = userhost ? snprintf(item, sizeof(item), "%s%s!%s@%s",
-					     prefixes(s, list[i].op, list[i].voice), list[i].nick,
-					     list[i].user, list[i].host)
-				  : snprintf(item, sizeof(item), "%s%s",
-					     prefixes(s, list[i].op, list[i].voice), list[i].nick);
-		if (len + (size_t)il + 1 > IRC_LINE_MAX) {
+		const char *mark = prefixes(s, list[i].op, list[i].voice);
+		size_t il = userhost ? join(item, sizeof(item), mark, list[i].nick, "!", list[i].user,
+					    "@", list[i].host, NULL)
+				     : join(item, sizeof(item), mark, list[i].nick, NULL);
+		if (len + il + 1 > IRC_LINE_MAX) {
 			send_text(w, s, line, len - 1);
 			len = (size_t)head;
 		}
-		memcpy(line + len, item, (size_t)il);
-		len += (size_t)il;
+		memcpy(line + len, item, il);
+		len += il;
 		line[len++] = ' ';
 	}
 	if (len > (size_t)head)
@@ -891,7 +890,7 @@ static void do_who(struct worker *w, struct session *s, const struct irc_message
 	if (msg->count > 0 && room_name(msg->params[0], msg->param_len[0], name) &&
 	    rooms_info(worker_rooms(w), name, &room)) {
 		struct room_entry *list;
-		size_t n = rooms_names(worker_rooms(w), room.name, &list);
+		size_t n = rooms_names(worker_rooms(w), room.name, false, &list);
 		char channel[NAME_MAX_LEN + 2];
 		snprintf(channel, sizeof(channel), "#%s", room.name);
 		for (size_t i = 0; i < n; i++)

@@ -245,7 +245,7 @@ static void do_who(struct worker *w, struct session *s, const struct command *cm
 	if (!my)
 		return;
 	struct room_entry *nicks;
-	size_t n = rooms_names(worker_rooms(w), my->name, &nicks);
+	size_t n = rooms_names(worker_rooms(w), my->name, true, &nicks);
 	size_t first, page, pages;
 
 	if (!page_bounds(w, s, cmd, n, WHO_PAGE, &first, &page, &pages)) {
