@@ -908,6 +908,10 @@ static void finish(struct loader *ld)
 		}
 		set_motd(cfg, lines, count);
 	}
+	/* max_per_ip = 0 says "no limits per address": the rate of new
+	 * connections per address goes with it, unless set too. */
+	if (cfg->max_per_ip == 0 && !ld->key_line[KEY_CONNECT_RATE])
+		cfg->connect_rate = 0;
 	check_motd_fits(ld);
 	check_irc(ld);
 }

@@ -735,6 +735,24 @@ static void test_sendq_vs_line(void)
 	       "t.conf:2: max_line: must be 64..1048576");
 }
 
+/* max_per_ip = 0 turns the per-address connection rate off too, unless
+ * that is set as well, in either order. */
+static void test_per_address_limits_off(void)
+{
+	struct config *cfg = EXPECT_OK("[limits]\nmax_per_ip = 0\n");
+	CHECK_INT(cfg->connect_rate, 0);
+	config_unref(cfg);
+	cfg = EXPECT_OK("[limits]\nmax_per_ip = 0\nconnect_rate = 5\n");
+	CHECK_INT(cfg->connect_rate, 5);
+	config_unref(cfg);
+	cfg = EXPECT_OK("[limits]\nconnect_rate = 5\nmax_per_ip = 0\n");
+	CHECK_INT(cfg->connect_rate, 5);
+	config_unref(cfg);
+	cfg = EXPECT_OK("[limits]\nmax_per_ip = 3\n");
+	CHECK_INT(cfg->connect_rate, 10);
+	config_unref(cfg);
+}
+
 static void test_sections_and_keys(void)
 {
 	/* One message per unknown section, at its header; its keys are not
@@ -1219,6 +1237,7 @@ int main(void)
 	test_irc_port_clash();
 	test_irc_unusable_host_name();
 	test_sendq_vs_line();
+	test_per_address_limits_off();
 	test_sections_and_keys();
 	test_many_errors();
 	test_long_lines();
