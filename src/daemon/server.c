@@ -20,6 +20,7 @@
 #include "core/rooms.h"
 #include "net/worker.h"
 #include "net/writer.h"
+#include "proto/codec.h"
 
 #define ACCEPT_BATCH 64 /* per wake-up, so signals are never starved */
 
@@ -145,14 +146,14 @@ static struct ip_limit_policy ip_policy(const struct config *cfg)
 
 /* Turns a connection away with one "!" line; nobody else notices. The log
  * says so within [log] per_address_burst. */
-static void reject(struct server *s, int fd, const char *peer, const struct ip_key *ip,
-		   uint64_t now_ms, const char *reason, const char *why)
+static void reject(struct server *s, int fd, enum proto proto, const char *peer,
+		   const struct ip_key *ip, uint64_t now_ms, const char *reason, const char *why)
 {
-	char line[160];
-	int n = snprintf(line, sizeof(line), "! %s\n", why);
+	struct msg *m = codec_refusal(proto, peer, why);
 	/* A fresh socket's buffer takes this line; if not, the client is gone. */
-	ssize_t w = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t w = send(fd, m->data, m->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)w;
+	msg_unref(m);
 	close(fd);
 	struct log_note note;
 	if (ip_limit_log_allowed(s->pool.ip_limit, ip, LOG_NOTICE, now_ms, &note))
@@ -179,7 +180,7 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 		ip_key_from_sockaddr((struct sockaddr *)&addr, &ip);
 		if (atomic_load(&s->pool.connections) >= s->cfg->max_clients) {
 			snprintf(why, sizeof(why), "server full (max %d clients)", s->cfg->max_clients);
-			reject(s, fd, peer, &ip, now, "full", why);
+			reject(s, fd, ls->proto, peer, &ip, now, "full", why);
 			continue;
 		}
 		switch (ip_limit_acquire(s->pool.ip_limit, &ip, now)) {
@@ -188,12 +189,12 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 		case IP_TOO_MANY:
 			snprintf(why, sizeof(why), "too many connections from your address (max %d)",
 				 s->cfg->max_per_ip);
-			reject(s, fd, peer, &ip, now, "per_ip", why);
+			reject(s, fd, ls->proto, peer, &ip, now, "per_ip", why);
 			continue;
 		case IP_TOO_FAST:
 			snprintf(why, sizeof(why), "too many new connections from your address "
 				 "(at most %d a second): try again in a moment", s->cfg->connect_rate);
-			reject(s, fd, peer, &ip, now, "rate", why);
+			reject(s, fd, ls->proto, peer, &ip, now, "rate", why);
 			continue;
 		}
 		int family = ((struct sockaddr *)&addr)->sa_family;

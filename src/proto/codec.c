@@ -3,6 +3,7 @@
 
 #include "proto/codec.h"
 
+#include "base/util.h"
 #include "proto/irc.h"
 #include "proto/line.h"
 
@@ -58,6 +59,16 @@ bool codec_idle(struct worker *w, struct session *s, uint64_t idle_ms)
 	if (s->proto == PROTO_IRC)
 		return irc_idle(w, s, idle_ms);
 	return true;
+}
+
+struct msg *codec_refusal(enum proto proto, const char *peer, const char *why)
+{
+	if (proto == PROTO_IRC) {
+		char host[64];
+		peer_host(peer, host, sizeof(host));
+		return msg_printf("ERROR :Closing Link: %s (%s)\r\n", host, why);
+	}
+	return msg_printf("! %s\n", why);
 }
 
 struct msg *codec_motd(char *const *lines, size_t count)

@@ -34,6 +34,10 @@ bool codec_too_long(struct worker *w, struct session *s);
  * client that did not answer a PING). */
 bool codec_idle(struct worker *w, struct session *s, uint64_t idle_ms);
 
+/* What a connection to PROTO's port from PEER that is refused at once
+ * (server full, too many from its address) is sent: WHY, in its words. */
+struct msg *codec_refusal(enum proto proto, const char *peer, const char *why);
+
 /* The MOTD as line clients read it, or NULL when there is none. */
 struct msg *codec_motd(char *const *lines, size_t count);
 

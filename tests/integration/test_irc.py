@@ -676,6 +676,15 @@ class MixedTest(IrcTestCase):
 
 
 class LimitsTest(IrcTestCase):
+    def test_a_full_server_refuses_an_irc_client_in_irc(self):
+        srv = self.start(server={"max_clients": "1"})
+        self.line(srv)
+        c = self.irc()
+        m = c.msg()
+        self.assertEqual(m.command, "ERROR")
+        self.assertEqual(m.params[-1], "Closing Link: 127.0.0.1 (server full (max 1 clients))")
+        self.assertTrue(c.closed())
+
     def test_flooding_irc_client_is_told_then_cut(self):
         srv = self.start(limits={"rate": "5", "burst": "5", "max_per_ip": "0",
                                  "connect_rate": "0", "announce_rate": "0"})
