@@ -29,6 +29,9 @@
 #define USERHOST_MAX 5
 #define ISON_MAX 64
 #define WHO_MAX 200     /* users a WHO mask lists at most */
+/* A connection that has not registered by then (or by [irc] ping_timeout,
+ * when shorter) is let go. */
+#define REGISTRATION_TIMEOUT_MS (60 * 1000)
 
 /* ---- capabilities -------------------------------------------------------- */
 
@@ -58,6 +61,7 @@ struct irc_state {
 	bool have_user;
 	bool ping_sent;        /* a PING of ours is unanswered */
 	unsigned caps;
+	uint64_t opened_ms;    /* when it connected */
 	char nick[NAME_MAX_LEN + 1]; /* asked for before registration; "" none */
 };
 
@@ -1355,6 +1359,7 @@ void irc_open(struct worker *w, struct session *s)
 {
 	struct irc_state *st = xcalloc(1, sizeof(*st));
 	st->pass_ok = worker_config(w)->irc_password == NULL;
+	st->opened_ms = worker_now_ms(w);
 	s->codec_state = st;
 	s->member.format = FORMAT_IRC;
 	peer_host(s->peer, s->member.host, sizeof(s->member.host));
@@ -1425,6 +1430,14 @@ bool irc_idle(struct worker *w, struct session *s, uint64_t idle_ms)
 	struct irc_state *st = state(s);
 	uint64_t timeout_ms = (uint64_t)worker_config(w)->irc_ping_timeout * 1000;
 
+	/* A connection holds a slot: one that never registers (a port
+	 * scanner, a stuck client) does not hold it for long. */
+	uint64_t register_ms = timeout_ms && timeout_ms < REGISTRATION_TIMEOUT_MS
+			       ? timeout_ms : REGISTRATION_TIMEOUT_MS;
+	if (!chat_joined(s) && worker_now_ms(w) - st->opened_ms >= register_ms) {
+		closing(w, s, "unregistered", "Registration timed out");
+		return true;
+	}
 	if (timeout_ms == 0)
 		return true;
 	if (idle_ms >= timeout_ms)

@@ -546,6 +546,8 @@ class CapsTest(IrcTestCase):
 class PingTest(IrcTestCase):
     def test_a_silent_client_is_pinged_and_one_that_answers_stays(self):
         self.start(irc={"ping_timeout": "10"})
+        unregistered = self.irc()
+        unregistered.send("NICK never")
         quiet = self.irc("quiet")
         answers = self.irc("answers")
         self.assertEqual(answers.msg(timeout=8).command, "PING")
@@ -556,6 +558,11 @@ class PingTest(IrcTestCase):
         self.assertEqual(m.command, "ERROR")
         self.assertIn("PING", m.params[-1])
         self.assertTrue(quiet.closed())
+        m = unregistered.msg(timeout=2)
+        while m.command == "PING":  # pinged too, but answering does not register it
+            m = unregistered.msg(timeout=2)
+        self.assertEqual(m.command, "ERROR")
+        self.assertIn("Registration timed out", m.params[-1])
         answers.sync()
 
 
