@@ -143,3 +143,23 @@ void peer_host(const char *peer, char *ret, size_t size)
 	memcpy(ret + at, start, len);
 	ret[at + len] = '\0';
 }
+
+size_t str_join(char *dst, size_t size, ...)
+{
+	va_list ap;
+	size_t n = 0;
+
+	if (size == 0)
+		return 0;
+	va_start(ap, size);
+	for (const char *p; (p = va_arg(ap, const char *));) {
+		size_t len = strlen(p);
+		if (len > size - 1 - n)
+			len = size - 1 - n;
+		memcpy(dst + n, p, len);
+		n += len;
+	}
+	va_end(ap);
+	dst[n] = '\0';
+	return n;
+}

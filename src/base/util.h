@@ -27,6 +27,10 @@ char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 bool ascii_equal_nocase(const char *a, const char *b);
 void ascii_lower(char *dst, const char *src, size_t dst_size);
 
+/* Joins the strings up to a NULL into DST (SIZE bytes, cut to fit,
+ * NUL-terminated); returns the length. For hot paths, without printf. */
+size_t str_join(char *dst, size_t size, ...);
+
 /* The address part of a peer "1.2.3.4:5" or "[::1]:5", as a host name
  * (IRC's user@host): "0::1" for "::1", since a leading ':' would start an
  * IRC parameter. */
