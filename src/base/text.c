@@ -110,10 +110,12 @@ bool text_is_formatting(char c)
 	}
 }
 
-static size_t clean(char *dst, const char *src, size_t len, bool keep_formatting)
+static size_t clean(char *dst, const char *src, size_t len, bool keep_formatting,
+		    bool *ret_formatting)
 {
 	const unsigned char *s = (const unsigned char *)src;
 	size_t in = 0, out = 0;
+	bool formatting = false;
 
 	while (in < len) {
 		unsigned char c = s[in];
@@ -123,8 +125,12 @@ static size_t clean(char *dst, const char *src, size_t len, bool keep_formatting
 			continue;
 		}
 		if (c < 0x80) {
-			if (c == '\t' || (keep_formatting && text_is_formatting((char)c)))
+			if (c == '\t') {
 				dst[out++] = (char)c;
+			} else if (keep_formatting && text_is_formatting((char)c)) {
+				dst[out++] = (char)c;
+				formatting = true;
+			}
 			in++; /* other C0 controls and DEL */
 			continue;
 		}
@@ -144,17 +150,19 @@ static size_t clean(char *dst, const char *src, size_t len, bool keep_formatting
 		out += n;
 		in += n;
 	}
+	if (ret_formatting)
+		*ret_formatting = formatting;
 	return out;
 }
 
 size_t text_clean(char *dst, const char *src, size_t len)
 {
-	return clean(dst, src, len, false);
+	return clean(dst, src, len, false, NULL);
 }
 
 size_t text_clean_chat(char *dst, const char *src, size_t len)
 {
-	return clean(dst, src, len, true);
+	return clean(dst, src, len, true, NULL);
 }
 
 static bool is_digit(char c)
@@ -239,12 +247,13 @@ void text_buf_clean(struct text_buf *b, const char *src, size_t len)
 {
 	b->text = TEXT_CLEAN_MAX(len) <= sizeof(b->stack) ? b->stack : xmalloc(TEXT_CLEAN_MAX(len));
 	b->len = text_clean(b->text, src, len);
+	b->formatting = false;
 }
 
 void text_buf_clean_chat(struct text_buf *b, const char *src, size_t len)
 {
 	b->text = TEXT_CLEAN_MAX(len) <= sizeof(b->stack) ? b->stack : xmalloc(TEXT_CLEAN_MAX(len));
-	b->len = text_clean_chat(b->text, src, len);
+	b->len = clean(b->text, src, len, true, &b->formatting);
 }
 
 bool text_buf_blank(const struct text_buf *b)

@@ -43,6 +43,7 @@ size_t text_strip_formatting(char *dst, const char *src, size_t len);
 struct text_buf {
 	char *text;
 	size_t len;
+	bool formatting;   /* IRC formatting was kept (text_buf_clean_chat) */
 	char stack[8192];
 };
 

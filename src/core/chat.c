@@ -182,6 +182,7 @@ void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 	struct chat_event ev = event_by(w, s, CHAT_LEFT);
 	ev.online = online;
 	ev.text = c.text;
+	ev.formatting = c.formatting;
 	ev.text_len = blank ? 0 : c.len;
 	struct encoded e = { 0 };
 	struct membership *ms;
@@ -301,6 +302,7 @@ int chat_part(struct worker *w, struct session *s, const char *name, const char 
 	struct chat_event ev = event_by(w, s, CHAT_PARTED);
 	ev.room = ms->room->name;
 	ev.text = c.text;
+	ev.formatting = c.formatting;
 	ev.text_len = text_buf_blank(&c) ? 0 : c.len;
 	departed(w, s, ms, &ev, echo);
 	text_buf_free(&c);
@@ -337,6 +339,7 @@ bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_
 		struct chat_event ev = event_by(w, s, kind);
 		ev.room = room->name;
 		ev.text = c.text;
+		ev.formatting = c.formatting;
 		ev.text_len = c.len;
 		ev.notice = notice;
 		tell_room(w, s, room, false, &ev);
@@ -390,6 +393,7 @@ int chat_private(struct worker *w, struct session *s, const char *nick, const ch
 		struct chat_event ev = event_by(w, s, CHAT_PRIVATE);
 		ev.other = to.nick;
 		ev.text = c.text;
+		ev.formatting = c.formatting;
 		ev.text_len = c.len;
 		ev.notice = notice;
 		ev.action = action;
@@ -426,6 +430,7 @@ int chat_topic(struct worker *w, struct session *s, const char *name, const char
 	ev.room = ms->room->name;
 	ev.text = topic;
 	ev.text_len = n;
+	ev.formatting = text_has_formatting(topic, n);
 	tell_room(w, s, ms->room, true, &ev);
 	return 0;
 }
@@ -484,6 +489,7 @@ void chat_kicked(struct worker *w, struct session *s, struct kick *k)
 					 .host = k->by_host, .room = ms->room->name,
 					 .other = s->member.nick, .text = k->reason,
 					 .text_len = k->reason_len, .id = worker_event_id(w),
+					 .formatting = text_has_formatting(k->reason, k->reason_len),
 					 .time_ms = wall_ms(), .server = server_of(w) };
 		struct encoded e = { 0 };
 		worker_room_unlink(w, ms);
@@ -512,8 +518,16 @@ void chat_away(struct worker *w, struct session *s, const char *text, size_t len
 
 void chat_set_format(struct worker *w, struct session *s, enum format format)
 {
-	if (s->member.format != format)
-		rooms_set_format(worker_rooms(w), &s->member, format);
+	struct membership *ms;
+
+	if (s->member.format == format)
+		return;
+	/* Each format's members are a list of their own (see room_local()). */
+	TAILQ_FOREACH(ms, &s->member.rooms, member_link)
+		worker_room_unlink(w, ms);
+	rooms_set_format(worker_rooms(w), &s->member, format);
+	TAILQ_FOREACH(ms, &s->member.rooms, member_link)
+		worker_room_link(w, ms);
 }
 
 void chat_quit(struct worker *w, struct session *s, const char *farewell, size_t len)

@@ -40,13 +40,14 @@ struct chat_event {
 	const char *host;
 	const char *room;
 	const char *other;
-	const char *text;  /* cleaned (text_clean), not NUL-terminated */
+	const char *text;  /* cleaned (text_clean_chat), not NUL-terminated */
 	size_t text_len;
 	int online;        /* everyone connected, at the moment of the event */
 	unsigned count;
 	int rate;
 	bool notice;       /* CHAT_SAID, CHAT_PRIVATE: a notice, not a message */
 	bool action;       /* CHAT_PRIVATE: an action (/me) */
+	bool formatting;   /* text holds IRC formatting (text_is_formatting) */
 	uint64_t id;       /* unique for the server's life (IRC msgid); 0: none */
 	const char *server; /* the server's name ([irc] server_name) */
 	int64_t time_ms;   /* when, in ms since the epoch (IRC server-time) */

@@ -180,9 +180,10 @@ static struct membership *join_locked(struct rooms *r, struct member *m, const c
 		atomic_init(&room->refs, 1); /* the registry's, while not empty */
 		snprintf(room->name, sizeof(room->name), "%s", name);
 		TAILQ_INIT(&room->members);
-		room->local = xcalloc((size_t)r->workers, sizeof(*room->local));
-		for (int w = 0; w < r->workers; w++)
-			TAILQ_INIT(&room->local[w]);
+		size_t lists = (size_t)r->workers * FORMAT_COUNT;
+		room->local = xcalloc(lists, sizeof(*room->local));
+		for (size_t i = 0; i < lists; i++)
+			TAILQ_INIT(&room->local[i]);
 		room->created = time(NULL);
 		room->topic_ops = true;
 		room->no_external = true;

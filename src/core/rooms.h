@@ -9,8 +9,9 @@
  * locking. Operator status, topics and modes are read and changed under the
  * lock by anyone (an operator gives +o to a member of another worker).
  *
- * A room also keeps, for each worker, the list of that worker's
- * memberships in it (room->local[w]). Only worker w touches local[w],
+ * A room also keeps, for each worker and format, the list of that
+ * worker's memberships in it reading that format (room_local()). Only
+ * worker w touches its lists,
  * without any lock: that is what lets a worker fan a line out to its own
  * connections while other workers do the same. Rooms are reference
  * counted: by the registry while anyone is in them, by each membership,
@@ -51,7 +52,7 @@ struct membership {
 	struct room *room;             /* a reference */
 	TAILQ_ENTRY(membership) room_link;   /* room->members: registry lock */
 	TAILQ_ENTRY(membership) member_link; /* member->rooms: see the top */
-	TAILQ_ENTRY(membership) local_link;  /* room->local[worker]: worker-local */
+	TAILQ_ENTRY(membership) local_link;  /* room_local(): worker-local */
 	uint64_t joined_seq;  /* the room's sequence number of the arrival */
 	uint64_t change_seq;  /* and of the last departure or rename: taken under
 			       * the lock with the change, so that nobody who
@@ -59,31 +60,34 @@ struct membership {
 	unsigned left_count;  /* members left in the room after its departure */
 	bool op;              /* a channel operator: registry lock */
 	bool voice;           /* +v (IRC's voice; changes nothing): registry lock */
-	bool linked;          /* in room->local (worker-local) */
+	bool linked;          /* in room_local() (worker-local) */
+	enum format linked_format; /* which one */
 };
 
 TAILQ_HEAD(membership_list, membership);
 
 struct member {
+	/* First, what a fan-out reads of every recipient. */
+	enum format format;            /* changed only by rooms_set_format() */
+
 	/* Guarded by the registry lock; written only by the owning worker
 	 * (away and the rest too: others read them under the lock). */
+	bool registered;               /* its nick is in the registry */
+	bool invisible;                /* IRC's +i: not listed by WHO masks */
+	unsigned room_count;
+	struct membership_list rooms;  /* in the order joined */
 	struct name_entry nick_entry;
 	char nick[NAME_MAX_LEN + 1];
-	bool registered;               /* its nick is in the registry */
-	struct membership_list rooms;  /* in the order joined */
-	unsigned room_count;
 	char away[AWAY_MAX_LEN + 1];   /* "": here */
-	bool invisible;                /* IRC's +i: not listed by WHO masks */
 
 	/* Set before rooms_enter() and constant after. */
-	char user[USER_MAX_LEN + 1];
-	char host[HOST_MAX_LEN + 1];
-	char realname[REALNAME_MAX_LEN + 1];
-	enum format format;            /* changed only by rooms_set_format() */
-	time_t signon;
 	int worker;
 	int fd;
 	uint64_t conn_id;
+	time_t signon;
+	char user[USER_MAX_LEN + 1];
+	char host[HOST_MAX_LEN + 1];
+	char realname[REALNAME_MAX_LEN + 1];
 };
 
 struct room {
@@ -109,7 +113,7 @@ struct room {
 	time_t created;
 	bool topic_ops;                /* +t: only operators set the topic */
 	bool no_external;              /* +n: only members say things to it */
-	struct membership_list *local; /* [workers]; local[w] owned by worker w */
+	struct membership_list *local; /* see room_local() */
 };
 
 /* Where a nick's connection lives, for a private message or a kick. */
@@ -269,6 +273,12 @@ uint64_t room_next_seq(struct room *room);
 static inline bool room_formats(struct room *room, enum format f)
 {
 	return atomic_load(&room->formats[f]) > 0;
+}
+
+/* Worker W's members of ROOM reading FORMAT: only W touches the list. */
+static inline struct membership_list *room_local(struct room *room, int w, enum format format)
+{
+	return &room->local[(size_t)w * FORMAT_COUNT + (size_t)format];
 }
 
 struct room *room_ref(struct room *room);

@@ -16,8 +16,8 @@
 struct session {
 	uint64_t id;          /* unique for the server's life (fds are reused) */
 	enum proto proto;     /* what it speaks */
+	struct member member; /* nick and rooms, once registered */
 	char peer[PEER_MAX];  /* the client's address, for the log */
-	struct member member; /* nick and room, once registered */
 	struct flood flood;   /* [limits] rate and burst */
 	size_t dropped_bytes; /* of over-long lines, not yet charged to flood */
 	void *codec_state;    /* the protocol's own, owned by proto/codec.c */

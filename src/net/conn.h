@@ -31,14 +31,16 @@ enum conn_state {
 };
 
 struct conn {
+	/* What a fan-out reads of each recipient first, together: state,
+	 * last_once, then s.id and s.member.format. */
 	int fd;
 	enum conn_state state;
+	uint64_t last_once;        /* the last room_send.once it was sent */
 	struct session s;          /* what the chat core knows of it */
 
 	struct framer framer;
 	struct ip_key ip;          /* counted in the pool's ip_limit until closed */
 	uint64_t last_line_ms;     /* for idle_timeout */
-	uint64_t last_once;        /* the last room_send.once it was sent */
 	uint64_t partial_since_ms; /* a started line waits since; 0: none */
 
 	/* Output: a ring of messages; out_offset bytes of the first are sent. */

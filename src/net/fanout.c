@@ -49,59 +49,94 @@ void worker_send(struct worker *w, struct session *s, struct msg *m)
 
 void worker_room_link(struct worker *w, struct membership *ms)
 {
-	TAILQ_INSERT_TAIL(&ms->room->local[w->index], ms, local_link);
+	ms->linked_format = ms->member->format;
+	TAILQ_INSERT_TAIL(room_local(ms->room, w->index, ms->linked_format), ms, local_link);
 	ms->linked = true;
 }
 
 void worker_room_unlink(struct worker *w, struct membership *ms)
 {
 	if (ms->linked) {
-		TAILQ_REMOVE(&ms->room->local[w->index], ms, local_link);
+		TAILQ_REMOVE(room_local(ms->room, w->index, ms->linked_format), ms, local_link);
 		ms->linked = false;
 	}
 }
 
 /* Fans N lines out to this worker's members of ROOM, in order; LINES[k]
- * goes to the members reading LINES[k].format, but not to connection
- * LINES[k].id, nor to one that already got a line of the same .once.
- * Member by member rather than line by line: a batch from another worker
- * touches each connection once. Counts in w->queued[k] how many queues
- * took line k; the caller adds those references. */
+ * goes to the members reading LINES[k].format (each format's members are
+ * a list of their own), but not to connection LINES[k].id, nor to one that
+ * already got a line of the same .once. Member by member rather than line
+ * by line: a batch from another worker touches each connection once.
+ * Counts in w->queued[k] how many queues took line k; the caller adds
+ * those references. */
 static void deliver_room(struct worker *w, struct room *room, const struct event *lines, size_t n)
 {
-	struct membership *ms;
 	size_t cap = queue_cap(w);
 
 	if (n > w->queued_cap) {
 		w->queued_cap = n;
 		w->queued = xrealloc(w->queued, n * sizeof(*w->queued));
+		w->picked = xrealloc(w->picked, n * sizeof(*w->picked));
 	}
 	memset(w->queued, 0, n * sizeof(*w->queued));
-	TAILQ_FOREACH(ms, &room->local[w->index], local_link) {
-		struct conn *c = container_of(ms->member, struct conn, s.member);
-		if (c->state != CONN_OPEN)
+	for (int f = 0; f < FORMAT_COUNT; f++) {
+		/* The lines in this format, in order. */
+		size_t m = 0;
+		for (size_t k = 0; k < n; k++)
+			if (lines[k].format == (enum format)f)
+				w->picked[m++] = k;
+		if (m == 0)
 			continue;
-		enum format format = c->s.member.format;
-		bool any = false;
-		for (size_t k = 0; k < n; k++) {
-			/* Not to its sender, nor about what happened in the room
-			 * before this member came in. */
-			if (lines[k].format != format || c->s.id == lines[k].id ||
-			    ms->joined_seq >= lines[k].seq)
-				continue;
-			if (lines[k].once) {
-				if (c->last_once == lines[k].once)
+		struct membership *ms;
+		if (m == 1) {
+			/* One line (the usual case): its fields in registers. */
+			const struct event *line = &lines[w->picked[0]];
+			uint64_t id = line->id, seq = line->seq, once = line->once;
+			unsigned queued = 0;
+			TAILQ_FOREACH(ms, room_local(room, w->index, (enum format)f), local_link) {
+				struct conn *c = container_of(ms->member, struct conn, s.member);
+				if (c->state != CONN_OPEN || c->s.id == id || ms->joined_seq >= seq)
 					continue;
-				c->last_once = lines[k].once;
-			}
-			if (!conn_queue(c, lines[k].msg, cap, &w->out_cache)) {
-				fanout_too_slow(w, c);
-				break;
-			}
-			w->queued[k]++;
-			if (!any) {
+				if (once) {
+					if (c->last_once == once)
+						continue;
+					c->last_once = once;
+				}
+				if (!conn_queue(c, line->msg, cap, &w->out_cache)) {
+					fanout_too_slow(w, c);
+					continue;
+				}
+				queued++;
 				lifecycle_mark_for_flush(w, c);
-				any = true;
+			}
+			w->queued[w->picked[0]] += queued;
+			continue;
+		}
+		TAILQ_FOREACH(ms, room_local(room, w->index, (enum format)f), local_link) {
+			struct conn *c = container_of(ms->member, struct conn, s.member);
+			if (c->state != CONN_OPEN)
+				continue;
+			bool any = false;
+			for (size_t j = 0; j < m; j++) {
+				const struct event *line = &lines[w->picked[j]];
+				/* Not to its sender, nor about what happened in the
+				 * room before this member came in. */
+				if (c->s.id == line->id || ms->joined_seq >= line->seq)
+					continue;
+				if (line->once) {
+					if (c->last_once == line->once)
+						continue;
+					c->last_once = line->once;
+				}
+				if (!conn_queue(c, line->msg, cap, &w->out_cache)) {
+					fanout_too_slow(w, c);
+					break;
+				}
+				w->queued[w->picked[j]]++;
+				if (!any) {
+					lifecycle_mark_for_flush(w, c);
+					any = true;
+				}
 			}
 		}
 	}

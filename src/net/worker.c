@@ -456,6 +456,7 @@ void worker_free(struct worker *w)
 	writer_free(w->writer);
 	free(w->by_fd);
 	free(w->queued);
+	free(w->picked);
 	if (w->motd)
 		msg_unref(w->motd);
 	if (w->cfg)

@@ -62,6 +62,7 @@ struct worker {
 	atomic_uint_least64_t pong;
 
 	unsigned *queued;         /* fanout's count per line */
+	size_t *picked;           /* fanout's lines of one format */
 	size_t queued_cap;
 
 	struct out_cache out_cache;

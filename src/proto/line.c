@@ -41,7 +41,7 @@ static struct msg *line_with_text(const struct chat_event *ev, const char *tail,
 	memcpy(m->data, head, (size_t)hlen);
 	/* IRC's formatting (bold, colours, CTCP) is not for terminals. */
 	size_t text_len = ev->text_len;
-	if (text_has_formatting(ev->text, ev->text_len))
+	if (ev->formatting)
 		text_len = text_strip_formatting(m->data + hlen, ev->text, ev->text_len);
 	else
 		memcpy(m->data + hlen, ev->text, ev->text_len);

@@ -603,6 +603,24 @@ class MixedTest(IrcTestCase):
         irc.expect("PART", "#lobby")
         line.expect("< ircy2 left lobby: bye now")
 
+    def test_formatting_reaches_irc_clients_and_not_line_clients(self):
+        srv = self.start()
+        a = self.irc("ircya")
+        b = self.irc("ircyb")
+        for x in (a, b):
+            x.send("JOIN #lobby")
+            x.until("366")
+        a.expect("JOIN", "#lobby")
+        line = self.line(srv)
+        a.expect("JOIN", "#lobby")
+        b.expect("JOIN", "#lobby")
+        a.send("PRIVMSG #lobby :\x02bold\x02 \x0304,01red\x0f and \x1b[31mansi")
+        self.assertEqual(b.expect("PRIVMSG", "#lobby").params[-1],
+                         "\x02bold\x02 \x0304,01red\x0f and [31mansi")
+        line.expect("[ircya] bold red and [31mansi")
+        a.send("PRIVMSG ircyb :\x01VERSION\x01")
+        self.assertEqual(b.expect("PRIVMSG", "ircyb").params[-1], "\x01VERSION\x01")
+
     def test_topic_kick_and_moves_between_protocols(self):
         srv = self.start()
         line = self.line(srv)
