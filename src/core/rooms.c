@@ -483,6 +483,7 @@ bool rooms_whois(struct rooms *r, const char *nick, struct member_info *ret)
 				break;
 			memcpy(ret->rooms[ret->room_count].name, ms->room->name, sizeof(ms->room->name));
 			ret->rooms[ret->room_count].voice = ms->voice;
+			ret->rooms[ret->room_count].secret = ms->room->secret;
 			ret->rooms[ret->room_count++].op = ms->op;
 		}
 	}
@@ -500,6 +501,7 @@ static void info_of(const struct room *room, struct room_info *ret)
 	ret->created = room->created;
 	ret->topic_ops = room->topic_ops;
 	ret->no_external = room->no_external;
+	ret->secret = room->secret;
 }
 
 bool rooms_info(struct rooms *r, const char *name, struct room_info *ret)
@@ -637,12 +639,13 @@ int rooms_set_mode(struct rooms *r, struct member *m, const char *name, char mod
 {
 	struct membership *ms;
 
-	if (mode != 't' && mode != 'n')
+	if (mode != 't' && mode != 'n' && mode != 's')
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
 	int err = acting_locked(r, m, name, true, &ms);
 	if (err == 0) {
-		bool *flag = mode == 't' ? &ms->room->topic_ops : &ms->room->no_external;
+		bool *flag = mode == 't' ? &ms->room->topic_ops
+			   : mode == 'n' ? &ms->room->no_external : &ms->room->secret;
 		if (*flag == on)
 			err = -EALREADY;
 		*flag = on;

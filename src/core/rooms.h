@@ -113,6 +113,7 @@ struct room {
 	time_t created;
 	bool topic_ops;                /* +t: only operators set the topic */
 	bool no_external;              /* +n: only members say things to it */
+	bool secret;                   /* +s: not shown to those outside it */
 	struct membership_list *local; /* see room_local() */
 };
 
@@ -134,7 +135,7 @@ struct room_info {
 	char topic_by[NAME_MAX_LEN + 1];
 	time_t topic_time;
 	time_t created;
-	bool topic_ops, no_external;
+	bool topic_ops, no_external, secret;
 };
 
 /* A member of a room, as NAMES and WHO show it. */
@@ -156,7 +157,7 @@ struct member_info {
 	time_t signon;
 	enum format format;
 	size_t room_count;
-	struct { char name[NAME_MAX_LEN + 1]; bool op, voice; } rooms[ROOMS_PER_MEMBER];
+	struct { char name[NAME_MAX_LEN + 1]; bool op, voice, secret; } rooms[ROOMS_PER_MEMBER];
 };
 
 struct rooms;
@@ -249,7 +250,7 @@ int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const c
  * room NAME; the nick as registered in RET_NICK. */
 int rooms_set_status(struct rooms *r, struct member *m, const char *name, const char *nick,
 		     char mode, bool on, char ret_nick[NAME_MAX_LEN + 1]);
-/* Sets a room mode: 't' or 'n'; -EINVAL for any other. */
+/* Sets a room mode: 't', 'n' or 's'; -EINVAL for any other. */
 int rooms_set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on);
 /* Whether M may kick NICK from room NAME; its address in *RET. The kick
  * itself is done by NICK's own worker (chat_kicked). */

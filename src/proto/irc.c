@@ -162,7 +162,7 @@ static void send_isupport(struct worker *w, struct session *s)
 {
 	const struct config *cfg = worker_config(w);
 	irc_num(w, s, "005",
-	    "AWAYLEN=%d CASEMAPPING=ascii CHANLIMIT=#:%d CHANMODES=,,,nt CHANNELLEN=%d CHANTYPES=# "
+	    "AWAYLEN=%d CASEMAPPING=ascii CHANLIMIT=#:%d CHANMODES=,,,nst CHANNELLEN=%d CHANTYPES=# "
 	    "ELIST=MNU HOSTLEN=%d KICKLEN=%d MAXTARGETS=%d :are supported by this server",
 	    AWAY_MAX_LEN, ROOMS_PER_MEMBER, NAME_MAX_LEN + 1, HOST_MAX_LEN, TOPIC_MAX_LEN, MAX_TARGETS);
 	irc_num(w, s, "005",
@@ -232,7 +232,7 @@ static void try_register(struct worker *w, struct session *s)
 	irc_num(w, s, "002", ":Your host is %s, running version chatd-%s", irc_server(w),
 	    PACKAGE_VERSION);
 	irc_num(w, s, "003", ":This server is chatd, speaking IRC and chatd's line protocol");
-	irc_num(w, s, "004", "%s chatd-%s iw notv ov", irc_server(w), PACKAGE_VERSION);
+	irc_num(w, s, "004", "%s chatd-%s iw nostv ov", irc_server(w), PACKAGE_VERSION);
 	send_isupport(w, s);
 	irc_send_lusers(w, s);
 	irc_send_motd(w, s);

@@ -23,14 +23,25 @@ const char *irc_prefixes(struct session *s, bool op, bool voice)
 	return op ? "@" : voice ? "+" : "";
 }
 
-/* The 353 lines of room NAME (no 366). */
+/* Whether S may see secret room NAME's members and name: a member. */
+static bool may_see(struct session *s, const char *name, bool secret)
+{
+	return !secret || rooms_membership(&s->member, name) != NULL;
+}
+
+/* The 353 lines of room NAME (no 366); none for a secret room S is not
+ * in. */
 static void send_names_of(struct worker *w, struct session *s, const char *name)
 {
+	struct room_info info;
+	if (!rooms_info(worker_rooms(w), name, &info) || !may_see(s, name, info.secret))
+		return;
 	struct room_entry *list;
 	size_t n = rooms_names(worker_rooms(w), name, false, &list);
 	bool userhost = irc_state_of(s)->caps & CAP_USERHOST_IN_NAMES;
 	char line[IRC_LINE_MAX + 1], item[2 * NAME_MAX_LEN + USER_MAX_LEN + HOST_MAX_LEN + 8];
-	int head = snprintf(line, sizeof(line), ":%s 353 %s = #%s :", irc_server(w), irc_me(s), name);
+	int head = snprintf(line, sizeof(line), ":%s 353 %s %c #%s :", irc_server(w), irc_me(s),
+			    info.secret ? '@' : '=', name);
 	size_t len = (size_t)head;
 
 	for (size_t i = 0; i < n; i++) {
@@ -277,6 +288,10 @@ void irc_cmd_who(struct worker *w, struct session *s, const struct irc_message *
 	struct room_info room;
 	if (msg->count > 0 && irc_room_name(msg->params[0], msg->param_len[0], name) &&
 	    rooms_info(worker_rooms(w), name, &room)) {
+		if (!may_see(s, room.name, room.secret)) {
+			irc_num(w, s, "315", "%s :End of /WHO list", mask);
+			return;
+		}
 		struct room_entry *list;
 		size_t n = rooms_names(worker_rooms(w), room.name, false, &list);
 		char channel[NAME_MAX_LEN + 2];
@@ -334,6 +349,8 @@ void irc_cmd_whois(struct worker *w, struct session *s, const struct irc_message
 	char line[IRC_LINE_MAX];
 	size_t len = 0;
 	for (size_t k = 0; k < info->room_count; k++) {
+		if (!may_see(s, info->rooms[k].name, info->rooms[k].secret))
+			continue;
 		if (len + NAME_MAX_LEN + 3 > 400) {
 			irc_num(w, s, "319", "%s :%.*s", info->nick, (int)len, line);
 			len = 0;
@@ -421,8 +438,9 @@ void irc_cmd_list(struct worker *w, struct session *s, const struct irc_message 
 
 	irc_num(w, s, "321", "Channel :Users  Name");
 	for (size_t i = 0; i < n; i++) {
-		if (msg->count > 0 && msg->param_len[0] > 0 &&
-		    !list_wanted(&list[i], msg->params[0], msg->param_len[0]))
+		if (!may_see(s, list[i].name, list[i].secret) ||
+		    (msg->count > 0 && msg->param_len[0] > 0 &&
+		     !list_wanted(&list[i], msg->params[0], msg->param_len[0])))
 			continue;
 		irc_num(w, s, "322", "#%s %u :%s", list[i].name, list[i].count, list[i].topic);
 	}
@@ -499,8 +517,8 @@ static void channel_mode(struct worker *w, struct session *s, const struct irc_m
 		return;
 	}
 	if (msg->count < 2) {
-		irc_num(w, s, "324", "#%s +%s%s", info.name, info.no_external ? "n" : "",
-		    info.topic_ops ? "t" : "");
+		irc_num(w, s, "324", "#%s +%s%s%s", info.name, info.no_external ? "n" : "",
+		    info.secret ? "s" : "", info.topic_ops ? "t" : "");
 		irc_num(w, s, "329", "#%s %lld", info.name, (long long)info.created);
 		return;
 	}
@@ -534,7 +552,7 @@ static void channel_mode(struct worker *w, struct session *s, const struct irc_m
 				irc_num(w, s, "401", "%s :No such nick/channel", irc_echo(&e, target, target_len));
 			else if (r == -ESRCH)
 				irc_num(w, s, "441", "%s #%s :They aren't on that channel", nick, info.name);
-		} else if (c == 't' || c == 'n') {
+		} else if (c == 't' || c == 'n' || c == 's') {
 			r = chat_mode(w, s, name, c, on, NULL);
 		} else {
 			irc_num(w, s, "472", "%c :is unknown mode char to me", c > ' ' && c < 0x7f ? c : '?');

@@ -395,9 +395,13 @@ static void do_join(struct worker *w, struct session *s, const struct command *c
 static void do_rooms(struct worker *w, struct session *s, const struct command *cmd)
 {
 	struct room_info *list;
-	size_t n = rooms_list(worker_rooms(w), &list);
+	size_t all = rooms_list(worker_rooms(w), &list), n = 0;
 	size_t first, page, pages;
 
+	/* A secret room (IRC's +s) is listed to its members only. */
+	for (size_t i = 0; i < all; i++)
+		if (!list[i].secret || rooms_membership(&s->member, list[i].name))
+			list[n++] = list[i];
 	if (!page_bounds(w, s, cmd, n, ROOMS_PAGE, &first, &page, &pages)) {
 		free(list);
 		return;

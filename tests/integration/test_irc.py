@@ -187,7 +187,7 @@ class RegistrationTest(IrcTestCase):
         self.assertEqual(isupport["CASEMAPPING"], "ascii")
         self.assertEqual(isupport["CHANTYPES"], "#")
         self.assertEqual(isupport["PREFIX"], "(ov)@+")
-        self.assertEqual(isupport["CHANMODES"], ",,,nt")
+        self.assertEqual(isupport["CHANMODES"], ",,,nst")
         self.assertEqual(isupport["NICKLEN"], "32")
         self.assertEqual(isupport["CHANNELLEN"], "33")
         self.assertEqual(isupport["TOPICLEN"], "300")
@@ -436,6 +436,32 @@ class ChannelTest(IrcTestCase):
         a.expect("501", "alice")
         a.send("MODE bob +i")
         a.expect("502", "alice")
+
+    def test_a_secret_channel_is_seen_by_its_members_only(self):
+        srv = self.start()
+        a = self.irc("alice")
+        b = self.irc("bob")
+        self.join(a, "#hidden")
+        a.send("MODE #hidden +s")
+        a.expect("MODE", "#hidden", "+s")
+        a.send("MODE #hidden")
+        a.expect("324", "alice", "#hidden", "+nst")
+        a.expect("329")
+        a.send("NAMES #hidden")
+        self.assertEqual(a.expect("353").params[1:3], ["@", "#hidden"])
+        a.expect("366")
+        for command in ("LIST", "NAMES #hidden", "WHO #hidden", "WHOIS alice"):
+            b.send(command)
+            got = b.until("323", "366", "315", "318")
+            self.assertFalse([m for m in got if "hidden" in m.raw and m.command != "366"
+                              and m.command != "315"], command)
+        line = self.line(srv)
+        line.send("/rooms")
+        line.expect("= 1 room: lobby (1)")
+        self.join(b, "#hidden")
+        b.send("LIST")
+        self.assertEqual([m.params[1] for m in b.until("323") if m.command == "322"],
+                         ["#hidden", "#lobby"])
 
     def test_kick(self):
         self.start()
