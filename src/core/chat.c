@@ -118,23 +118,18 @@ static void announce(struct worker *w, struct session *s, struct room *room, uns
 	    !rooms_announce(worker_rooms(w), room, cfg->announce_rate, worker_now_ms(w), &suppressed))
 		return;
 	encode_for(e, room, ev);
-	if (!suppressed) {
-		send_room(w, room, e, s->id, seq, once);
-		return;
+	if (suppressed) {
+		/* The room's own notice first, then the event (which may be
+		 * told to several rooms, ONCE to each recipient). */
+		struct chat_event missed = { .kind = CHAT_MISSED, .room = room->name,
+					     .count = suppressed, .rate = cfg->announce_rate,
+					     .time_ms = ev->time_ms, .server = ev->server };
+		struct encoded noted = { 0 };
+		encode_for(&noted, room, &missed);
+		send_room(w, room, &noted, s->id, seq, 0);
+		encoded_free(&noted);
 	}
-	struct chat_event missed = { .kind = CHAT_MISSED, .room = room->name, .count = suppressed,
-				     .rate = cfg->announce_rate, .time_ms = ev->time_ms,
-				     .server = ev->server };
-	struct encoded noted = { 0 };
-	for (int f = 0; f < FORMAT_COUNT; f++) {
-		if (!e->msg[f])
-			continue;
-		noted.msg[f] = event_encode((enum format)f, &missed);
-		noted.msg[f] = msg_append(noted.msg[f], e->msg[f]->data, e->msg[f]->len);
-	}
-	/* Not ONCE: the notice is this room's. */
-	send_room(w, room, &noted, s->id, seq, 0);
-	encoded_free(&noted);
+	send_room(w, room, e, s->id, seq, once);
 }
 
 static void log_connect(struct worker *w, struct session *s, int online)
@@ -458,7 +453,9 @@ int chat_kick(struct worker *w, struct session *s, const char *name, const char 
 	      const char *reason, size_t len)
 {
 	struct member_address to;
-	int r = rooms_may_kick(worker_rooms(w), &s->member, name, nick, &to);
+	struct room *room;
+	uint64_t joined_seq;
+	int r = rooms_may_kick(worker_rooms(w), &s->member, name, nick, &to, &room, &joined_seq);
 	if (r < 0)
 		return r;
 	struct text_buf c;
@@ -471,6 +468,8 @@ int chat_kick(struct worker *w, struct session *s, const char *name, const char 
 	memcpy(k->by_user, s->member.user, sizeof(k->by_user));
 	memcpy(k->by_host, s->member.host, sizeof(k->by_host));
 	k->conn_id = to.conn_id;
+	k->room_ref = room;
+	k->joined_seq = joined_seq;
 	memcpy(k->reason, c.text, n);
 	k->reason_len = n;
 	text_buf_free(&c);
@@ -478,12 +477,21 @@ int chat_kick(struct worker *w, struct session *s, const char *name, const char 
 	return 0;
 }
 
+void chat_kick_free(struct kick *k)
+{
+	room_unref(k->room_ref);
+	free(k);
+}
+
 void chat_kicked(struct worker *w, struct session *s, struct kick *k)
 {
-	struct membership *ms;
+	struct membership *ms = chat_joined(s) ? rooms_membership(&s->member, k->room) : NULL;
 	unsigned count;
 
-	if (s->id == k->conn_id && chat_joined(s) &&
+	/* The same membership the kick was decided on: not one of a room
+	 * made anew since, nor a later arrival in it. */
+	if (s->id == k->conn_id && ms && ms->room == k->room_ref &&
+	    ms->joined_seq == k->joined_seq &&
 	    rooms_part(worker_rooms(w), &s->member, k->room, &ms, &count) == 0) {
 		struct chat_event ev = { .kind = CHAT_KICKED, .nick = k->by, .user = k->by_user,
 					 .host = k->by_host, .room = ms->room->name,
@@ -501,7 +509,7 @@ void chat_kicked(struct worker *w, struct session *s, struct kick *k)
 		membership_free(ms);
 		log_debug("%s: %s kicked from %s by %s", s->peer, s->member.nick, k->room, k->by);
 	}
-	free(k);
+	chat_kick_free(k);
 }
 
 void chat_away(struct worker *w, struct session *s, const char *text, size_t len)

@@ -67,6 +67,9 @@ void worker_send_direct(struct worker *w, const struct member_address *a, struct
 /* A kick, handed to the kicked member's worker (only it changes its
  * member): chat_kicked() is called there with it. */
 struct kick {
+	struct room *room_ref;      /* the room, held: a kick is from that room, not
+				     * from a later one of the same name */
+	uint64_t joined_seq;        /* and of the membership it was decided on */
 	char room[NAME_MAX_LEN + 1];
 	char by[NAME_MAX_LEN + 1];
 	char by_user[USER_MAX_LEN + 1];
@@ -76,7 +79,8 @@ struct kick {
 	char reason[];              /* cleaned */
 };
 
-/* Hands K (the callee's to free) to the worker of the session at A. */
+/* Hands K (the callee's to free, with chat_kick_free) to the worker of
+ * the session at A. */
 void worker_send_kick(struct worker *w, const struct member_address *a, struct kick *k);
 
 /* Puts MS in, or takes it out of, its room's list of this worker's

@@ -29,6 +29,7 @@ struct rooms {
 	int online;
 	int max_online;
 	int invisible;
+	uint64_t marks;   /* rooms_match()'s stamps handed out */
 	unsigned next_guest;
 };
 
@@ -373,12 +374,12 @@ static int compare_entries(const void *a, const void *b)
 	return strcasecmp(((const struct room_entry *)a)->nick, ((const struct room_entry *)b)->nick);
 }
 
-/* Whether A and B share a room, under the lock. */
-static bool share_room_locked(const struct member *a, const struct member *b)
+/* Whether M is in a room marked STAMP, under the lock. */
+static bool in_marked_room_locked(const struct member *m, uint64_t stamp)
 {
 	const struct membership *ms;
-	TAILQ_FOREACH(ms, &a->rooms, member_link)
-		if (membership_of(b, ms->room))
+	TAILQ_FOREACH(ms, &m->rooms, member_link)
+		if (ms->room->mark == stamp)
 			return true;
 	return false;
 }
@@ -400,12 +401,18 @@ size_t rooms_match(struct rooms *r, const struct member *viewer, const char *mas
 	struct room_entry *list = xmalloc((max ? max : 1) * sizeof(*list));
 
 	pthread_mutex_lock(&r->lock);
+	/* The viewer's rooms marked, so that whether an invisible member
+	 * shares one costs a look at each of its rooms, not a search. */
+	uint64_t stamp = ++r->marks;
+	const struct membership *vms;
+	TAILQ_FOREACH(vms, &viewer->rooms, member_link)
+		vms->room->mark = stamp;
 	for (size_t b = 0; b < r->nicks.size && n < max; b++) {
 		for (struct name_entry *e = r->nicks.buckets[b]; e && n < max; e = e->next) {
 			const struct member *m = container_of(e, struct member, nick_entry);
 			if (fnmatch(mask, m->nick, FNM_CASEFOLD | FNM_NOESCAPE) != 0)
 				continue;
-			if (m->invisible && m != viewer && !share_room_locked(viewer, m))
+			if (m->invisible && m != viewer && !in_marked_room_locked(m, stamp))
 				continue;
 			entry_of(m, &list[n++]);
 		}
@@ -655,7 +662,7 @@ int rooms_set_mode(struct rooms *r, struct member *m, const char *name, char mod
 }
 
 int rooms_may_kick(struct rooms *r, struct member *m, const char *name, const char *nick,
-		   struct member_address *ret)
+		   struct member_address *ret, struct room **ret_room, uint64_t *ret_joined_seq)
 {
 	struct membership *ms, *tms;
 
@@ -663,8 +670,11 @@ int rooms_may_kick(struct rooms *r, struct member *m, const char *name, const ch
 	int err = acting_locked(r, m, name, true, &ms);
 	if (err == 0)
 		err = target_locked(r, ms, nick, &tms);
-	if (err == 0)
+	if (err == 0) {
 		address_of(tms->member, ret);
+		*ret_room = room_ref(tms->room);
+		*ret_joined_seq = tms->joined_seq;
+	}
 	pthread_mutex_unlock(&r->lock);
 	return err;
 }

@@ -114,6 +114,7 @@ struct room {
 	bool topic_ops;                /* +t: only operators set the topic */
 	bool no_external;              /* +n: only members say things to it */
 	bool secret;                   /* +s: not shown to those outside it */
+	uint64_t mark;                 /* rooms_match()'s, under the lock */
 	struct membership_list *local; /* see room_local() */
 };
 
@@ -252,10 +253,11 @@ int rooms_set_status(struct rooms *r, struct member *m, const char *name, const 
 		     char mode, bool on, char ret_nick[NAME_MAX_LEN + 1]);
 /* Sets a room mode: 't', 'n' or 's'; -EINVAL for any other. */
 int rooms_set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on);
-/* Whether M may kick NICK from room NAME; its address in *RET. The kick
- * itself is done by NICK's own worker (chat_kicked). */
+/* Whether M may kick NICK from room NAME; its address in *RET, the room
+ * (a reference) in *RET_ROOM and NICK's arrival there in *RET_JOINED_SEQ.
+ * The kick itself is done by NICK's own worker (chat_kicked). */
 int rooms_may_kick(struct rooms *r, struct member *m, const char *name, const char *nick,
-		   struct member_address *ret);
+		   struct member_address *ret, struct room **ret_room, uint64_t *ret_joined_seq);
 /* Whether M may say something to room NAME: 0, -ENOENT (no such room) or
  * -ENOTCONN (+n and M is not in it); *RET then holds a reference. */
 int rooms_may_say(struct rooms *r, struct member *m, const char *name, struct room **ret);

@@ -85,8 +85,18 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 		for (size_t k = 0; k < n; k++)
 			if (lines[k].format == (enum format)f)
 				w->picked[m++] = k;
-		if (m == 0)
-			continue;
+		if (m == 0) {
+			/* Members whose IRC client changed its caps after the
+			 * line was encoded get the nearest IRC encoding. */
+			if (f == FORMAT_LINE || TAILQ_EMPTY(room_local(room, w->index, (enum format)f)))
+				continue;
+			for (int g = FORMAT_IRC; g < FORMAT_COUNT && m == 0; g++)
+				for (size_t k = 0; k < n; k++)
+					if (lines[k].format == (enum format)g)
+						w->picked[m++] = k;
+			if (m == 0)
+				continue;
+		}
 		struct membership *ms;
 		if (m == 1) {
 			/* One line (the usual case): its fields in registers. */
@@ -202,7 +212,7 @@ void fanout_kick_local(struct worker *w, int fd, uint64_t id, struct kick *k)
 	if (c && c->s.id == id && c->state == CONN_OPEN)
 		chat_kicked(w, &c->s, k);
 	else
-		free(k);
+		chat_kick_free(k);
 }
 
 void worker_send_kick(struct worker *w, const struct member_address *a, struct kick *k)

@@ -437,7 +437,7 @@ static void release_event(struct event *ev, void *ctx)
 	} else if (ev->kind == EV_CONFIG) {
 		config_unref(ev->ptr);
 	} else if (ev->kind == EV_KICK) {
-		free(ev->ptr);
+		chat_kick_free(ev->ptr);
 	}
 	if (ev->msg)
 		msg_unref(ev->msg);

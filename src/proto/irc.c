@@ -151,6 +151,23 @@ const char *irc_echo(struct irc_echo *e, const char *p, size_t len)
 	return e->text;
 }
 
+bool irc_bulk_ok(struct worker *w, struct session *s, size_t len)
+{
+	struct irc_state *st = irc_state_of(s);
+
+	if (len <= st->budget) {
+		st->budget -= len;
+		return true;
+	}
+	if (!st->cut) {
+		st->cut = true;
+		irc_raw(w, s, ":%s NOTICE %s :reply cut short: more than %zu bytes (half of max_sendq); "
+			"ask for less (a mask, fewer channels)", irc_server(w), irc_me(s),
+			worker_config(w)->max_sendq / 2);
+	}
+	return false;
+}
+
 void irc_need_more_params(struct worker *w, struct session *s, const char *command)
 {
 	irc_num(w, s, "461", "%s :Not enough parameters", command);
@@ -166,10 +183,10 @@ static void send_isupport(struct worker *w, struct session *s)
 	    "ELIST=MNU HOSTLEN=%d KICKLEN=%d MAXTARGETS=%d :are supported by this server",
 	    AWAY_MAX_LEN, ROOMS_PER_MEMBER, NAME_MAX_LEN + 1, HOST_MAX_LEN, TOPIC_MAX_LEN, MAX_TARGETS);
 	irc_num(w, s, "005",
-	    "MODES=3 NETWORK=%s NICKLEN=%d PREFIX=(ov)@+ TARGMAX=JOIN:,KICK:%d,NAMES:,"
+	    "MODES=%d NETWORK=%s NICKLEN=%d PREFIX=(ov)@+ TARGMAX=JOIN:,KICK:%d,NAMES:,"
 	    "NOTICE:%d,PART:,PRIVMSG:%d,WHOIS:1 TOPICLEN=%d USERLEN=%d :are supported by this server",
-	    cfg->irc_network, NAME_MAX_LEN, MAX_TARGETS, MAX_TARGETS, MAX_TARGETS, TOPIC_MAX_LEN,
-	    USER_MAX_LEN);
+	    MODES_MAX, cfg->irc_network, NAME_MAX_LEN, MAX_TARGETS, MAX_TARGETS, MAX_TARGETS,
+	    TOPIC_MAX_LEN, USER_MAX_LEN);
 }
 
 void irc_send_lusers(struct worker *w, struct session *s)
@@ -500,6 +517,9 @@ bool irc_input(struct worker *w, struct session *s, const char *line, size_t len
 		irc_num(w, s, "417", ":Input line was too long");
 		return worker_session_open(s);
 	}
+	struct irc_state *st = irc_state_of(s);
+	st->budget = worker_config(w)->max_sendq / 2;
+	st->cut = false;
 	struct irc_message msg;
 	if (!irc_parse(line, len, &msg))
 		return worker_session_open(s);

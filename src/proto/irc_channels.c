@@ -50,6 +50,8 @@ static void send_names_of(struct worker *w, struct session *s, const char *name)
 					    "@", list[i].host, NULL)
 				     : str_join(item, sizeof(item), mark, list[i].nick, NULL);
 		if (len + il + 1 > IRC_LINE_MAX) {
+			if (!irc_bulk_ok(w, s, len))
+				break;
 			irc_send_text(w, s, line, len - 1);
 			len = (size_t)head;
 		}
@@ -57,7 +59,7 @@ static void send_names_of(struct worker *w, struct session *s, const char *name)
 		len += il;
 		line[len++] = ' ';
 	}
-	if (len > (size_t)head)
+	if (len > (size_t)head && irc_bulk_ok(w, s, len))
 		irc_send_text(w, s, line, len - 1);
 	free(list);
 }
@@ -94,7 +96,7 @@ void irc_cmd_join(struct worker *w, struct session *s, const struct irc_message 
 {
 	struct irc_echo e;
 
-	if (msg->count < 1) {
+	if (msg->count < 1 || msg->param_len[0] == 0) {
 		irc_need_more_params(w, s, "JOIN");
 		return;
 	}
@@ -296,7 +298,7 @@ void irc_cmd_who(struct worker *w, struct session *s, const struct irc_message *
 		size_t n = rooms_names(worker_rooms(w), room.name, false, &list);
 		char channel[NAME_MAX_LEN + 2];
 		snprintf(channel, sizeof(channel), "#%s", room.name);
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n && irc_bulk_ok(w, s, WHO_LINE_EST); i++)
 			who_line(w, s, channel, &list[i]);
 		free(list);
 	} else if (msg->count > 0 && msg->param_len[0] < NAME_MAX_LEN * 2 &&
@@ -385,6 +387,10 @@ void irc_cmd_topic(struct worker *w, struct session *s, const struct irc_message
 		irc_num(w, s, "403", "%s :No such channel", irc_echo(&e, msg->params[0], msg->param_len[0]));
 		return;
 	}
+	if (!may_see(s, info.name, info.secret)) {
+		irc_num(w, s, "442", "#%s :You're not on that channel", info.name);
+		return;
+	}
 	if (msg->count < 2) {
 		irc_send_topic(w, s, &info, true);
 		return;
@@ -442,6 +448,8 @@ void irc_cmd_list(struct worker *w, struct session *s, const struct irc_message 
 		    (msg->count > 0 && msg->param_len[0] > 0 &&
 		     !list_wanted(&list[i], msg->params[0], msg->param_len[0])))
 			continue;
+		if (!irc_bulk_ok(w, s, strlen(list[i].topic) + 2 * NAME_MAX_LEN + 32))
+			break;
 		irc_num(w, s, "322", "#%s %u :%s", list[i].name, list[i].count, list[i].topic);
 	}
 	free(list);
@@ -516,6 +524,10 @@ static void channel_mode(struct worker *w, struct session *s, const struct irc_m
 		irc_num(w, s, "403", "#%s :No such channel", name);
 		return;
 	}
+	if (!may_see(s, info.name, info.secret)) {
+		irc_num(w, s, "442", "#%s :You're not on that channel", info.name);
+		return;
+	}
 	if (msg->count < 2) {
 		irc_num(w, s, "324", "#%s +%s%s%s", info.name, info.no_external ? "n" : "",
 		    info.secret ? "s" : "", info.topic_ops ? "t" : "");
@@ -524,9 +536,11 @@ static void channel_mode(struct worker *w, struct session *s, const struct irc_m
 	}
 	const char *modes = msg->params[1];
 	size_t modes_len = msg->param_len[1];
-	int arg = 2;
+	int arg = 2, changes = 0;
 	bool on = true;
-	for (size_t i = 0; i < modes_len; i++) {
+	/* At most MODES (3) changes with a nick, and twice that in all, a
+	 * command: each is told to the whole room. */
+	for (size_t i = 0; i < modes_len && changes < 2 * MODES_MAX && arg - 2 < MODES_MAX; i++) {
 		char c = modes[i];
 		if (c == '+' || c == '-') {
 			on = c == '+';
@@ -538,6 +552,7 @@ static void channel_mode(struct worker *w, struct session *s, const struct irc_m
 			continue;
 		}
 		int r;
+		changes++;
 		if (c == 'o' || c == 'v') {
 			char nick[NAME_MAX_LEN + 1];
 			if (arg >= msg->count) {
@@ -578,7 +593,7 @@ void irc_cmd_mode(struct worker *w, struct session *s, const struct irc_message 
 		irc_need_more_params(w, s, "MODE");
 		return;
 	}
-	if (msg->params[0][0] == '#') {
+	if (msg->param_len[0] > 0 && msg->params[0][0] == '#') {
 		if (!irc_room_name(msg->params[0], msg->param_len[0], name))
 			irc_num(w, s, "403", "%s :No such channel", irc_echo(&e, msg->params[0], msg->param_len[0]));
 		else

@@ -18,6 +18,7 @@
 #define USERHOST_MAX 5
 #define ISON_MAX 64
 #define WHO_MAX 200     /* users a WHO mask lists at most */
+#define MODES_MAX 3     /* ISUPPORT MODES: changes with a parameter a MODE */
 
 /* The capabilities a client may ask for (CAP REQ). */
 enum {
@@ -36,6 +37,8 @@ struct irc_state {
 	bool ping_sent;        /* a PING of ours is unanswered */
 	unsigned caps;
 	uint64_t opened_ms;    /* when it connected */
+	size_t budget;         /* bytes of listing the line being handled may get */
+	bool cut;              /* and it was told it got no more */
 	char nick[NAME_MAX_LEN + 1]; /* asked for before registration; "" none */
 };
 
@@ -78,6 +81,13 @@ void irc_send_lusers(struct worker *w, struct session *s);
 void irc_send_motd(struct worker *w, struct session *s);
 /* "@+" (multi-prefix), "@", "+" or "", as S asked. */
 const char *irc_prefixes(struct session *s, bool op, bool voice);
+/* Whether one more line of LEN bytes of a listing (NAMES, WHO, LIST) fits
+ * what one command may get back: half of max_sendq, so that no reply the
+ * server chooses makes its reader look slow. The first time not, S is
+ * told its reply was cut. */
+bool irc_bulk_ok(struct worker *w, struct session *s, size_t len);
+#define WHO_LINE_EST (2 * NAME_MAX_LEN + USER_MAX_LEN + HOST_MAX_LEN + REALNAME_MAX_LEN + 40)
+
 /* A room's 353s and its 366. */
 void irc_send_names(struct worker *w, struct session *s, const char *name);
 

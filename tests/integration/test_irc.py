@@ -455,6 +455,8 @@ class ChannelTest(IrcTestCase):
             got = b.until("323", "366", "315", "318")
             self.assertFalse([m for m in got if "hidden" in m.raw and m.command != "366"
                               and m.command != "315"], command)
+        b.send("TOPIC #hidden")
+        b.expect("442", "bob", "#hidden")
         line = self.line(srv)
         line.send("/rooms")
         line.expect("= 1 room: lobby (1)")
@@ -727,6 +729,44 @@ class MixedTest(IrcTestCase):
 
 
 class LimitsTest(IrcTestCase):
+    def test_a_listing_stops_at_half_of_max_sendq_and_says_so(self):
+        self.start(limits={"max_line": "1024", "max_sendq": "4096"})
+        a = self.irc("alice")
+        a.send("JOIN " + ",".join("#room%02d" % i for i in range(50)))
+        for _ in range(50):
+            a.until("366")
+        a.send("LIST")
+        got = a.until("323")
+        listed = [m for m in got if m.command == "322"]
+        self.assertGreater(len(listed), 10)
+        self.assertLess(len(listed), 50)
+        self.assertTrue(sum(len(m.raw) + 2 for m in listed) <= 2048)
+        self.assertIn("reply cut short", [m for m in got if m.command == "NOTICE"][0].params[-1])
+        a.send("LIST #room4*")
+        self.assertEqual(len([m for m in a.until("323") if m.command == "322"]), 10)
+
+    def test_one_mode_line_changes_at_most_six_modes(self):
+        self.start()
+        a = self.irc("alice")
+        b = self.irc("bob")
+        a.send("JOIN #amp")
+        a.until("366")
+        b.send("JOIN #amp")
+        b.until("366")
+        a.expect("JOIN", "#amp")
+        a.send("MODE #amp " + "-t+t" * 100)
+        a.send("PING :sync")
+        self.assertEqual([m.command for m in a.until("PONG")], ["MODE"] * 6 + ["PONG"])
+        changes = 0
+        b.send("PING :sync")
+        while True:
+            m = b.msg()
+            if m.command == "PONG":
+                break
+            self.assertEqual(m.command, "MODE")
+            changes += 1
+        self.assertEqual(changes, 6)
+
     def test_a_full_server_refuses_an_irc_client_in_irc(self):
         srv = self.start(server={"max_clients": "1"})
         self.line(srv)
