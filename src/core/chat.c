@@ -405,17 +405,24 @@ int chat_private(struct worker *w, struct session *s, const char *nick, const ch
 	return r;
 }
 
-int chat_topic(struct worker *w, struct session *s, const char *name, const char *text,
-	       size_t len)
+/* TEXT cleaned into RET (MAX bytes and a NUL), cut between two
+ * characters; "" when it cleans to nothing. Returns its length. */
+static size_t clean_into(char *ret, size_t max, const char *text, size_t len)
 {
 	struct text_buf c;
 	text_buf_clean_chat(&c, text, len);
-	char topic[TOPIC_MAX_LEN + 1];
-	/* Cut between two characters. */
-	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, TOPIC_MAX_LEN);
-	memcpy(topic, c.text, n);
-	topic[n] = '\0';
+	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, max);
+	memcpy(ret, c.text, n);
+	ret[n] = '\0';
 	text_buf_free(&c);
+	return n;
+}
+
+int chat_topic(struct worker *w, struct session *s, const char *name, const char *text,
+	       size_t len)
+{
+	char topic[TOPIC_MAX_LEN + 1];
+	size_t n = clean_into(topic, TOPIC_MAX_LEN, text, len);
 
 	int r = rooms_set_topic(worker_rooms(w), &s->member, name, topic);
 	if (r < 0)
@@ -514,13 +521,8 @@ void chat_kicked(struct worker *w, struct session *s, struct kick *k)
 
 void chat_away(struct worker *w, struct session *s, const char *text, size_t len)
 {
-	struct text_buf c;
-	text_buf_clean_chat(&c, text, len);
 	char away[AWAY_MAX_LEN + 1];
-	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, AWAY_MAX_LEN);
-	memcpy(away, c.text, n);
-	away[n] = '\0';
-	text_buf_free(&c);
+	clean_into(away, AWAY_MAX_LEN, text, len);
 	rooms_set_away(worker_rooms(w), &s->member, away);
 }
 
