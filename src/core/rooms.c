@@ -471,6 +471,16 @@ bool rooms_find(struct rooms *r, const char *nick, struct member_address *ret)
 	return m != NULL;
 }
 
+bool rooms_entry(struct rooms *r, const char *nick, struct room_entry *ret)
+{
+	pthread_mutex_lock(&r->lock);
+	struct member *m = find_member_locked(r, nick);
+	if (m)
+		entry_of(m, ret);
+	pthread_mutex_unlock(&r->lock);
+	return m != NULL;
+}
+
 bool rooms_whois(struct rooms *r, const char *nick, struct member_info *ret)
 {
 	pthread_mutex_lock(&r->lock);
@@ -533,14 +543,9 @@ size_t rooms_names(struct rooms *r, const char *name, bool sorted, struct room_e
 		struct membership *ms;
 		TAILQ_FOREACH(ms, &room->members, room_link) {
 			struct room_entry *e = &list[n++];
-			const struct member *m = ms->member;
-			memcpy(e->nick, m->nick, sizeof(e->nick));
-			memcpy(e->user, m->user, sizeof(e->user));
-			memcpy(e->host, m->host, sizeof(e->host));
-			memcpy(e->realname, m->realname, sizeof(e->realname));
+			entry_of(ms->member, e);
 			e->op = ms->op;
 			e->voice = ms->voice;
-			e->away = m->away[0] != '\0';
 		}
 	}
 	pthread_mutex_unlock(&r->lock);

@@ -227,6 +227,10 @@ bool rooms_announce(struct rooms *r, struct room *room, int rate, uint64_t now_m
 /* Looks a nick up, ignoring case. */
 bool rooms_find(struct rooms *r, const char *nick, struct member_address *ret);
 
+/* What WHO and USERHOST tell of NICK (no room: op and voice false);
+ * false when nobody has it. */
+bool rooms_entry(struct rooms *r, const char *nick, struct room_entry *ret);
+
 /* What WHOIS tells of NICK; false when nobody has it. */
 bool rooms_whois(struct rooms *r, const char *nick, struct member_info *ret);
 

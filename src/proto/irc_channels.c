@@ -313,16 +313,9 @@ void irc_cmd_who(struct worker *w, struct session *s, const struct irc_message *
 			who_line(w, s, "*", &list[i]);
 		free(list);
 	} else if (msg->count > 0 && irc_nick_name(msg->params[0], msg->param_len[0], name)) {
-		struct member_info *info = xmalloc(sizeof(*info));
-		if (rooms_whois(worker_rooms(w), name, info)) {
-			struct room_entry entry = { .away = info->away[0] != '\0' };
-			memcpy(entry.nick, info->nick, sizeof(entry.nick));
-			memcpy(entry.user, info->user, sizeof(entry.user));
-			memcpy(entry.host, info->host, sizeof(entry.host));
-			memcpy(entry.realname, info->realname, sizeof(entry.realname));
+		struct room_entry entry;
+		if (rooms_entry(worker_rooms(w), name, &entry))
 			who_line(w, s, "*", &entry);
-		}
-		free(info);
 	}
 	irc_num(w, s, "315", "%s :End of /WHO list", mask);
 }
@@ -688,15 +681,13 @@ void irc_cmd_userhost(struct worker *w, struct session *s, const struct irc_mess
 		irc_need_more_params(w, s, "USERHOST");
 		return;
 	}
-	struct member_info *info = xmalloc(sizeof(*info));
 	for (int i = 0; i < msg->count && i < USERHOST_MAX; i++) {
 		char nick[NAME_MAX_LEN + 1];
+		struct room_entry e;
 		if (irc_nick_name(msg->params[i], msg->param_len[i], nick) &&
-		    rooms_whois(worker_rooms(w), nick, info))
+		    rooms_entry(worker_rooms(w), nick, &e))
 			len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s=%c%s@%s",
-						len ? " " : "", info->nick, info->away[0] ? '-' : '+',
-						info->user, info->host);
+						len ? " " : "", e.nick, e.away ? '-' : '+', e.user, e.host);
 	}
-	free(info);
 	irc_num(w, s, "302", ":%.*s", (int)len, line);
 }

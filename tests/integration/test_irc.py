@@ -350,6 +350,15 @@ class ChannelTest(IrcTestCase):
         c.send("JOIN " + channel)
         return c.until("366")
 
+    def pair(self, channel, alice_user="u"):
+        """alice (its operator) and then bob in CHANNEL, alice told of bob."""
+        a = self.irc("alice", user=alice_user)
+        b = self.irc("bob")
+        self.join(a, channel)
+        self.join(b, channel)
+        a.expect("JOIN", channel)
+        return a, b
+
     def test_join_several_names_topic_and_join_0(self):
         self.start()
         a = self.irc("alice")
@@ -389,11 +398,7 @@ class ChannelTest(IrcTestCase):
 
     def test_topic_operators_and_modes(self):
         self.start()
-        a = self.irc("alice")
-        b = self.irc("bob")
-        self.join(a, "#r")
-        self.join(b, "#r")
-        a.expect("JOIN", "#r")
+        a, b = self.pair("#r")
         b.send("TOPIC #r")
         b.expect("331", "bob", "#r")
         b.send("TOPIC #r :mine")
@@ -467,11 +472,7 @@ class ChannelTest(IrcTestCase):
 
     def test_kick(self):
         self.start()
-        a = self.irc("alice")
-        b = self.irc("bob")
-        self.join(a, "#r")
-        self.join(b, "#r")
-        a.expect("JOIN", "#r")
+        a, b = self.pair("#r")
         b.send("KICK #r alice")
         b.expect("482", "bob", "#r")
         a.send("KICK #r nobody")
@@ -490,11 +491,7 @@ class ChannelTest(IrcTestCase):
 
     def test_who_whois_list_ison_userhost_away(self):
         self.start()
-        a = self.irc("alice", user="al")
-        b = self.irc("bob")
-        self.join(a, "#r")
-        self.join(b, "#r")
-        a.expect("JOIN", "#r")
+        a, b = self.pair("#r", alice_user="al")
         b.send("AWAY :lunch")
         b.expect("306", "bob")
         a.send("WHO #r")
