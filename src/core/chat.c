@@ -87,7 +87,7 @@ static void tell_room(struct worker *w, struct session *s, struct room *room, bo
 		      const struct chat_event *ev)
 {
 	struct encoded e = { 0 };
-	uint64_t seq = room_next_seq(room);
+	uint64_t seq = room_line_seq(room);
 	encode_for(&e, room, ev);
 	send_room(w, room, &e, include_self ? 0 : s->id, seq, 0);
 	encoded_free(&e);

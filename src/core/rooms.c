@@ -132,6 +132,11 @@ uint64_t room_next_seq(struct room *room)
 	return atomic_fetch_add(&room->seq, 1) + 1;
 }
 
+uint64_t room_line_seq(struct room *room)
+{
+	return atomic_load(&room->seq) + 1;
+}
+
 void room_unref(struct room *room)
 {
 	if (atomic_fetch_sub_explicit(&room->refs, 1, memory_order_acq_rel) == 1) {

@@ -272,8 +272,16 @@ void rooms_counts(struct rooms *r, int *ret_online, int *ret_max, int *ret_invis
 /* Rooms that exist. */
 int rooms_count(struct rooms *r);
 
-/* A new sequence number for an event in ROOM, happening now. */
+/* A new sequence number for an arrival, a departure or a rename in ROOM,
+ * happening now. */
 uint64_t room_next_seq(struct room *room);
+
+/* The number of an event in ROOM that changes nobody's membership (a line,
+ * a topic): that of the next arrival or departure, not taken. Everyone in
+ * the room before that next change hears the event, and nobody after it.
+ * Events between the same two changes share it, and no counter is written
+ * (and bounced between CPUs) per line. */
+uint64_t room_line_seq(struct room *room);
 
 /* Whether anyone in ROOM reads FORMAT; read after the event's sequence
  * number was taken, it counts everyone who is to hear of the event. */

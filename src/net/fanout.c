@@ -37,6 +37,8 @@ void fanout_too_slow(struct worker *w, struct conn *c)
 void worker_send(struct worker *w, struct session *s, struct msg *m)
 {
 	struct conn *c = conn_of(s);
+
+	fanout_flush(w);
 	if (c->state == CONN_DEAD)
 		return;
 	if (!conn_queue(c, msg_ref(m), queue_cap(w), &w->out_cache)) {
@@ -49,6 +51,7 @@ void worker_send(struct worker *w, struct session *s, struct msg *m)
 
 void worker_room_link(struct worker *w, struct membership *ms)
 {
+	fanout_flush(w);
 	ms->linked_format = ms->member->format;
 	TAILQ_INSERT_TAIL(room_local(ms->room, w->index, ms->linked_format), ms, local_link);
 	ms->linked = true;
@@ -56,6 +59,7 @@ void worker_room_link(struct worker *w, struct membership *ms)
 
 void worker_room_unlink(struct worker *w, struct membership *ms)
 {
+	fanout_flush(w);
 	if (ms->linked) {
 		TAILQ_REMOVE(room_local(ms->room, w->index, ms->linked_format), ms, local_link);
 		ms->linked = false;
@@ -152,16 +156,17 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 	}
 }
 
-void worker_send_room(struct worker *w, struct room *room, const struct room_send *rs)
+/* Sends MSG (per format) to ROOM's members on every worker, now. */
+static void send_lines(struct worker *w, struct room *room, struct msg *const msg[FORMAT_COUNT],
+		       uint64_t except_id, uint64_t seq, uint64_t once)
 {
 	struct event lines[FORMAT_COUNT];
 	size_t n = 0;
-	uint64_t seq = rs->seq ? rs->seq : room_next_seq(room);
 
 	for (int f = 0; f < FORMAT_COUNT; f++)
-		if (rs->msg[f])
-			lines[n++] = (struct event){ .kind = EV_ROOM, .ptr = room, .msg = rs->msg[f],
-						     .id = rs->except_id, .seq = seq, .once = rs->once,
+		if (msg[f])
+			lines[n++] = (struct event){ .kind = EV_ROOM, .ptr = room, .msg = msg[f],
+						     .id = except_id, .seq = seq, .once = once,
 						     .format = (enum format)f };
 	if (n == 0)
 		return;
@@ -180,6 +185,89 @@ void worker_send_room(struct worker *w, struct room *room, const struct room_sen
 			outboxes_add(&w->outboxes, i, ev);
 		}
 	}
+}
+
+/* ---- the stage ------------------------------------------------------------
+ * A client's read often holds many lines for one room (a paste, a bot, a
+ * burst after a stall). Told one by one, each would cost every recipient a
+ * queue slot, an iovec and a copy of its own in the kernel; gathered here
+ * while the read is handled, they go out as one message per format, so
+ * each recipient's queue takes them in one slot and the kernel copies them
+ * in one piece. Only what nothing can tell apart is gathered: lines to the
+ * same room, from the same sender, with the same room sequence number (no
+ * arrival or departure in between, on any worker) and read in the same
+ * formats. Everything else that could be seen to come before or after
+ * them (a reply, a line to another room, an arrival) sends them first. */
+
+#define STAGE_MAX_BYTES (16 * 1024)
+
+static bool stage_takes(const struct room_stage *st, const struct room *room,
+			const struct room_send *rs, uint64_t seq)
+{
+	if (st->room != room || st->except_id != rs->except_id || st->seq != seq || rs->once)
+		return false;
+	for (int f = 0; f < FORMAT_COUNT; f++) {
+		if (!st->msg[f] != !rs->msg[f])
+			return false;
+		if (rs->msg[f] && st->msg[f]->len + rs->msg[f]->len > STAGE_MAX_BYTES)
+			return false;
+	}
+	return true;
+}
+
+static void stage_append(struct room_stage *st, const struct room_send *rs)
+{
+	for (int f = 0; f < FORMAT_COUNT; f++) {
+		struct msg *m = st->msg[f];
+		if (!m)
+			continue;
+		if (!st->own[f]) {
+			/* The first line is shared with its encoder: gather
+			 * into a copy of our own from the second on. */
+			struct msg *copy = msg_new(4 * ((size_t)m->len + rs->msg[f]->len));
+			copy = msg_append(copy, m->data, m->len);
+			msg_unref(m);
+			m = copy;
+			st->own[f] = true;
+		}
+		st->msg[f] = msg_append(m, rs->msg[f]->data, rs->msg[f]->len);
+	}
+}
+
+void fanout_flush(struct worker *w)
+{
+	struct room_stage st = w->stage;
+
+	if (!st.room)
+		return;
+	/* Emptied first: sending may close a slow client, which tells its
+	 * rooms it left, which comes back here. */
+	w->stage = (struct room_stage){ 0 };
+	send_lines(w, st.room, st.msg, st.except_id, st.seq, 0);
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		if (st.msg[f])
+			msg_unref(st.msg[f]);
+	room_unref(st.room);
+}
+
+void worker_send_room(struct worker *w, struct room *room, const struct room_send *rs)
+{
+	uint64_t seq = rs->seq ? rs->seq : room_line_seq(room);
+
+	if (stage_takes(&w->stage, room, rs, seq)) {
+		stage_append(&w->stage, rs);
+		return;
+	}
+	fanout_flush(w);
+	if (rs->once) {
+		send_lines(w, room, rs->msg, rs->except_id, seq, rs->once);
+		return;
+	}
+	struct room_stage *st = &w->stage;
+	*st = (struct room_stage){ .room = room_ref(room), .except_id = rs->except_id, .seq = seq };
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		if (rs->msg[f])
+			st->msg[f] = msg_ref(rs->msg[f]);
 }
 
 /* Nothing else can happen between the events of a run, so one pass over
@@ -217,6 +305,7 @@ void fanout_kick_local(struct worker *w, int fd, uint64_t id, struct kick *k)
 
 void worker_send_kick(struct worker *w, const struct member_address *a, struct kick *k)
 {
+	fanout_flush(w);
 	if (a->worker == w->index)
 		fanout_kick_local(w, a->fd, a->conn_id, k);
 	else
@@ -226,6 +315,7 @@ void worker_send_kick(struct worker *w, const struct member_address *a, struct k
 
 void worker_send_direct(struct worker *w, const struct member_address *a, struct msg *m)
 {
+	fanout_flush(w);
 	if (a->worker == w->index)
 		fanout_direct_local(w, a->fd, a->conn_id, m);
 	else

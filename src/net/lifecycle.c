@@ -226,6 +226,7 @@ void lifecycle_settle(struct worker *w)
 {
 	struct conn *c;
 
+	fanout_flush(w);
 	outboxes_flush(&w->outboxes, w->pool->inboxes);
 	while (!TAILQ_EMPTY(&w->flush_list) || !TAILQ_EMPTY(&w->close_list)) {
 		while ((c = TAILQ_FIRST(&w->close_list))) {

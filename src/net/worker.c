@@ -175,6 +175,7 @@ static void conn_readable(struct worker *w, struct conn *c)
 		struct line_ctx lc = { w, c };
 		framer_feed(&c->framer, w->read_buffer, (size_t)n, codec_max_line(w->cfg, &c->s),
 			    &line_handler, &lc);
+		fanout_flush(w);
 		/* line_timeout times the unfinished line from its start, not
 		 * from that of a line this read finished. */
 		if (!framer_has_partial(&c->framer))

@@ -65,6 +65,15 @@ struct worker {
 	size_t *picked;           /* fanout's lines of one format */
 	size_t queued_cap;
 
+	/* A sender's lines to one room, gathered while its read is handled
+	 * and sent as one (fanout.c). */
+	struct room_stage {
+		struct room *room;   /* a reference; NULL: nothing gathered */
+		uint64_t except_id, seq;
+		struct msg *msg[FORMAT_COUNT];
+		bool own[FORMAT_COUNT]; /* msg[f] is our unshared copy */
+	} stage;
+
 	struct out_cache out_cache;
 	struct writer *writer;    /* made on the worker's own thread */
 	char read_buffer[READ_BUFFER_SIZE];
@@ -112,6 +121,9 @@ void lifecycle_free_all(struct worker *w);
 /* Delivers a run of N consecutive EV_ROOM events for one room; each
  * event's references end here. */
 void fanout_room_events(struct worker *w, struct event *evs, size_t n);
+/* Sends the lines gathered in w->stage, if any; done at the end of each
+ * read and before anything that could be seen to overtake them. */
+void fanout_flush(struct worker *w);
 /* An EV_DIRECT: M to connection FD/ID if it is still there. */
 void fanout_direct_local(struct worker *w, int fd, uint64_t id, struct msg *m);
 /* An EV_KICK: K to connection FD/ID if it is still there; frees K. */

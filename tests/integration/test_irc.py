@@ -628,6 +628,42 @@ class MixedTest(IrcTestCase):
         irc.expect("PART", "#lobby")
         line.expect("< ircy2 left lobby: bye now")
 
+    def test_a_burst_in_one_write_keeps_its_order_with_what_comes_between(self):
+        # A client's lines to one room, read together, go out as one
+        # message per protocol; whatever else the same read does (a line
+        # to another room, a private message, a departure) keeps its place
+        # among them, for recipients on either worker and in either protocol.
+        srv = self.start()
+        a = self.irc("alice")
+        b = self.irc("bob")
+        for x in (a, b):
+            x.send("JOIN #lobby,#other")
+            x.until("366")
+            x.until("366")
+        a.expect("JOIN", "#lobby")  # bob's
+        a.expect("JOIN", "#other")
+        line = self.line(srv)
+        for x in (a, b):
+            x.expect("JOIN", "#lobby")  # the line client's
+            x.sync()
+        burst = ["PRIVMSG #lobby :one %d" % i for i in range(50)]
+        burst += ["PRIVMSG #other :between", "PRIVMSG bob :direct"]
+        burst += ["PRIVMSG #lobby :two %d" % i for i in range(50)]
+        burst += ["PART #lobby :done"]
+        a.sock.sendall("".join(x + "\r\n" for x in burst).encode())
+        got = [b.msg() for _ in burst]
+        self.assertEqual([(m.command, m.params[0], m.params[-1]) for m in got],
+                         [(x.split(" ", 1)[0],) + tuple(x.split(" ", 1)[1].split(" :", 1)) for x in burst])
+        self.assertEqual(["[alice] one %d" % i for i in range(50)] + ["[alice] two %d" % i for i in range(50)]
+                         + ["< alice left lobby: done"], [line.read_line() for _ in range(101)])
+        # The same from a line client, whose lines go to IRC clients too.
+        line.send_raw(("".join("l%d\n" % i for i in range(30)) + "/msg bob psst\n"
+                       + "".join("m%d\n" % i for i in range(30))).encode())
+        got = [b.msg() for _ in range(61)]
+        self.assertEqual([m.params[-1] for m in got],
+                         ["l%d" % i for i in range(30)] + ["psst"] + ["m%d" % i for i in range(30)])
+        self.assertEqual([m.params[0] for m in got], ["#lobby"] * 30 + ["bob"] + ["#lobby"] * 30)
+
     def test_formatting_reaches_irc_clients_and_not_line_clients(self):
         srv = self.start()
         a = self.irc("ircya")
