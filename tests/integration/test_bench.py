@@ -425,7 +425,7 @@ class BenchTest(chatdtest.ChatdTestCase):
         self.assertRegex(lines[0], rb"^> Connected to the chat server as u1$")
         nexts = {}
         for i, line in enumerate(lines[1:]):
-            m = re.match(rb"^\[u(\d+)\] ~B (\d+) (\d+) \d+$", line)
+            m = re.match(rb"^\[u(\d+)\] ~B (\d+) (\d+) [0-9a-f]{16}$", line)
             self.assertTrue(m, line)
             nick, sender, seq = (int(g) for g in m.groups())
             # The first run's clients are u2..u11, the second's u12..u21.
