@@ -61,6 +61,15 @@ struct msg *msg_append(struct msg *m, const char *data, size_t len)
 	return m;
 }
 
+struct msg *msg_trim(struct msg *m)
+{
+	if (m->cap > m->len) {
+		m = xrealloc(m, sizeof(*m) + m->len);
+		m->cap = m->len;
+	}
+	return m;
+}
+
 /* Drops N references; the last owner frees. acq_rel: it must see every
  * other owner's reads finished before it frees the bytes. */
 static void msg_drop(struct msg *m, unsigned n)

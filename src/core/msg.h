@@ -29,6 +29,10 @@ struct msg *msg_vprintf(const char *fmt, va_list ap) PRINTF_LIKE(1, 0);
 /* Appends to a message that is not shared yet; grows it as needed. */
 struct msg *msg_append(struct msg *m, const char *data, size_t len);
 
+/* Gives back the room a message that is not shared yet holds beyond its
+ * length. */
+struct msg *msg_trim(struct msg *m);
+
 static inline struct msg *msg_ref(struct msg *m)
 {
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);

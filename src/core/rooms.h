@@ -92,8 +92,9 @@ struct member {
 
 struct room {
 	atomic_int refs;
-	/* Numbers the room's events (arrivals under the registry lock, lines
-	 * when they are said): a member hears of an event only if it was
+	/* Numbers the room's arrivals, departures and renames (under the
+	 * registry lock); other events take the next number without taking
+	 * it (room_line_seq()): a member hears of an event only if it was
 	 * there before it, wherever the event's worker and its own are. */
 	atomic_uint_least64_t seq;
 	/* Members reading each format: an event is encoded in those only.

@@ -14,7 +14,7 @@ enum event_kind {
 	EV_CONNECTION, /* fd, ptr: struct new_connection (the receiver's to free) */
 	EV_ROOM,       /* ptr: room, msg: the line as FORMAT reads it, id: the
 			* connection not to send to, seq: the room's sequence
-			* number of the line (see rooms.h), once: see
+			* number of the line (see room_line_seq()), once: see
 			* struct room_send */
 	EV_DIRECT,     /* fd + id: the connection, msg */
 	EV_KICK,       /* fd + id: the connection, ptr: struct kick (the

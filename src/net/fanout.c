@@ -38,7 +38,12 @@ void worker_send(struct worker *w, struct session *s, struct msg *m)
 {
 	struct conn *c = conn_of(s);
 
-	fanout_flush(w);
+	/* The gathered lines' sender is not among their recipients: what
+	 * it is told itself (an echo, a reply) cannot be seen to overtake
+	 * them, and waiting for them would end the gathering at every
+	 * line of an echo-message client. */
+	if (w->stage.except_id != s->id)
+		fanout_flush(w);
 	if (c->state == CONN_DEAD)
 		return;
 	if (!conn_queue(c, msg_ref(m), queue_cap(w), &w->out_cache)) {
@@ -196,8 +201,10 @@ static void send_lines(struct worker *w, struct room *room, struct msg *const ms
  * in one piece. Only what nothing can tell apart is gathered: lines to the
  * same room, from the same sender, with the same room sequence number (no
  * arrival or departure in between, on any worker) and read in the same
- * formats. Everything else that could be seen to come before or after
- * them (a reply, a line to another room, an arrival) sends them first. */
+ * formats. Everything else that another client could see come before or
+ * after them (a private message, a line to another room, an arrival, a
+ * kick) sends them first; what only their sender is told (an echo, a
+ * reply) need not wait, as the sender is not among their recipients. */
 
 #define STAGE_MAX_BYTES (16 * 1024)
 
@@ -224,7 +231,7 @@ static void stage_append(struct room_stage *st, const struct room_send *rs)
 		if (!st->own[f]) {
 			/* The first line is shared with its encoder: gather
 			 * into a copy of our own from the second on. */
-			struct msg *copy = msg_new(4 * ((size_t)m->len + rs->msg[f]->len));
+			struct msg *copy = msg_new(2 * ((size_t)m->len + rs->msg[f]->len));
 			copy = msg_append(copy, m->data, m->len);
 			msg_unref(m);
 			m = copy;
@@ -243,6 +250,9 @@ void fanout_flush(struct worker *w)
 	/* Emptied first: sending may close a slow client, which tells its
 	 * rooms it left, which comes back here. */
 	w->stage = (struct room_stage){ 0 };
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		if (st.own[f]) /* what max_sendq counts is what it holds */
+			st.msg[f] = msg_trim(st.msg[f]);
 	send_lines(w, st.room, st.msg, st.except_id, st.seq, 0);
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		if (st.msg[f])
@@ -274,6 +284,7 @@ void worker_send_room(struct worker *w, struct room *room, const struct room_sen
  * the members delivers them all. */
 void fanout_room_events(struct worker *w, struct event *evs, size_t n)
 {
+	fanout_flush(w); /* empty here already: the stage lasts one read */
 	deliver_room(w, evs[0].ptr, evs, n);
 	for (size_t k = 0; k < n; k++) {
 		/* The event's reference becomes the first queue's. */

@@ -235,6 +235,7 @@ void lifecycle_settle(struct worker *w)
 		}
 		/* What other workers must hear first goes before our own
 		 * clients are written to (see handoff.h). */
+		fanout_flush(w);
 		outboxes_flush(&w->outboxes, w->pool->inboxes);
 		writer_flush(w->writer, &w->flush_list, &w->out_cache, written, w);
 	}

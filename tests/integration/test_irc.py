@@ -566,6 +566,14 @@ class CapsTest(IrcTestCase):
         b.send("PRIVMSG #r :no echo for bob")
         b.silence()
         a.expect("PRIVMSG", "#r", "no echo for bob")
+        c.expect("PRIVMSG", "#r", "no echo for bob")
+        # A burst: the echoes, and the others' copies, each in order and
+        # each line with its own tags.
+        a.sock.sendall(b"".join(b"PRIVMSG #r :burst %d\r\n" % i for i in range(40)))
+        for x in (a, b, c):
+            got = [x.expect("PRIVMSG", "#r", "burst %d" % i) for i in range(40)]
+            if x is a:
+                self.assertEqual(len({m.tags["msgid"] for m in got}), 40)
 
 
 class PingTest(IrcTestCase):
