@@ -1,4 +1,4 @@
-/* relay: the least a chat server has to do, as a yardstick for chatd.
+/* relay: a chat relay that does nothing but relay, as a yardstick for chatd.
  *
  * bench/run-bench sets chatd's server CPU per million deliveries beside
  * this relay's. It speaks just enough of chatd's line protocol for
