@@ -620,6 +620,8 @@ int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const c
 	int err = acting_locked(r, m, name, false, &ms);
 	if (err == 0 && ms->room->topic_ops && !ms->op)
 		err = -EPERM;
+	if (err == 0 && strcmp(ms->room->topic, topic) == 0)
+		err = -EALREADY;
 	if (err == 0) {
 		struct room *room = ms->room;
 		snprintf(room->topic, sizeof(room->topic), "%s", topic);

@@ -250,7 +250,8 @@ size_t rooms_list(struct rooms *r, struct room_info **ret);
  * -ENOTCONN: M is not in the room; -EPERM: M is not its operator (for the
  * topic, only when +t); -ENOENT: no such nick; -ESRCH: the nick is not in
  * the room; -EALREADY: nothing would change. */
-/* Sets room NAME's topic (cleaned, at most TOPIC_MAX_LEN bytes). */
+/* Sets room NAME's topic (cleaned, at most TOPIC_MAX_LEN bytes); the
+ * topic it has already is -EALREADY, and nobody is told. */
 int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic);
 /* Gives (ON) or takes NICK's status MODE ('o': operator, 'v': voice) in
  * room NAME; the nick as registered in RET_NICK. */

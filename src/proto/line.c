@@ -313,6 +313,8 @@ static void do_topic(struct worker *w, struct session *s, const struct command *
 	int r = chat_topic(w, s, room->name, cmd->text, clear ? 0 : cmd->text_len);
 	if (r == -EPERM)
 		reply(w, s, "! only operators of %s set its topic", room->name);
+	else if (r == -EALREADY)
+		show_topic(w, s, room->name, true);
 }
 
 /* The reply to an operator's act that failed with R (see rooms.h). */

@@ -410,6 +410,9 @@ class ChannelTest(IrcTestCase):
         b.send("TOPIC #r")
         b.expect("332", "bob", "#r", "the topic")
         self.assertEqual(b.expect("333", "bob", "#r").params[2], "alice")
+        a.send("TOPIC #r :the topic")  # unchanged: nobody is told
+        for c in (a, b):
+            c.sync()
         a.send("MODE #r")
         a.expect("324", "alice", "#r", "+nt")
         a.expect("329", "alice", "#r")
@@ -705,6 +708,8 @@ class MixedTest(IrcTestCase):
         line.expect("* %s set the topic of games: chess at 8" % line.nick)
         m = irc.expect("TOPIC", "#games", "chess at 8")
         self.assertEqual(m.nick, line.nick)
+        line.send("/topic chess at 8")  # unchanged: shown to its setter only
+        line.expect("= topic of games: chess at 8 (set by %s)" % line.nick)
         line.send("/op ircy")
         line.expect("* %s set mode +o ircy in games" % line.nick)
         irc.expect("MODE", "#games", "+o", "ircy")
