@@ -279,10 +279,14 @@ static void conn_start(int fd, unsigned serial)
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
 	if (epoll_ctl(c->owner->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		die("epoll_ctl: %s", strerror(errno));
+	/* Open before the greeting goes out: a client that has it may be
+	 * sent lines at once, and a fan_out that found the slot still
+	 * closed (it looks without the lock) would skip it. Nothing can
+	 * reach it ahead of the greeting: writers wait for the lock. */
+	atomic_store(&c->open, true);
 	char hello[64];
 	int len = snprintf(hello, sizeof(hello), "> Connected to the chat server as u%u\n", serial);
 	conn_write(c, hello, (size_t)len);
-	atomic_store(&c->open, true);
 	pthread_mutex_unlock(&c->lock);
 }
 
