@@ -528,8 +528,10 @@ static bool hex8(const char *p, uint32_t *ret)
 	return true;
 }
 
-/* TEXT is "SENDER SEQ TIME": two decimal numbers and 16 hex digits. */
-static void on_bench_line(struct gen *g, struct client *c, const char *text, uint64_t now, uint64_t arrived)
+/* TEXT, up to END, is "SENDER SEQ TIME": two decimal numbers and 16 hex
+ * digits. */
+static void on_bench_line(struct gen *g, struct client *c, const char *text, const char *end,
+			  uint64_t now, uint64_t arrived)
 {
 	uint64_t field[3];
 	const char *p = text;
@@ -548,7 +550,7 @@ static void on_bench_line(struct gen *g, struct client *c, const char *text, uin
 		}
 	}
 	uint32_t high, low;
-	if (!hex8(p, &high) || !hex8(p + 8, &low) || (p[16] != '\0' && p[16] != '\r' && p[16] != '\n')) {
+	if (end - p != 16 || !hex8(p, &high) || !hex8(p + 8, &low)) {
 		g->bad_lines++;
 		return;
 	}
@@ -627,7 +629,7 @@ static void on_line(struct gen *g, struct client *c, char *line, size_t len, uin
 			char *sp = line[0] == ':' ? memchr(line, ' ', len) : line;
 			char *text = sp ? memchr(sp, ':', len - (size_t)(sp - line)) : NULL;
 			if (text && text[-1] == ' ' && strncmp(text + 1, MARK, strlen(MARK)) == 0)
-				on_bench_line(g, c, text + 1 + strlen(MARK), now, arrived);
+				on_bench_line(g, c, text + 1 + strlen(MARK), line + len, now, arrived);
 			return;
 		}
 		if (c->state == C_GREETING && irc_numeric(line, "001")) {
@@ -649,7 +651,7 @@ static void on_line(struct gen *g, struct client *c, char *line, size_t len, uin
 		char *close = memchr(line, ']', len);
 		char *text = close && strncmp(close, "] " MARK, 2 + strlen(MARK)) == 0 ? close : NULL;
 		if (text && c->state == C_READY)
-			on_bench_line(g, c, text + 2 + strlen(MARK), now, arrived);
+			on_bench_line(g, c, text + 2 + strlen(MARK), line + len, now, arrived);
 		return;
 	}
 	if (c->state == C_GREETING && strncmp(line, "> Connected to the chat server as ", 34) == 0) {
