@@ -501,9 +501,7 @@ static void send_bench_line(struct sender *s)
 	s->sent++;
 }
 
-/* Eight lower-case hex digits at P, or false. Byte-parallel (no digit waits
- * for the one before): at millions of lines a second, the generator's own
- * parsing would otherwise be a good part of what it measures. */
+/* B in every byte of a 64-bit word. */
 #define BYTES(b) (0x0101010101010101ULL * (b))
 
 /* The top bit of each byte of X that is above LO and below HI (both < 128). */
@@ -512,6 +510,9 @@ static inline uint64_t bytes_between(uint64_t x, unsigned lo, unsigned hi)
 	return (BYTES(127 + hi) - (x & BYTES(127))) & ~x & ((x & BYTES(127)) + BYTES(127 - lo)) & BYTES(128);
 }
 
+/* Eight lower-case hex digits at P, or false. Byte-parallel (no digit waits
+ * for the one before): at millions of lines a second, the generator's own
+ * parsing would otherwise be a good part of what it measures. */
 static bool hex8(const char *p, uint32_t *ret)
 {
 	uint64_t x;
@@ -519,7 +520,7 @@ static bool hex8(const char *p, uint32_t *ret)
 	if ((bytes_between(x, '0' - 1, '9' + 1) | bytes_between(x, 'a' - 1, 'f' + 1)) != BYTES(128))
 		return false;
 	/* '0'-'9' are 0x30-0x39, 'a'-'f' 0x61-0x66: a letter has bit 6. */
-	uint64_t v = (x & 0x0F0F0F0F0F0F0F0FULL) + ((x >> 6) & 0x0101010101010101ULL) * 9;
+	uint64_t v = (x & BYTES(0x0F)) + ((x >> 6) & BYTES(1)) * 9;
 	v = __builtin_bswap64(v); /* the first digit in the top byte */
 	v = (v | (v >> 4)) & 0x00FF00FF00FF00FFULL;
 	v = (v | (v >> 8)) & 0x0000FFFF0000FFFFULL;

@@ -162,6 +162,13 @@ class IrcTestCase(ChatdTestCase):
     def line(self, srv, others=()):
         return self.connect(srv, others)
 
+    def join_all(self, clients, *channels):
+        """Each client joins CHANNELS in one JOIN, and has read their NAMES."""
+        for c in clients:
+            c.send("JOIN " + ",".join(channels))
+            for _ in channels:
+                c.until("366")
+
 
 class RegistrationTest(IrcTestCase):
     def test_welcome_burst_is_what_modern_clients_expect(self):
@@ -551,9 +558,7 @@ class CapsTest(IrcTestCase):
         a = self.irc("alice", caps=["server-time", "message-tags", "echo-message"])
         b = self.irc("bob", caps=["server-time"])
         c = self.irc("carol")
-        for x in (a, b, c):
-            x.send("JOIN #r")
-            x.until("366")
+        self.join_all((a, b, c), "#r")
         a.until("JOIN")
         a.until("JOIN")
         b.until("JOIN")
@@ -647,10 +652,7 @@ class MixedTest(IrcTestCase):
         srv = self.start()
         a = self.irc("alice")
         b = self.irc("bob")
-        for x in (a, b):
-            x.send("JOIN #lobby,#other")
-            x.until("366")
-            x.until("366")
+        self.join_all((a, b), "#lobby", "#other")
         a.expect("JOIN", "#lobby")  # bob's
         a.expect("JOIN", "#other")
         line = self.line(srv)
@@ -679,9 +681,7 @@ class MixedTest(IrcTestCase):
         srv = self.start()
         a = self.irc("ircya")
         b = self.irc("ircyb")
-        for x in (a, b):
-            x.send("JOIN #lobby")
-            x.until("366")
+        self.join_all((a, b), "#lobby")
         a.expect("JOIN", "#lobby")
         line = self.line(srv)
         a.expect("JOIN", "#lobby")
@@ -731,11 +731,7 @@ class MixedTest(IrcTestCase):
         srv = self.start()
         a = self.irc("alice")
         b = self.irc("bob")
-        for x in (a, b):
-            x.send("JOIN #one,#two,#three")
-            x.until("366")
-            x.until("366")
-            x.until("366")
+        self.join_all((a, b), "#one", "#two", "#three")
         for _ in range(3):
             a.expect("JOIN")
         line = self.line(srv)
