@@ -525,7 +525,7 @@ bool irc_input(struct worker *w, struct session *s, const char *line, size_t len
 		return worker_session_open(s);
 	const struct irc_command *cmd = NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(commands) && !cmd; i++)
-		if (strcmp(commands[i].name, msg.command) == 0)
+		if (commands[i].name[0] == msg.command[0] && strcmp(commands[i].name, msg.command) == 0)
 			cmd = &commands[i];
 	if (log_level_enabled(LOG_DEBUG))
 		log_debug("%s (%s): IRC %s", s->peer, irc_me(s), cmd ? cmd->name : "unknown command");

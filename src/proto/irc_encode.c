@@ -96,14 +96,15 @@ static void put(struct out *o, const char *tag, size_t tag_len, const char *head
 	out_put(o, CRLF, 2);
 }
 
-/* HEAD + TEXT + TAIL, split into as many messages as 512 bytes each need,
- * between two characters; a message with no text is one message. */
+/* HEAD (HEAD_LEN bytes) + TEXT + TAIL, split into as many messages as 512
+ * bytes each need, between two characters; a message with no text is one
+ * message. */
 static struct msg *put_split(enum format format, const struct chat_event *ev, const char *head,
-			     const char *tail)
+			     size_t head_len, const char *tail)
 {
 	struct out o = { .p = o.stack, .cap = sizeof(o.stack) };
 	char tag[128];
-	size_t head_len = strlen(head), tail_len = strlen(tail);
+	size_t tail_len = strlen(tail);
 	size_t room = IRC_LINE_MAX - head_len - tail_len;
 	const char *text = ev->text;
 	size_t left = ev->text_len;
@@ -139,6 +140,7 @@ struct msg *irc_encode(enum format format, const struct chat_event *ev)
 	char head[4 * NAME_MAX_LEN + USER_MAX_LEN + HOST_MAX_LEN + 64];
 	char prefix[NAME_MAX_LEN + USER_MAX_LEN + HOST_MAX_LEN + 4];
 	const char *server = ev->server ? ev->server : "chatd";
+	size_t n;
 
 	str_join(prefix, sizeof(prefix), ev->nick ? ev->nick : server, "!", ev->user ? ev->user : "-",
 	     "@", ev->host ? ev->host : server, NULL);
@@ -169,22 +171,23 @@ struct msg *irc_encode(enum format format, const struct chat_event *ev)
 			 ev->text, ev->other ? " " : "", ev->other ? ev->other : "");
 		return put_cut(format, ev, head, "", 0, "");
 	case CHAT_SAID:
-		str_join(head, sizeof(head), ":", prefix, ev->notice ? " NOTICE #" : " PRIVMSG #", ev->room,
-		     " :", NULL);
-		return put_split(format, ev, head, "");
+		n = str_join(head, sizeof(head), ":", prefix, ev->notice ? " NOTICE #" : " PRIVMSG #",
+			     ev->room, " :", NULL);
+		return put_split(format, ev, head, n, "");
 	case CHAT_ACTION:
-		str_join(head, sizeof(head), ":", prefix, " PRIVMSG #", ev->room, " :\001ACTION ", NULL);
-		return put_split(format, ev, head, "\001");
+		n = str_join(head, sizeof(head), ":", prefix, " PRIVMSG #", ev->room, " :\001ACTION ",
+			     NULL);
+		return put_split(format, ev, head, n, "\001");
 	case CHAT_RENAMED:
 		snprintf(head, sizeof(head), ":%s NICK :%s", prefix, ev->other);
 		return put_cut(format, ev, head, "", 0, "");
 	case CHAT_PRIVATE:
 		snprintf(head, sizeof(head), ":%s %s %s :%s", prefix,
 			 ev->notice ? "NOTICE" : "PRIVMSG", ev->other, ev->action ? "\001ACTION " : "");
-		return put_split(format, ev, head, ev->action ? "\001" : "");
+		return put_split(format, ev, head, strlen(head), ev->action ? "\001" : "");
 	case CHAT_NOTICE:
 		snprintf(head, sizeof(head), ":%s NOTICE * :", server);
-		return put_split(format, ev, head, "");
+		return put_split(format, ev, head, strlen(head), "");
 	case CHAT_CLOSING:
 		snprintf(head, sizeof(head), "ERROR :Closing Link: %s (", ev->host ? ev->host : "*");
 		return put_cut(FORMAT_IRC, ev, head, ev->text, ev->text_len, ")");

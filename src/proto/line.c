@@ -19,7 +19,26 @@
 #include "base/text.h"
 #include "proto/protocol.h"
 
-/* HEAD (printf-style) + the event's text + TAIL + "\n", in one msg. */
+/* HEAD (HLEN bytes) + the event's text + TAIL + "\n", in one msg. */
+static struct msg *line_with_head(const struct chat_event *ev, const char *head, size_t hlen,
+				  const char *tail)
+{
+	size_t tlen = strlen(tail);
+	struct msg *m = msg_new(hlen + ev->text_len + tlen + 1);
+	memcpy(m->data, head, hlen);
+	/* IRC's formatting (bold, colours, CTCP) is not for terminals. */
+	size_t text_len = ev->text_len;
+	if (ev->formatting)
+		text_len = text_strip_formatting(m->data + hlen, ev->text, ev->text_len);
+	else
+		memcpy(m->data + hlen, ev->text, ev->text_len);
+	memcpy(m->data + hlen + text_len, tail, tlen);
+	m->data[hlen + text_len + tlen] = '\n';
+	m->len = (uint32_t)(hlen + text_len + tlen + 1);
+	return m;
+}
+
+/* The same with HEAD printf-style. */
 static struct msg *line_with_text(const struct chat_event *ev, const char *tail,
 				  const char *head_fmt, ...) PRINTF_LIKE(3, 4);
 
@@ -36,19 +55,7 @@ static struct msg *line_with_text(const struct chat_event *ev, const char *tail,
 		hlen = 0;
 	if ((size_t)hlen >= sizeof(head))
 		hlen = sizeof(head) - 1;
-	size_t tlen = strlen(tail);
-	struct msg *m = msg_new((size_t)hlen + ev->text_len + tlen + 1);
-	memcpy(m->data, head, (size_t)hlen);
-	/* IRC's formatting (bold, colours, CTCP) is not for terminals. */
-	size_t text_len = ev->text_len;
-	if (ev->formatting)
-		text_len = text_strip_formatting(m->data + hlen, ev->text, ev->text_len);
-	else
-		memcpy(m->data + hlen, ev->text, ev->text_len);
-	memcpy(m->data + hlen + text_len, tail, tlen);
-	m->data[hlen + text_len + tlen] = '\n';
-	m->len = (uint32_t)((size_t)hlen + text_len + tlen + 1);
-	return m;
+	return line_with_head(ev, head, (size_t)hlen, tail);
 }
 
 struct msg *line_encode(const struct chat_event *ev)
@@ -83,8 +90,10 @@ struct msg *line_encode(const struct chat_event *ev)
 	case CHAT_MODE:
 		return msg_printf("* %s set mode %.*s%s%s in %s\n", ev->nick, (int)ev->text_len, ev->text,
 				  ev->other ? " " : "", ev->other ? ev->other : "", ev->room);
-	case CHAT_SAID:
-		return line_with_text(ev, "", "[%s] ", ev->nick);
+	case CHAT_SAID: { /* the one on every line: no printf */
+		char head[NAME_MAX_LEN + 4];
+		return line_with_head(ev, head, str_join(head, sizeof(head), "[", ev->nick, "] ", NULL), "");
+	}
 	case CHAT_ACTION:
 		return line_with_text(ev, "", "* %s ", ev->nick);
 	case CHAT_RENAMED:
