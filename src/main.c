@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "daemon/options.h"
 #include "daemon/server.h"
+#include "tls/context.h"
 
 static int print_config_errors(struct config_errors *errors)
 {
@@ -39,8 +40,17 @@ int main(int argc, char **argv)
 	if (config_load(opts.config_path, &cfg, &errors) < 0)
 		return print_config_errors(&errors);
 	if (opts.check_only) {
-		printf("chatd: config ok\n");
+		/* The certificate and key too: what a reload would refuse. */
+		char *err = NULL;
+		SSL_CTX *ctx = cfg->tls_certificate ? tls_context_new(cfg, &err) : NULL;
+		SSL_CTX_free(ctx);
 		config_unref(cfg);
+		if (err) {
+			fprintf(stderr, "%s\n", err);
+			free(err);
+			return 1;
+		}
+		printf("chatd: config ok\n");
 		return 0;
 	}
 

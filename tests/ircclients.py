@@ -360,10 +360,17 @@ class WeeChat(IrcClient):
             reason = "WeeChat's fifo plugin is not installed (apt-get install weechat-plugins)"
         return reason
 
+    def __init__(self, host, port, nick, timeout=TIMEOUT, tls_ca=None):
+        """tls_ca: connect over TLS, trusting the CA certificate in this
+        file (and checking the host name)."""
+        super().__init__(host, port, nick, timeout)
+        self.tls_ca = tls_ca
+
     def _launch(self):
         self.fifo = os.path.join(self.dir, "fifo")
         self.logs = os.path.join(self.dir, "logs")
         s = "irc.server." + self.SERVER
+        tls = "on" if self.tls_ca else "off"
         commands = [
             "/set logger.file.flush_delay 0",
             "/set logger.file.path %s" % self.logs,
@@ -372,8 +379,17 @@ class WeeChat(IrcClient):
             "/server add %s %s/%d" % (self.SERVER, self.host, self.port),
             # ssl in WeeChat 3.8 (Debian 12), tls from 4.0 (default on):
             # one of the two is not an option, and says so in the core log.
-            "/set %s.ssl off" % s,
-            "/set %s.tls off" % s,
+            "/set %s.ssl %s" % (s, tls),
+            "/set %s.tls %s" % (s, tls),
+        ]
+        if self.tls_ca:
+            commands += [
+                "/set %s.ssl_verify on" % s,
+                "/set %s.tls_verify on" % s,
+                "/set weechat.network.gnutls_ca_system off",
+                "/set weechat.network.gnutls_ca_user %s" % self.tls_ca,
+            ]
+        commands += [
             "/set %s.nicks %s" % (s, self.nick),
             "/set %s.username %s" % (s, self.nick),
             "/set %s.realname weechat-test" % s,

@@ -33,6 +33,7 @@ enum section {
 	SEC_LIMITS,
 	SEC_LOG,
 	SEC_IRC,
+	SEC_TLS,
 };
 
 static const char *const section_names[] = {
@@ -40,10 +41,12 @@ static const char *const section_names[] = {
 	[SEC_LIMITS] = "limits",
 	[SEC_LOG] = "log",
 	[SEC_IRC] = "irc",
+	[SEC_TLS] = "tls",
 };
 
 enum key_id {
 	KEY_PORT,
+	KEY_TLS_PORT,
 	KEY_BIND,
 	KEY_MAX_CLIENTS,
 	KEY_THREADS,
@@ -61,15 +64,21 @@ enum key_id {
 	KEY_ANNOUNCE_MAX,
 	KEY_ANNOUNCE_RATE,
 	KEY_CONNECT_RATE,
+	KEY_HANDSHAKE_TIMEOUT,
 	KEY_LEVEL,
 	KEY_TARGET,
 	KEY_PER_ADDRESS_BURST,
 	KEY_IRC_PORT,
+	KEY_IRC_TLS_PORT,
 	KEY_IRC_BIND,
 	KEY_IRC_SERVER_NAME,
 	KEY_IRC_PASSWORD,
 	KEY_IRC_NETWORK,
 	KEY_IRC_PING_TIMEOUT,
+	KEY_IRC_STS_DURATION,
+	KEY_TLS_CERTIFICATE,
+	KEY_TLS_KEY,
+	KEY_TLS_CLIENT_CA,
 	KEY_COUNT
 };
 
@@ -118,7 +127,7 @@ struct loader {
 
 static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, parse_level,
 	parse_target, parse_bool, parse_irc_bind, parse_server_name, parse_password,
-	parse_network;
+	parse_network, parse_path;
 
 #define NUM(id, sec, name, fn, lo, hi, field) \
 	[id] = { sec, name, fn, lo, hi, false, offsetof(struct config, field) }
@@ -126,9 +135,13 @@ static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, 
 #define NUM0(id, sec, name, fn, lo, hi, field) \
 	[id] = { sec, name, fn, lo, hi, true, offsetof(struct config, field) }
 #define STR(id, sec, name, fn) [id] = { sec, name, fn, 0, 0, false, 0 }
+/* A file's path; empty: not set. */
+#define PATH(id, sec, name, field) \
+	[id] = { sec, name, parse_path, 0, 0, false, offsetof(struct config, field) }
 
 static const struct key keys[KEY_COUNT] = {
 	NUM(KEY_PORT, SEC_SERVER, "port", parse_int, 0, 65535, port),
+	NUM(KEY_TLS_PORT, SEC_SERVER, "tls_port", parse_int, 0, 65535, tls_port),
 	STR(KEY_BIND, SEC_SERVER, "bind", parse_bind),
 	NUM(KEY_MAX_CLIENTS, SEC_SERVER, "max_clients", parse_int, 1, CONFIG_MAX_CLIENTS_LIMIT,
 	    max_clients),
@@ -149,17 +162,24 @@ static const struct key keys[KEY_COUNT] = {
 	    announce_max),
 	NUM(KEY_ANNOUNCE_RATE, SEC_LIMITS, "announce_rate", parse_int, 0, 1000000, announce_rate),
 	NUM(KEY_CONNECT_RATE, SEC_LIMITS, "connect_rate", parse_int, 0, 1000000, connect_rate),
+	NUM(KEY_HANDSHAKE_TIMEOUT, SEC_LIMITS, "handshake_timeout", parse_int, 1, 3600,
+	    handshake_timeout),
 	STR(KEY_LEVEL, SEC_LOG, "level", parse_level),
 	STR(KEY_TARGET, SEC_LOG, "target", parse_target),
 	NUM(KEY_PER_ADDRESS_BURST, SEC_LOG, "per_address_burst", parse_int, 0, 1000000,
 	    log_per_address_burst),
 	NUM(KEY_IRC_PORT, SEC_IRC, "port", parse_int, 0, 65535, irc_port),
+	NUM(KEY_IRC_TLS_PORT, SEC_IRC, "tls_port", parse_int, 0, 65535, irc_tls_port),
 	STR(KEY_IRC_BIND, SEC_IRC, "bind", parse_irc_bind),
 	STR(KEY_IRC_SERVER_NAME, SEC_IRC, "server_name", parse_server_name),
 	STR(KEY_IRC_PASSWORD, SEC_IRC, "password", parse_password),
 	STR(KEY_IRC_NETWORK, SEC_IRC, "network", parse_network),
 	NUM0(KEY_IRC_PING_TIMEOUT, SEC_IRC, "ping_timeout", parse_int, CONFIG_IRC_PING_TIMEOUT_MIN,
 	     CONFIG_IRC_PING_TIMEOUT_MAX, irc_ping_timeout),
+	NUM(KEY_IRC_STS_DURATION, SEC_IRC, "sts_duration", parse_int, 0, 31536000, irc_sts_duration),
+	PATH(KEY_TLS_CERTIFICATE, SEC_TLS, "certificate", tls_certificate),
+	PATH(KEY_TLS_KEY, SEC_TLS, "key", tls_key),
+	PATH(KEY_TLS_CLIENT_CA, SEC_TLS, "client_ca", tls_client_ca),
 };
 
 static const struct {
@@ -440,6 +460,28 @@ static char *parse_network(struct loader *ld, const struct key *key, const char 
 	return NULL;
 }
 
+/* Relative to the config file, so a config and the files it names can move
+ * together and the result does not depend on the daemon's working
+ * directory. */
+static char *resolve_path(const char *config_path, const char *file)
+{
+	const char *slash = strrchr(config_path, '/');
+
+	if (file[0] == '/' || !slash)
+		return xstrdup(file);
+	if (slash == config_path)
+		return xasprintf("/%s", file);
+	return xasprintf("%.*s/%s", (int)(slash - config_path), config_path, file);
+}
+
+static char *parse_path(struct loader *ld, const struct key *key, const char *value)
+{
+	char **field = (char **)(void *)((char *)ld->cfg + key->offset);
+	free(*field);
+	*field = *value ? resolve_path(ld->path, value) : NULL;
+	return NULL;
+}
+
 static char *parse_motd(struct loader *ld, const struct key *key, const char *value)
 {
 	(void)key;
@@ -705,19 +747,6 @@ static void set_motd(struct config *cfg, char **lines, size_t count)
 	cfg->motd_count = count;
 }
 
-/* Relative to the config file, so a config and its MOTD can move together
- * and the result does not depend on the daemon's working directory. */
-static char *resolve_motd_path(const char *config_path, const char *file)
-{
-	const char *slash = strrchr(config_path, '/');
-
-	if (file[0] == '/' || !slash)
-		return xstrdup(file);
-	if (slash == config_path)
-		return xasprintf("/%s", file);
-	return xasprintf("%.*s/%s", (int)(slash - config_path), config_path, file);
-}
-
 /* Returns NULL and sets the lines, or the complaint (malloc'd). */
 static char *read_motd_file(const char *path, char ***ret_lines, size_t *ret_count)
 {
@@ -835,7 +864,6 @@ static int later_key(const struct loader *ld, enum key_id a, enum key_id b, enum
 static void check_irc(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	enum key_id key;
 
 	/* Only a name not set can be missing: a bad one was reported. */
 	if (!cfg->irc_server_name && !ld->key_bad[KEY_IRC_SERVER_NAME]) {
@@ -848,17 +876,70 @@ static void check_irc(struct loader *ld)
 			free(why);
 		}
 	}
+}
 
-	/* Both protocols on one address and port cannot be: say so here, so
-	 * that chatd -t catches it, rather than as a failed bind at start. */
-	if (ld->key_bad[KEY_PORT] || ld->key_bad[KEY_BIND] || ld->key_bad[KEY_IRC_PORT] ||
-	    ld->key_bad[KEY_IRC_BIND] || cfg->irc_port == 0 || cfg->irc_port != cfg->port ||
-	    strcmp(config_irc_bind(cfg), cfg->bind) != 0)
+/* Two listeners on one address and port cannot be: say so here, so that
+ * chatd -t catches it, rather than as a failed bind at start. */
+static void check_ports(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	const struct {
+		enum key_id key, bind_key;
+		const char *what;
+		int port;
+		const char *bind;
+	} ports[] = {
+		{ KEY_PORT, KEY_BIND, "[server] port", cfg->port, cfg->bind },
+		{ KEY_TLS_PORT, KEY_BIND, "[server] tls_port", cfg->tls_port, cfg->bind },
+		{ KEY_IRC_PORT, KEY_IRC_BIND, "[irc] port", cfg->irc_port, config_irc_bind(cfg) },
+		{ KEY_IRC_TLS_PORT, KEY_IRC_BIND, "[irc] tls_port", cfg->irc_tls_port,
+		  config_irc_bind(cfg) },
+	};
+	if (ld->key_bad[KEY_BIND] || ld->key_bad[KEY_IRC_BIND])
 		return;
-	int line = later_key(ld, KEY_PORT, KEY_IRC_PORT, &key);
-	add_error(ld, line,
-		  "%s: [server] port and [irc] port are both %d on the same address; change one, or "
-		  "set [irc] port = 0 to turn IRC off", keys[key].name, cfg->port);
+	for (size_t i = 0; i < ARRAY_SIZE(ports); i++) {
+		for (size_t j = i + 1; j < ARRAY_SIZE(ports); j++) {
+			/* 0 is off, or for [server] port any free port: no clash. */
+			if (ld->key_bad[ports[i].key] || ld->key_bad[ports[j].key] ||
+			    ports[i].port == 0 || ports[i].port != ports[j].port ||
+			    strcmp(ports[i].bind, ports[j].bind) != 0)
+				continue;
+			enum key_id key;
+			int line = later_key(ld, ports[i].key, ports[j].key, &key);
+			add_error(ld, line, "%s: %s and %s are both %d on the same address; change one%s",
+				  keys[key].name, ports[i].what, ports[j].what, ports[i].port,
+				  ports[j].key == KEY_IRC_PORT ? ", or set [irc] port = 0 to turn IRC off"
+							       : "");
+		}
+	}
+}
+
+/* A TLS port needs a certificate and its key; the key may come from the
+ * systemd credential CONFIG_TLS_KEY_CREDENTIAL (LoadCredential= in the
+ * unit) when [tls] key is not set. */
+static void check_tls(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+	if (!cfg->tls_key && !ld->key_line[KEY_TLS_KEY] && creds && *creds) {
+		char *path = xasprintf("%s/%s", creds, CONFIG_TLS_KEY_CREDENTIAL);
+		if (access(path, F_OK) == 0)
+			cfg->tls_key = path;
+		else
+			free(path);
+	}
+	if (!cfg->tls_port && !cfg->irc_tls_port)
+		return;
+	enum key_id port_key = cfg->tls_port ? KEY_TLS_PORT : KEY_IRC_TLS_PORT;
+	if (!cfg->tls_certificate)
+		add_error(ld, ld->key_line[port_key],
+			  "%s: a TLS port needs a certificate: set certificate in [tls]",
+			  keys[port_key].name);
+	else if (!cfg->tls_key)
+		add_error(ld, ld->key_line[port_key],
+			  "%s: a TLS port needs the certificate's key: set key in [tls], or pass it as "
+			  "the systemd credential %s", keys[port_key].name, CONFIG_TLS_KEY_CREDENTIAL);
 }
 
 static void finish(struct loader *ld)
@@ -885,7 +966,7 @@ static void finish(struct loader *ld)
 	}
 
 	if (cfg->motd_file) {
-		char **lines = NULL, *path = resolve_motd_path(ld->path, cfg->motd_file);
+		char **lines = NULL, *path = resolve_path(ld->path, cfg->motd_file);
 		size_t count = 0;
 		char *err = read_motd_file(path, &lines, &count);
 
@@ -914,6 +995,8 @@ static void finish(struct loader *ld)
 		cfg->connect_rate = 0;
 	check_motd_fits(ld);
 	check_irc(ld);
+	check_ports(ld);
+	check_tls(ld);
 }
 
 static void parse_file(struct loader *ld)
@@ -994,6 +1077,7 @@ struct config *config_new_default(void)
 	cfg->announce_max = 500;
 	cfg->announce_rate = 10;
 	cfg->connect_rate = 10;
+	cfg->handshake_timeout = 10;
 	cfg->log_level = LOG_INFO;
 	cfg->log_target = LOG_TARGET_AUTO;
 	cfg->log_per_address_burst = 20;
@@ -1003,6 +1087,7 @@ struct config *config_new_default(void)
 	cfg->irc_password = NULL;
 	cfg->irc_network = xstrdup("chatd");
 	cfg->irc_ping_timeout = 240;
+	cfg->irc_sts_duration = 300;
 	return cfg;
 }
 
@@ -1069,6 +1154,9 @@ void config_unref(struct config *cfg)
 	free(cfg->irc_server_name);
 	free(cfg->irc_password);
 	free(cfg->irc_network);
+	free(cfg->tls_certificate);
+	free(cfg->tls_key);
+	free(cfg->tls_client_ca);
 	free(cfg);
 }
 

@@ -25,6 +25,9 @@
 #define CONFIG_IRC_PASSWORD_MAX 128
 #define CONFIG_IRC_PING_TIMEOUT_MIN 10 /* besides 0, never */
 #define CONFIG_IRC_PING_TIMEOUT_MAX 86400
+/* The systemd credential (LoadCredential=) that is the TLS key when [tls]
+ * key is not set. */
+#define CONFIG_TLS_KEY_CREDENTIAL "chatd-tls-key"
 
 struct config {
 	atomic_int refcount;
@@ -32,6 +35,7 @@ struct config {
 
 	/* [server] */
 	int port;          /* 0 = any free port */
+	int tls_port;      /* the line protocol over TLS; 0 = off */
 	char *bind;        /* numeric address or host name; "::" = all, v4 and v6 */
 	int max_clients;
 	int threads;       /* 0 = one per CPU; see config_worker_count() */
@@ -52,9 +56,11 @@ struct config {
 	int announce_max;  /* rooms above this size hear no arrivals; 0 = no limit */
 	int announce_rate; /* arrivals and departures a room hears per second; 0 = no limit */
 	int connect_rate;  /* new connections a second from one address, as many at once; 0 = no limit */
+	int handshake_timeout; /* seconds a TLS client may take to finish its handshake */
 
 	/* [irc] */
 	int irc_port;          /* 0 = no IRC listener (unlike port, not "any free port") */
+	int irc_tls_port;      /* IRC over TLS; 0 = off */
 	char *irc_bind;        /* NULL = the [server] bind */
 	char *irc_server_name; /* in the server's prefix and numerics: 1..63 of [A-Za-z0-9.-];
 				* the host name by default. NULL only from
@@ -64,6 +70,13 @@ struct config {
 	char *irc_network;     /* NETWORK= in ISUPPORT: 1..32 of [A-Za-z0-9._-] */
 	int irc_ping_timeout;  /* seconds: PING a client silent for half of it, drop it
 				* when silent for all of it; 0 = never */
+	int irc_sts_duration;  /* seconds an IRC client keeps to TLS once it saw it
+				* offered (IRCv3 sts); 0 = it may stop */
+
+	/* [tls]: paths, resolved against the config file's folder; NULL = not set */
+	char *tls_certificate; /* PEM: the leaf, then its chain */
+	char *tls_key;         /* PEM; or the credential CONFIG_TLS_KEY_CREDENTIAL */
+	char *tls_client_ca;   /* PEM: CAs whose client certificates are asked for */
 
 	/* [log] */
 	int log_level;     /* syslog priority */

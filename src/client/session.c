@@ -11,15 +11,18 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "tls.h"
 
-void session_init(struct session *s, int fd,
+void session_init(struct session *s, int fd, SSL *ssl,
 		  void (*on_line)(void *ctx, const char *line, size_t len), void *ctx)
 {
-	*s = (struct session){ .fd = fd, .on_line = on_line, .ctx = ctx };
+	*s = (struct session){ .fd = fd, .ssl = ssl, .on_line = on_line, .ctx = ctx };
 }
 
 void session_close(struct session *s)
 {
+	client_tls_close(s->ssl);
+	s->ssl = NULL;
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
@@ -38,10 +41,37 @@ void session_send_line(struct session *s, const char *line, size_t len)
 	session_flush(s);
 }
 
+/* As send() does: bytes, or -1 with errno (EAGAIN: try again later). */
+static ssize_t tls_send(struct session *s)
+{
+	size_t n = 0;
+	errno = 0;
+	if (SSL_write_ex(s->ssl, s->out, s->out_len, &n) == 1)
+		return (ssize_t)n;
+	int e = SSL_get_error(s->ssl, 0);
+	errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN
+		: e == SSL_ERROR_SYSCALL && errno ? errno : EPROTO;
+	return -1;
+}
+
+/* As read() does: bytes, 0 at the end, or -1 with errno. */
+static ssize_t tls_read(struct session *s, char *buf, size_t size)
+{
+	size_t n = 0;
+	if (SSL_read_ex(s->ssl, buf, size, &n) == 1)
+		return (ssize_t)n;
+	int e = SSL_get_error(s->ssl, 0);
+	if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+		return 0; /* close_notify, or the end without one */
+	errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN
+		: e == SSL_ERROR_SYSCALL && errno ? errno : EPROTO;
+	return -1;
+}
+
 int session_flush(struct session *s)
 {
 	while (s->out_len > 0) {
-		ssize_t n = send(s->fd, s->out, s->out_len, MSG_NOSIGNAL);
+		ssize_t n = s->ssl ? tls_send(s) : send(s->fd, s->out, s->out_len, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -98,7 +128,8 @@ int session_read(struct session *s)
 	char buf[16384];
 
 	for (;;) {
-		ssize_t n = read(s->fd, buf, sizeof(buf));
+		errno = 0;
+		ssize_t n = s->ssl ? tls_read(s, buf, sizeof(buf)) : read(s->fd, buf, sizeof(buf));
 		if (n > 0) {
 			framer_feed(&s->framer, buf, (size_t)n, SESSION_MAX_LINE, &handler, s);
 			continue;

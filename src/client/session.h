@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <openssl/ssl.h>
+
 #include "proto/framer.h"
 
 /* Longest server line chatc shows; longer ones (a /who of a huge room) are
@@ -15,6 +17,7 @@
 
 struct session {
 	int fd;
+	SSL *ssl;           /* over TLS (see tls.h); NULL: plaintext */
 	struct framer framer;
 	char *out;
 	size_t out_len, out_cap;
@@ -25,7 +28,8 @@ struct session {
 	void *ctx;
 };
 
-void session_init(struct session *s, int fd,
+/* FD, and SSL when over TLS: the session owns both. */
+void session_init(struct session *s, int fd, SSL *ssl,
 		  void (*on_line)(void *ctx, const char *line, size_t len), void *ctx);
 void session_close(struct session *s);
 

@@ -42,10 +42,11 @@ static int set_port(struct target *t, const char *port, char *err, size_t err_si
 	return 0;
 }
 
-int target_parse(struct target *t, int argc, char **argv, char *err, size_t err_size)
+int target_parse(struct target *t, int argc, char **argv, const char *port, char *err,
+		 size_t err_size)
 {
 	snprintf(t->host, sizeof(t->host), "%s", DEFAULT_HOST);
-	snprintf(t->port, sizeof(t->port), "%s", DEFAULT_PORT);
+	snprintf(t->port, sizeof(t->port), "%s", port);
 	if (argc == 0)
 		return 0;
 	if (argc > 2) {

@@ -7,15 +7,17 @@
 
 #define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "7777"
+#define DEFAULT_TLS_PORT "7778" /* chatd has none: the example config's tls_port */
 
 struct target {
 	char host[256];
 	char port[16];
 };
 
-/* Fills T from the 0, 1 or 2 operands. Returns 0, or -1 with a message in
- * ERR (for the usage error). */
-int target_parse(struct target *t, int argc, char **argv, char *err, size_t err_size);
+/* Fills T from the 0, 1 or 2 operands, with PORT when they give none.
+ * Returns 0, or -1 with a message in ERR (for the usage error). */
+int target_parse(struct target *t, int argc, char **argv, const char *port, char *err,
+		 size_t err_size);
 
 /* "host:port", or "[v6]:port". */
 void target_format(const struct target *t, char *buf, size_t size);

@@ -4,6 +4,7 @@
 #ifndef CHATD_CORE_SESSION_H
 #define CHATD_CORE_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,10 +13,14 @@
 #include "core/rooms.h"
 
 #define PEER_MAX 64 /* "[v6addr%scope]:port" */
+#define SESSION_CERTFP_MAX (32 * 2 + 1)
 
 struct session {
 	uint64_t id;          /* unique for the server's life (fds are reused) */
 	enum proto proto;     /* what it speaks */
+	bool tls;             /* over TLS */
+	char certfp[SESSION_CERTFP_MAX]; /* its TLS client certificate's SHA-256 in
+				 * hex, verified by [tls] client_ca; "": none */
 	struct member member; /* nick and rooms, once registered */
 	char peer[PEER_MAX];  /* the client's address, for the log */
 	struct flood flood;   /* [limits] rate and burst */

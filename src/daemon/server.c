@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/daemonize.h"
@@ -21,11 +22,17 @@
 #include "net/worker.h"
 #include "net/writer.h"
 #include "proto/codec.h"
+#include "tls/context.h"
 
 #define ACCEPT_BATCH 64 /* per wake-up, so signals are never starved */
+/* How often the [tls] files are looked at for a renewal (three stat()s),
+ * and the certificate's expiry checked. */
+#define TLS_WATCH_SECONDS 5
+#define TLS_EXPIRY_WARN_DAYS 14
+#define DAY_SECONDS (24 * 60 * 60)
 
 /* epoll tags of the main loop's fds; listeners are tagged by index. */
-enum { TAG_SIGNAL = LISTENER_MAX, TAG_STATUS, TAG_WATCHDOG };
+enum { TAG_SIGNAL = LISTENER_MAX, TAG_STATUS, TAG_WATCHDOG, TAG_TLS_WATCH };
 
 struct server {
 	struct config *cfg;
@@ -37,6 +44,14 @@ struct server {
 	int watchdog_fd;
 	uint64_t ping_seq;
 	bool stopping;
+
+	/* TLS: the context new handshakes use (the workers hold their own
+	 * references), the files' stamp when last loaded or tried, and when
+	 * the expiry was last warned of (CLOCK_MONOTONIC seconds; 0 never). */
+	SSL_CTX *tls_ctx;
+	struct tls_files_stamp tls_stamp, tls_seen; /* loaded or tried; at the last look */
+	int tls_watch_fd;
+	uint64_t tls_warned_s;
 };
 
 /* The command line wins over the file, at start and at every reload. */
@@ -114,6 +129,99 @@ static void watchdog_tick(struct server *s)
 		worker_post_ping(s->pool.workers[i], s->ping_seq);
 }
 
+/* ---- TLS: the certificate in use, renewed without a restart -------------- */
+
+/* Warns, once a day, of a certificate that expires within
+ * TLS_EXPIRY_WARN_DAYS or has expired: admins alert on its CHATD_EVENT. */
+static void tls_check_expiry(struct server *s)
+{
+	struct tls_cert_info info;
+	if (!s->tls_ctx || !tls_context_cert_info(s->tls_ctx, &info) || !info.not_after)
+		return;
+	time_t now = time(NULL);
+	uint64_t mono = monotonic_ms() / 1000;
+	if (info.not_after - now > (time_t)TLS_EXPIRY_WARN_DAYS * DAY_SECONDS)
+		return;
+	if (s->tls_warned_s && mono - s->tls_warned_s < DAY_SECONDS)
+		return;
+	s->tls_warned_s = mono;
+	long days = (long)((info.not_after - now) / DAY_SECONDS);
+	if (info.not_after <= now)
+		log_event(LOG_WARNING, LOG_FIELDS(.event = "tls_expired"),
+			  "the TLS certificate %s (%s) has expired: clients will refuse it; renew it "
+			  "(chatd reloads it by itself once the file changes)",
+			  s->cfg->tls_certificate, info.subject);
+	else
+		log_event(LOG_WARNING, LOG_FIELDS(.event = "tls_expiring"),
+			  "the TLS certificate %s (%s) expires in %ld day%s: renew it (chatd reloads "
+			  "it by itself once the file changes)", s->cfg->tls_certificate, info.subject,
+			  days, days == 1 ? "" : "s");
+}
+
+/* Makes the context from CFG's files and, when that works, gives it to
+ * the workers for the handshakes from now on; when not, the one in use
+ * stays. WHEN says what made us look, for the log. Returns 0 or -1. */
+static int tls_load(struct server *s, const struct config *cfg, const char *when)
+{
+	char *err = NULL;
+
+	tls_files_stamp_read(cfg, &s->tls_stamp);
+	s->tls_seen = s->tls_stamp;
+	SSL_CTX *ctx = tls_context_new(cfg, &err);
+	if (!ctx) {
+		if (s->tls_ctx) {
+			log_event(LOG_ERR, LOG_FIELDS(.event = "tls_reload_failed"),
+				  "TLS (%s): keeping the certificate in use: %s", when, err);
+		} else {
+			log_event(LOG_ERR, LOG_FIELDS(.event = "tls_failed"), "TLS: %s", err);
+		}
+		free(err);
+		return -1;
+	}
+	SSL_CTX_free(s->tls_ctx);
+	s->tls_ctx = ctx;
+	for (int i = 0; i < s->pool.count; i++)
+		worker_post_tls(s->pool.workers[i], ctx);
+	tls_context_log(ctx, when);
+	s->tls_warned_s = 0; /* a new certificate: a new warning if due */
+	tls_check_expiry(s);
+	return 0;
+}
+
+/* Every TLS_WATCH_SECONDS: files replaced by a renewal are loaded once
+ * they stayed the same for one look (a renewal that writes the certificate,
+ * then the key, is not caught in between), each new state of them tried
+ * once; and the expiry is checked. */
+static void tls_watch_tick(struct server *s)
+{
+	uint64_t expirations;
+	if (read(s->tls_watch_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	if (!s->cfg->tls_certificate)
+		return;
+	struct tls_files_stamp now;
+	tls_files_stamp_read(s->cfg, &now);
+	bool settled = tls_files_stamp_equal(&now, &s->tls_seen);
+	s->tls_seen = now;
+	if (settled && !tls_files_stamp_equal(&now, &s->tls_stamp)) {
+		log_info("the TLS files changed; loading them");
+		tls_load(s, s->cfg, "reloaded (the files changed)");
+	}
+	tls_check_expiry(s);
+}
+
+static int setup_tls_watch(struct server *s)
+{
+	s->tls_watch_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->tls_watch_fd < 0)
+		return -errno;
+	struct itimerspec its = { .it_interval = { .tv_sec = TLS_WATCH_SECONDS },
+				  .it_value = { .tv_sec = TLS_WATCH_SECONDS } };
+	if (timerfd_settime(s->tls_watch_fd, 0, &its, NULL) < 0)
+		return -errno;
+	return epoll_watch(s->epoll_fd, s->tls_watch_fd, TAG_TLS_WATCH);
+}
+
 static void status_changed(struct server *s)
 {
 	uint64_t n;
@@ -146,14 +254,18 @@ static struct ip_limit_policy ip_policy(const struct config *cfg)
 
 /* Turns a connection away with one "!" line; nobody else notices. The log
  * says so within [log] per_address_burst. */
-static void reject(struct server *s, int fd, enum proto proto, const char *peer,
+static void reject(struct server *s, int fd, enum proto proto, bool tls, const char *peer,
 		   const struct ip_key *ip, uint64_t now_ms, const char *reason, const char *why)
 {
-	struct msg *m = codec_refusal(proto, peer, why);
-	/* A fresh socket's buffer takes this line; if not, the client is gone. */
-	ssize_t w = send(fd, m->data, m->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)w;
-	msg_unref(m);
+	/* Over TLS there is no saying it before a handshake, which is the
+	 * workers' to make: the connection is just closed. */
+	if (!tls) {
+		struct msg *m = codec_refusal(proto, peer, why);
+		/* A fresh socket's buffer takes this line; if not, the client is gone. */
+		ssize_t w = send(fd, m->data, m->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+		msg_unref(m);
+	}
 	close(fd);
 	struct log_note note;
 	if (ip_limit_log_allowed(s->pool.ip_limit, ip, LOG_NOTICE, now_ms, &note))
@@ -180,7 +292,7 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 		ip_key_from_sockaddr((struct sockaddr *)&addr, &ip);
 		if (atomic_load(&s->pool.connections) >= s->cfg->max_clients) {
 			snprintf(why, sizeof(why), "server full (max %d clients)", s->cfg->max_clients);
-			reject(s, fd, ls->proto, peer, &ip, now, "full", why);
+			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, "full", why);
 			continue;
 		}
 		switch (ip_limit_acquire(s->pool.ip_limit, &ip, now)) {
@@ -189,12 +301,12 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 		case IP_TOO_MANY:
 			snprintf(why, sizeof(why), "too many connections from your address (max %d)",
 				 s->cfg->max_per_ip);
-			reject(s, fd, ls->proto, peer, &ip, now, "per_ip", why);
+			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, "per_ip", why);
 			continue;
 		case IP_TOO_FAST:
 			snprintf(why, sizeof(why), "too many new connections from your address "
 				 "(at most %d a second): try again in a moment", s->cfg->connect_rate);
-			reject(s, fd, ls->proto, peer, &ip, now, "rate", why);
+			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, "rate", why);
 			continue;
 		}
 		int family = ((struct sockaddr *)&addr)->sa_family;
@@ -209,7 +321,7 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 			}
 		}
 		atomic_fetch_add(&s->pool.connections, 1);
-		worker_post_connection(least_loaded_worker(s), fd, ls->proto, peer, &ip);
+		worker_post_connection(least_loaded_worker(s), fd, ls->proto, ls->tls, peer, &ip);
 	}
 }
 
@@ -250,6 +362,18 @@ static void reload(struct server *s)
 		warn_restart_needed("[irc] port", cfg->path);
 	if (strcmp(config_irc_bind(cfg), config_irc_bind(old)) != 0)
 		warn_restart_needed("[irc] bind", cfg->path);
+	if (cfg->tls_port != old->tls_port)
+		warn_restart_needed("tls_port", cfg->path);
+	if (cfg->irc_tls_port != old->irc_tls_port)
+		warn_restart_needed("[irc] tls_port", cfg->path);
+
+	/* The certificate is read again whether or not its files changed:
+	 * that is what an admin's reload after a renewal asks for. */
+	if (cfg->tls_certificate)
+		tls_load(s, cfg, "reloaded");
+	else if (s->tls_ctx)
+		log_warning("[tls] certificate is no longer set in %s: TLS listeners keep the "
+			    "certificate in use until a restart", cfg->path);
 
 	log_set_level(cfg->log_level);
 	struct ip_limit_policy policy = ip_policy(cfg);
@@ -279,26 +403,43 @@ static void handle_signals(struct server *s)
 	}
 }
 
-/* The line protocol on [server] bind:port, IRC on [irc] bind:port unless
- * that port is 0; or, under socket activation, what systemd passes. */
+/* The line protocol on [server] bind:port and, over TLS, tls_port; IRC on
+ * [irc] bind:port and tls_port; each unless its port is 0 (but [server]
+ * port, where 0 is any free port). Or, under socket activation, what
+ * systemd passes. */
 static int open_listeners(struct server *s)
 {
 	const struct config *cfg = s->cfg;
-	struct listen_address addresses[2] = {
+	struct listen_address addresses[4] = {
 		{ .address = cfg->bind, .port = cfg->port, .proto = PROTO_LINE },
 	};
 	size_t count = 1;
 
+	if (cfg->tls_port)
+		addresses[count++] = (struct listen_address){
+			.address = cfg->bind, .port = cfg->tls_port, .proto = PROTO_LINE, .tls = true };
 	if (cfg->irc_port)
 		addresses[count++] = (struct listen_address){
 			.address = config_irc_bind(cfg), .port = cfg->irc_port, .proto = PROTO_IRC };
+	if (cfg->irc_tls_port)
+		addresses[count++] = (struct listen_address){ .address = config_irc_bind(cfg),
+							      .port = cfg->irc_tls_port,
+							      .proto = PROTO_IRC, .tls = true };
 	if (listener_open(&s->listener, addresses, count) < 0)
 		return -1;
-	if (!s->listener.activated && !cfg->irc_port)
+	if (!s->listener.activated && !cfg->irc_port && !cfg->irc_tls_port)
 		log_info("no IRC: [irc] port = 0");
-	else if (s->listener.activated && cfg->irc_port && !listener_has(&s->listener, PROTO_IRC))
+	else if (s->listener.activated && cfg->irc_port && !listener_has(&s->listener, PROTO_IRC, false))
 		log_info("no IRC: systemd passed no socket named \"irc\" (under socket activation "
 			 "[irc] port is not used)");
+	bool tls = false;
+	for (size_t i = 0; i < s->listener.count; i++)
+		tls = tls || s->listener.sockets[i].tls;
+	if (tls && !s->tls_ctx) {
+		log_error("systemd passed a TLS socket (named \"tls\" or \"irc-tls\"), but [tls] "
+			  "certificate is not set in %s", cfg->path);
+		return -1;
+	}
 	return 0;
 }
 
@@ -368,6 +509,8 @@ static void loop(struct server *s)
 				status_changed(s);
 			else if (tag == TAG_WATCHDOG)
 				watchdog_tick(s);
+			else if (tag == TAG_TLS_WATCH)
+				tls_watch_tick(s);
 		}
 	}
 }
@@ -375,7 +518,7 @@ static void loop(struct server *s)
 int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 {
 	struct server s = { .cfg = cfg, .opts = opts, .signal_fd = -1, .watchdog_fd = -1,
-			    .pool.status_fd = -1 };
+			    .tls_watch_fd = -1, .pool.status_fd = -1 };
 	int exit_code = 1, r;
 
 	apply_overrides(cfg, opts);
@@ -402,10 +545,18 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 		log_errno(LOG_ERR, -r, "signals");
 		goto out;
 	}
+	if (cfg->tls_certificate && tls_load(&s, cfg, "in use") < 0)
+		goto out;
 	if (open_listeners(&s) < 0)
 		goto out;
 	if ((r = start_workers(&s, workers)) < 0) {
 		log_errno(LOG_ERR, -r, "starting worker threads");
+		goto out;
+	}
+	for (int i = 0; s.tls_ctx && i < s.pool.count; i++)
+		worker_post_tls(s.pool.workers[i], s.tls_ctx);
+	if ((r = setup_tls_watch(&s)) < 0) {
+		log_errno(LOG_ERR, -r, "TLS file watch timer");
 		goto out;
 	}
 	for (size_t i = 0; i < s.listener.count; i++) {
@@ -431,6 +582,9 @@ out:
 		stop_workers(&s);
 	if (s.watchdog_fd >= 0)
 		close(s.watchdog_fd);
+	if (s.tls_watch_fd >= 0)
+		close(s.tls_watch_fd);
+	SSL_CTX_free(s.tls_ctx);
 	if (s.signal_fd >= 0)
 		close(s.signal_fd);
 	if (s.epoll_fd >= 0)

@@ -10,6 +10,7 @@
 
 #include "base/util.h"
 #include "proto/codec.h"
+#include "tls/stream.h"
 
 #define OUT_MIN_CAP 16
 
@@ -40,6 +41,7 @@ void conn_free(struct conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	out_drop_all(c);
+	tls_stream_free(c->tls);
 	framer_reset(&c->framer);
 	codec_free(&c->s);
 	free(c);
@@ -98,11 +100,10 @@ size_t conn_attempted(struct conn *c, uint64_t epoch)
 	return old;
 }
 
-/* Drops N bytes of written output from the head of the queue. */
-static void out_consume(struct conn *c, size_t n, struct out_cache *oc)
+/* Drops N bytes from the head of the queue, putting off the unreference
+ * of each line dropped whole; the byte counts are the caller's. */
+static void out_drop(struct conn *c, size_t n, struct out_cache *oc)
 {
-	c->out_bytes -= n;
-	c->written_total += n;
 	while (n > 0) {
 		struct msg *m = c->out[c->out_head];
 		size_t left = m->len - c->out_offset;
@@ -118,7 +119,8 @@ static void out_consume(struct conn *c, size_t n, struct out_cache *oc)
 	}
 }
 
-int conn_output_iov(const struct conn *c, struct iovec *iov, int iov_max, size_t *bytes)
+/* Points IOV at up to IOV_MAX pieces of the line queue, oldest first. */
+static int queue_iov(const struct conn *c, struct iovec *iov, int iov_max, size_t *bytes)
 {
 	int n = 0;
 	size_t total = 0;
@@ -134,14 +136,95 @@ int conn_output_iov(const struct conn *c, struct iovec *iov, int iov_max, size_t
 	return n;
 }
 
+/* ---- TLS: lines are encrypted as they are written ------------------------
+ * The queue holds the shared lines as for everyone; a write first seals
+ * the oldest of them into records, up to TLS_SEAL_AHEAD of ciphertext not
+ * yet written, and writes that. out_bytes counts both, so the limits see
+ * one queue. A leaving connection's last record is close_notify. */
+
+#define TLS_SEAL_AHEAD (64 * 1024)
+
+static size_t tls_pending(const struct conn *c)
+{
+	const char *data;
+	return tls_stream_output(c->tls, &data);
+}
+
+/* Counts in out_bytes what the stream wrote since the last count: records
+ * sealed here, and what its handshake and alerts wrote meanwhile. */
+static void tls_count(struct conn *c)
+{
+	size_t pending = tls_pending(c);
+	c->out_bytes += pending - c->tls_counted;
+	c->tls_counted = pending;
+}
+
+static int tls_seal_queue(struct conn *c, struct out_cache *oc)
+{
+	char record[TLS_RECORD_MAX];
+	struct iovec iov[64];
+
+	tls_count(c);
+	while (c->out_count > 0 && tls_pending(c) < TLS_SEAL_AHEAD) {
+		size_t bytes, n = 0;
+		int pieces = queue_iov(c, iov, (int)ARRAY_SIZE(iov), &bytes);
+		const char *plain = iov[0].iov_base;
+		if (pieces == 1 || iov[0].iov_len >= TLS_RECORD_MAX) {
+			/* One piece: sealed where it is. */
+			n = iov[0].iov_len < TLS_RECORD_MAX ? iov[0].iov_len : TLS_RECORD_MAX;
+		} else {
+			for (int i = 0; i < pieces && n < TLS_RECORD_MAX; i++) {
+				size_t take = iov[i].iov_len < TLS_RECORD_MAX - n ? iov[i].iov_len
+										 : TLS_RECORD_MAX - n;
+				memcpy(record + n, iov[i].iov_base, take);
+				n += take;
+			}
+			plain = record;
+		}
+		if (!tls_stream_seal(c->tls, plain, n))
+			return -EPROTO;
+		out_drop(c, n, oc);
+		c->out_bytes -= n;
+		tls_count(c);
+	}
+	if (c->out_count == 0 && c->state == CONN_DRAINING) {
+		tls_stream_close(c->tls);
+		tls_count(c);
+	}
+	return 0;
+}
+
+int conn_output_iov(struct conn *c, struct iovec *iov, int iov_max, size_t *bytes,
+		    struct out_cache *oc)
+{
+	if (!c->tls)
+		return queue_iov(c, iov, iov_max, bytes);
+	int r = tls_seal_queue(c, oc);
+	if (r < 0)
+		return r;
+	const char *data;
+	*bytes = tls_stream_output(c->tls, &data);
+	if (*bytes == 0 || iov_max < 1)
+		return 0;
+	iov[0].iov_base = (void *)data;
+	iov[0].iov_len = *bytes;
+	return 1;
+}
+
 bool conn_written(struct conn *c, size_t n, struct out_cache *oc)
 {
-	out_consume(c, n, oc);
-	if (c->out_count > 0)
+	c->out_bytes -= n;
+	c->written_total += n;
+	if (c->tls) {
+		tls_stream_written(c->tls, n);
+		c->tls_counted -= n;
+	} else
+		out_drop(c, n, oc);
+	if (c->out_count > 0 || (c->tls && tls_pending(c) > 0))
 		return false;
 	/* Empty: the ring goes back to the cache (or, grown by a burst, to
 	 * the allocator), so an idle connection holds no output buffer. */
-	if (c->out_cap == OUT_MIN_CAP && oc->count < RING_CACHE_MAX)
+	if (c->out && c->out_cap == OUT_MIN_CAP && oc->count < RING_CACHE_MAX)
 		oc->rings[oc->count++] = c->out;
 	else
 		free(c->out);
@@ -154,7 +237,9 @@ int conn_flush(struct conn *c, struct iovec *iov, int iov_max, struct out_cache 
 {
 	for (;;) {
 		size_t bytes;
-		int n = conn_output_iov(c, iov, iov_max, &bytes);
+		int n = conn_output_iov(c, iov, iov_max, &bytes, oc);
+		if (n < 0)
+			return n;
 		ssize_t w = n > 0 ? writev(c->fd, iov, n) : 0;
 		if (w < 0) {
 			if (errno == EINTR)

@@ -15,6 +15,8 @@
 #include "net/iplimit.h"
 #include "proto/framer.h"
 
+struct tls_stream;
+
 /* A connection's life; net/lifecycle.c makes every change (see there):
  *
  *   NEW --register--> OPEN --close_after_flush--> DRAINING --all written--> LINGERING
@@ -22,7 +24,7 @@
  *    +-----------------+------------kill-------------+--------------------------+--> DEAD
  */
 enum conn_state {
-	CONN_NEW,       /* accepted, not yet in the chat */
+	CONN_NEW,       /* accepted, not yet in the chat (over TLS: in the handshake) */
 	CONN_OPEN,      /* in the chat: reading and writing */
 	CONN_DRAINING,  /* leaving: writes what is queued, reads nothing more */
 	CONN_LINGERING, /* queue written and our side shut: waits for the peer's EOF */
@@ -38,6 +40,9 @@ struct conn {
 	uint64_t last_once;        /* the last room_send.once it was sent */
 	struct session s;          /* what the chat core knows of it */
 
+	struct tls_stream *tls;    /* NULL: plaintext (see tls/stream.h) */
+	size_t tls_counted;        /* of its output, the bytes out_bytes counts */
+	uint64_t opened_ms;        /* when the worker took it */
 	struct framer framer;
 	struct ip_key ip;          /* counted in the pool's ip_limit until closed */
 	uint64_t last_line_ms;     /* for idle_timeout */
@@ -120,8 +125,11 @@ bool conn_queue(struct conn *c, struct msg *m, size_t cap, struct out_cache *oc)
 size_t conn_attempted(struct conn *c, uint64_t epoch);
 
 /* Points IOV at up to IOV_MAX pieces of the queue, oldest first; returns
- * how many, and their total length in *BYTES. */
-int conn_output_iov(const struct conn *c, struct iovec *iov, int iov_max, size_t *bytes);
+ * how many, and their total length in *BYTES. Over TLS, first seals the
+ * oldest lines (dropping them into OC's releases) and points at the
+ * ciphertext; -EPROTO if sealing failed. */
+int conn_output_iov(struct conn *c, struct iovec *iov, int iov_max, size_t *bytes,
+		    struct out_cache *oc);
 
 /* Drops N written bytes from the head of the queue, putting off the
  * unreference of each line written whole in OC. Returns true when the queue

@@ -1,9 +1,11 @@
 /* What one thread hands a worker thread (see handoff.h): a new connection
  * from the listener, lines for the worker's members of a room, a line for
- * one of its connections, a new config, a watchdog ping, shutdown. */
+ * one of its connections, a new config or TLS context, a watchdog ping,
+ * shutdown. */
 #ifndef CHATD_NET_EVENT_H
 #define CHATD_NET_EVENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/msg.h"
@@ -20,12 +22,14 @@ enum event_kind {
 	EV_KICK,       /* fd + id: the connection, ptr: struct kick (the
 			* receiver's to free) */
 	EV_CONFIG,     /* ptr: config */
+	EV_TLS,        /* ptr: SSL_CTX, a reference: new TLS handshakes use it */
 	EV_PING,       /* id: sequence */
 	EV_SHUTDOWN,
 };
 
 struct new_connection {
 	enum proto proto;  /* what the listening socket it came from carries */
+	bool tls;          /* and whether over TLS */
 	char peer[PEER_MAX];
 	struct ip_key ip;
 };

@@ -16,6 +16,8 @@
 #include "core/chat.h"
 #include "net/worker_impl.h"
 #include "proto/codec.h"
+#include "tls/context.h"
+#include "tls/stream.h"
 
 #define DRAIN_TIMEOUT_MS 2000 /* to write a leaving client's last lines */
 
@@ -117,8 +119,19 @@ void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc)
 	struct conn *c = conn_new(fd, id, nc->peer);
 	c->s.member.worker = w->index;
 	c->s.proto = nc->proto;
+	c->s.tls = nc->tls;
 	c->ip = nc->ip;
 	c->last_line_ms = w->now_ms;
+	c->opened_ms = w->now_ms;
+	if (nc->tls) {
+		if (!w->tls_ctx) { /* cannot be: the listener needs a context */
+			log_error("%s: no TLS context; closed", nc->peer);
+			conn_free(c);
+			lifecycle_forget(w, &nc->ip);
+			return;
+		}
+		c->tls = tls_stream_new(w->tls_ctx);
+	}
 
 	if ((size_t)fd >= w->by_fd_size) {
 		size_t size = w->by_fd_size ? w->by_fd_size : 64;
@@ -137,6 +150,21 @@ void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc)
 	}
 	c->epoll_events = EPOLLIN;
 	w->by_fd[fd] = c;
+	if (!c->tls)
+		set_state(w, c, CONN_OPEN, NULL, NULL, 0);
+}
+
+void lifecycle_established(struct worker *w, struct conn *c)
+{
+	if (log_level_enabled(LOG_DEBUG)) {
+		char how[96];
+		tls_stream_describe(c->tls, how, sizeof(how));
+		log_debug("%s: TLS handshake done (%s)", c->s.peer, how);
+	}
+	tls_stream_peer_fingerprint(c->tls, c->s.certfp);
+	if (c->s.certfp[0])
+		log_event(LOG_INFO, LOG_FIELDS(.event = "tls_client_certificate", .peer = c->s.peer),
+			  "%s: client certificate SHA-256 %s", c->s.peer, c->s.certfp);
 	set_state(w, c, CONN_OPEN, NULL, NULL, 0);
 }
 
@@ -204,7 +232,8 @@ static void written(void *ctx, struct conn *c, int r)
 			fanout_too_slow(w, c);
 			return;
 		}
-		set_epoll_events(w, c, c->state == CONN_OPEN ? EPOLLIN | EPOLLOUT : EPOLLOUT);
+		bool reading = c->state == CONN_OPEN || c->state == CONN_NEW;
+		set_epoll_events(w, c, reading ? EPOLLIN | EPOLLOUT : EPOLLOUT);
 		return;
 	}
 	if (c->state == CONN_DRAINING) {

@@ -47,28 +47,29 @@ void format_address(const struct sockaddr *sa, char *buf, size_t size)
 	snprintf(buf, size, "(family %d)", sa->sa_family);
 }
 
-enum proto listener_proto_of_name(const char *name)
+void listener_kind_of_name(const char *name, enum proto *proto, bool *tls)
 {
-	return strcmp(name, "irc") == 0 ? PROTO_IRC : PROTO_LINE;
+	*proto = strcmp(name, "irc") == 0 || strcmp(name, "irc-tls") == 0 ? PROTO_IRC : PROTO_LINE;
+	*tls = strcmp(name, "tls") == 0 || strcmp(name, "irc-tls") == 0;
 }
 
-const char *listener_proto_name(enum proto proto)
+const char *listener_kind_name(enum proto proto, bool tls)
 {
 	switch (proto) {
 	case PROTO_LINE:
-		return "the line protocol";
+		return tls ? "the line protocol over TLS" : "the line protocol";
 	case PROTO_IRC:
-		return "IRC";
+		return tls ? "IRC over TLS" : "IRC";
 	case PROTO_COUNT:
 		break;
 	}
 	return "?";
 }
 
-bool listener_has(const struct listener *l, enum proto proto)
+bool listener_has(const struct listener *l, enum proto proto, bool tls)
 {
 	for (size_t i = 0; i < l->count; i++)
-		if (l->sockets[i].proto == proto)
+		if (l->sockets[i].proto == proto && l->sockets[i].tls == tls)
 			return true;
 	return false;
 }
@@ -86,7 +87,7 @@ static void log_listening(const struct listen_socket *ls, const char *name)
 	}
 	format_address((struct sockaddr *)&ss, addr, sizeof(addr));
 	if (!name) {
-		log_info("listening on %s for %s", addr, listener_proto_name(ls->proto));
+		log_info("listening on %s for %s", addr, listener_kind_name(ls->proto, ls->tls));
 		return;
 	}
 	/* systemd allows only printable ASCII in a name; another launcher may
@@ -97,7 +98,7 @@ static void log_listening(const struct listen_socket *ls, const char *name)
 		shown[n++] = (*p > ' ' && *p < 0x7f && *p != '"') ? *p : '?';
 	shown[n] = '\0';
 	log_info("listening on %s for %s (socket-activated, name \"%s\")", addr,
-		 listener_proto_name(ls->proto), shown);
+		 listener_kind_name(ls->proto, ls->tls), shown);
 }
 
 static int set_nonblocking(int fd)
@@ -148,7 +149,7 @@ static int take_activated(struct listener *l, int n, char **names)
 		}
 		struct listen_socket *ls = &l->sockets[l->count++];
 		ls->fd = fd;
-		ls->proto = listener_proto_of_name(names[i]);
+		listener_kind_of_name(names[i], &ls->proto, &ls->tls);
 		log_listening(ls, names[i]);
 	}
 	l->activated = true;
@@ -199,7 +200,7 @@ static int bound_port(int fd)
 }
 
 static int bind_configured(struct listener *l, const char *bind_address, int port,
-			   enum proto proto)
+			   enum proto proto, bool tls)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE };
@@ -207,7 +208,7 @@ static int bind_configured(struct listener *l, const char *bind_address, int por
 
 	int r = getaddrinfo(bind_address, NULL, &hints, &res);
 	if (r != 0) {
-		log_error("bind = %s (for %s): %s", bind_address, listener_proto_name(proto),
+		log_error("bind = %s (for %s): %s", bind_address, listener_kind_name(proto, tls),
 			  r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
 		return -1;
 	}
@@ -215,7 +216,7 @@ static int bind_configured(struct listener *l, const char *bind_address, int por
 		/* Cut short, the next protocol could be left without a socket. */
 		if (l->count == LISTENER_MAX) {
 			log_error("bind = %s (for %s): more than %d listening sockets in all", bind_address,
-				  listener_proto_name(proto), LISTENER_MAX);
+				  listener_kind_name(proto, tls), LISTENER_MAX);
 			freeaddrinfo(res);
 			return -1;
 		}
@@ -223,9 +224,9 @@ static int bind_configured(struct listener *l, const char *bind_address, int por
 		if (fd == -EAFNOSUPPORT && strcmp(bind_address, "::") == 0) {
 			/* A kernel without IPv6: "all addresses" means all IPv4 ones. */
 			log_notice("IPv6 is not available; listening on IPv4 only for %s",
-				   listener_proto_name(proto));
+				   listener_kind_name(proto, tls));
 			freeaddrinfo(res);
-			return bind_configured(l, "0.0.0.0", port, proto);
+			return bind_configured(l, "0.0.0.0", port, proto, tls);
 		}
 		if (fd < 0) {
 			char addr[PEER_MAX];
@@ -233,13 +234,14 @@ static int bind_configured(struct listener *l, const char *bind_address, int por
 			address_with_port(ai, port, &ss);
 			format_address((struct sockaddr *)&ss, addr, sizeof(addr));
 			log_errno(LOG_ERR, -fd, "cannot listen on %s for %s", addr,
-				  listener_proto_name(proto));
+				  listener_kind_name(proto, tls));
 			freeaddrinfo(res);
 			return -1;
 		}
 		struct listen_socket *ls = &l->sockets[l->count++];
 		ls->fd = fd;
 		ls->proto = proto;
+		ls->tls = tls;
 		/* With port 0, every address of a name gets the first one's port. */
 		if (port == 0)
 			port = bound_port(fd);
@@ -272,7 +274,7 @@ int listener_open(struct listener *l, const struct listen_address *addresses, si
 	} else {
 		for (size_t i = 0; i < count && r == 0; i++)
 			r = bind_configured(l, addresses[i].address, addresses[i].port,
-					    addresses[i].proto);
+					    addresses[i].proto, addresses[i].tls);
 	}
 	free_names(names);
 	if (r < 0)

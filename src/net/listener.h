@@ -11,10 +11,12 @@
 
 #define LISTENER_MAX 16
 
-/* One listening socket and the protocol its clients speak. */
+/* One listening socket, the protocol its clients speak and whether over
+ * TLS. */
 struct listen_socket {
 	int fd;
 	enum proto proto;
+	bool tls;
 };
 
 struct listener {
@@ -27,29 +29,32 @@ struct listener {
 };
 
 /* What to bind, from the config: ADDRESS (every address it resolves to;
- * "::" is dual-stack) and PORT (0: any free port) for PROTO. */
+ * "::" is dual-stack) and PORT (0: any free port) for PROTO, over TLS or
+ * not. */
 struct listen_address {
 	const char *address;
 	int port;
 	enum proto proto;
+	bool tls;
 };
 
 /* Takes systemd's sockets when there are any, each carrying the protocol
- * its name says (listener_proto_of_name), and binds nothing; else binds
+ * its name says (listener_kind_of_name), and binds nothing; else binds
  * each of the COUNT ADDRESSES. Logs each socket with its protocol. Returns
  * 0, or -1 after logging why. */
 int listener_open(struct listener *l, const struct listen_address *addresses, size_t count);
 void listener_close(struct listener *l);
 
-/* Whether one of the sockets carries PROTO. */
-bool listener_has(const struct listener *l, enum proto proto);
+/* Whether one of the sockets carries PROTO over TLS or not. */
+bool listener_has(const struct listener *l, enum proto proto, bool tls);
 
-/* The protocol of a socket systemd passed under NAME (its socket unit's
- * FileDescriptorName=): "irc" is IRC, any other name the line protocol. */
-enum proto listener_proto_of_name(const char *name);
+/* What a socket systemd passed under NAME (its socket unit's
+ * FileDescriptorName=) carries: "irc" IRC, "irc-tls" IRC over TLS, "tls"
+ * the line protocol over TLS, any other name the line protocol. */
+void listener_kind_of_name(const char *name, enum proto *proto, bool *tls);
 
-/* "the line protocol", "IRC": for the log. */
-const char *listener_proto_name(enum proto proto);
+/* "the line protocol", "IRC over TLS", ...: for the log. */
+const char *listener_kind_name(enum proto proto, bool tls);
 
 /* Turns on TCP keepalive for an accepted TCP socket: probes after IDLE
  * seconds of silence, so that a peer gone without a word (a cable pulled, a

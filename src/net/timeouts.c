@@ -1,6 +1,8 @@
 /* A worker's clock: once a tick, clients silent for idle_timeout or stuck
- * halfway through a line for line_timeout are told and let go; and the
- * worker notices stalls of its own, which are charged to nobody. */
+ * halfway through a line for line_timeout are told and let go, and TLS
+ * clients that did not finish their handshake within handshake_timeout
+ * are closed; and the worker notices stalls of its own, which are charged
+ * to nobody. */
 #include "autoconf.h"
 
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include "base/log.h"
 #include "net/worker_impl.h"
 #include "proto/codec.h"
+#include "tls/failures.h"
 
 /* A loop iteration that comes this long after the last, when the tick
  * wakes the loop every TICK_MS, means the worker was not running (SIGSTOP,
@@ -58,9 +61,16 @@ void timeouts_tick(struct worker *w)
 		return;
 	const struct config *cfg = w->cfg;
 	uint64_t idle_ms = (uint64_t)cfg->idle_timeout * 1000, line_ms = (uint64_t)cfg->line_timeout * 1000;
+	uint64_t handshake_ms = (uint64_t)cfg->handshake_timeout * 1000;
 
 	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
 		struct conn *c = w->by_fd[fd];
+		if (c && c->state == CONN_NEW && w->now_ms - c->opened_ms >= handshake_ms) {
+			/* Plaintext, garbage or nothing on a TLS port. */
+			tls_failure_log(c->s.peer, "handshake timeout", w->now_ms);
+			lifecycle_kill(w, c, "handshake_timeout");
+			continue;
+		}
 		if (!c || c->state != CONN_OPEN)
 			continue;
 		uint64_t idle = w->now_ms - c->last_line_ms;

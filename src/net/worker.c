@@ -19,6 +19,8 @@
 #include "core/chat.h"
 #include "net/worker_impl.h"
 #include "proto/codec.h"
+#include "tls/failures.h"
+#include "tls/stream.h"
 
 #define EPOLL_BATCH 256
 #define GATHER_ROUNDS 2 /* extra non-blocking looks for work before writing */
@@ -35,11 +37,12 @@ static void post(struct worker *w, struct event ev)
 	inbox_post(&w->inbox, &ev, 1);
 }
 
-void worker_post_connection(struct worker *w, int fd, enum proto proto, const char *peer,
+void worker_post_connection(struct worker *w, int fd, enum proto proto, bool tls, const char *peer,
 			    const struct ip_key *ip)
 {
 	struct new_connection *nc = xmalloc(sizeof(*nc));
 	nc->proto = proto;
+	nc->tls = tls;
 	snprintf(nc->peer, sizeof(nc->peer), "%s", peer);
 	nc->ip = *ip;
 	atomic_fetch_add_explicit(&w->connection_count, 1, memory_order_relaxed);
@@ -49,6 +52,12 @@ void worker_post_connection(struct worker *w, int fd, enum proto proto, const ch
 void worker_post_config(struct worker *w, struct config *cfg)
 {
 	post(w, (struct event){ .kind = EV_CONFIG, .ptr = config_ref(cfg) });
+}
+
+void worker_post_tls(struct worker *w, void *ctx)
+{
+	SSL_CTX_up_ref(ctx);
+	post(w, (struct event){ .kind = EV_TLS, .ptr = ctx });
 }
 
 void worker_post_ping(struct worker *w, uint64_t seq)
@@ -149,6 +158,58 @@ static bool on_dropped(void *ctx, size_t bytes)
 static const struct framer_handler line_handler = { .line = on_line, .too_long = on_too_long,
 						    .dropped = on_dropped };
 
+/* LEN bytes of what C sent, in the clear. */
+static bool feed(struct line_ctx *lc, const char *data, size_t len)
+{
+	framer_feed(&lc->c->framer, data, len, codec_max_line(lc->w->cfg, &lc->c->s), &line_handler, lc);
+	return lifecycle_reading(lc->c);
+}
+
+static bool on_established(void *ctx)
+{
+	struct line_ctx *lc = ctx;
+	lifecycle_established(lc->w, lc->c);
+	return lifecycle_reading(lc->c);
+}
+
+static bool on_plaintext(void *ctx, const char *data, size_t len)
+{
+	return feed(ctx, data, len);
+}
+
+static const struct tls_stream_handler tls_handler = { .established = on_established,
+							.data = on_plaintext };
+
+/* N bytes from a TLS client: its handshake, then its lines. */
+static void tls_readable(struct line_ctx *lc, size_t n)
+{
+	struct worker *w = lc->w;
+	struct conn *c = lc->c;
+
+	if (c->state != CONN_NEW && !lifecycle_reading(c))
+		return; /* lingering: the peer's last bytes are of no use */
+	bool handshake = c->state == CONN_NEW;
+	enum tls_status status = tls_stream_input(c->tls, w->read_buffer, n, &tls_handler, lc);
+	/* A handshake message, an alert, a session ticket to send. */
+	if (c->state != CONN_DEAD)
+		lifecycle_mark_for_flush(w, c);
+	switch (status) {
+	case TLS_OK:
+	case TLS_STOPPED:
+		break;
+	case TLS_CLOSED:
+		lifecycle_peer_closed(w, c);
+		break;
+	case TLS_FAILED:
+		if (handshake && c->state == CONN_NEW)
+			tls_failure_log(c->s.peer, tls_stream_reason(c->tls), w->now_ms);
+		else
+			log_info("%s: TLS error: %s", c->s.peer, tls_stream_reason(c->tls));
+		lifecycle_drain(w, c, "tls", NULL, 0); /* with its alert */
+		break;
+	}
+}
+
 /* After each epoll_wait and read: the time, and whether the worker was
  * stopped meanwhile (a stop can come anywhere in an iteration, and what
  * piled up then must not be charged to the clock before it). */
@@ -170,11 +231,13 @@ static void conn_readable(struct worker *w, struct conn *c)
 	if (n > 0) {
 		read_clock(w);
 		w->read_budget -= (size_t)n < w->read_budget ? (size_t)n : w->read_budget;
-		if (!lifecycle_reading(c))
-			return; /* lingering: the peer's last bytes are of no use */
 		struct line_ctx lc = { w, c };
-		framer_feed(&c->framer, w->read_buffer, (size_t)n, codec_max_line(w->cfg, &c->s),
-			    &line_handler, &lc);
+		if (c->tls)
+			tls_readable(&lc, (size_t)n);
+		else if (lifecycle_reading(c))
+			feed(&lc, w->read_buffer, (size_t)n);
+		else
+			return; /* lingering: the peer's last bytes are of no use */
 		fanout_flush(w);
 		/* line_timeout times the unfinished line from its start, not
 		 * from that of a line this read finished. */
@@ -245,6 +308,8 @@ static void begin_shutdown(struct worker *w)
 	w->shutting_down = true;
 	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
 		struct conn *c = w->by_fd[fd];
+		if (c && c->state == CONN_NEW) /* a TLS handshake: nothing to say */
+			lifecycle_kill(w, c, "shutdown");
 		if (!c || c->state != CONN_OPEN)
 			continue;
 		enum format f = c->s.member.format;
@@ -287,6 +352,10 @@ static void handle_inbox(struct worker *w)
 			break;
 		case EV_CONFIG:
 			apply_config(w, ev->ptr);
+			break;
+		case EV_TLS:
+			SSL_CTX_free(w->tls_ctx);
+			w->tls_ctx = ev->ptr;
 			break;
 		case EV_PING:
 			atomic_store_explicit(&w->pong, ev->id, memory_order_release);
@@ -437,6 +506,8 @@ static void release_event(struct event *ev, void *ctx)
 		room_unref(ev->ptr);
 	} else if (ev->kind == EV_CONFIG) {
 		config_unref(ev->ptr);
+	} else if (ev->kind == EV_TLS) {
+		SSL_CTX_free(ev->ptr);
 	} else if (ev->kind == EV_KICK) {
 		chat_kick_free(ev->ptr);
 	}
@@ -458,6 +529,7 @@ void worker_free(struct worker *w)
 	free(w->by_fd);
 	free(w->queued);
 	free(w->picked);
+	SSL_CTX_free(w->tls_ctx);
 	if (w->motd)
 		msg_unref(w->motd);
 	if (w->cfg)

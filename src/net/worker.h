@@ -48,9 +48,12 @@ void worker_free(struct worker *w);
 /* Called from any thread. Each takes what it needs: the fd (closed by the
  * worker), a reference to cfg. (Lines for other workers go through the
  * sending worker's outboxes: see worker_send_room.) */
-void worker_post_connection(struct worker *w, int fd, enum proto proto, const char *peer,
+void worker_post_connection(struct worker *w, int fd, enum proto proto, bool tls, const char *peer,
 			    const struct ip_key *ip);
 void worker_post_config(struct worker *w, struct config *cfg);
+/* CTX (an SSL_CTX; a reference is taken) for the TLS handshakes from now
+ * on; sessions already made keep theirs. */
+void worker_post_tls(struct worker *w, void *ctx);
 void worker_post_ping(struct worker *w, uint64_t seq);
 void worker_post_shutdown(struct worker *w);
 

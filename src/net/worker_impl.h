@@ -49,6 +49,7 @@ struct worker {
 
 	struct config *cfg;
 	struct msg *motd;
+	struct ssl_ctx_st *tls_ctx; /* SSL_CTX for new TLS connections; NULL: none */
 
 	struct conn **by_fd;      /* this worker's connections, by socket */
 	size_t by_fd_size;
@@ -86,8 +87,11 @@ static inline struct conn *conn_of(struct session *s)
 
 /* ---- lifecycle.c --------------------------------------------------------- */
 
-/* A connection handed over by the listener: NEW, then OPEN in the chat. */
+/* A connection handed over by the listener: NEW, then OPEN in the chat
+ * (over TLS, once the handshake is done: lifecycle_established()). */
 void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc);
+/* NEW -> OPEN: C's TLS handshake is done. */
+void lifecycle_established(struct worker *w, struct conn *c);
 /* OPEN (or NEW) -> DRAINING: leaves the chat, writes what is queued. */
 void lifecycle_drain(struct worker *w, struct conn *c, const char *reason, const char *farewell,
 		     size_t farewell_len);

@@ -21,6 +21,7 @@
 #define WRITER_IOVS (16 * 1024) /* pieces of output per io_uring_enter */
 #define UNKNOWN INT_MIN         /* a write's result before its completion */
 #define AGAIN (INT_MIN + 1)     /* written as offered, more queued: offer again */
+#define EMPTY (INT_MIN + 2)     /* nothing to write: reported as all written */
 
 /* One connection's write in the batch being made. */
 struct pending {
@@ -131,13 +132,16 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct out_
 				continue;
 			struct pending *p = &wr->pending[count];
 			struct iovec *iov = wr->iov + used;
-			int n = conn_output_iov(c, iov, room < IOV_MAX ? (int)room : IOV_MAX, &p->bytes);
+			int n = conn_output_iov(c, iov, room < IOV_MAX ? (int)room : IOV_MAX, &p->bytes,
+						oc);
 			p->c = c;
 			p->result = UNKNOWN;
-			if (n == 0) {
+			if (n <= 0) {
 				/* Nothing queued (a leaving connection that was
-				 * already written): reported with the others. */
-				p->result = 0;
+				 * already written: all written, as writev would
+				 * say), or sealing failed: reported with the
+				 * others. */
+				p->result = n < 0 ? n : EMPTY;
 			} else {
 				used += (size_t)n;
 				p->mh = (struct msghdr){ .msg_iov = iov, .msg_iovlen = (size_t)n };
@@ -161,7 +165,9 @@ static void flush_batched(struct writer *wr, struct conn_list *list, struct out_
 		 * queue more output for connections of this batch. */
 		for (unsigned i = 0; i < count; i++) {
 			struct pending *p = &wr->pending[i];
-			if (p->result == UNKNOWN) {
+			if (p->result == EMPTY) {
+				p->result = 1;
+			} else if (p->result == UNKNOWN) {
 				p->result = -EIO;
 			} else if (p->result == -EAGAIN || p->result == -EWOULDBLOCK) {
 				p->result = 0; /* the socket is full */

@@ -271,13 +271,28 @@ static void do_cap(struct worker *w, struct session *s, const struct irc_message
 			*p = (char)(*p - 32);
 	if (strcmp(sub, "LS") == 0 || strcmp(sub, "LIST") == 0) {
 		bool list = sub[1] == 'I';
-		char caps[128] = "";
+		char caps[256] = "";
 		for (size_t i = 0; i < ARRAY_SIZE(cap_table); i++) {
 			if (list && !(st->caps & cap_table[i].bit))
 				continue;
 			if (caps[0])
 				strcat(caps, " ");
 			strcat(caps, cap_table[i].name);
+		}
+		/* Strict transport security, for clients that read values
+		 * (CAP LS 302): in the clear, where TLS is; over TLS, how long
+		 * to insist on it. Informational: never requested. */
+		const struct config *cfg = worker_config(w);
+		char version[8] = "";
+		if (msg->count > 1)
+			irc_copy(version, sizeof(version), msg->params[1], msg->param_len[1]);
+		bool v302 = atoi(version) >= 302;
+		if (!list && v302 && cfg->irc_tls_port) {
+			size_t n = strlen(caps);
+			if (s->tls)
+				snprintf(caps + n, sizeof(caps) - n, " sts=duration=%d", cfg->irc_sts_duration);
+			else
+				snprintf(caps + n, sizeof(caps) - n, " sts=port=%d", cfg->irc_tls_port);
 		}
 		if (!list && !chat_joined(s))
 			st->cap_negotiating = true;

@@ -1,0 +1,235 @@
+#include "autoconf.h"
+
+#include "tls/stream.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "base/util.h"
+#include "tls/context.h"
+
+struct tls_stream {
+	SSL *ssl;
+	BIO *bio;             /* ours (see below); the SSL owns it */
+	const char *in;       /* ciphertext being handed in */
+	size_t in_len;
+	char *out;            /* ciphertext to write: out[out_off..out_len) */
+	size_t out_len, out_off, out_cap;
+	const char *reason;   /* of the last failure */
+	bool established;
+	bool closed;          /* close_notify put in the output */
+};
+
+/* ---- a BIO over the stream's memory ------------------------------------
+ * OpenSSL reads from and writes to this BIO only; it never blocks: a read
+ * with nothing handed in says "retry", and a write always fits. */
+
+static int bio_write(BIO *b, const char *data, int len)
+{
+	struct tls_stream *t = BIO_get_data(b);
+	if (len <= 0)
+		return 0;
+	if (t->out_len + (size_t)len > t->out_cap) {
+		size_t cap = t->out_cap ? t->out_cap : 4096;
+		while (cap < t->out_len + (size_t)len)
+			cap *= 2;
+		t->out = xrealloc(t->out, cap);
+		t->out_cap = cap;
+	}
+	memcpy(t->out + t->out_len, data, (size_t)len);
+	t->out_len += (size_t)len;
+	return len;
+}
+
+static int bio_read(BIO *b, char *buf, int len)
+{
+	struct tls_stream *t = BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	if (t->in_len == 0) {
+		BIO_set_retry_read(b);
+		return -1;
+	}
+	size_t n = (size_t)len < t->in_len ? (size_t)len : t->in_len;
+	memcpy(buf, t->in, n);
+	t->in += n;
+	t->in_len -= n;
+	return (int)n;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1; /* written when the worker writes */
+	case BIO_CTRL_PENDING:
+	case BIO_CTRL_WPENDING:
+	default:
+		return 0;
+	}
+}
+
+static int bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+static void bio_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "chatd stream");
+	if (!m || !BIO_meth_set_write(m, bio_write) || !BIO_meth_set_read(m, bio_read) ||
+	    !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create))
+		abort(); /* out of memory, as in xmalloc() */
+	bio_method = m;
+}
+
+/* ---- the stream ---------------------------------------------------------- */
+
+struct tls_stream *tls_stream_new(SSL_CTX *ctx)
+{
+	pthread_once(&bio_once, bio_method_init);
+	struct tls_stream *t = xcalloc(1, sizeof(*t));
+	t->ssl = SSL_new(ctx);
+	t->bio = BIO_new(bio_method);
+	if (!t->ssl || !t->bio)
+		abort(); /* out of memory */
+	BIO_set_data(t->bio, t);
+	SSL_set_bio(t->ssl, t->bio, t->bio);
+	SSL_set_accept_state(t->ssl);
+	return t;
+}
+
+void tls_stream_free(struct tls_stream *t)
+{
+	if (!t)
+		return;
+	SSL_free(t->ssl);
+	free(t->out);
+	free(t);
+}
+
+/* Why OpenSSL failed, its error queue emptied (it is per thread). */
+static enum tls_status failure(struct tls_stream *t, int ssl_error)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *reason = e ? ERR_reason_error_string(e) : NULL;
+	ERR_clear_error();
+	if (reason)
+		t->reason = reason;
+	else if (ssl_error == SSL_ERROR_SYSCALL)
+		t->reason = "unexpected end of input";
+	else
+		t->reason = "protocol error";
+	return TLS_FAILED;
+}
+
+enum tls_status tls_stream_input(struct tls_stream *t, const char *data, size_t len,
+				 const struct tls_stream_handler *h, void *ctx)
+{
+	char plain[TLS_RECORD_MAX];
+	enum tls_status status = TLS_OK;
+
+	t->in = data;
+	t->in_len = len;
+	if (!t->established) {
+		int r = SSL_do_handshake(t->ssl);
+		if (r != 1) {
+			int e = SSL_get_error(t->ssl, r);
+			status = e == SSL_ERROR_WANT_READ ? TLS_OK : failure(t, e);
+			goto out;
+		}
+		t->established = true;
+		if (!h->established(ctx)) {
+			status = TLS_STOPPED;
+			goto out;
+		}
+	}
+	for (;;) {
+		size_t n = 0;
+		if (SSL_read_ex(t->ssl, plain, sizeof(plain), &n) == 1) {
+			if (!h->data(ctx, plain, n)) {
+				status = TLS_STOPPED;
+				break;
+			}
+			continue;
+		}
+		int e = SSL_get_error(t->ssl, 0);
+		if (e == SSL_ERROR_WANT_READ)
+			break;
+		status = e == SSL_ERROR_ZERO_RETURN ? TLS_CLOSED : failure(t, e);
+		break;
+	}
+out:
+	/* What was not taken is of no use: a stopped or failed stream
+	 * reads no more. */
+	t->in = NULL;
+	t->in_len = 0;
+	return status;
+}
+
+const char *tls_stream_reason(const struct tls_stream *t)
+{
+	return t->reason ? t->reason : "no error";
+}
+
+bool tls_stream_established(const struct tls_stream *t)
+{
+	return t->established;
+}
+
+void tls_stream_describe(const struct tls_stream *t, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
+}
+
+void tls_stream_peer_fingerprint(const struct tls_stream *t, char *buf)
+{
+	X509 *cert = SSL_get0_peer_certificate(t->ssl);
+	buf[0] = '\0';
+	if (cert)
+		tls_fingerprint_hex(cert, buf);
+}
+
+bool tls_stream_seal(struct tls_stream *t, const char *data, size_t len)
+{
+	size_t written = 0;
+	if (SSL_write_ex(t->ssl, data, len, &written) == 1 && written == len)
+		return true;
+	failure(t, SSL_get_error(t->ssl, 0));
+	return false;
+}
+
+void tls_stream_close(struct tls_stream *t)
+{
+	if (t->closed || !t->established)
+		return;
+	t->closed = true;
+	SSL_shutdown(t->ssl); /* 0: ours sent, theirs not awaited */
+	ERR_clear_error();
+}
+
+size_t tls_stream_output(const struct tls_stream *t, const char **data)
+{
+	*data = t->out + t->out_off;
+	return t->out_len - t->out_off;
+}
+
+void tls_stream_written(struct tls_stream *t, size_t n)
+{
+	t->out_off += n;
+	if (t->out_off < t->out_len)
+		return;
+	free(t->out);
+	t->out = NULL;
+	t->out_len = t->out_off = t->out_cap = 0;
+}
