@@ -219,8 +219,10 @@ class CommandLineTest(ChatcTestCase):
                 self.assertEqual((r.returncode, r.stderr), (0, b""))
                 out = r.stdout.decode()
                 self.assertTrue(out.startswith(
-                    "Usage: chatc [-n NICK] [-r ROOM] [--no-color]"), out)
-                for word in ("-n, --nick", "-r, --room", "--no-color", "-w, --wait",
+                    "Usage: chatc [-n NICK] [-r ROOM] [--tls [--ca FILE | --insecure]] [--no-color]"),
+                    out)
+                for word in ("-n, --nick", "-r, --room", "--tls", "--ca FILE", "--insecure",
+                             "--no-color", "-w, --wait",
                              "-V, --version", "-h, --help", "NO_COLOR", "/help", "/quit"):
                     self.assertIn(word, out)
 
@@ -228,6 +230,7 @@ class CommandLineTest(ChatcTestCase):
         cases = [["-x"], ["--bogus"], ["-n"], ["-r"], ["-w"], ["-w", "abc"], ["-w", "-1"],
                  ["-n", "1bad"], ["-n", "a" * 33], ["-r", "no room"],
                  ["a", "b", "c"], ["localhost:0"], ["localhost:65536"], ["localhost:abc"],
+                 ["--ca", "x.pem"], ["--insecure"], ["--tls", "--ca", "x.pem", "--insecure"],
                  ["localhost:"], ["localhost", "70000"], ["[::1"], ["[::1]x"], [""]]
         for args in cases:
             with self.subTest(args=args):

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The systemd units as built: `systemd-analyze verify` says nothing about
 them, `systemd-analyze security --offline=true` rates chatd.service at
-exposure 2.0 or lower, and the two sockets (the line protocol's and IRC's)
-both activate chatd.service with the names chatd reads their protocol from.
+exposure 2.0 or lower, and the four sockets (the line protocol's and IRC's,
+each in the clear and over TLS) all activate chatd.service with the names
+chatd reads their protocol from.
 (That they really work under systemd is the job of the install test in
 tests/system/.)"""
 import os
@@ -44,6 +45,10 @@ class UnitTest(unittest.TestCase):
         shutil.copy(unit_path("chatd.socket"), self.socket)
         self.irc_socket = os.path.join(self.dir.name, "chatd-irc.socket")
         shutil.copy(unit_path("chatd-irc.socket"), self.irc_socket)
+        self.tls_sockets = []
+        for name in ("chatd-tls.socket", "chatd-irc-tls.socket"):
+            self.tls_sockets.append(os.path.join(self.dir.name, name))
+            shutil.copy(unit_path(name), self.tls_sockets[-1])
 
     def analyze(self, *args):
         return subprocess.run(["systemd-analyze"] + list(args), cwd=self.dir.name,
@@ -53,7 +58,8 @@ class UnitTest(unittest.TestCase):
     def test_verify_is_silent(self):
         # verify exits 0 even on unknown keys: any output is a finding.
         # --man=no: the man pages are installed by the package, not here.
-        r = self.analyze("verify", "--man=no", self.service, self.socket, self.irc_socket)
+        r = self.analyze("verify", "--man=no", self.service, self.socket, self.irc_socket,
+                         *self.tls_sockets)
         self.assertEqual(r.stdout + r.stderr, "", "systemd-analyze verify complained")
         self.assertEqual(r.returncode, 0)
 
@@ -103,11 +109,18 @@ class UnitTest(unittest.TestCase):
         self.assertEqual(line[("Socket", "FileDescriptorName")], ["line"])
         self.assertEqual(irc[("Socket", "FileDescriptorName")], ["irc"])
         self.assertEqual(irc[("Socket", "ListenStream")], ["6667"])
-        # Both go to the one chatd.service: chatd.socket by its name,
-        # chatd-irc.socket by Service=; both start with the system.
+        # The TLS ones: "tls" and "irc-tls", on the usual ports.
+        tls, irc_tls = (self.socket_settings(p) for p in self.tls_sockets)
+        self.assertEqual(tls[("Socket", "FileDescriptorName")], ["tls"])
+        self.assertEqual(irc_tls[("Socket", "FileDescriptorName")], ["irc-tls"])
+        self.assertEqual(irc_tls[("Socket", "ListenStream")], ["6697"])
+        # All go to the one chatd.service: chatd.socket by its name, the
+        # others by Service=; all start with the system once enabled (the
+        # package enables the TLS ones only when asked: see debian/rules).
         self.assertNotIn(("Socket", "Service"), line)
-        self.assertEqual(irc[("Socket", "Service")], ["chatd.service"])
-        for s in (line, irc):
+        for s in (irc, tls, irc_tls):
+            self.assertEqual(s[("Socket", "Service")], ["chatd.service"])
+        for s in (line, irc, tls, irc_tls):
             self.assertEqual(s[("Install", "WantedBy")], ["sockets.target"])
             self.assertEqual(s[("Socket", "BindIPv6Only")], ["both"])
             self.assertNotIn(("Socket", "Accept"), s)
