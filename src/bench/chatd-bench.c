@@ -47,6 +47,9 @@
 #include <liburing.h>
 #endif
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "histogram.h"
 
 #define MARK "~B "            /* starts the text of every benchmark line */
@@ -60,7 +63,7 @@
 
 enum proto { PROTO_CHATD, PROTO_IRC, PROTO_MIXED /* the run only: a client speaks one */ };
 
-enum client_state { C_IDLE, C_CONNECTING, C_GREETING, C_JOINING, C_READY, C_DEAD };
+enum client_state { C_IDLE, C_CONNECTING, C_TLS, C_GREETING, C_JOINING, C_READY, C_DEAD };
 
 /* What the whole generator is doing; set by the main thread (and by the
  * thread that sees the last line arrive). */
@@ -68,6 +71,8 @@ enum phase { PH_CONNECT, PH_LOAD, PH_DONE };
 
 struct client {
 	int fd;
+	SSL *ssl;                 /* --tls: reads from rbio, writes to the socket */
+	BIO *rbio;                /* what was read, for the SSL to decrypt */
 	int index;
 	int room;
 	enum proto proto;         /* PROTO_CHATD or PROTO_IRC */
@@ -109,6 +114,7 @@ struct options {
 	long server_pid;
 	enum proto proto;
 	bool no_io_uring;         /* recvmsg per client even where io_uring works */
+	bool tls;                 /* connect over TLS (the certificate is not checked) */
 };
 
 /* Room for the receive time stamp of a recvmsg. */
@@ -154,6 +160,7 @@ struct gen {
 	uint64_t unstamped;        /* lines read without a kernel time stamp */
 	struct uring_reads *reads; /* NULL: no io_uring, recvmsg one by one */
 	char read_buffer[READ_CHUNK];
+	char plain[READ_CHUNK];    /* --tls: what a read decrypted to */
 } __attribute__((aligned(64)));
 
 static struct options opt = {
@@ -169,6 +176,7 @@ static atomic_int *room_dead;        /* clients of each room lost during the loa
 static struct gen *gens;
 static struct addrinfo *server_addr;      /* the line protocol's, or IRC's with --proto irc */
 static struct addrinfo *irc_addr;         /* --proto mixed: the IRC clients' */
+static SSL_CTX *tls_ctx;                  /* --tls */
 static uint64_t expected_deliveries;
 
 static atomic_int phase = PH_CONNECT;
@@ -347,14 +355,22 @@ static double self_cpu_seconds(void)
 
 /* ---- losing a connection ----------------------------------------------- */
 
+static void close_tls(struct client *c)
+{
+	SSL_free(c->ssl); /* and its BIOs */
+	c->ssl = NULL;
+	c->rbio = NULL;
+}
+
 static void drop_client(struct gen *g, struct client *c, const char *why)
 {
 	if (atomic_load(&phase) == PH_CONNECT) {
 		/* A connection reset before the server said anything (a full
 		 * accept queue can do that) is tried again, a few times. */
 		if (!c->got_bytes && c->retries < MAX_RETRIES &&
-		    (c->state == C_CONNECTING || c->state == C_GREETING)) {
+		    (c->state == C_CONNECTING || c->state == C_TLS || c->state == C_GREETING)) {
 			epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+			close_tls(c);
 			close(c->fd);
 			c->fd = -1;
 			c->state = C_IDLE;
@@ -375,6 +391,7 @@ static void drop_client(struct gen *g, struct client *c, const char *why)
 		fprintf(stderr, "chatd-bench: client %d: %s%s\n", c->index, why,
 			n == REPORTED_DROPS ? " (further disconnections are only counted)" : "");
 	epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+	close_tls(c);
 	close(c->fd);
 	c->fd = -1;
 	c->state = C_DEAD;
@@ -399,11 +416,28 @@ static void watch(struct gen *g, struct client *c)
 	epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+/* As send() does, over TLS: the SSL writes to the socket itself. */
+static ssize_t tls_send(struct client *c, const char *data, size_t len)
+{
+	size_t n = 0;
+	errno = 0;
+	if (SSL_write_ex(c->ssl, data, len, &n) == 1)
+		return (ssize_t)n;
+	int e = SSL_get_error(c->ssl, 0);
+	errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN
+		: e == SSL_ERROR_SYSCALL && errno ? errno : EPROTO;
+	ERR_clear_error();
+	return -1;
+}
+
 static void flush_out(struct gen *g, struct client *c)
 {
 	size_t done = 0;
+	if (c->state == C_TLS)
+		return; /* after the handshake */
 	while (done < c->out_len) {
-		ssize_t n = send(c->fd, c->out + done, c->out_len - done, MSG_NOSIGNAL);
+		ssize_t n = c->ssl ? tls_send(c, c->out + done, c->out_len - done)
+				   : send(c->fd, c->out + done, c->out_len - done, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -684,25 +718,9 @@ static uint64_t arrival_time(struct msghdr *mh)
 	return arrived;
 }
 
-/* What one read returned: N > 0 bytes, 0 for EOF, or -errno. Returns false
- * when the client is gone or nothing more is waiting. */
-static bool took(struct gen *g, struct client *c, char *buf, ssize_t n, size_t size, uint64_t arrived)
+/* N bytes of lines from the server, read when ARRIVED. */
+static void took_lines(struct gen *g, struct client *c, char *buf, size_t n, uint64_t arrived)
 {
-	if (n < 0) {
-		if (n == -EINTR)
-			return true;
-		if (n == -EAGAIN)
-			return false;
-		char why[128];
-		snprintf(why, sizeof(why), "recv: %s", strerror((int)-n));
-		drop_client(g, c, why);
-		return false;
-	}
-	if (n == 0) {
-		drop_client(g, c, "the server closed the connection");
-		return false;
-	}
-	c->got_bytes = true;
 	uint64_t now = now_ns();
 	char *p = buf, *end = buf + n;
 	while (p < end) {
@@ -733,10 +751,75 @@ static bool took(struct gen *g, struct client *c, char *buf, ssize_t n, size_t s
 			on_line(g, c, p, chunk, now, arrived);
 		}
 		if (c->state == C_DEAD)
-			return false;
+			return;
 		p = nl + 1;
 	}
-	return (size_t)n == size; /* a full buffer: there may be more */
+}
+
+/* N bytes read over TLS: the handshake's, then records to decrypt. */
+static void took_tls(struct gen *g, struct client *c, const char *buf, size_t n, uint64_t arrived)
+{
+	if (BIO_write(c->rbio, buf, (int)n) != (int)n)
+		die("out of memory");
+	if (c->state == C_TLS) {
+		int r = SSL_do_handshake(c->ssl);
+		if (r != 1) {
+			int e = SSL_get_error(c->ssl, r);
+			if (e != SSL_ERROR_WANT_READ) {
+				char why[160];
+				snprintf(why, sizeof(why), "TLS handshake: %s",
+					 ERR_reason_error_string(ERR_peek_last_error()) ?: "failed");
+				ERR_clear_error();
+				drop_client(g, c, why);
+			}
+			return;
+		}
+		greet(c);
+		c->want_out = true;
+		flush_out(g, c);
+	}
+	for (;;) {
+		size_t got = 0;
+		if (SSL_read_ex(c->ssl, g->plain, sizeof(g->plain), &got) == 1) {
+			took_lines(g, c, g->plain, got, arrived);
+			if (c->state == C_DEAD)
+				return;
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, 0);
+		ERR_clear_error();
+		if (e == SSL_ERROR_WANT_READ)
+			return;
+		drop_client(g, c, e == SSL_ERROR_ZERO_RETURN ? "the server closed the connection"
+							      : "TLS: a bad record");
+		return;
+	}
+}
+
+/* What one read returned: N > 0 bytes, 0 for EOF, or -errno. Returns false
+ * when the client is gone or nothing more is waiting. */
+static bool took(struct gen *g, struct client *c, char *buf, ssize_t n, size_t size, uint64_t arrived)
+{
+	if (n < 0) {
+		if (n == -EINTR)
+			return true;
+		if (n == -EAGAIN)
+			return false;
+		char why[128];
+		snprintf(why, sizeof(why), "recv: %s", strerror((int)-n));
+		drop_client(g, c, why);
+		return false;
+	}
+	if (n == 0) {
+		drop_client(g, c, "the server closed the connection");
+		return false;
+	}
+	c->got_bytes = true;
+	if (c->ssl)
+		took_tls(g, c, buf, (size_t)n, arrived);
+	else
+		took_lines(g, c, buf, (size_t)n, arrived);
+	return c->state != C_DEAD && (size_t)n == size; /* a full buffer: there may be more */
 }
 
 static void read_in(struct gen *g, struct client *c)
@@ -874,6 +957,26 @@ static void on_connected(struct gen *g, struct client *c)
 		char why[128];
 		snprintf(why, sizeof(why), "connect: %s", strerror(err));
 		drop_client(g, c, why);
+		return;
+	}
+	if (opt.tls) {
+		/* The handshake's replies come through rbio (see took_tls), so
+		 * that TLS is read as everything else is: in batches, with the
+		 * kernel's time stamps. */
+		c->ssl = SSL_new(tls_ctx);
+		c->rbio = BIO_new(BIO_s_mem());
+		BIO *wbio = BIO_new_socket(c->fd, BIO_NOCLOSE);
+		if (!c->ssl || !c->rbio || !wbio)
+			die("out of memory");
+		BIO_set_mem_eof_return(c->rbio, -1);
+		SSL_set_bio(c->ssl, c->rbio, wbio);
+		SSL_set_connect_state(c->ssl);
+		c->state = C_TLS;
+		int r = SSL_do_handshake(c->ssl); /* the ClientHello */
+		if (r != 1 && SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ) {
+			ERR_clear_error();
+			drop_client(g, c, "TLS: cannot send the ClientHello");
+		}
 		return;
 	}
 	greet(c);
@@ -1112,7 +1215,7 @@ static void usage(FILE *out)
 		"Usage: chatd-bench [--host H] [--port P] --clients N --senders S --messages M\n"
 		"                   [--rate R | --window W] [--rooms K] [--threads T] [--timeout SEC]\n"
 		"                   [--connect-only SECONDS] [--connect-parallel C] [--pid SERVER_PID]\n"
-		"                   [--proto chatd|irc|mixed [--irc-port P]] [--no-io-uring]\n"
+		"                   [--proto chatd|irc|mixed [--irc-port P]] [--tls] [--no-io-uring]\n"
 		"\n"
 		"  --host H           server address (default 127.0.0.1)\n"
 		"  --port P           server port (default 7777)\n"
@@ -1131,6 +1234,8 @@ static void usage(FILE *out)
 		"  --proto mixed      every other client of a room speaks chatd's lines (to --port),\n"
 		"                     the others IRC (to --irc-port, needed): room benchK is #benchK\n"
 		"  --irc-port P       the server's IRC port, for --proto mixed\n"
+		"  --tls              connect over TLS (to the server's TLS ports; the certificate is\n"
+		"                     not checked: this is a load generator)\n"
 		"  --no-io-uring      read with one recvmsg per client, not in io_uring batches\n"
 		"\n"
 		"Exit status: 0 all lines arrived once and in order, 1 error, 2 usage,\n"
@@ -1161,6 +1266,7 @@ static void parse_options(int argc, char **argv)
 		{ "threads", required_argument, NULL, 'T' },  { "connect-parallel", required_argument, NULL, 'C' },
 		{ "no-io-uring", no_argument, NULL, 'U' },    { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },        { "irc-port", required_argument, NULL, 'I' },
+		{ "tls", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -1169,6 +1275,7 @@ static void parse_options(int argc, char **argv)
 		switch (o) {
 		case 'H': opt.host = optarg; break;
 		case 'U': opt.no_io_uring = true; break;
+		case 'L': opt.tls = true; break;
 		case 'P': opt.port = optarg; break;
 		case 'I': opt.irc_port = optarg; break;
 		case 'n': opt.clients = (int)parse_number("--clients", optarg, 1, 1000000); break;
@@ -1218,6 +1325,15 @@ static void parse_options(int argc, char **argv)
 		die("--rooms cannot exceed --clients");
 	if (opt.threads > opt.clients)
 		opt.threads = opt.clients;
+	if (opt.tls) {
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (!tls_ctx)
+			die("TLS: cannot make a context");
+		SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+		/* flush_out offers what is left of a buffer that may have moved. */
+		SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+					  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	}
 	if (opt.connect_only)
 		opt.senders = 0;
 	/* The duplicate check keeps a bit per (client, sender, line). */
@@ -1505,13 +1621,13 @@ int main(int argc, char **argv)
 	       " lost=%" PRIu64 " duplicated=%" PRIu64
 	       " misordered=%" PRIu64 " unexpected=%" PRIu64 " disconnected=%d timed_out=%d unsent=%" PRIu64
 	       " late_p50_ms=%.4f late_p99_ms=%.4f late_max_ms=%.4f generator_cpu_s=%.3f"
-	       " connect_generator_cpu_s=%.3f reads=%s",
+	       " connect_generator_cpu_s=%.3f reads=%s tls=%d",
 	       opt.proto == PROTO_IRC ? "irc" : opt.proto == PROTO_MIXED ? "mixed" : "chatd", opt.clients, opt.senders, opt.messages, opt.rooms,
 	       opt.threads, opt.rate > 0 ? 0 : opt.window, opt.rate, ready_count, atomic_load(&connect_retries),
 	       connect_seconds, deliveries,
 	       expected_deliveries, send_seconds, rate, p50, p99, p999, max, a50, a99, a999, amax, unstamped, lost, duplicated, misordered,
 	       bad_lines, drops, timed_out, unsent, late50, late99, late_max, cpu_self, connect_cpu_self,
-	       atomic_load(&uring_reads) ? "io_uring" : "recvmsg");
+	       atomic_load(&uring_reads) ? "io_uring" : "recvmsg", opt.tls);
 	if (have_usage)
 		printf(" server_cpu_s=%.3f server_cpu_per_million_s=%.4f rss_before_kib=%ld rss_connected_kib=%ld"
 		       " rss_per_conn_kib=%.3f connect_server_cpu_s=%.3f",

@@ -28,18 +28,24 @@ struct tls_stream {
  * OpenSSL reads from and writes to this BIO only; it never blocks: a read
  * with nothing handed in says "retry", and a write always fits. */
 
+/* Room for N more bytes of output. */
+static void out_reserve(struct tls_stream *t, size_t n)
+{
+	if (t->out_len + n <= t->out_cap)
+		return;
+	size_t cap = t->out_cap ? t->out_cap : 4096;
+	while (cap < t->out_len + n)
+		cap *= 2;
+	t->out = xrealloc(t->out, cap);
+	t->out_cap = cap;
+}
+
 static int bio_write(BIO *b, const char *data, int len)
 {
 	struct tls_stream *t = BIO_get_data(b);
 	if (len <= 0)
 		return 0;
-	if (t->out_len + (size_t)len > t->out_cap) {
-		size_t cap = t->out_cap ? t->out_cap : 4096;
-		while (cap < t->out_len + (size_t)len)
-			cap *= 2;
-		t->out = xrealloc(t->out, cap);
-		t->out_cap = cap;
-	}
+	out_reserve(t, (size_t)len);
 	memcpy(t->out + t->out_len, data, (size_t)len);
 	t->out_len += (size_t)len;
 	return len;
@@ -200,9 +206,15 @@ void tls_stream_peer_fingerprint(const struct tls_stream *t, char *buf)
 		tls_fingerprint_hex(cert, buf);
 }
 
+/* A record's header, tag and padding, at most (TLS 1.3 AEAD: 5 + 16 + 1;
+ * TLS 1.2 GCM: 5 + 8 + 16). */
+#define RECORD_OVERHEAD 64
+
 bool tls_stream_seal(struct tls_stream *t, const char *data, size_t len)
 {
 	size_t written = 0;
+	/* Grown once for what is sealed ahead, not record by record. */
+	out_reserve(t, t->out_len ? len + RECORD_OVERHEAD : 4 * (TLS_RECORD_MAX + RECORD_OVERHEAD));
 	if (SSL_write_ex(t->ssl, data, len, &written) == 1 && written == len)
 		return true;
 	failure(t, SSL_get_error(t->ssl, 0));
