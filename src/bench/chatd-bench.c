@@ -972,6 +972,8 @@ static void on_connected(struct gen *g, struct client *c)
 		SSL_set_bio(c->ssl, c->rbio, wbio);
 		SSL_set_connect_state(c->ssl);
 		c->state = C_TLS;
+		c->want_out = false;
+		watch(g, c); /* connected: no more EPOLLOUT, or it would spin */
 		int r = SSL_do_handshake(c->ssl); /* the ClientHello */
 		if (r != 1 && SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ) {
 			ERR_clear_error();
@@ -1330,9 +1332,13 @@ static void parse_options(int argc, char **argv)
 		if (!tls_ctx)
 			die("TLS: cannot make a context");
 		SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
-		/* flush_out offers what is left of a buffer that may have moved. */
+		/* flush_out offers what is left of a buffer that may have moved.
+		 * Idle connections give their record buffers back (17 KiB each
+		 * way); under load, freed and taken again at every read, they
+		 * would cost more than the parsing. */
 		SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-					  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+					  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+					  (opt.connect_only ? SSL_MODE_RELEASE_BUFFERS : 0));
 	}
 	if (opt.connect_only)
 		opt.senders = 0;

@@ -165,6 +165,10 @@ static int tls_seal_queue(struct conn *c, struct out_cache *oc)
 	struct iovec iov[64];
 
 	tls_count(c);
+	if (c->out_count > 0 && tls_pending(c) < TLS_SEAL_AHEAD) {
+		size_t queued = c->out_bytes - c->tls_counted; /* the lines' bytes */
+		tls_stream_reserve(c->tls, queued < TLS_SEAL_AHEAD ? queued : TLS_SEAL_AHEAD);
+	}
 	while (c->out_count > 0 && tls_pending(c) < TLS_SEAL_AHEAD) {
 		size_t bytes, n = 0;
 		int pieces = queue_iov(c, iov, (int)ARRAY_SIZE(iov), &bytes);

@@ -78,12 +78,14 @@ SSL_CTX *tls_context_new(const struct config *cfg, char **err)
 		return NULL;
 	}
 	/* TLS 1.2 and 1.3; the ciphers are OpenSSL's defaults as the
-	 * system's configuration (its crypto policy) leaves them. */
+	 * system's configuration (its crypto policy) leaves them, in the
+	 * client's order of preference (it knows whether its CPU has AES
+	 * instructions). */
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-				 SSL_OP_CIPHER_SERVER_PREFERENCE);
-	/* An idle connection gives its record buffers back (see stream.c). */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	/* Not SSL_MODE_RELEASE_BUFFERS, which frees the record buffers after
+	 * every read and write: a stream frees them itself once it is idle
+	 * (see stream.c), not between the records of one flush. */
 	/* Resumption by tickets only: no server-side cache to bound, and a
 	 * reload, which makes new ticket keys, simply ends resumption. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

@@ -33,11 +33,27 @@ static void out_reserve(struct tls_stream *t, size_t n)
 {
 	if (t->out_len + n <= t->out_cap)
 		return;
-	size_t cap = t->out_cap ? t->out_cap : 4096;
+	size_t cap = t->out_cap ? t->out_cap : n > 4096 ? n : 4096;
 	while (cap < t->out_len + n)
 		cap *= 2;
 	t->out = xrealloc(t->out, cap);
 	t->out_cap = cap;
+}
+
+/* Idle: everything read was taken and everything sealed written. The
+ * record buffers go (OpenSSL's, 17 KiB each way), so that an idle
+ * connection holds little more than its keys. */
+static void release_idle(struct tls_stream *t)
+{
+	if (!t->out)
+		SSL_free_buffers(t->ssl); /* refuses, harmlessly, if a record is half read */
+}
+
+static void out_release(struct tls_stream *t)
+{
+	free(t->out);
+	t->out = NULL;
+	t->out_len = t->out_off = t->out_cap = 0;
 }
 
 static int bio_write(BIO *b, const char *data, int len)
@@ -120,7 +136,7 @@ void tls_stream_free(struct tls_stream *t)
 	if (!t)
 		return;
 	SSL_free(t->ssl);
-	free(t->out);
+	out_release(t);
 	free(t);
 }
 
@@ -180,6 +196,7 @@ out:
 	 * reads no more. */
 	t->in = NULL;
 	t->in_len = 0;
+	release_idle(t);
 	return status;
 }
 
@@ -210,11 +227,14 @@ void tls_stream_peer_fingerprint(const struct tls_stream *t, char *buf)
  * TLS 1.2 GCM: 5 + 8 + 16). */
 #define RECORD_OVERHEAD 64
 
+void tls_stream_reserve(struct tls_stream *t, size_t plaintext)
+{
+	out_reserve(t, plaintext + (plaintext / TLS_RECORD_MAX + 1) * RECORD_OVERHEAD);
+}
+
 bool tls_stream_seal(struct tls_stream *t, const char *data, size_t len)
 {
 	size_t written = 0;
-	/* Grown once for what is sealed ahead, not record by record. */
-	out_reserve(t, t->out_len ? len + RECORD_OVERHEAD : 4 * (TLS_RECORD_MAX + RECORD_OVERHEAD));
 	if (SSL_write_ex(t->ssl, data, len, &written) == 1 && written == len)
 		return true;
 	failure(t, SSL_get_error(t->ssl, 0));
@@ -239,9 +259,8 @@ size_t tls_stream_output(const struct tls_stream *t, const char **data)
 void tls_stream_written(struct tls_stream *t, size_t n)
 {
 	t->out_off += n;
-	if (t->out_off < t->out_len)
-		return;
-	free(t->out);
-	t->out = NULL;
-	t->out_len = t->out_off = t->out_cap = 0;
+	if (t->out_off >= t->out_len) {
+		out_release(t);
+		release_idle(t);
+	}
 }

@@ -56,6 +56,10 @@ void tls_stream_describe(const struct tls_stream *t, char *buf, size_t size);
  * TLS_FINGERPRINT_MAX bytes (tls/context.h), or "" when it showed none. */
 void tls_stream_peer_fingerprint(const struct tls_stream *t, char *buf);
 
+/* Makes room in the output for PLAINTEXT bytes about to be sealed, at
+ * once rather than record by record. */
+void tls_stream_reserve(struct tls_stream *t, size_t plaintext);
+
 /* Encrypts LEN bytes (at most TLS_RECORD_MAX) into one record in the
  * output. Returns false if OpenSSL failed (the connection must go). */
 bool tls_stream_seal(struct tls_stream *t, const char *data, size_t len);
