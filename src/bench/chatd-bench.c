@@ -1315,6 +1315,8 @@ static void parse_options(int argc, char **argv)
 	}
 	if (opt.proto == PROTO_MIXED && !opt.irc_port)
 		die("--proto mixed needs --irc-port");
+	if (opt.tls && opt.proto == PROTO_MIXED)
+		die("--tls is not for --proto mixed");
 	if (opt.irc_port && opt.proto != PROTO_MIXED)
 		die("--irc-port is for --proto mixed (with --proto irc, --port is the IRC port)");
 	if (opt.rate > 0 && window_given)

@@ -512,6 +512,38 @@ class TestTlsReload(TlsTestCase):
         a.expect("[%s] still fine" % b.nick)
 
 
+BENCH = os.environ.get("CHATD_BENCH") or os.path.join(
+    os.path.dirname(os.path.abspath(CHATD)), "bench", "chatd-bench")
+
+
+class TestBenchTls(TlsTestCase):
+
+    def test_chatd_bench_over_tls(self):
+        """chatd-bench --tls, against the line protocol's and IRC's TLS
+        ports: every line once and in order, the kernel's receive time
+        stamps still read, and the server's connections really TLS."""
+        srv = self.start_tls_server({"limits": {"max_sendq": "16777216"}}, irc=True)
+        for proto, port in (("chatd", srv.tls_port), ("irc", srv.irc_tls_port)):
+            r = subprocess.run([BENCH, "--port", str(port), "--proto", proto, "--tls", "--clients", "12",
+                                "--senders", "3", "--messages", "300", "--window", "8", "--pid",
+                                str(srv.proc.pid), "--timeout", "20"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            fields = dict(kv.split("=", 1) for kv in
+                          re.search(r"^RESULT (.*)$", r.stdout, re.M).group(1).split())
+            self.assertEqual(fields["tls"], "1")
+            self.assertEqual(int(fields["deliveries"]), 3 * 300 * 11)
+            for key in ("lost", "duplicated", "misordered", "unexpected", "unsent", "disconnected",
+                        "unstamped"):
+                self.assertEqual(fields[key], "0", key)
+        self.assertEqual(len(re.findall(r"TLS handshake done", srv.log.text())), 2 * 12)
+        r = subprocess.run([BENCH, "--port", "1", "--proto", "mixed", "--irc-port", "2", "--tls",
+                            "--clients", "2", "--senders", "1", "--messages", "1"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--tls is not for --proto mixed", r.stderr)
+
+
 class TestChatcTls(TlsTestCase):
 
     def chatc(self, *args, stdin="/quit\n"):
