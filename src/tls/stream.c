@@ -252,7 +252,7 @@ void tls_stream_close(struct tls_stream *t)
 
 size_t tls_stream_output(const struct tls_stream *t, const char **data)
 {
-	*data = t->out + t->out_off;
+	*data = t->out ? t->out + t->out_off : NULL;
 	return t->out_len - t->out_off;
 }
 
