@@ -1,8 +1,8 @@
 /* A worker's clock: once a tick, clients silent for idle_timeout or stuck
- * halfway through a line for line_timeout are told and let go, and TLS
+ * halfway through a line for line_timeout are told and let go, TLS
  * clients that did not finish their handshake within handshake_timeout
- * are closed; and the worker notices stalls of its own, which are charged
- * to nobody. */
+ * are closed, and quiet TLS connections give their record buffers back;
+ * and the worker notices stalls of its own, which are charged to nobody. */
 #include "autoconf.h"
 
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include "net/worker_impl.h"
 #include "proto/codec.h"
 #include "tls/failures.h"
+#include "tls/stream.h"
 
 /* A loop iteration that comes this long after the last, when the tick
  * wakes the loop every TICK_MS, means the worker was not running (SIGSTOP,
@@ -71,6 +72,8 @@ void timeouts_tick(struct worker *w)
 			lifecycle_kill(w, c, "handshake_timeout");
 			continue;
 		}
+		if (c && c->tls)
+			tls_stream_idle(c->tls);
 		if (!c || c->state != CONN_OPEN)
 			continue;
 		uint64_t idle = w->now_ms - c->last_line_ms;

@@ -20,6 +20,8 @@ struct tls_stream {
 	char *out;            /* ciphertext to write: out[out_off..out_len) */
 	size_t out_len, out_off, out_cap;
 	const char *reason;   /* of the last failure */
+	size_t sealed;        /* plaintext sealed since the output was last empty */
+	bool busy;            /* read or sealed since the last tls_stream_idle() */
 	bool established;
 	bool closed;          /* close_notify put in the output */
 };
@@ -40,14 +42,20 @@ static void out_reserve(struct tls_stream *t, size_t n)
 	t->out_cap = cap;
 }
 
-/* Idle: everything read was taken and everything sealed written. The
- * record buffers go (OpenSSL's, 17 KiB each way), so that an idle
- * connection holds little more than its keys. */
-static void release_idle(struct tls_stream *t)
+/* OpenSSL's record buffers (17 KiB each way) are given back, unless a
+ * record is half read: an idle connection holds little more than its
+ * keys. */
+static void release_buffers(struct tls_stream *t)
 {
 	if (!t->out)
 		SSL_free_buffers(t->ssl); /* refuses, harmlessly, if a record is half read */
 }
+
+/* Past this much plaintext in one flush, a stream keeps OpenSSL's buffers
+ * (see tls_stream_written()): freed and taken again at every flush of a
+ * burst (500 connections, a few KiB each per loop iteration), they cost
+ * a tenth of the server's CPU. */
+#define KEEP_BUFFERS_AFTER (4 * 1024)
 
 static void out_release(struct tls_stream *t)
 {
@@ -196,7 +204,9 @@ out:
 	 * reads no more. */
 	t->in = NULL;
 	t->in_len = 0;
-	release_idle(t);
+	t->busy = true;
+	if (!t->out) /* nothing to send back: nothing more is coming soon */
+		release_buffers(t);
 	return status;
 }
 
@@ -235,6 +245,8 @@ void tls_stream_reserve(struct tls_stream *t, size_t plaintext)
 bool tls_stream_seal(struct tls_stream *t, const char *data, size_t len)
 {
 	size_t written = 0;
+	t->busy = true;
+	t->sealed += len;
 	if (SSL_write_ex(t->ssl, data, len, &written) == 1 && written == len)
 		return true;
 	failure(t, SSL_get_error(t->ssl, 0));
@@ -259,8 +271,21 @@ size_t tls_stream_output(const struct tls_stream *t, const char **data)
 void tls_stream_written(struct tls_stream *t, size_t n)
 {
 	t->out_off += n;
-	if (t->out_off >= t->out_len) {
-		out_release(t);
-		release_idle(t);
-	}
+	if (t->out_off < t->out_len)
+		return;
+	out_release(t);
+	/* A line now and then, a reply: the record buffers go now. A
+	 * flush of more than a few records' worth means a burst, whose next
+	 * flush would take them again at once: they stay, until the tick
+	 * finds the stream quiet (tls_stream_idle()). */
+	if (t->sealed < KEEP_BUFFERS_AFTER)
+		release_buffers(t);
+	t->sealed = 0;
+}
+
+void tls_stream_idle(struct tls_stream *t)
+{
+	if (!t->busy)
+		release_buffers(t);
+	t->busy = false;
 }

@@ -74,4 +74,10 @@ size_t tls_stream_output(const struct tls_stream *t, const char **data);
  * connection holds none). */
 void tls_stream_written(struct tls_stream *t, size_t n);
 
+/* Once a second: a stream that neither read nor sealed anything since the
+ * last call gives OpenSSL's record buffers back, if it kept them through a
+ * burst (see stream.c): an idle connection holds little more than its
+ * keys. */
+void tls_stream_idle(struct tls_stream *t);
+
 #endif
