@@ -916,13 +916,13 @@ static void check_ports(struct loader *ld)
 
 /* A TLS port needs a certificate and its key; the key may come from the
  * systemd credential CONFIG_TLS_KEY_CREDENTIAL (LoadCredential= in the
- * unit) when [tls] key is not set. */
+ * unit) when [tls] key is not set or empty (as in the shipped file). */
 static void check_tls(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 
-	if (!cfg->tls_key && !ld->key_line[KEY_TLS_KEY] && creds && *creds) {
+	if (!cfg->tls_key && !ld->key_bad[KEY_TLS_KEY] && creds && *creds) {
 		char *path = xasprintf("%s/%s", creds, CONFIG_TLS_KEY_CREDENTIAL);
 		if (access(path, F_OK) == 0)
 			cfg->tls_key = path;

@@ -60,8 +60,14 @@ static char *failed(const char *what, const char *path)
 SSL_CTX *tls_context_new(const struct config *cfg, char **err)
 {
 	*err = NULL;
-	if (!cfg->tls_certificate || !cfg->tls_key) {
-		*err = xasprintf("[tls] certificate and key must both be set");
+	if (!cfg->tls_certificate) {
+		*err = xasprintf("[tls] certificate is not set");
+		return NULL;
+	}
+	if (!cfg->tls_key) {
+		*err = xasprintf("[tls] key is not set, and chatd has no systemd credential %s "
+				 "($CREDENTIALS_DIRECTORY/%s)", CONFIG_TLS_KEY_CREDENTIAL,
+				 CONFIG_TLS_KEY_CREDENTIAL);
 		return NULL;
 	}
 	if ((*err = unreadable("certificate", cfg->tls_certificate)) ||

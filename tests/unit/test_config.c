@@ -652,6 +652,61 @@ static void test_irc_port_clash(void)
 	       "t.conf:3: bind: must not be empty (:: means every IPv4 and IPv6 address)");
 }
 
+static void test_tls(void)
+{
+	/* A TLS port needs the files; a relative path is the config's folder's. */
+	EXPECT("[server]\ntls_port = 7778\n",
+	       "t.conf:2: tls_port: a TLS port needs a certificate: set certificate in [tls]");
+	EXPECT("[irc]\ntls_port = 6697\n[tls]\ncertificate = c.pem\n",
+	       "t.conf:2: tls_port: a TLS port needs the certificate's key: set key in [tls], or pass "
+	       "it as the systemd credential chatd-tls-key");
+	struct config *cfg = EXPECT_OK("[server]\ntls_port = 7778\n[tls]\ncertificate = c.pem\n"
+				       "key = /k.pem\nclient_ca =\n");
+	if (cfg) {
+		CHECK_STR(cfg->tls_certificate, "c.pem"); /* t.conf has no folder */
+		CHECK_STR(cfg->tls_key, "/k.pem");
+		CHECK(cfg->tls_client_ca == NULL);
+		CHECK_INT(cfg->handshake_timeout, 10);
+		CHECK_INT(cfg->irc_sts_duration, 300);
+	}
+	config_unref(cfg);
+	/* Every pair of listeners on one address and port is an error. */
+	EXPECT("[server]\nport = 7000\ntls_port = 7000\n[tls]\ncertificate = c\nkey = k\n",
+	       "t.conf:3: tls_port: [server] port and [server] tls_port are both 7000 on the same "
+	       "address; change one");
+	EXPECT("[server]\ntls_port = 6697\n[irc]\ntls_port = 6697\n[tls]\ncertificate = c\nkey = k\n",
+	       "t.conf:4: tls_port: [server] tls_port and [irc] tls_port are both 6697 on the same "
+	       "address; change one");
+
+	/* The key as a systemd credential: when [tls] key is not set, or set
+	 * empty as in the shipped file, and the credential is there. */
+	char *creds = xasprintf("%s/creds", tmp_dir);
+	mkdir(creds, 0700);
+	char *key = xasprintf("%s/chatd-tls-key", creds);
+	write_file(key, "k", 1);
+	setenv("CREDENTIALS_DIRECTORY", creds, 1);
+	const char *texts[] = { "[server]\ntls_port = 7778\n[tls]\ncertificate = c.pem\n",
+				"[server]\ntls_port = 7778\n[tls]\ncertificate = c.pem\nkey =\n" };
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		cfg = expect_data(__LINE__, texts[i], strlen(texts[i]), NO_ERRORS);
+		if (cfg)
+			CHECK_STR(cfg->tls_key, key);
+		config_unref(cfg);
+	}
+	cfg = EXPECT_OK("[server]\ntls_port = 7778\n[tls]\ncertificate = c.pem\nkey = /mine.pem\n");
+	if (cfg)
+		CHECK_STR(cfg->tls_key, "/mine.pem"); /* a key set wins */
+	config_unref(cfg);
+	unlink(key);
+	EXPECT("[server]\ntls_port = 7778\n[tls]\ncertificate = c.pem\nkey =\n",
+	       "t.conf:2: tls_port: a TLS port needs the certificate's key: set key in [tls], or pass "
+	       "it as the systemd credential chatd-tls-key");
+	unsetenv("CREDENTIALS_DIRECTORY");
+	rmdir(creds);
+	free(key);
+	free(creds);
+}
+
 /* A host whose name cannot be a server name: the default cannot be used,
  * and a config that relies on it says so. Run in a child with a UTS
  * namespace of its own, where it may rename its host; skipped without
@@ -1235,6 +1290,7 @@ int main(void)
 	test_strings();
 	test_irc_strings();
 	test_irc_port_clash();
+	test_tls();
 	test_irc_unusable_host_name();
 	test_sendq_vs_line();
 	test_per_address_limits_off();
