@@ -450,9 +450,7 @@ static int open_listeners(struct server *s)
 	else if (s->listener.activated && cfg->irc_port && !listener_has(&s->listener, PROTO_IRC, false))
 		log_info("no IRC: systemd passed no socket named \"irc\" (under socket activation "
 			 "[irc] port is not used)");
-	bool tls = false;
-	for (size_t i = 0; i < s->listener.count; i++)
-		tls = tls || s->listener.sockets[i].tls;
+	bool tls = listener_has(&s->listener, PROTO_LINE, true) || listener_has(&s->listener, PROTO_IRC, true);
 	if (tls && !s->tls_ctx) {
 		log_error("systemd passed a TLS socket (named \"tls\" or \"irc-tls\"), but [tls] "
 			  "certificate is not set in %s", cfg->path);
@@ -536,7 +534,7 @@ static void loop(struct server *s)
 int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 {
 	struct server s = { .cfg = cfg, .opts = opts, .signal_fd = -1, .watchdog_fd = -1,
-			    .tls_watch_fd = -1, .pool.status_fd = -1 };
+			    .tls_watch_fd = -1, .pool.status_fd = -1, .listener.reserve_fd = -1 };
 	int exit_code = 1, r;
 
 	apply_overrides(cfg, opts);
@@ -564,16 +562,16 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 		log_errno(LOG_ERR, -r, "signals");
 		goto out;
 	}
-	if (cfg->tls_certificate && tls_load(&s, cfg, "in use") < 0)
-		goto out;
-	if (open_listeners(&s) < 0)
-		goto out;
 	if ((r = start_workers(&s, workers)) < 0) {
 		log_errno(LOG_ERR, -r, "starting worker threads");
 		goto out;
 	}
-	for (int i = 0; s.tls_ctx && i < s.pool.count; i++)
-		worker_post_tls(s.pool.workers[i], s.tls_ctx);
+	/* Before the listeners: a TLS socket needs the context, which the
+	 * workers are given as they will be at each reload. */
+	if (cfg->tls_certificate && tls_load(&s, cfg, "in use") < 0)
+		goto out;
+	if (open_listeners(&s) < 0)
+		goto out;
 	if ((r = setup_tls_watch(&s)) < 0) {
 		log_errno(LOG_ERR, -r, "TLS file watch timer");
 		goto out;

@@ -144,17 +144,11 @@ static int queue_iov(const struct conn *c, struct iovec *iov, int iov_max, size_
 
 #define TLS_SEAL_AHEAD (64 * 1024)
 
-static size_t tls_pending(const struct conn *c)
-{
-	const char *data;
-	return tls_stream_output(c->tls, &data);
-}
-
 /* Counts in out_bytes what the stream wrote since the last count: records
  * sealed here, and what its handshake and alerts wrote meanwhile. */
 static void tls_count(struct conn *c)
 {
-	size_t pending = tls_pending(c);
+	size_t pending = tls_stream_pending(c->tls);
 	c->out_bytes += pending - c->tls_counted;
 	c->tls_counted = pending;
 }
@@ -165,11 +159,11 @@ static int tls_seal_queue(struct conn *c, struct out_cache *oc)
 	struct iovec iov[64];
 
 	tls_count(c);
-	if (c->out_count > 0 && tls_pending(c) < TLS_SEAL_AHEAD) {
+	if (c->out_count > 0 && tls_stream_pending(c->tls) < TLS_SEAL_AHEAD) {
 		size_t queued = c->out_bytes - c->tls_counted; /* the lines' bytes */
 		tls_stream_reserve(c->tls, queued < TLS_SEAL_AHEAD ? queued : TLS_SEAL_AHEAD);
 	}
-	while (c->out_count > 0 && tls_pending(c) < TLS_SEAL_AHEAD) {
+	while (c->out_count > 0 && tls_stream_pending(c->tls) < TLS_SEAL_AHEAD) {
 		size_t bytes, n = 0;
 		int pieces = queue_iov(c, iov, (int)ARRAY_SIZE(iov), &bytes);
 		const char *plain = iov[0].iov_base;
@@ -224,7 +218,7 @@ bool conn_written(struct conn *c, size_t n, struct out_cache *oc)
 		c->tls_counted -= n;
 	} else
 		out_drop(c, n, oc);
-	if (c->out_count > 0 || (c->tls && tls_pending(c) > 0))
+	if (c->out_count > 0 || (c->tls && tls_stream_pending(c->tls) > 0))
 		return false;
 	/* Empty: the ring goes back to the cache (or, grown by a burst, to
 	 * the allocator), so an idle connection holds no output buffer. */

@@ -190,8 +190,9 @@ static void tls_readable(struct line_ctx *lc, size_t n)
 		return; /* lingering: the peer's last bytes are of no use */
 	bool handshake = c->state == CONN_NEW;
 	enum tls_status status = tls_stream_input(c->tls, w->read_buffer, n, &tls_handler, lc);
-	/* A handshake message, an alert, a session ticket to send. */
-	if (c->state != CONN_DEAD)
+	/* A handshake message, an alert, a session ticket to send (replies
+	 * to the lines it carried were queued as anyone's are). */
+	if (c->state != CONN_DEAD && tls_stream_pending(c->tls) > 0)
 		lifecycle_mark_for_flush(w, c);
 	switch (status) {
 	case TLS_OK:

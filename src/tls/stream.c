@@ -26,9 +26,7 @@ struct tls_stream {
 	bool closed;          /* close_notify put in the output */
 };
 
-/* ---- a BIO over the stream's memory ------------------------------------
- * OpenSSL reads from and writes to this BIO only; it never blocks: a read
- * with nothing handed in says "retry", and a write always fits. */
+/* ---- the output buffer and OpenSSL's --------------------------------------- */
 
 /* Room for N more bytes of output. */
 static void out_reserve(struct tls_stream *t, size_t n)
@@ -64,6 +62,10 @@ static void out_release(struct tls_stream *t)
 	t->out_len = t->out_off = t->out_cap = 0;
 }
 
+/* ---- a BIO over the stream's memory ------------------------------------
+ * OpenSSL reads from and writes to this BIO only; it never blocks: a read
+ * with nothing handed in says "retry", and a write always fits. */
+
 static int bio_write(BIO *b, const char *data, int len)
 {
 	struct tls_stream *t = BIO_get_data(b);
@@ -90,19 +92,12 @@ static int bio_read(BIO *b, char *buf, int len)
 	return (int)n;
 }
 
+/* Only a flush succeeds (its bytes go when the worker writes); nothing
+ * else is asked of a BIO like this one. */
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-	(void)b;
-	(void)num;
-	(void)ptr;
-	switch (cmd) {
-	case BIO_CTRL_FLUSH:
-		return 1; /* written when the worker writes */
-	case BIO_CTRL_PENDING:
-	case BIO_CTRL_WPENDING:
-	default:
-		return 0;
-	}
+	(void)b, (void)num, (void)ptr;
+	return cmd == BIO_CTRL_FLUSH;
 }
 
 static int bio_create(BIO *b)
@@ -215,11 +210,6 @@ const char *tls_stream_reason(const struct tls_stream *t)
 	return t->reason ? t->reason : "no error";
 }
 
-bool tls_stream_established(const struct tls_stream *t)
-{
-	return t->established;
-}
-
 void tls_stream_describe(const struct tls_stream *t, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
@@ -265,6 +255,11 @@ void tls_stream_close(struct tls_stream *t)
 size_t tls_stream_output(const struct tls_stream *t, const char **data)
 {
 	*data = t->out ? t->out + t->out_off : NULL;
+	return tls_stream_pending(t);
+}
+
+size_t tls_stream_pending(const struct tls_stream *t)
+{
 	return t->out_len - t->out_off;
 }
 

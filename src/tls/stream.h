@@ -47,8 +47,6 @@ enum tls_status tls_stream_input(struct tls_stream *t, const char *data, size_t 
  * what else went wrong; a static string. */
 const char *tls_stream_reason(const struct tls_stream *t);
 
-bool tls_stream_established(const struct tls_stream *t);
-
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384": for the log. */
 void tls_stream_describe(const struct tls_stream *t, char *buf, size_t size);
 
@@ -69,6 +67,9 @@ void tls_stream_close(struct tls_stream *t);
 
 /* The output not yet written: *DATA and the length. */
 size_t tls_stream_output(const struct tls_stream *t, const char **data);
+
+/* Its length alone. */
+size_t tls_stream_pending(const struct tls_stream *t);
 
 /* N bytes of the output were written; an emptied buffer is freed (an idle
  * connection holds none). */

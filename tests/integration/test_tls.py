@@ -235,6 +235,7 @@ class TestTlsChat(TlsTestCase):
              "127.0.0.1:%d" % srv.tls_port], input=b"", capture_output=True, timeout=TIMEOUT)
         self.assertNotEqual(out.returncode, 0)
         self.assertNotIn(b"Connected to the chat server", out.stdout)
+        srv.log.wait(r"TLS handshake with \S+ failed: unsupported protocol")  # refused by chatd
         self.assert_serving(srv)
 
 
