@@ -28,13 +28,18 @@ WRAPPER = shlex.split(os.environ.get("CHATD_WRAPPER", ""))
 # default port, 6667, is not the tests' to take): tests of IRC start a server
 # with irc_server() or ChatdTestCase.start_irc_server(), which picks a free
 # port; and the server does not ping its IRC clients, so that a slow test is
-# not told "PING" in the middle of what it checks.
+# not told "PING" in the middle of what it checks. Each server keeps its
+# database in its own folder, and keeps no history (a client joining a room
+# would be shown what earlier clients said there): tests of history turn it
+# on ([history] keep).
 DEFAULT_CONFIG = {
     "server": {"port": "0", "bind": "127.0.0.1", "threads": "2",
                "motd": "Welcome to chatd!"},
     "limits": {"rate": "0", "max_per_ip": "0", "connect_rate": "0", "announce_rate": "0"},
     "log": {"level": "debug", "target": "stderr", "per_address_burst": "0"},
     "irc": {"port": "0", "ping_timeout": "0"},
+    "store": {"path": "chatd.db"},
+    "history": {"keep": "0"},
 }
 
 # A command chatd does not know: its reply must be the next line a client
@@ -47,7 +52,11 @@ SANITIZER_REPORT = r"ERROR: \w+Sanitizer|runtime error: |WARNING: ThreadSanitize
 # What systemd (or a test run under it) may have set that would change what
 # chatd does: the service protocol, socket activation, journal logging.
 SYSTEMD_ENV = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
-               "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID")
+               "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", "STATE_DIRECTORY",
+               "CREDENTIALS_DIRECTORY")
+# Where a chatd whose config names no database keeps it (XDG_STATE_HOME):
+# this process's own folder, gone when it ends, never the user's.
+_STATE_HOME = tempfile.TemporaryDirectory(prefix="chatd-test-state-")
 
 
 def clean_env(extra=None, drop=()):
@@ -56,6 +65,7 @@ def clean_env(extra=None, drop=()):
     env = dict(os.environ)
     for var in SYSTEMD_ENV + tuple(drop):
         env.pop(var, None)
+    env["XDG_STATE_HOME"] = _STATE_HOME.name
     env.update(extra or {})
     return env
 

@@ -34,6 +34,8 @@ enum section {
 	SEC_LOG,
 	SEC_IRC,
 	SEC_TLS,
+	SEC_STORE,
+	SEC_HISTORY,
 };
 
 static const char *const section_names[] = {
@@ -42,6 +44,8 @@ static const char *const section_names[] = {
 	[SEC_LOG] = "log",
 	[SEC_IRC] = "irc",
 	[SEC_TLS] = "tls",
+	[SEC_STORE] = "store",
+	[SEC_HISTORY] = "history",
 };
 
 enum key_id {
@@ -79,6 +83,11 @@ enum key_id {
 	KEY_TLS_CERTIFICATE,
 	KEY_TLS_KEY,
 	KEY_TLS_CLIENT_CA,
+	KEY_STORE_PATH,
+	KEY_STORE_COMMIT_INTERVAL,
+	KEY_HISTORY_KEEP,
+	KEY_HISTORY_MAX_AGE,
+	KEY_HISTORY_REPLAY,
 	KEY_COUNT
 };
 
@@ -127,7 +136,7 @@ struct loader {
 
 static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, parse_level,
 	parse_target, parse_bool, parse_irc_bind, parse_server_name, parse_password,
-	parse_network, parse_path;
+	parse_network, parse_path, parse_duration;
 
 #define NUM(id, sec, name, fn, lo, hi, field) \
 	[id] = { sec, name, fn, lo, hi, false, offsetof(struct config, field) }
@@ -180,6 +189,14 @@ static const struct key keys[KEY_COUNT] = {
 	PATH(KEY_TLS_CERTIFICATE, SEC_TLS, "certificate", tls_certificate),
 	PATH(KEY_TLS_KEY, SEC_TLS, "key", tls_key),
 	PATH(KEY_TLS_CLIENT_CA, SEC_TLS, "client_ca", tls_client_ca),
+	PATH(KEY_STORE_PATH, SEC_STORE, "path", store_path),
+	NUM(KEY_STORE_COMMIT_INTERVAL, SEC_STORE, "commit_interval", parse_int, 1, 10000,
+	    store_commit_interval),
+	NUM(KEY_HISTORY_KEEP, SEC_HISTORY, "keep", parse_int, 0, CONFIG_HISTORY_KEEP_MAX, history_keep),
+	NUM0(KEY_HISTORY_MAX_AGE, SEC_HISTORY, "max_age", parse_duration, 60, 315360000,
+	     history_max_age),
+	NUM(KEY_HISTORY_REPLAY, SEC_HISTORY, "replay", parse_int, 0, CONFIG_HISTORY_REPLAY_MAX,
+	    history_replay),
 };
 
 static const struct {
@@ -316,6 +333,36 @@ static char *parse_int(struct loader *ld, const struct key *key, const char *val
 	if (!err)
 		*(int *)(void *)((char *)ld->cfg + key->offset) = (int)v;
 	return err;
+}
+
+/* Seconds, or a number with a unit: s, m (minutes), h, d (days). */
+static char *parse_duration(struct loader *ld, const struct key *key, const char *value)
+{
+	static const char units[] = "smhd";
+	static const long seconds[] = { 1, 60, 3600, 86400 };
+	size_t len = strlen(value);
+	long scale = 1, v;
+	char number[32];
+
+	const char *unit = len > 1 ? strchr(units, value[len - 1]) : NULL;
+	if (unit && *unit) {
+		scale = seconds[unit - units];
+		len--;
+	}
+	if (!*value)
+		return xasprintf("missing value (a number of seconds, or of m, h or d: 30d)");
+	if (len >= sizeof(number))
+		return xasprintf("not a duration: %s", value);
+	memcpy(number, value, len);
+	number[len] = '\0';
+	if (!parse_long(number, &v))
+		return xasprintf("not a duration: %s (a number of seconds, or of m, h or d: 30d)%s",
+				 value, comment_hint(value));
+	if (v < 0 || v > key->max / scale || (v * scale < key->min && !(key->or_zero && v == 0)))
+		return xasprintf("must be %s%lds..%lds (%ld days), or that many m, h or d",
+				 key->or_zero ? "0 or " : "", key->min, key->max, key->max / 86400);
+	*(int *)(void *)((char *)ld->cfg + key->offset) = (int)(v * scale);
+	return NULL;
 }
 
 static char *parse_size(struct loader *ld, const struct key *key, const char *value)
@@ -1088,6 +1135,10 @@ struct config *config_new_default(void)
 	cfg->irc_network = xstrdup("chatd");
 	cfg->irc_ping_timeout = 240;
 	cfg->irc_sts_duration = 300;
+	cfg->store_commit_interval = 100;
+	cfg->history_keep = 1000;
+	cfg->history_max_age = 30 * 86400;
+	cfg->history_replay = 20;
 	return cfg;
 }
 
@@ -1157,6 +1208,7 @@ void config_unref(struct config *cfg)
 	free(cfg->tls_certificate);
 	free(cfg->tls_key);
 	free(cfg->tls_client_ca);
+	free(cfg->store_path);
 	free(cfg);
 }
 
@@ -1192,6 +1244,23 @@ int config_worker_count(const struct config *cfg)
 	if (n > CONFIG_MAX_THREADS)
 		n = CONFIG_MAX_THREADS;
 	return n;
+}
+
+char *config_store_path(const struct config *cfg)
+{
+	if (cfg->store_path)
+		return xstrdup(cfg->store_path);
+	/* systemd may give several folders, separated by colons: the first. */
+	const char *dir = getenv("STATE_DIRECTORY");
+	if (dir && *dir == '/')
+		return xasprintf("%.*s/%s", (int)strcspn(dir, ":"), dir, CONFIG_STORE_FILE);
+	dir = getenv("XDG_STATE_HOME");
+	if (dir && *dir == '/')
+		return xasprintf("%s/chatd/%s", dir, CONFIG_STORE_FILE);
+	dir = getenv("HOME");
+	if (dir && *dir == '/')
+		return xasprintf("%s/.local/state/chatd/%s", dir, CONFIG_STORE_FILE);
+	return NULL;
 }
 
 const char *config_irc_bind(const struct config *cfg)

@@ -28,6 +28,11 @@
 /* The systemd credential (LoadCredential=) that is the TLS key when [tls]
  * key is not set. */
 #define CONFIG_TLS_KEY_CREDENTIAL "chatd-tls-key"
+#define CONFIG_HISTORY_KEEP_MAX 1000000
+#define CONFIG_HISTORY_REPLAY_MAX 100
+/* The database's file name in the state folder, when [store] path is not
+ * set. */
+#define CONFIG_STORE_FILE "chatd.db"
 
 struct config {
 	atomic_int refcount;
@@ -78,6 +83,16 @@ struct config {
 	char *tls_key;         /* PEM; or the credential CONFIG_TLS_KEY_CREDENTIAL */
 	char *tls_client_ca;   /* PEM: CAs whose client certificates are asked for */
 
+	/* [store] */
+	char *store_path;          /* NULL: CONFIG_STORE_FILE in the state folder
+				    * (config_store_path()) */
+	int store_commit_interval; /* ms a written line may wait for its commit */
+
+	/* [history] */
+	int history_keep;          /* lines kept per room; 0 = no history */
+	int history_max_age;       /* seconds a line is kept; 0 = no limit */
+	int history_replay;        /* lines shown on joining a room */
+
 	/* [log] */
 	int log_level;     /* syslog priority */
 	enum log_target log_target;
@@ -109,6 +124,12 @@ int config_cpu_count(void);
 
 /* Threads to start: cfg->threads, or the CPUs we may run on when it is 0. */
 int config_worker_count(const struct config *cfg);
+
+/* Where the database is: [store] path, or CONFIG_STORE_FILE in
+ * $STATE_DIRECTORY (systemd's StateDirectory=), else in
+ * $XDG_STATE_HOME/chatd, else in ~/.local/state/chatd (malloc'd; NULL when
+ * none of those is known). */
+char *config_store_path(const struct config *cfg);
 
 /* The address IRC listens on: [irc] bind, or the [server] bind when unset. */
 const char *config_irc_bind(const struct config *cfg);

@@ -106,9 +106,10 @@ bool log_level_enabled(int priority)
 static void log_to_journal(const char *file, int line, const char *func, int priority,
 			   int errnum, const struct log_fields *f, const char *message)
 {
-	char prio_field[16], errno_field[24], online_field[32], suppressed_field[48];
+	char prio_field[16], errno_field[24], online_field[32], suppressed_field[48],
+		count_field[48];
 	char *owned[5] = { 0 };
-	struct iovec iov[12];
+	struct iovec iov[13];
 	int n = 0, k = 0;
 
 #define ADD_STATIC(s) iov[n++] = (struct iovec){ .iov_base = (void *)(s), .iov_len = strlen(s) }
@@ -138,6 +139,10 @@ static void log_to_journal(const char *file, int line, const char *func, int pri
 			snprintf(suppressed_field, sizeof(suppressed_field), "CHATD_SUPPRESSED=%lu",
 				 f->suppressed);
 			ADD_STATIC(suppressed_field);
+		}
+		if (f->count) {
+			snprintf(count_field, sizeof(count_field), "CHATD_COUNT=%llu", f->count);
+			ADD_STATIC(count_field);
 		}
 	}
 #undef ADD_OWNED

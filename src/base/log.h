@@ -28,6 +28,8 @@ struct log_fields {
 	bool has_online;
 	unsigned long suppressed; /* CHATD_SUPPRESSED, when not 0: lines about the
 				   * address held back before this one */
+	unsigned long long count; /* CHATD_COUNT, when not 0: how many (lines
+				   * lost, attempts failed) */
 };
 
 /* Said with the first line logged about something after some were not

@@ -2,8 +2,10 @@
 
 #include "display.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/text.h"
@@ -95,6 +97,35 @@ static void put_chat(struct out *o, const char *s, size_t len)
 	put(o, end, len - (size_t)(end - s));
 }
 
+/* "~ 2026-12-06T14:03:05Z [alice] hi", a line said before: dimmed, at
+ * the local time, the rest as a chat line. */
+static void put_history(struct out *o, const char *s, size_t len)
+{
+	char stamp[32], local[48];
+	struct tm tm = { 0 };
+	const char *rest = len > 2 ? memchr(s + 2, ' ', len - 2) : NULL;
+	size_t stamp_len = rest ? (size_t)(rest - s) - 2 : 0;
+	if (!rest || stamp_len >= sizeof(stamp)) {
+		put_styled(o, DIM, s, len);
+		return;
+	}
+	memcpy(stamp, s + 2, stamp_len);
+	stamp[stamp_len] = '\0';
+	const char *end = strptime(stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	time_t t = end && !*end ? timegm(&tm) : (time_t)-1;
+	struct tm lt;
+	if (t == (time_t)-1 || !localtime_r(&t, &lt) ||
+	    !strftime(local, sizeof(local), "~ %Y-%m-%d %H:%M ", &lt))
+		snprintf(local, sizeof(local), "~ %s ", stamp);
+	put_styled(o, DIM, local, strlen(local));
+	rest++;
+	size_t rest_len = len - (size_t)(rest - s);
+	if (rest_len && rest[0] == '[')
+		put_chat(o, rest, rest_len);
+	else
+		put_styled(o, DIM, rest, rest_len);
+}
+
 char *display_format(const char *line, size_t len, bool color)
 {
 	struct out o = { 0 };
@@ -115,6 +146,9 @@ char *display_format(const char *line, size_t len, bool color)
 			break;
 		case '[':
 			put_chat(&o, clean, n);
+			break;
+		case '~':
+			put_history(&o, clean, n);
 			break;
 		case '*': {
 			/* "* alice waves": the actor in color */

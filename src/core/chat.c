@@ -3,6 +3,7 @@
 #include "core/chat.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,16 @@ static struct chat_event event_by(struct worker *w, const struct session *s,
 	return (struct chat_event){ .kind = kind, .nick = s->member.nick, .user = s->member.user,
 				    .host = s->member.host, .id = worker_event_id(w),
 				    .time_ms = wall_ms(), .server = server_of(w) };
+}
+
+/* How many lines a joiner is shown: none with history off. */
+static unsigned replay_count(const struct worker *w)
+{
+	const struct config *cfg = worker_config(w);
+	if (cfg->history_keep == 0)
+		return 0;
+	return (unsigned)(cfg->history_replay < cfg->history_keep ? cfg->history_replay
+								   : cfg->history_keep);
 }
 
 /* One event's encodings, made as the rooms it goes to need them. */
@@ -80,17 +91,45 @@ static void send_room(struct worker *w, struct room *room, struct encoded *e, ui
 	worker_send_room(w, room, &rs);
 }
 
-/* Tells EV, happening now, to ROOM (not to S unless INCLUDE_SELF): one
- * encoding per format present, shared by every recipient. The number is
- * taken before the formats are read (see room_formats()). */
-static void tell_room(struct worker *w, struct session *s, struct room *room, bool include_self,
-		      const struct chat_event *ev)
+/* Tells EV, numbered SEQ (taken before the formats are read: see
+ * room_formats()), to ROOM (not to S unless INCLUDE_SELF): one encoding
+ * per format present, shared by every recipient. */
+static void tell_room_seq(struct worker *w, struct session *s, struct room *room,
+			  bool include_self, const struct chat_event *ev, uint64_t seq)
 {
 	struct encoded e = { 0 };
-	uint64_t seq = room_line_seq(room);
 	encode_for(&e, room, ev);
 	send_room(w, room, &e, include_self ? 0 : s->id, seq, 0);
 	encoded_free(&e);
+}
+
+/* Tells EV, happening now, to ROOM (see tell_room_seq). */
+static void tell_room(struct worker *w, struct session *s, struct room *room, bool include_self,
+		      const struct chat_event *ev)
+{
+	tell_room_seq(w, s, room, include_self, ev, room_line_seq(room));
+}
+
+/* EV (said in ROOM) into the room's history, and to the store: its
+ * number, taken with the history held, is the room's for the line (see
+ * history.h). With history off, just the number. */
+static uint64_t keep_line(struct worker *w, struct room *room, const struct chat_event *ev)
+{
+	const struct config *cfg = worker_config(w);
+	if (cfg->history_keep == 0)
+		return room_line_seq(room);
+	enum hline_kind kind = ev->kind == CHAT_ACTION ? HLINE_ACTION
+			       : ev->notice            ? HLINE_NOTICE
+						       : HLINE_SAID;
+	struct hline *l = hline_new(room->name, 0, ev->time_ms, ev->id, kind, ev->nick, ev->user,
+				    ev->host, ev->text, ev->text_len, ev->formatting);
+	struct room_history *rh = room->history;
+	pthread_mutex_lock(&rh->lock);
+	uint64_t seq = room_line_seq(room);
+	room_history_add_locked(rh, l, replay_count(w));
+	pthread_mutex_unlock(&rh->lock);
+	worker_store_line(w, l);
+	return seq;
 }
 
 /* In a room of more than announce_max, each arrival and departure told to
@@ -142,11 +181,14 @@ static void log_connect(struct worker *w, struct session *s, int online)
 			  note.text);
 }
 
-int chat_register(struct worker *w, struct session *s, const char *nick, const char *room)
+int chat_register(struct worker *w, struct session *s, const char *nick, const char *room,
+		  struct history_snapshot *snap)
 {
 	struct membership *ms = NULL;
 	unsigned count = 0;
-	int online = rooms_enter(worker_rooms(w), &s->member, nick, room, &ms, &count);
+	if (snap)
+		snap->want = replay_count(w);
+	int online = rooms_enter(worker_rooms(w), &s->member, nick, room, &ms, &count, snap);
 	if (online < 0)
 		return online;
 	worker_online_changed(w);
@@ -253,10 +295,12 @@ void chat_bytes_dropped(struct worker *w, struct session *s, size_t bytes)
 }
 
 int chat_join(struct worker *w, struct session *s, const char *name, bool echo,
-	      unsigned *ret_count)
+	      unsigned *ret_count, struct history_snapshot *snap)
 {
 	struct membership *ms;
-	int r = rooms_join(worker_rooms(w), &s->member, name, &ms, ret_count);
+	if (snap)
+		snap->want = replay_count(w);
+	int r = rooms_join(worker_rooms(w), &s->member, name, &ms, ret_count, snap);
 	if (r < 0)
 		return r;
 	worker_room_link(w, ms);
@@ -304,7 +348,8 @@ int chat_part(struct worker *w, struct session *s, const char *name, const char 
 	return 0;
 }
 
-int chat_move(struct worker *w, struct session *s, const char *name, unsigned *ret_count)
+int chat_move(struct worker *w, struct session *s, const char *name, unsigned *ret_count,
+	      struct history_snapshot *snap)
 {
 	struct membership *old = TAILQ_FIRST(&s->member.rooms);
 	if (old && strcasecmp(old->room->name, name) == 0)
@@ -321,7 +366,7 @@ int chat_move(struct worker *w, struct session *s, const char *name, unsigned *r
 			departed(w, s, ms, &ev, false);
 		}
 	}
-	return chat_join(w, s, name, false, ret_count);
+	return chat_join(w, s, name, false, ret_count, snap);
 }
 
 bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_event_kind kind,
@@ -337,7 +382,7 @@ bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_
 		ev.formatting = c.formatting;
 		ev.text_len = c.len;
 		ev.notice = notice;
-		tell_room(w, s, room, false, &ev);
+		tell_room_seq(w, s, room, false, &ev, keep_line(w, room, &ev));
 		if (echo)
 			tell_session(w, s, &ev);
 	}

@@ -18,8 +18,11 @@
 /* S joins the chat as NICK (NULL: a guest nick), in no room, or at once
  * in ROOM, which hears CHAT_ENTERED (a line client's arrival: nobody
  * there hears of an arrival the newcomer's count of those online
- * includes). Returns the number online, or -EEXIST when another has NICK. */
-int chat_register(struct worker *w, struct session *s, const char *nick, const char *room);
+ * includes); the room's newest lines, as many as [history] replay, in
+ * SNAP (when not NULL; the caller shows and releases them). Returns the
+ * number online, or -EEXIST when another has NICK. */
+int chat_register(struct worker *w, struct session *s, const char *nick, const char *room,
+		  struct history_snapshot *snap);
 
 /* S is going (reason: quit, closed, reset, error, slow, shutdown, ...):
  * unregisters it, tells its rooms (not during shutdown), with FAREWELL
@@ -40,10 +43,11 @@ void chat_bytes_dropped(struct worker *w, struct session *s, size_t bytes);
 
 /* S comes into room NAME (a valid name; made if new, with S its
  * operator): the room hears CHAT_JOINED, and S too with ECHO. 0 with the
- * members now there in *RET_COUNT; -EALREADY when S is in it; -E2BIG: in
- * too many rooms. */
+ * members now there in *RET_COUNT and the lines S is to be shown in SNAP
+ * (as chat_register); -EALREADY when S is in it; -E2BIG: in too many
+ * rooms. */
 int chat_join(struct worker *w, struct session *s, const char *name, bool echo,
-	      unsigned *ret_count);
+	      unsigned *ret_count, struct history_snapshot *snap);
 
 /* S leaves room NAME, saying REASON (LEN 0: none), heard by S too with
  * ECHO: 0, or -ENOTCONN when S is not in it. */
@@ -52,7 +56,8 @@ int chat_part(struct worker *w, struct session *s, const char *name, const char 
 
 /* S (in one room or none) moves to room NAME: its old room hears
  * CHAT_WENT. As chat_join (without ECHO) otherwise. */
-int chat_move(struct worker *w, struct session *s, const char *name, unsigned *ret_count);
+int chat_move(struct worker *w, struct session *s, const char *name, unsigned *ret_count,
+	      struct history_snapshot *snap);
 
 /* S says TEXT (KIND CHAT_SAID, or CHAT_ACTION: does it; NOTICE: as a
  * notice) to ROOM, and hears it too with ECHO. False when the text cleans

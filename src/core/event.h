@@ -51,6 +51,8 @@ struct chat_event {
 	uint64_t id;       /* unique for the server's life (IRC msgid); 0: none */
 	const char *server; /* the server's name ([irc] server_name) */
 	int64_t time_ms;   /* when, in ms since the epoch (IRC server-time) */
+	const char *batch; /* IRC: the batch it is sent in (a line of history
+			    * replayed to one client); NULL: none */
 };
 
 /* The protocols chatd speaks; a session speaks one. */

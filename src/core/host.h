@@ -15,6 +15,8 @@
 #include "core/msg.h"
 #include "core/rooms.h"
 #include "core/session.h"
+#include "store/line.h"
+#include "store/store.h"
 
 /* The thread the core runs on; opaque here. */
 struct worker;
@@ -38,6 +40,15 @@ bool worker_log_allowed(struct worker *w, const struct session *s, int priority,
 			struct log_note *ret);
 /* Notes that the number online changed, for the main thread's STATUS=. */
 void worker_online_changed(struct worker *w);
+
+/* L (its reference taken) to be written to the store, with the other
+ * lines of this loop iteration. */
+void worker_store_line(struct worker *w, struct hline *l);
+
+/* Asks the store Q for S (Q->room, kind, refs, limit, tag set by the
+ * caller): the answer comes back through codec_history(), after the lines
+ * S could have seen so far are in the store's hands. Q is taken. */
+void worker_history_query(struct worker *w, struct session *s, struct store_query *q);
 
 /* Whether S is still reading and writing (not leaving). */
 bool worker_session_open(const struct session *s);

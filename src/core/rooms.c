@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "base/util.h"
+#include "core/history.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -25,6 +26,9 @@ struct rooms {
 	pthread_mutex_t lock;
 	struct name_table nicks;
 	struct name_table rooms;
+	/* Each room's history, by name, for the server's life: a room's
+	 * lines outlive the room. */
+	struct name_table histories;
 	int workers;
 	int online;
 	int max_online;
@@ -98,12 +102,40 @@ static void table_remove(struct name_table *t, struct name_entry *e)
 	}
 }
 
+/* A room's history in the registry's table. */
+struct history_entry {
+	struct name_entry name_entry;
+	struct room_history *history;
+};
+
+/* Room NAME's history, made if new, under the lock. */
+static struct room_history *history_locked(struct rooms *r, const char *name)
+{
+	struct name_entry *e = table_find(&r->histories, name);
+	if (e)
+		return container_of(e, struct history_entry, name_entry)->history;
+	struct history_entry *he = xcalloc(1, sizeof(*he));
+	he->history = room_history_new();
+	table_insert(&r->histories, &he->name_entry, name);
+	return he->history;
+}
+
+void rooms_history_load(struct rooms *r, const char *name, int64_t last_no, struct hline **lines,
+			size_t n, unsigned cap)
+{
+	pthread_mutex_lock(&r->lock);
+	struct room_history *rh = history_locked(r, name);
+	pthread_mutex_unlock(&r->lock);
+	room_history_load(rh, last_no, lines, n, cap);
+}
+
 struct rooms *rooms_new(int workers)
 {
 	struct rooms *r = xcalloc(1, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
 	table_init(&r->nicks);
 	table_init(&r->rooms);
+	table_init(&r->histories);
 	r->workers = workers;
 	r->next_guest = 1;
 	return r;
@@ -117,6 +149,16 @@ void rooms_free(struct rooms *r)
 	 * member, so by now both tables are empty. */
 	free(r->nicks.buckets);
 	free(r->rooms.buckets);
+	for (size_t i = 0; i < r->histories.size; i++) {
+		struct name_entry *e = r->histories.buckets[i], *next;
+		for (; e; e = next) {
+			next = e->next;
+			struct history_entry *he = container_of(e, struct history_entry, name_entry);
+			room_history_free(he->history);
+			free(he);
+		}
+	}
+	free(r->histories.buckets);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
@@ -176,7 +218,8 @@ struct membership *rooms_membership(const struct member *m, const char *name)
 }
 
 /* Puts M in room NAME, creating it, under the lock. */
-static struct membership *join_locked(struct rooms *r, struct member *m, const char *name)
+static struct membership *join_locked(struct rooms *r, struct member *m, const char *name,
+				      struct history_snapshot *snap)
 {
 	struct room *room = find_room_locked(r, name);
 	bool created = !room;
@@ -191,6 +234,7 @@ static struct membership *join_locked(struct rooms *r, struct member *m, const c
 		for (size_t i = 0; i < lists; i++)
 			TAILQ_INIT(&room->local[i]);
 		room->created = time(NULL);
+		room->history = history_locked(r, name);
 		room->topic_ops = true;
 		room->no_external = true;
 		table_insert(&r->rooms, &room->name_entry, name);
@@ -208,7 +252,13 @@ static struct membership *join_locked(struct rooms *r, struct member *m, const c
 	/* Counted in its format before its arrival is numbered: see
 	 * room_formats(). */
 	atomic_fetch_add(&room->formats[m->format], 1);
+	/* Numbered with the history held: the lines before are shown, the
+	 * lines after are sent (see history.h). */
+	pthread_mutex_lock(&room->history->lock);
 	ms->joined_seq = room_next_seq(room);
+	if (snap)
+		room_history_snapshot_locked(room->history, snap);
+	pthread_mutex_unlock(&room->history->lock);
 	return ms;
 }
 
@@ -240,7 +290,7 @@ void membership_free(struct membership *ms)
 }
 
 int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char *room,
-		struct membership **ret, unsigned *ret_count)
+		struct membership **ret, unsigned *ret_count, struct history_snapshot *snap)
 {
 	TAILQ_INIT(&m->rooms);
 	m->room_count = 0;
@@ -260,7 +310,7 @@ int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char 
 	table_insert(&r->nicks, &m->nick_entry, m->nick);
 	m->registered = true;
 	if (room) {
-		*ret = join_locked(r, m, room);
+		*ret = join_locked(r, m, room, snap);
 		*ret_count = (*ret)->room->count;
 	}
 	int online = ++r->online;
@@ -293,7 +343,7 @@ int rooms_leave(struct rooms *r, struct member *m)
 }
 
 int rooms_join(struct rooms *r, struct member *m, const char *name, struct membership **ret,
-	       unsigned *ret_count)
+	       unsigned *ret_count, struct history_snapshot *snap)
 {
 	int err = 0;
 
@@ -304,7 +354,7 @@ int rooms_join(struct rooms *r, struct member *m, const char *name, struct membe
 	} else if (m->room_count >= ROOMS_PER_MEMBER) {
 		err = -E2BIG;
 	} else {
-		*ret = join_locked(r, m, name);
+		*ret = join_locked(r, m, name, snap);
 		*ret_count = (*ret)->room->count;
 	}
 	pthread_mutex_unlock(&r->lock);

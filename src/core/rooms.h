@@ -29,6 +29,7 @@
 #include "base/bucket.h"
 #include "base/text.h"
 #include "core/event.h"
+#include "core/history.h"
 
 #define LOBBY "lobby"
 #define ROOMS_PER_MEMBER 50
@@ -116,6 +117,7 @@ struct room {
 	bool no_external;              /* +n: only members say things to it */
 	bool secret;                   /* +s: not shown to those outside it */
 	uint64_t mark;                 /* rooms_match()'s, under the lock */
+	struct room_history *history;  /* its lines: the registry's, constant */
 	struct membership_list *local; /* see room_local() */
 };
 
@@ -169,10 +171,10 @@ void rooms_free(struct rooms *r);
 
 /* Registers M as NICK (NULL: a fresh guest nick), and at once in room
  * ROOM (NULL: none; the membership in *RET, the members there in
- * *RET_COUNT). Returns the number online, or -EEXIST when another has
- * NICK. */
+ * *RET_COUNT, and SNAP->want of its newest lines in SNAP, when not NULL).
+ * Returns the number online, or -EEXIST when another has NICK. */
 int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char *room,
-		struct membership **ret, unsigned *ret_count);
+		struct membership **ret, unsigned *ret_count, struct history_snapshot *snap);
 
 /* Unregisters M and takes it out of every room; returns the number online.
  * Its memberships stay on m->rooms, each with its change_seq, for the
@@ -184,7 +186,12 @@ int rooms_leave(struct rooms *r, struct member *m);
  * 0 with the membership in *RET and the members now there in *RET_COUNT;
  * -EALREADY when M is in it, -E2BIG when M is in ROOMS_PER_MEMBER rooms. */
 int rooms_join(struct rooms *r, struct member *m, const char *name, struct membership **ret,
-	       unsigned *ret_count);
+	       unsigned *ret_count, struct history_snapshot *snap);
+
+/* At start: room NAME's newest lines (their references are taken) and
+ * its last line number, from the store; CAP: how many to keep. */
+void rooms_history_load(struct rooms *r, const char *name, int64_t last_no, struct hline **lines,
+			size_t n, unsigned cap);
 
 /* Takes M out of room NAME: 0 with the membership (off m->rooms, its
  * change_seq set; the caller unlinks it and frees it) in *RET and the

@@ -23,6 +23,7 @@
 #include "net/worker.h"
 #include "net/writer.h"
 #include "proto/codec.h"
+#include "store/store.h"
 #include "tls/context.h"
 
 #define ACCEPT_BATCH 64 /* per wake-up, so signals are never starved */
@@ -53,6 +54,8 @@ struct server {
 	struct tls_files_stamp tls_stamp, tls_seen; /* loaded or tried; at the last look */
 	int tls_watch_fd;
 	uint64_t tls_warned_s;
+
+	struct store *store;       /* the database; its thread runs with the workers' */
 };
 
 /* The C library hands freed heap memory back to the kernel as soon as
@@ -343,6 +346,45 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 	}
 }
 
+static struct store_policy store_policy(const struct config *cfg)
+{
+	return (struct store_policy){ .keep = (unsigned)cfg->history_keep,
+				      .max_age_ms = (int64_t)cfg->history_max_age * 1000,
+				      .commit_interval_ms = cfg->store_commit_interval };
+}
+
+/* Opens the database named by the config; -1 (logged) when it cannot. */
+static int open_store(struct server *s)
+{
+	char *path = config_store_path(s->cfg);
+	if (!path) {
+		log_error("no place for the database: set path in [store] of %s (neither "
+			  "STATE_DIRECTORY, XDG_STATE_HOME nor HOME is set)", s->cfg->path);
+		return -1;
+	}
+	char *err = NULL;
+	s->store = store_open(path, &err);
+	if (!s->store) {
+		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "cannot open the database %s",
+			  err);
+		free(err);
+		free(path);
+		return -1;
+	}
+	log_info("database: %s", path);
+	free(path);
+	return 0;
+}
+
+static void history_loaded(void *ctx, const char *room, int64_t last_no, struct hline **lines,
+			   size_t count)
+{
+	struct server *s = ctx;
+	unsigned replay = (unsigned)s->cfg->history_replay;
+	rooms_history_load(s->pool.rooms, room, last_no, lines, count, replay);
+	free(lines);
+}
+
 static void warn_restart_needed(const char *key, const char *path)
 {
 	log_warning("%s changed in %s: takes effect after a restart", key, path);
@@ -394,6 +436,10 @@ static void reload(struct server *s)
 			    "certificate in use until a restart", cfg->path);
 
 	log_set_level(cfg->log_level);
+	if (cfg->store_path && (!old->store_path || strcmp(cfg->store_path, old->store_path) != 0))
+		warn_restart_needed("[store] path", cfg->path);
+	struct store_policy sp = store_policy(cfg);
+	store_set_policy(s->store, &sp);
 	struct ip_limit_policy policy = ip_policy(cfg);
 	ip_limit_set_policy(s->pool.ip_limit, &policy);
 	for (int i = 0; i < s->pool.count; i++)
@@ -462,6 +508,28 @@ static int open_listeners(struct server *s)
 static int start_workers(struct server *s, int n)
 {
 	s->pool.rooms = rooms_new(n);
+	/* The rooms' recent lines before anyone can join one. */
+	char *err = NULL;
+	int64_t since = 0;
+	if (s->cfg->history_max_age) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		since = ((int64_t)now.tv_sec - s->cfg->history_max_age) * 1000;
+	}
+	if (store_load_recent(s->store, (unsigned)s->cfg->history_replay, since, history_loaded, s,
+			      &err) < 0) {
+		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "%s", err);
+		free(err);
+		return -EIO;
+	}
+	struct store_policy sp = store_policy(s->cfg);
+	int err_store = store_start(s->store, &sp);
+	if (err_store < 0)
+		return err_store;
+	s->pool.store = s->store;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	s->pool.id_base = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
 	struct ip_limit_policy policy = ip_policy(s->cfg);
 	s->pool.ip_limit = ip_limit_new(&policy, IP_LIMIT_IDLE_MAX);
 	s->pool.workers = xcalloc((size_t)n, sizeof(*s->pool.workers));
@@ -493,6 +561,12 @@ static void stop_workers(struct server *s)
 		worker_post_shutdown(s->pool.workers[i]);
 	for (int i = 0; i < s->pool.count; i++)
 		worker_join(s->pool.workers[i]);
+	/* Every line said is in the store's hands now: written before the
+	 * workers are freed, as answers to questions still go to their
+	 * inboxes. */
+	store_close(s->store);
+	s->store = NULL;
+	s->pool.store = NULL;
 	for (int i = 0; i < s->pool.count; i++)
 		worker_free(s->pool.workers[i]);
 	free(s->pool.workers);
@@ -562,6 +636,8 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 		log_errno(LOG_ERR, -r, "signals");
 		goto out;
 	}
+	if (open_store(&s) < 0)
+		goto out;
 	if ((r = start_workers(&s, workers)) < 0) {
 		log_errno(LOG_ERR, -r, "starting worker threads");
 		goto out;
@@ -597,6 +673,7 @@ out:
 	listener_close(&s.listener);
 	if (s.pool.workers)
 		stop_workers(&s);
+	store_close(s.store);
 	if (s.watchdog_fd >= 0)
 		close(s.watchdog_fd);
 	if (s.tls_watch_fd >= 0)

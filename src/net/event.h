@@ -23,6 +23,8 @@ enum event_kind {
 			* receiver's to free) */
 	EV_CONFIG,     /* ptr: config */
 	EV_TLS,        /* ptr: SSL_CTX, a reference: new TLS handshakes use it */
+	EV_HISTORY,    /* ptr: struct store_query, answered (the receiver's
+			* to free): for the connection q->fd + q->conn_id */
 	EV_PING,       /* id: sequence */
 	EV_SHUTDOWN,
 };

@@ -256,6 +256,7 @@ void lifecycle_settle(struct worker *w)
 	struct conn *c;
 
 	fanout_flush(w);
+	worker_store_flush(w);
 	outboxes_flush(&w->outboxes, w->pool->inboxes);
 	while (!TAILQ_EMPTY(&w->flush_list) || !TAILQ_EMPTY(&w->close_list)) {
 		while ((c = TAILQ_FIRST(&w->close_list))) {
@@ -265,6 +266,7 @@ void lifecycle_settle(struct worker *w)
 		/* What other workers must hear first goes before our own
 		 * clients are written to (see handoff.h). */
 		fanout_flush(w);
+		worker_store_flush(w);
 		outboxes_flush(&w->outboxes, w->pool->inboxes);
 		writer_flush(w->writer, &w->flush_list, &w->out_cache, written, w);
 	}

@@ -65,6 +65,50 @@ void worker_post_ping(struct worker *w, uint64_t seq)
 	post(w, (struct event){ .kind = EV_PING, .id = seq });
 }
 
+/* On the store thread: Q's answer to its asker's worker. */
+static void history_answered(struct store_query *q)
+{
+	post(q->ctx, (struct event){ .kind = EV_HISTORY, .ptr = q });
+}
+
+void worker_store_line(struct worker *w, struct hline *l)
+{
+	if (!w->pool->store) {
+		hline_unref(l);
+		return;
+	}
+	if (w->store_count == w->store_cap) {
+		w->store_cap = w->store_cap ? w->store_cap * 2 : 64;
+		w->store_lines = xrealloc(w->store_lines, w->store_cap * sizeof(*w->store_lines));
+	}
+	w->store_lines[w->store_count++] = l;
+}
+
+void worker_store_flush(struct worker *w)
+{
+	if (w->store_count) {
+		store_add(w->pool->store, w->store_lines, w->store_count);
+		w->store_count = 0;
+	}
+}
+
+void worker_history_query(struct worker *w, struct session *s, struct store_query *q)
+{
+	if (!w->pool->store) {
+		q->error = -ENOSYS;
+		codec_history(w, s, q);
+		store_query_free(q);
+		return;
+	}
+	/* Our own lines first, so the answer has them. */
+	worker_store_flush(w);
+	q->ctx = w;
+	q->fd = conn_of(s)->fd;
+	q->conn_id = s->id;
+	q->done = history_answered;
+	store_query(w->pool->store, q);
+}
+
 void worker_post_shutdown(struct worker *w)
 {
 	post(w, (struct event){ .kind = EV_SHUTDOWN });
@@ -115,7 +159,7 @@ bool worker_log_allowed(struct worker *w, const struct session *s, int priority,
 
 uint64_t worker_event_id(struct worker *w)
 {
-	return ++w->events * (uint64_t)w->pool->count + (uint64_t)w->index;
+	return w->pool->id_base + ++w->events * (uint64_t)w->pool->count + (uint64_t)w->index;
 }
 
 void worker_online_changed(struct worker *w)
@@ -358,6 +402,15 @@ static void handle_inbox(struct worker *w)
 			SSL_CTX_free(w->tls_ctx);
 			w->tls_ctx = ev->ptr;
 			break;
+		case EV_HISTORY: {
+			struct store_query *q = ev->ptr;
+			struct conn *c = q->fd >= 0 && (size_t)q->fd < w->by_fd_size ? w->by_fd[q->fd]
+										: NULL;
+			if (c && c->s.id == q->conn_id && c->state == CONN_OPEN)
+				codec_history(w, &c->s, q);
+			store_query_free(q);
+			break;
+		}
 		case EV_PING:
 			atomic_store_explicit(&w->pong, ev->id, memory_order_release);
 			break;
@@ -511,6 +564,8 @@ static void release_event(struct event *ev, void *ctx)
 		SSL_CTX_free(ev->ptr);
 	} else if (ev->kind == EV_KICK) {
 		chat_kick_free(ev->ptr);
+	} else if (ev->kind == EV_HISTORY) {
+		store_query_free(ev->ptr);
 	}
 	if (ev->msg)
 		msg_unref(ev->msg);
@@ -527,6 +582,9 @@ void worker_free(struct worker *w)
 	inbox_destroy(&w->inbox, release_event, w);
 	out_cache_clear(&w->out_cache);
 	writer_free(w->writer);
+	for (size_t i = 0; i < w->store_count; i++)
+		hline_unref(w->store_lines[i]);
+	free(w->store_lines);
 	free(w->by_fd);
 	free(w->queued);
 	free(w->picked);

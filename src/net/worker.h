@@ -21,6 +21,7 @@
 #include "net/iplimit.h"
 #include "core/msg.h"
 #include "core/rooms.h"
+#include "store/store.h"
 
 struct worker;
 
@@ -37,6 +38,11 @@ struct worker_pool {
 	int status_fd;
 	atomic_bool status_pending;
 	bool io_uring;             /* workers write with io_uring (checked at start) */
+	struct store *store;       /* the database's thread; NULL: none (tests) */
+	/* Where worker_event_id() starts: the wall clock in µs at start, so
+	 * that ids (IRC's msgid, kept in the history) are not handed out again
+	 * after a restart, short of a million events a second. */
+	uint64_t id_base;
 };
 
 /* pool->count must already be the number of workers. */

@@ -75,6 +75,12 @@ struct worker {
 		bool own[FORMAT_COUNT]; /* msg[f] is our unshared copy */
 	} stage;
 
+	/* Lines said in rooms this loop iteration, for the store thread: one
+	 * hand-over per iteration, before the outboxes' (so a line anyone
+	 * was sent is in the store's hands before it arrives). */
+	struct hline **store_lines;
+	size_t store_count, store_cap;
+
 	struct out_cache out_cache;
 	struct writer *writer;    /* made on the worker's own thread */
 	char read_buffer[READ_BUFFER_SIZE];
@@ -84,6 +90,11 @@ static inline struct conn *conn_of(struct session *s)
 {
 	return container_of(s, struct conn, s);
 }
+
+/* ---- worker.c ------------------------------------------------------------ */
+
+/* Hands the lines said this iteration to the store thread. */
+void worker_store_flush(struct worker *w);
 
 /* ---- lifecycle.c --------------------------------------------------------- */
 

@@ -61,6 +61,14 @@ bool codec_idle(struct worker *w, struct session *s, uint64_t idle_ms)
 	return true;
 }
 
+void codec_history(struct worker *w, struct session *s, const struct store_query *q)
+{
+	if (s->proto == PROTO_IRC)
+		irc_history(w, s, q);
+	else
+		line_history(w, s, q);
+}
+
 struct msg *codec_refusal(enum proto proto, const char *peer, const char *why)
 {
 	if (proto == PROTO_IRC) {

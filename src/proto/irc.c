@@ -37,6 +37,8 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } cap_table[] = {
+	{ "batch", CAP_BATCH },
+	{ "draft/chathistory", CAP_CHATHISTORY },
 	{ "echo-message", CAP_ECHO_MESSAGE },
 	{ "message-tags", CAP_MESSAGE_TAGS },
 	{ "multi-prefix", CAP_MULTI_PREFIX },
@@ -187,6 +189,9 @@ static void send_isupport(struct worker *w, struct session *s)
 	    "NOTICE:%d,PART:,PRIVMSG:%d,WHOIS:1 TOPICLEN=%d USERLEN=%d :are supported by this server",
 	    MODES_MAX, cfg->irc_network, NAME_MAX_LEN, MAX_TARGETS, MAX_TARGETS, MAX_TARGETS,
 	    TOPIC_MAX_LEN, USER_MAX_LEN);
+	if (cfg->history_keep)
+		irc_num(w, s, "005", "CHATHISTORY=%d MSGREFTYPES=timestamp,msgid :are supported by "
+			"this server", IRC_CHATHISTORY_MAX);
 }
 
 void irc_send_lusers(struct worker *w, struct session *s)
@@ -238,7 +243,7 @@ static void try_register(struct worker *w, struct session *s)
 		irc_closing(w, s, "password", "Bad password");
 		return;
 	}
-	int online = chat_register(w, s, st->nick, NULL);
+	int online = chat_register(w, s, st->nick, NULL, NULL);
 	if (online == -EEXIST) {
 		irc_num(w, s, "433", "%s :Nickname is already in use", st->nick);
 		st->nick[0] = '\0';
@@ -479,6 +484,7 @@ static const struct irc_command {
 	void (*handler)(struct worker *, struct session *, const struct irc_message *);
 } commands[] = {
 	{ "AWAY", false, irc_cmd_away },       { "CAP", true, do_cap },
+	{ "CHATHISTORY", false, irc_cmd_chathistory },
 	{ "ISON", false, irc_cmd_ison },       { "JOIN", false, irc_cmd_join },
 	{ "KICK", false, irc_cmd_kick },       { "LIST", false, irc_cmd_list },
 	{ "LUSERS", false, do_lusers },   { "MODE", false, irc_cmd_mode },

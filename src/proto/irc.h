@@ -21,6 +21,13 @@
  * each at most 512 bytes without its tags (long text is split). */
 struct msg *irc_encode(enum format format, const struct chat_event *ev);
 
+/* L, a line of ROOM's history, for a client without server-time: a notice
+ * from SERVER to the channel, "[2026-12-06 14:03:05] <alice> hi". */
+struct msg *irc_encode_history_notice(const char *server, const char *room, const struct hline *l);
+
+/* The store's answer to S's CHATHISTORY. */
+void irc_history(struct worker *w, struct session *s, const struct store_query *q);
+
 /* A new IRC connection: not in the chat until it registers. */
 void irc_open(struct worker *w, struct session *s);
 void irc_free(struct session *s);

@@ -114,7 +114,10 @@ void irc_cmd_join(struct worker *w, struct session *s, const struct irc_message 
 			    "first a letter)", irc_echo(&e, item, item_len));
 			continue;
 		}
-		int r = chat_join(w, s, name, true, &count);
+		/* A client with draft/chathistory asks for what it wants. */
+		struct history_snapshot snap = { 0 };
+		bool replay = !(irc_state_of(s)->caps & CAP_CHATHISTORY);
+		int r = chat_join(w, s, name, true, &count, replay ? &snap : NULL);
 		if (r == -E2BIG)
 			irc_num(w, s, "405", "#%s :You have joined too many channels", name);
 		if (r < 0)
@@ -124,6 +127,7 @@ void irc_cmd_join(struct worker *w, struct session *s, const struct irc_message 
 		if (rooms_info(worker_rooms(w), name, &info))
 			irc_send_topic(w, s, &info, false);
 		irc_send_names(w, s, ms->room->name);
+		irc_replay(w, s, ms->room->name, &snap);
 	}
 }
 

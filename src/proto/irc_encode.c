@@ -17,17 +17,21 @@
 
 #define CRLF "\r\n"
 
-/* "@time=...;msgid=... " for FORMAT, or "". */
+/* "@batch=...;time=...;msgid=... " for FORMAT and EV, or "". */
 static size_t tags(enum format format, const struct chat_event *ev, unsigned part, char *buf,
 		   size_t size)
 {
 	unsigned bits = (unsigned)(format - FORMAT_IRC);
 	size_t n = 0;
 
-	if (format == FORMAT_LINE || bits == 0)
+	if (format == FORMAT_LINE || (bits == 0 && !ev->batch))
 		return 0;
 	buf[n++] = '@';
+	if (ev->batch)
+		n += (size_t)snprintf(buf + n, size - n, "batch=%s", ev->batch);
 	if (bits & FORMAT_IRC_TIME_BIT) {
+		if (n > 1)
+			buf[n++] = ';';
 		int64_t ms = ev->time_ms;
 		time_t sec = (time_t)(ms / 1000);
 		struct tm tm;
@@ -203,4 +207,18 @@ struct msg *irc_encode(enum format format, const struct chat_event *ev)
 		return put_cut(format, ev, head, "", 0, "");
 	}
 	return msg_new(0);
+}
+
+struct msg *irc_encode_history_notice(const char *server, const char *room, const struct hline *l)
+{
+	char head[2 * NAME_MAX_LEN + HOST_MAX_LEN + 96], stamp[32];
+	time_t t = (time_t)(l->time_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	int n = snprintf(head, sizeof(head), ":%s NOTICE #%s :[%s] %s%s%s ", server, room, stamp,
+			 l->kind == HLINE_ACTION ? "* " : "<", l->nick,
+			 l->kind == HLINE_ACTION ? "" : ">");
+	struct chat_event ev = { .kind = CHAT_NOTICE, .text = l->text, .text_len = l->text_len };
+	return put_split(FORMAT_IRC, &ev, head, (size_t)n, "");
 }

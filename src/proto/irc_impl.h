@@ -10,6 +10,7 @@
 
 #include "base/text.h"
 #include "base/util.h"
+#include "core/history.h"
 #include "core/host.h"
 #include "proto/irc.h"
 #include "proto/irc_message.h"
@@ -27,7 +28,12 @@ enum {
 	CAP_SERVER_TIME = 1 << 2,
 	CAP_ECHO_MESSAGE = 1 << 3,
 	CAP_USERHOST_IN_NAMES = 1 << 4,
+	CAP_BATCH = 1 << 5,
+	CAP_CHATHISTORY = 1 << 6, /* draft/chathistory: no replay on JOIN */
 };
+
+/* Lines one CHATHISTORY may ask for (ISUPPORT CHATHISTORY). */
+#define IRC_CHATHISTORY_MAX 100
 
 /* What an IRC session is, beyond what the core knows. */
 struct irc_state {
@@ -91,11 +97,16 @@ bool irc_bulk_ok(struct worker *w, struct session *s, size_t len);
 /* A room's 353s and its 366. */
 void irc_send_names(struct worker *w, struct session *s, const char *name);
 
-/* ---- the commands of irc_channels.c (the table is in irc.c) ---- */
+/* ---- irc_history.c ---- */
+
+/* What S is shown of ROOM's past on JOIN (SNAP, then released). */
+void irc_replay(struct worker *w, struct session *s, const char *room, struct history_snapshot *snap);
+
+/* ---- the commands of irc_channels.c and irc_history.c (the table is in irc.c) ---- */
 
 typedef void irc_handler(struct worker *w, struct session *s, const struct irc_message *msg);
 irc_handler irc_cmd_join, irc_cmd_part, irc_cmd_privmsg, irc_cmd_notice, irc_cmd_names,
 	irc_cmd_who, irc_cmd_whois, irc_cmd_topic, irc_cmd_list, irc_cmd_kick, irc_cmd_mode,
-	irc_cmd_away, irc_cmd_ison, irc_cmd_userhost;
+	irc_cmd_away, irc_cmd_ison, irc_cmd_userhost, irc_cmd_chathistory;
 
 #endif

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "base/log.h"
-#include "core/chat.h"
 #include "base/text.h"
+#include "base/util.h"
+#include "core/chat.h"
 #include "proto/protocol.h"
 
 /* HEAD (HLEN bytes) + the event's text + TAIL + "\n", in one msg. */
@@ -124,6 +126,9 @@ struct msg *line_encode(const struct chat_event *ev)
 #define WHO_PAGE 100   /* nicks: at most 100 * 33 bytes */
 #define ROOMS_PAGE 50  /* rooms: at most 50 * 48 bytes */
 #define PAGE_MAX 100000
+/* /history: lines by default, and at most. */
+#define HISTORY_DEFAULT 50
+#define HISTORY_MAX 500
 
 static void reply(struct worker *w, struct session *s, const char *fmt, ...) PRINTF_LIKE(3, 4);
 
@@ -378,6 +383,82 @@ static void do_op(struct worker *w, struct session *s, const struct command *cmd
 		op_failed(w, s, room->name, nick, r);
 }
 
+/* L as a line client reads a line of history: "~ TIME " and the line as
+ * it was read live ("~ 2026-12-06T14:03:05Z [alice] hi\n"). */
+static struct msg *history_encode(const struct hline *l)
+{
+	struct chat_event ev = { .kind = l->kind == HLINE_ACTION ? CHAT_ACTION : CHAT_SAID,
+				 .nick = l->nick, .text = l->text, .text_len = l->text_len,
+				 .formatting = l->formatting };
+	struct msg *live = line_encode(&ev);
+	char stamp[40];
+	time_t t = (time_t)(l->time_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	size_t n = strftime(stamp, sizeof(stamp), "~ %Y-%m-%dT%H:%M:%SZ ", &tm);
+	struct msg *m = msg_new(n + live->len);
+	memcpy(m->data, stamp, n);
+	memcpy(m->data + n, live->data, live->len);
+	m->len = (uint32_t)(n + live->len);
+	msg_unref(live);
+	return m;
+}
+
+/* The last lines of ROOM, N of them, to S: a heading, then each. */
+static void show_history(struct worker *w, struct session *s, const char *room,
+			 struct hline *const *lines, size_t n)
+{
+	if (n == 1)
+		reply(w, s, "= the last line in %s:", room);
+	else
+		reply(w, s, "= the last %zu lines in %s:", n, room);
+	for (size_t i = 0; i < n; i++) {
+		struct msg *m = history_encode(lines[i]);
+		worker_send(w, s, m);
+		msg_unref(m);
+	}
+}
+
+/* What a joiner is shown of the room's past, if anything. */
+static void show_snapshot(struct worker *w, struct session *s, const char *room,
+			  struct history_snapshot *snap)
+{
+	if (snap->count)
+		show_history(w, s, room, snap->lines, snap->count);
+	history_snapshot_release(snap);
+}
+
+static void do_history(struct worker *w, struct session *s, const struct command *cmd)
+{
+	struct room *room = my_room(w, s);
+	if (!room)
+		return;
+	size_t n = cmd->arg_len ? page_arg(cmd) : HISTORY_DEFAULT;
+	if (n == 0 || n > HISTORY_MAX) {
+		reply(w, s, "! usage: /history [N] (N: 1-%d)", HISTORY_MAX);
+		return;
+	}
+	if (worker_config(w)->history_keep == 0) {
+		reply(w, s, "= this server keeps no history");
+		return;
+	}
+	struct store_query *q = xcalloc(1, sizeof(*q));
+	q->kind = STORE_LATEST;
+	snprintf(q->room, sizeof(q->room), "%s", room->name);
+	q->limit = (unsigned)n;
+	worker_history_query(w, s, q);
+}
+
+void line_history(struct worker *w, struct session *s, const struct store_query *q)
+{
+	if (q->error)
+		reply(w, s, "! history is not available right now");
+	else if (q->count == 0)
+		reply(w, s, "= no lines kept in %s", q->room);
+	else
+		show_history(w, s, q->room, q->lines, q->count);
+}
+
 static void do_join(struct worker *w, struct session *s, const struct command *cmd)
 {
 	char name[NAME_MAX_LEN + 1];
@@ -391,7 +472,8 @@ static void do_join(struct worker *w, struct session *s, const struct command *c
 		reply(w, s, "! invalid room: NAME " NAME_RULE);
 		return;
 	}
-	int r = chat_move(w, s, name, &count);
+	struct history_snapshot snap = { 0 };
+	int r = chat_move(w, s, name, &count, &snap);
 	struct room *room = my_room(w, s);
 	if (!room)
 		return;
@@ -401,6 +483,7 @@ static void do_join(struct worker *w, struct session *s, const struct command *c
 	}
 	reply(w, s, "= you joined %s (%u here)", room->name, count);
 	show_topic(w, s, room->name, false);
+	show_snapshot(w, s, room->name, &snap);
 }
 
 static void do_rooms(struct worker *w, struct session *s, const struct command *cmd)
@@ -464,17 +547,20 @@ static void (*const handlers[])(struct worker *, struct session *, const struct 
 	[CMD_JOIN] = do_join,     [CMD_ROOMS] = do_rooms, [CMD_HELP] = do_help,
 	[CMD_QUIT] = do_quit,     [CMD_UNKNOWN] = do_unknown, [CMD_TOPIC] = do_topic,
 	[CMD_KICK] = do_kick,     [CMD_OP] = do_op,       [CMD_DEOP] = do_op,
+	[CMD_HISTORY] = do_history,
 };
 
 void line_open(struct worker *w, struct session *s)
 {
 	snprintf(s->member.user, sizeof(s->member.user), "line");
 	peer_host(s->peer, s->member.host, sizeof(s->member.host));
-	int online = chat_register(w, s, NULL, LOBBY);
+	struct history_snapshot snap = { 0 };
+	int online = chat_register(w, s, NULL, LOBBY, &snap);
 	struct msg *motd = worker_motd(w);
 	if (motd)
 		worker_send(w, s, motd);
 	reply(w, s, "> Connected to the chat server as %s (%d online)", s->member.nick, online);
+	show_snapshot(w, s, LOBBY, &snap);
 }
 
 bool line_input(struct worker *w, struct session *s, const char *line, size_t len)

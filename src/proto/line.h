@@ -21,6 +21,9 @@ bool line_input(struct worker *w, struct session *s, const char *line, size_t le
 /* S sent a line longer than max_line; it was dropped. Like line_input. */
 bool line_too_long(struct worker *w, struct session *s);
 
+/* The store's answer to S's /history. */
+void line_history(struct worker *w, struct session *s, const struct store_query *q);
+
 /* The MOTD as line clients read it ("# line\n" each), or NULL if empty. */
 struct msg *line_motd(char *const *lines, size_t count);
 

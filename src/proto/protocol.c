@@ -48,6 +48,7 @@ const struct command_info command_table[] = {
 	{ "/kick", CMD_KICK, ARGS_WORD_TEXT, "/kick NICK [REASON]", "put NICK out of the room (operators)" },
 	{ "/op", CMD_OP, ARGS_REST, "/op NICK", "make NICK an operator of the room (operators)" },
 	{ "/deop", CMD_DEOP, ARGS_REST, "/deop NICK", "take NICK's operator status (operators)" },
+	{ "/history", CMD_HISTORY, ARGS_REST, "/history [N]", "the room's last N lines (default 50)" },
 	{ "/help", CMD_HELP, ARGS_NONE, "/help", "this help" },
 	{ "/quit", CMD_QUIT, ARGS_TEXT, "/quit [REASON]", "leave" },
 };

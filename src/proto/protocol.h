@@ -20,6 +20,7 @@ enum command_kind {
 	CMD_KICK,    /* arg: the nick; text: why (may be empty) */
 	CMD_OP,      /* arg: the nick */
 	CMD_DEOP,    /* arg: the nick */
+	CMD_HISTORY, /* arg: how many lines (may be empty) */
 	CMD_UNKNOWN, /* arg: the command word, "/" included */
 };
 

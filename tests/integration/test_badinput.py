@@ -574,7 +574,8 @@ class ConfigFileTest(BadInputTestCase):
         self.assert_refused_at_start(path, "%s: cannot read: Permission denied" % path,
                                      prefix=prefix)
 
-        # The harness's directory is private (0700): let nobody in first.
+        # The harness's directory is private (0700): let nobody in first,
+        # and let it make its database there (sticky, like /tmp).
         server_prefix = ()
         if prefix and chatdtest.WRAPPER:
             self.skipTest("(the start was checked) on reload: chatd would run as nobody "
@@ -582,7 +583,7 @@ class ConfigFileTest(BadInputTestCase):
                           % chatdtest.WRAPPER[0])
         if prefix:
             server_prefix = ("sh", "-c", 'for last; do :; done; '
-                             'chmod 755 "$(dirname "$last")" && exec "$0" "$@"') + prefix
+                             'chmod 1777 "$(dirname "$last")" && exec "$0" "$@"') + prefix
         self.assert_reload_keeps_old_config(
             lambda p: os.chmod(p, 0), "chatd.conf: cannot read: Permission denied",
             prefix=server_prefix)

@@ -216,7 +216,7 @@ class RegistrationTest(IrcTestCase):
         ls = c.expect("CAP", "*", "LS")
         self.assertEqual(set(ls.params[-1].split()),
                          {"multi-prefix", "message-tags", "server-time", "echo-message",
-                          "userhost-in-names"})
+                          "userhost-in-names", "batch", "draft/chathistory"})
         c.send("NICK alice")
         c.send("USER u 0 * :Alice")
         c.silence(0.5)  # no 001 while negotiating

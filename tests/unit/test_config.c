@@ -178,6 +178,11 @@ static void check_defaults(const struct config *cfg, const char *path)
 	CHECK_INT(cfg->log_level, LOG_INFO);
 	CHECK_INT(cfg->log_target, LOG_TARGET_AUTO);
 	CHECK_INT(cfg->log_per_address_burst, 20);
+	CHECK(cfg->store_path == NULL);
+	CHECK_INT(cfg->store_commit_interval, 100);
+	CHECK_INT(cfg->history_keep, 1000);
+	CHECK_INT(cfg->history_max_age, 30 * 86400);
+	CHECK_INT(cfg->history_replay, 20);
 	CHECK_INT(cfg->irc_port, 6667);
 	CHECK(cfg->irc_bind == NULL);
 	CHECK_STR(config_irc_bind(cfg), "::");
@@ -424,6 +429,10 @@ static void test_ranges(void)
 		{ "log", "per_address_burst", 0, 1000000, offsetof(struct config, log_per_address_burst),
 		  false, "" },
 		{ "irc", "port", 0, 65535, offsetof(struct config, irc_port), false, "" },
+		{ "store", "commit_interval", 1, 10000, offsetof(struct config, store_commit_interval),
+		  false, "" },
+		{ "history", "keep", 0, 1000000, offsetof(struct config, history_keep), false, "" },
+		{ "history", "replay", 0, 100, offsetof(struct config, history_replay), false, "" },
 	};
 
 	CHECK_INT(CONFIG_MAX_CLIENTS_LIMIT, 1000000);
@@ -705,6 +714,61 @@ static void test_tls(void)
 	rmdir(creds);
 	free(key);
 	free(creds);
+}
+
+static void test_store_and_history(void)
+{
+	/* max_age: seconds, or with a unit; 0 is no limit. */
+	static const struct { const char *value; int seconds; } ages[] = {
+		{ "30d", 30 * 86400 }, { "60", 60 }, { "60s", 60 }, { "90m", 5400 }, { "12h", 43200 },
+		{ "0", 0 }, { "3650d", 3650 * 86400 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(ages); i++) {
+		char *text = xasprintf("[history]\nmax_age = %s\n", ages[i].value);
+		struct config *cfg = expect_data(__LINE__, text, strlen(text), NO_ERRORS);
+		if (cfg)
+			CHECK_INT(cfg->history_max_age, ages[i].seconds);
+		config_unref(cfg);
+		free(text);
+	}
+	EXPECT("[history]\nmax_age = 59\n",
+	       "t.conf:2: max_age: must be 0 or 60s..315360000s (3650 days), or that many m, h or d");
+	EXPECT("[history]\nmax_age = 3651d\n",
+	       "t.conf:2: max_age: must be 0 or 60s..315360000s (3650 days), or that many m, h or d");
+	EXPECT("[history]\nmax_age = 30 days\n",
+	       "t.conf:2: max_age: not a duration: 30 days (a number of seconds, or of m, h or d: 30d)");
+	EXPECT("[history]\nmax_age = d\n",
+	       "t.conf:2: max_age: not a duration: d (a number of seconds, or of m, h or d: 30d)");
+	EXPECT("[history]\nmax_age =\n",
+	       "t.conf:2: max_age: missing value (a number of seconds, or of m, h or d: 30d)");
+
+	/* The database: a path relative to the config's folder, or where
+	 * systemd, XDG or the home folder say. */
+	struct config *cfg = EXPECT_OK("[store]\npath = /var/x/chat.db\n");
+	if (cfg) {
+		char *p = config_store_path(cfg);
+		CHECK_STR(p, "/var/x/chat.db");
+		free(p);
+	}
+	config_unref(cfg);
+	cfg = config_new_default();
+	setenv("STATE_DIRECTORY", "/var/lib/chatd:/var/lib/other", 1);
+	char *p = config_store_path(cfg);
+	CHECK_STR(p, "/var/lib/chatd/chatd.db");
+	free(p);
+	unsetenv("STATE_DIRECTORY");
+	setenv("XDG_STATE_HOME", "/home/u/.state", 1);
+	p = config_store_path(cfg);
+	CHECK_STR(p, "/home/u/.state/chatd/chatd.db");
+	free(p);
+	unsetenv("XDG_STATE_HOME");
+	setenv("HOME", "/home/u", 1);
+	p = config_store_path(cfg);
+	CHECK_STR(p, "/home/u/.local/state/chatd/chatd.db");
+	free(p);
+	unsetenv("HOME");
+	CHECK(config_store_path(cfg) == NULL);
+	config_unref(cfg);
 }
 
 /* A host whose name cannot be a server name: the default cannot be used,
@@ -1291,6 +1355,7 @@ int main(void)
 	test_irc_strings();
 	test_irc_port_clash();
 	test_tls();
+	test_store_and_history();
 	test_irc_unusable_host_name();
 	test_sendq_vs_line();
 	test_per_address_limits_off();
