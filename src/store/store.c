@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +20,15 @@
 
 /* A failed write is warned about at most this often. */
 #define WARN_INTERVAL_MS 60000
+/* How much nicer than the rest of chatd the store thread runs: under a
+ * burst that keeps every CPU busy, the workers (the chat) go first and the
+ * store catches up after; with CPU to spare it runs at once. */
+#define STORE_NICE 10
+
+/* A queue this long wakes the store thread before its commit interval is
+ * up: at a high rate it writes in transactions of about this many lines. */
+#define STORE_WAKE_LINES 16384
+
 /* Lines older than max_age are looked for this often (and at start). */
 #define AGE_PRUNE_INTERVAL_MS (10 * 60 * 1000)
 /* A room's lines beyond keep are deleted each time its line number passes
@@ -104,13 +114,13 @@ struct store {
 	struct item *items;
 	size_t count, cap;
 	bool stopping;
+	bool urgent;               /* wake the store thread now (see store_main) */
 	struct store_policy policy;
 	uint64_t queue_dropped;    /* not queued: the queue was full */
 
 	/* The store thread's. */
 	bool in_txn;
 	size_t txn_lines;          /* written in the open transaction */
-	uint64_t txn_deadline_ms;
 	uint64_t last_age_prune_ms;
 	uint64_t last_warn_ms;
 	uint64_t unwarned;         /* lost since the last warning */
@@ -530,7 +540,7 @@ static void rollback(struct store *st, const char *why)
 	st->failing = true;
 }
 
-static bool begin(struct store *st, const struct store_policy *policy)
+static bool begin(struct store *st)
 {
 	if (st->in_txn)
 		return true;
@@ -538,7 +548,6 @@ static bool begin(struct store *st, const struct store_policy *policy)
 		return false;
 	st->in_txn = true;
 	st->txn_lines = 0;
-	st->txn_deadline_ms = now_ms() + (uint64_t)policy->commit_interval_ms;
 	return true;
 }
 
@@ -584,7 +593,7 @@ static void prune_age(struct store *st, int64_t max_age_ms)
 
 static void write_line(struct store *st, const struct hline *l, const struct store_policy *policy)
 {
-	if (!begin(st, policy)) {
+	if (!begin(st)) {
 		char why[256];
 		snprintf(why, sizeof(why), "%s", sqlite3_errmsg(st->db));
 		lost(st, 1, why);
@@ -629,19 +638,27 @@ static void *store_main(void *arg)
 	struct item *batch = NULL;
 	size_t batch_cap = 0;
 
+	/* Nice is per thread on Linux; lowering one's own priority needs no
+	 * privilege. */
+	pid_t tid = gettid();
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (errno == 0 && setpriority(PRIO_PROCESS, (id_t)tid, nice + STORE_NICE) < 0)
+		log_debug("store thread: cannot lower its priority: %s", strerror(errno));
+
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		while (!st->count && !st->stopping) {
-			if (!st->in_txn) {
-				pthread_cond_wait(&st->cond, &st->lock);
-				continue;
-			}
+		/* Wakes once every commit interval, or at once for a question,
+		 * a long queue or the end: workers do not wake it per batch, which
+		 * under load cost more than the writing. */
+		uint64_t wake = now_ms() + (uint64_t)st->policy.commit_interval_ms;
+		while (!st->urgent && !st->stopping) {
 			uint64_t now = now_ms();
-			if (now >= st->txn_deadline_ms)
+			if (now >= wake)
 				break;
 			struct timespec until;
 			clock_gettime(CLOCK_MONOTONIC, &until);
-			uint64_t wait = st->txn_deadline_ms - now;
+			uint64_t wait = wake - now;
 			until.tv_sec += (time_t)(wait / 1000);
 			until.tv_nsec += (long)(wait % 1000) * 1000000;
 			if (until.tv_nsec >= 1000000000) {
@@ -650,6 +667,7 @@ static void *store_main(void *arg)
 			}
 			pthread_cond_timedwait(&st->cond, &st->lock, &until);
 		}
+		st->urgent = false;
 		/* Take the queue whole; the lock is not held while writing. */
 		struct item *items = st->items;
 		size_t n = st->count;
@@ -678,9 +696,9 @@ static void *store_main(void *arg)
 				q->done(q);
 			}
 		}
+		/* Everything taken is committed before the next wait. */
 		uint64_t now = now_ms();
-		if (st->in_txn && (stopping || now >= st->txn_deadline_ms))
-			commit(st);
+		commit(st);
 		if (!st->in_txn && policy.max_age_ms > 0 &&
 		    (st->last_age_prune_ms == 0 || now - st->last_age_prune_ms >= AGE_PRUNE_INTERVAL_MS)) {
 			st->last_age_prune_ms = now;
@@ -736,24 +754,25 @@ void store_add(struct store *st, struct hline *const *lines, size_t n)
 	if (n == 0)
 		return;
 	pthread_mutex_lock(&st->lock);
-	bool was_empty = st->count == 0;
+	bool was_short = st->count < STORE_WAKE_LINES;
 	for (size_t i = 0; i < n; i++)
 		if (!push(st, (struct item){ .line = lines[i] })) {
 			st->queue_dropped++;
 			hline_unref(lines[i]);
 		}
-	if (was_empty)
+	if (was_short && st->count >= STORE_WAKE_LINES) {
+		st->urgent = true;
 		pthread_cond_signal(&st->cond);
+	}
 	pthread_mutex_unlock(&st->lock);
 }
 
 void store_query(struct store *st, struct store_query *q)
 {
 	pthread_mutex_lock(&st->lock);
-	bool was_empty = st->count == 0;
 	push(st, (struct item){ .query = q });
-	if (was_empty)
-		pthread_cond_signal(&st->cond);
+	st->urgent = true;
+	pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
 }
 
