@@ -360,11 +360,14 @@ class WeeChat(IrcClient):
             reason = "WeeChat's fifo plugin is not installed (apt-get install weechat-plugins)"
         return reason
 
-    def __init__(self, host, port, nick, timeout=TIMEOUT, tls_ca=None):
+    def __init__(self, host, port, nick, timeout=TIMEOUT, tls_ca=None, sasl=None):
         """tls_ca: connect over TLS, trusting the CA certificate in this
-        file (and checking the host name)."""
+        file (and checking the host name). sasl: (mechanism, account,
+        password) to log in with as it connects (mechanism: plain,
+        scram-sha-256)."""
         super().__init__(host, port, nick, timeout)
         self.tls_ca = tls_ca
+        self.sasl = sasl
 
     def _launch(self):
         self.fifo = os.path.join(self.dir, "fifo")
@@ -388,6 +391,14 @@ class WeeChat(IrcClient):
                 "/set %s.tls_verify on" % s,
                 "/set weechat.network.gnutls_ca_system off",
                 "/set weechat.network.gnutls_ca_user %s" % self.tls_ca,
+            ]
+        if self.sasl:
+            mechanism, account, password = self.sasl
+            commands += [
+                "/set %s.sasl_mechanism %s" % (s, mechanism),
+                "/set %s.sasl_username %s" % (s, account),
+                "/set %s.sasl_password %s" % (s, password),
+                "/set %s.sasl_fail disconnect" % s,
             ]
         commands += [
             "/set %s.nicks %s" % (s, self.nick),

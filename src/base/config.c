@@ -36,6 +36,7 @@ enum section {
 	SEC_TLS,
 	SEC_STORE,
 	SEC_HISTORY,
+	SEC_ACCOUNTS,
 };
 
 static const char *const section_names[] = {
@@ -46,6 +47,7 @@ static const char *const section_names[] = {
 	[SEC_TLS] = "tls",
 	[SEC_STORE] = "store",
 	[SEC_HISTORY] = "history",
+	[SEC_ACCOUNTS] = "accounts",
 };
 
 enum key_id {
@@ -88,6 +90,7 @@ enum key_id {
 	KEY_HISTORY_KEEP,
 	KEY_HISTORY_MAX_AGE,
 	KEY_HISTORY_REPLAY,
+	KEY_ACCOUNTS_GRACE,
 	KEY_COUNT
 };
 
@@ -197,6 +200,7 @@ static const struct key keys[KEY_COUNT] = {
 	     history_max_age),
 	NUM(KEY_HISTORY_REPLAY, SEC_HISTORY, "replay", parse_int, 0, CONFIG_HISTORY_REPLAY_MAX,
 	    history_replay),
+	NUM(KEY_ACCOUNTS_GRACE, SEC_ACCOUNTS, "grace", parse_int, 1, 3600, accounts_grace),
 };
 
 static const struct {
@@ -1139,6 +1143,7 @@ struct config *config_new_default(void)
 	cfg->history_keep = 1000;
 	cfg->history_max_age = 30 * 86400;
 	cfg->history_replay = 20;
+	cfg->accounts_grace = 30;
 	return cfg;
 }
 

@@ -93,6 +93,9 @@ struct config {
 	int history_max_age;       /* seconds a line is kept; 0 = no limit */
 	int history_replay;        /* lines shown on joining a room */
 
+	/* [accounts] */
+	int accounts_grace;        /* seconds to identify for a registered nick */
+
 	/* [log] */
 	int log_level;     /* syslog priority */
 	enum log_target log_target;

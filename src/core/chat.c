@@ -181,6 +181,21 @@ static void log_connect(struct worker *w, struct session *s, int online)
 			  note.text);
 }
 
+/* S took its nick: when that is a registered account S is not logged in
+ * to, S is told it has [accounts] grace seconds to identify (the tick
+ * renames it after: chat_guard_expired). */
+static void guard_nick(struct worker *w, struct session *s)
+{
+	s->guard_ms = 0;
+	if ((s->account[0] && strcasecmp(s->account, s->member.nick) == 0) ||
+	    !worker_nick_registered(w, s->member.nick))
+		return;
+	int grace = worker_config(w)->accounts_grace;
+	s->guard_ms = worker_now_ms(w) + (uint64_t)grace * 1000;
+	tell_session(w, s, &(struct chat_event){ .kind = CHAT_GUARD, .nick = s->member.nick,
+						 .rate = grace, .server = server_of(w) });
+}
+
 int chat_register(struct worker *w, struct session *s, const char *nick, const char *room,
 		  struct history_snapshot *snap)
 {
@@ -203,6 +218,8 @@ int chat_register(struct worker *w, struct session *s, const char *nick, const c
 		encoded_free(&e);
 	}
 	log_connect(w, s, online);
+	if (nick)
+		guard_nick(w, s);
 	return online;
 }
 
@@ -396,6 +413,7 @@ int chat_rename(struct worker *w, struct session *s, const char *nick)
 	int r = rooms_rename(worker_rooms(w), &s->member, nick, old);
 	if (r < 0)
 		return r;
+	nick = s->member.nick; /* a guest's, when NULL */
 
 	struct chat_event ev = event_by(w, s, CHAT_RENAMED);
 	ev.nick = old;
@@ -412,7 +430,35 @@ int chat_rename(struct worker *w, struct session *s, const char *nick)
 		worker_send(w, s, encoded_in(&e, s->member.format, &ev));
 	encoded_free(&e);
 	log_debug("%s: %s is now known as %s", s->peer, old, nick);
+	guard_nick(w, s);
 	return 0;
+}
+
+void chat_logged_in(struct worker *w, struct session *s, const char *account)
+{
+	snprintf(s->account, sizeof(s->account), "%s", account);
+	if (strcasecmp(account, s->member.nick) == 0)
+		s->guard_ms = 0;
+	(void)w;
+}
+
+void chat_guard_expired(struct worker *w, struct session *s)
+{
+	char nick[NAME_MAX_LEN + 1];
+	snprintf(nick, sizeof(nick), "%s", s->member.nick);
+	s->guard_ms = 0;
+	if (chat_rename(w, s, NULL) < 0)
+		return;
+	tell_session(w, s, &(struct chat_event){ .kind = CHAT_GUARD_EXPIRED, .nick = nick,
+						 .other = s->member.nick,
+						 .rate = worker_config(w)->accounts_grace,
+						 .server = server_of(w) });
+	struct log_note note;
+	if (worker_log_allowed(w, s, LOG_NOTICE, &note))
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "nick_guard", .peer = s->peer, .nick = nick,
+						 .suppressed = note.suppressed),
+			  "%s did not identify for the registered nick %s: renamed %s%s", s->peer,
+			  nick, s->member.nick, note.text);
 }
 
 int chat_private(struct worker *w, struct session *s, const char *nick, const char *text,

@@ -65,10 +65,18 @@ int chat_move(struct worker *w, struct session *s, const char *name, unsigned *r
 bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_event_kind kind,
 	      bool notice, const char *text, size_t len, bool echo);
 
-/* S becomes NICK (a valid name). 0, told once to everyone who shares a
- * room with S and to S; -EEXIST when another has it; -EALREADY when it is
+/* S becomes NICK (a valid name; NULL: a fresh guest nick). 0, told once to
+ * everyone who shares a room with S and to S; -EEXIST when another has it; -EALREADY when it is
  * S's exact nick already. */
 int chat_rename(struct worker *w, struct session *s, const char *nick);
+
+/* S is logged in to ACCOUNT (its name as registered): a nick that is
+ * ACCOUNT is S's to keep. */
+void chat_logged_in(struct worker *w, struct session *s, const char *account);
+
+/* S kept a registered nick past [accounts] grace without identifying: it
+ * becomes a guest, which everyone who shares a room with it is told. */
+void chat_guard_expired(struct worker *w, struct session *s);
 
 /* S says TEXT to NICK alone (as a notice, or an action), and is sent it
  * too with ECHO. 0; -ENOENT: no such nick; -ELOOP: NICK is S (unless

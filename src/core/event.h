@@ -31,6 +31,10 @@ enum chat_event_kind {
 	CHAT_SLOW_DOWN,/* this client sends more than rate lines a second */
 	CHAT_MISSED,   /* count arrivals and departures in room were not told:
 			* more than rate a second */
+	CHAT_GUARD,    /* nick is a registered account this client is not logged
+			* in to: it has rate seconds to identify */
+	CHAT_GUARD_EXPIRED, /* it did not identify for nick within rate seconds,
+			     * and is now other */
 };
 
 struct chat_event {

@@ -16,6 +16,7 @@
 #include "core/rooms.h"
 #include "core/session.h"
 #include "store/line.h"
+#include "store/accounts.h"
 #include "store/store.h"
 
 /* The thread the core runs on; opaque here. */
@@ -49,6 +50,13 @@ void worker_store_line(struct worker *w, struct hline *l);
  * caller): the answer comes back through codec_history(), after the lines
  * S could have seen so far are in the store's hands. Q is taken. */
 void worker_history_query(struct worker *w, struct session *s, struct store_query *q);
+
+/* Whether NICK is a registered account. */
+bool worker_nick_registered(struct worker *w, const char *nick);
+
+/* Asks the accounts thread R for S (R->op and its fields set by the
+ * caller): the answer comes back through codec_account(). R is taken. */
+void worker_account_request(struct worker *w, struct session *s, struct account_request *r);
 
 /* Whether S is still reading and writing (not leaving). */
 bool worker_session_open(const struct session *s);

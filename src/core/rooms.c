@@ -129,6 +129,17 @@ void rooms_history_load(struct rooms *r, const char *name, int64_t last_no, stru
 	room_history_load(rh, last_no, lines, n, cap);
 }
 
+bool rooms_reserved(const char *nick)
+{
+	/* The services IRC clients talk to (irc_services.c): nobody may
+	 * speak as them. */
+	static const char *const reserved[] = { "NickServ" };
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(*reserved); i++)
+		if (strcasecmp(nick, reserved[i]) == 0)
+			return true;
+	return false;
+}
+
 struct rooms *rooms_new(int workers)
 {
 	struct rooms *r = xcalloc(1, sizeof(*r));
@@ -296,7 +307,7 @@ int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char 
 	m->room_count = 0;
 	m->signon = time(NULL);
 	pthread_mutex_lock(&r->lock);
-	if (nick && table_find(&r->nicks, nick)) {
+	if (nick && (table_find(&r->nicks, nick) || rooms_reserved(nick))) {
 		pthread_mutex_unlock(&r->lock);
 		return -EEXIST;
 	}
@@ -383,10 +394,19 @@ int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 		 char ret_old[NAME_MAX_LEN + 1])
 {
 	int ret = 0;
+	char guest[NAME_MAX_LEN + 1];
 
 	pthread_mutex_lock(&r->lock);
+	if (!nick) {
+		do
+			snprintf(guest, sizeof(guest), "guest%u", r->next_guest++);
+		while (table_find(&r->nicks, guest));
+		nick = guest;
+	}
 	struct name_entry *e = table_find(&r->nicks, nick);
-	if (strcmp(m->nick, nick) == 0) {
+	if (rooms_reserved(nick)) {
+		ret = -EEXIST;
+	} else if (strcmp(m->nick, nick) == 0) {
 		ret = -EALREADY;
 	} else if (e && e != &m->nick_entry) {
 		ret = -EEXIST;

@@ -205,11 +205,15 @@ void membership_free(struct membership *ms);
 /* M's membership of room NAME, or NULL (M's own worker only). */
 struct membership *rooms_membership(const struct member *m, const char *name);
 
-/* Renames M. Returns 0 (old nick in ret_old; each membership's change_seq
- * set), -EEXIST when another member has the name, -EALREADY when it is
- * already M's exact nick. */
+/* Renames M (NICK NULL: to a fresh guest nick). Returns 0 (old nick in
+ * ret_old; each membership's change_seq set), -EEXIST when another member
+ * has the name (or it is reserved), -EALREADY when it is already M's exact
+ * nick. */
 int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 		 char ret_old[NAME_MAX_LEN + 1]);
+
+/* Whether NICK is kept from everyone (a service's name). */
+bool rooms_reserved(const char *nick);
 
 /* M now reads FORMAT: each room it is in counts it there. */
 void rooms_set_format(struct rooms *r, struct member *m, enum format format);

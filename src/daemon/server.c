@@ -23,6 +23,7 @@
 #include "net/worker.h"
 #include "net/writer.h"
 #include "proto/codec.h"
+#include "store/accounts.h"
 #include "store/store.h"
 #include "tls/context.h"
 
@@ -56,6 +57,7 @@ struct server {
 	uint64_t tls_warned_s;
 
 	struct store *store;       /* the database; its thread runs with the workers' */
+	struct accounts *accounts; /* its accounts, with a thread of their own */
 };
 
 /* The C library hands freed heap memory back to the kernel as soon as
@@ -371,6 +373,14 @@ static int open_store(struct server *s)
 		free(path);
 		return -1;
 	}
+	s->accounts = accounts_open(path, &err);
+	if (!s->accounts) {
+		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "cannot open the database %s",
+			  err);
+		free(err);
+		free(path);
+		return -1;
+	}
 	log_info("database: %s", path);
 	free(path);
 	return 0;
@@ -527,6 +537,9 @@ static int start_workers(struct server *s, int n)
 	if (err_store < 0)
 		return err_store;
 	s->pool.store = s->store;
+	if ((err_store = accounts_start(s->accounts)) < 0)
+		return err_store;
+	s->pool.accounts = s->accounts;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	s->pool.id_base = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
@@ -567,6 +580,9 @@ static void stop_workers(struct server *s)
 	store_close(s->store);
 	s->store = NULL;
 	s->pool.store = NULL;
+	accounts_close(s->accounts);
+	s->accounts = NULL;
+	s->pool.accounts = NULL;
 	for (int i = 0; i < s->pool.count; i++)
 		worker_free(s->pool.workers[i]);
 	free(s->pool.workers);
@@ -673,6 +689,7 @@ out:
 	listener_close(&s.listener);
 	if (s.pool.workers)
 		stop_workers(&s);
+	accounts_close(s.accounts);
 	store_close(s.store);
 	if (s.watchdog_fd >= 0)
 		close(s.watchdog_fd);

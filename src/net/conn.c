@@ -43,6 +43,7 @@ void conn_free(struct conn *c)
 	out_drop_all(c);
 	tls_stream_free(c->tls);
 	framer_reset(&c->framer);
+	free(c->held);
 	codec_free(&c->s);
 	free(c);
 }

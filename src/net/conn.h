@@ -47,6 +47,12 @@ struct conn {
 	struct ip_key ip;          /* counted in the pool's ip_limit until closed */
 	uint64_t last_line_ms;     /* for idle_timeout */
 	uint64_t partial_since_ms; /* a started line waits since; 0: none */
+	/* Answers owed by the store or accounts thread: while any is, its
+	 * input is not read, and what was read after the line that asked
+	 * waits here, so that every reply comes in the order of the lines. */
+	unsigned waiting;
+	char *held;
+	size_t held_len;
 
 	/* Output: a ring of messages; out_offset bytes of the first are sent. */
 	struct msg **out;

@@ -25,6 +25,8 @@ enum event_kind {
 	EV_TLS,        /* ptr: SSL_CTX, a reference: new TLS handshakes use it */
 	EV_HISTORY,    /* ptr: struct store_query, answered (the receiver's
 			* to free): for the connection q->fd + q->conn_id */
+	EV_ACCOUNT,    /* ptr: struct account_request, answered (the receiver's
+			* to free): for the connection r->fd + r->conn_id */
 	EV_PING,       /* id: sequence */
 	EV_SHUTDOWN,
 };

@@ -53,6 +53,27 @@ static void set_epoll_events(struct worker *w, struct conn *c, uint32_t events)
 	c->epoll_events = events;
 }
 
+/* EPOLLIN when C's input is to be read: it is in the chat (or shaking
+ * hands), and owed no answer (see conn.h, waiting). */
+static uint32_t input_events(const struct conn *c)
+{
+	return (c->state == CONN_OPEN || c->state == CONN_NEW) && !c->waiting ? EPOLLIN : 0;
+}
+
+void lifecycle_wait(struct worker *w, struct conn *c)
+{
+	if (c->waiting++ == 0)
+		set_epoll_events(w, c, c->epoll_events & ~(uint32_t)EPOLLIN);
+}
+
+bool lifecycle_answered(struct worker *w, struct conn *c)
+{
+	if (c->waiting == 0 || --c->waiting > 0)
+		return false;
+	set_epoll_events(w, c, c->epoll_events | input_events(c));
+	return true;
+}
+
 void lifecycle_forget(struct worker *w, const struct ip_key *ip)
 {
 	ip_limit_release(w->pool->ip_limit, ip, w->now_ms);
@@ -232,8 +253,7 @@ static void written(void *ctx, struct conn *c, int r)
 			fanout_too_slow(w, c);
 			return;
 		}
-		bool reading = c->state == CONN_OPEN || c->state == CONN_NEW;
-		set_epoll_events(w, c, reading ? EPOLLIN | EPOLLOUT : EPOLLOUT);
+		set_epoll_events(w, c, input_events(c) | EPOLLOUT);
 		return;
 	}
 	if (c->state == CONN_DRAINING) {
@@ -248,7 +268,7 @@ static void written(void *ctx, struct conn *c, int r)
 			set_state(w, c, CONN_LINGERING, NULL, NULL, 0);
 		return;
 	}
-	set_epoll_events(w, c, EPOLLIN);
+	set_epoll_events(w, c, input_events(c));
 }
 
 void lifecycle_settle(struct worker *w)

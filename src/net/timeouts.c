@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "core/chat.h"
 #include "net/worker_impl.h"
 #include "proto/codec.h"
 #include "tls/failures.h"
@@ -83,5 +84,7 @@ void timeouts_tick(struct worker *w)
 			time_out(w, c, "ping", "no answer to PING within", cfg->irc_ping_timeout);
 		else if (c->partial_since_ms && w->now_ms - c->partial_since_ms >= line_ms)
 			time_out(w, c, "stalled", "line not finished within", cfg->line_timeout);
+		else if (c->s.guard_ms && w->now_ms >= c->s.guard_ms)
+			chat_guard_expired(w, &c->s);
 	}
 }

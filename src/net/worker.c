@@ -107,6 +107,42 @@ void worker_history_query(struct worker *w, struct session *s, struct store_quer
 	q->conn_id = s->id;
 	q->done = history_answered;
 	store_query(w->pool->store, q);
+	lifecycle_wait(w, conn_of(s));
+}
+
+bool worker_nick_registered(struct worker *w, const char *nick)
+{
+	return w->pool->accounts && accounts_registered(w->pool->accounts, nick);
+}
+
+/* On the accounts thread: R's answer to its asker's worker. */
+static void account_answered(struct account_request *r)
+{
+	post(r->ctx, (struct event){ .kind = EV_ACCOUNT, .ptr = r });
+}
+
+void worker_account_request(struct worker *w, struct session *s, struct account_request *r)
+{
+	r->ctx = w;
+	r->fd = conn_of(s)->fd;
+	r->conn_id = s->id;
+	r->done = account_answered;
+	peer_host(s->peer, r->address, sizeof(r->address));
+	if (!w->pool->accounts) {
+		r->result = -ENOSYS;
+		codec_account(w, s, r);
+		account_request_free(r);
+		return;
+	}
+	accounts_request(w->pool->accounts, r);
+	lifecycle_wait(w, conn_of(s));
+}
+
+/* The connection FD + ID, if it is still there and open. */
+static struct conn *open_conn(struct worker *w, int fd, uint64_t id)
+{
+	struct conn *c = fd >= 0 && (size_t)fd < w->by_fd_size ? w->by_fd[fd] : NULL;
+	return c && c->s.id == id && c->state == CONN_OPEN ? c : NULL;
 }
 
 void worker_post_shutdown(struct worker *w)
@@ -183,7 +219,10 @@ static bool on_line(void *ctx, const char *line, size_t len)
 {
 	struct line_ctx *lc = ctx;
 	lc->c->last_line_ms = lc->w->now_ms;
-	return codec_line(lc->w, &lc->c->s, line, len) && lifecycle_reading(lc->c);
+	/* A line that asked the store or accounts thread something stops
+	 * the rest until the answer (see hold()). */
+	return codec_line(lc->w, &lc->c->s, line, len) && lifecycle_reading(lc->c) &&
+	       !lc->c->waiting;
 }
 
 static bool on_too_long(void *ctx)
@@ -202,11 +241,56 @@ static bool on_dropped(void *ctx, size_t bytes)
 static const struct framer_handler line_handler = { .line = on_line, .too_long = on_too_long,
 						    .dropped = on_dropped };
 
+/* Keeps LEN bytes of C's input, read but not handled, for when the answer
+ * it waits for has come (bounded: nothing more is read meanwhile). */
+static void hold(struct conn *c, const char *data, size_t len)
+{
+	if (len == 0)
+		return;
+	c->held = xrealloc(c->held, c->held_len + len);
+	memcpy(c->held + c->held_len, data, len);
+	c->held_len += len;
+}
+
 /* LEN bytes of what C sent, in the clear. */
 static bool feed(struct line_ctx *lc, const char *data, size_t len)
 {
-	framer_feed(&lc->c->framer, data, len, codec_max_line(lc->w->cfg, &lc->c->s), &line_handler, lc);
-	return lifecycle_reading(lc->c);
+	struct conn *c = lc->c;
+	if (c->waiting) {
+		hold(c, data, len);
+		return lifecycle_reading(c);
+	}
+	if (!framer_feed(&c->framer, data, len, codec_max_line(lc->w->cfg, &c->s), &line_handler, lc) &&
+	    c->waiting && lifecycle_reading(c))
+		hold(c, data + c->framer.taken, len - c->framer.taken);
+	return lifecycle_reading(c);
+}
+
+/* The line-timeout clock after a feed: it times an unfinished line from
+ * its start, not from that of a line the feed finished. */
+static void partial_clock(struct worker *w, struct conn *c)
+{
+	if (!framer_has_partial(&c->framer))
+		c->partial_since_ms = 0;
+	else if (framer_partial_is_new(&c->framer))
+		c->partial_since_ms = w->now_ms;
+}
+
+/* An answer C waited for came (and was handled): when it waits for no
+ * more, what it held is handled now, as if just read. */
+static void answered(struct worker *w, struct conn *c)
+{
+	if (!lifecycle_answered(w, c) || !c->held)
+		return;
+	char *held = c->held;
+	size_t n = c->held_len;
+	c->held = NULL;
+	c->held_len = 0;
+	struct line_ctx lc = { w, c };
+	feed(&lc, held, n);
+	free(held);
+	fanout_flush(w);
+	partial_clock(w, c);
 }
 
 static bool on_established(void *ctx)
@@ -284,12 +368,7 @@ static void conn_readable(struct worker *w, struct conn *c)
 		else
 			return; /* lingering: the peer's last bytes are of no use */
 		fanout_flush(w);
-		/* line_timeout times the unfinished line from its start, not
-		 * from that of a line this read finished. */
-		if (!framer_has_partial(&c->framer))
-			c->partial_since_ms = 0;
-		else if (framer_partial_is_new(&c->framer))
-			c->partial_since_ms = w->now_ms;
+		partial_clock(w, c);
 		return;
 	}
 	if (n == 0) {
@@ -404,11 +483,22 @@ static void handle_inbox(struct worker *w)
 			break;
 		case EV_HISTORY: {
 			struct store_query *q = ev->ptr;
-			struct conn *c = q->fd >= 0 && (size_t)q->fd < w->by_fd_size ? w->by_fd[q->fd]
-										: NULL;
-			if (c && c->s.id == q->conn_id && c->state == CONN_OPEN)
+			struct conn *c = open_conn(w, q->fd, q->conn_id);
+			if (c)
 				codec_history(w, &c->s, q);
 			store_query_free(q);
+			if (c)
+				answered(w, c);
+			break;
+		}
+		case EV_ACCOUNT: {
+			struct account_request *r = ev->ptr;
+			struct conn *c = open_conn(w, r->fd, r->conn_id);
+			if (c)
+				codec_account(w, &c->s, r);
+			account_request_free(r);
+			if (c)
+				answered(w, c);
 			break;
 		}
 		case EV_PING:
@@ -535,6 +625,9 @@ int worker_start(struct worker *w)
 	int r = pthread_create(&w->thread, NULL, worker_main, w);
 	if (r != 0)
 		return -r;
+	char name[16];
+	snprintf(name, sizeof(name), "chatd-worker%d", w->index);
+	pthread_setname_np(w->thread, name);
 	w->started = true;
 	return 0;
 }
@@ -566,6 +659,8 @@ static void release_event(struct event *ev, void *ctx)
 		chat_kick_free(ev->ptr);
 	} else if (ev->kind == EV_HISTORY) {
 		store_query_free(ev->ptr);
+	} else if (ev->kind == EV_ACCOUNT) {
+		account_request_free(ev->ptr);
 	}
 	if (ev->msg)
 		msg_unref(ev->msg);

@@ -39,6 +39,7 @@ struct worker_pool {
 	atomic_bool status_pending;
 	bool io_uring;             /* workers write with io_uring (checked at start) */
 	struct store *store;       /* the database's thread; NULL: none (tests) */
+	struct accounts *accounts; /* the accounts' thread; NULL: none (tests) */
 	/* Where worker_event_id() starts: the wall clock in µs at start, so
 	 * that ids (IRC's msgid, kept in the history) are not handed out again
 	 * after a restart, short of a million events a second. */

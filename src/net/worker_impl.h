@@ -111,6 +111,12 @@ void lifecycle_drain(struct worker *w, struct conn *c, const char *reason, const
 void lifecycle_kill(struct worker *w, struct conn *c, const char *reason);
 /* The peer sent EOF (0 read). */
 void lifecycle_peer_closed(struct worker *w, struct conn *c);
+/* C asked the store or accounts thread something: its input waits for
+ * the answer (see conn.h). */
+void lifecycle_wait(struct worker *w, struct conn *c);
+/* An answer C waited for came: true when it waits for no more (its input
+ * is read again; what it held is the caller's to handle). */
+bool lifecycle_answered(struct worker *w, struct conn *c);
 /* Whether C's input is still read and handled. */
 bool lifecycle_reading(const struct conn *c);
 /* C has output to write this iteration (inline: once per recipient of a

@@ -69,6 +69,14 @@ void codec_history(struct worker *w, struct session *s, const struct store_query
 		line_history(w, s, q);
 }
 
+void codec_account(struct worker *w, struct session *s, const struct account_request *r)
+{
+	if (s->proto == PROTO_IRC)
+		irc_account(w, s, r);
+	else
+		line_account(w, s, r);
+}
+
 struct msg *codec_refusal(enum proto proto, const char *peer, const char *why)
 {
 	if (proto == PROTO_IRC) {

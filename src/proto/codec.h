@@ -37,6 +37,9 @@ bool codec_idle(struct worker *w, struct session *s, uint64_t idle_ms);
 /* The store's answer to a question S asked (worker_history_query). */
 void codec_history(struct worker *w, struct session *s, const struct store_query *q);
 
+/* The accounts thread's answer to what S asked (worker_account_request). */
+void codec_account(struct worker *w, struct session *s, const struct account_request *r);
+
 /* What a connection to PROTO's port from PEER that is refused at once
  * (server full, too many from its address) is sent: WHY, in its words. */
 struct msg *codec_refusal(enum proto proto, const char *peer, const char *why);

@@ -66,17 +66,27 @@ static bool start_discarding(struct framer *f, size_t chunk, const struct framer
 	return h->too_long(ctx) && dropped(h, ctx, bytes);
 }
 
+/* A handler stopped the feed after the LEN bytes at DATA (of the feed
+ * that began at START): what was taken, in f->taken. */
+static bool stopped(struct framer *f, const char *start, const char *data, size_t len)
+{
+	f->taken = (size_t)(data - start) + len;
+	return false;
+}
+
 bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line,
 		 const struct framer_handler *h, void *ctx)
 {
+	const char *start = data;
 	f->partial_new = !framer_has_partial(f);
+	f->taken = len;
 	while (len > 0) {
 		const char *nl = memchr(data, '\n', len);
 		size_t chunk = nl ? (size_t)(nl - data) : len;
 
 		if (f->discarding) {
 			if (!dropped(h, ctx, nl ? chunk + 1 : chunk))
-				return false;
+				return stopped(f, start, data, nl ? chunk + 1 : chunk);
 			if (!nl)
 				return true;
 			f->discarding = false;
@@ -85,7 +95,8 @@ bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line
 			 * "\r\n" still to come. */
 			size_t total = f->partial_len + chunk;
 			if (total > max_line + 1 || (total == max_line + 1 && data[chunk - 1] != '\r'))
-				return start_discarding(f, chunk, h, ctx);
+				return start_discarding(f, chunk, h, ctx) ||
+				       stopped(f, start, data, chunk);
 			keep_partial(f, data, chunk, max_line);
 			return true;
 		} else if (f->partial_len == 0) {
@@ -93,7 +104,7 @@ bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line
 			bool go = n > max_line ? h->too_long(ctx) && dropped(h, ctx, chunk + 1)
 					       : h->line(ctx, data, n);
 			if (!go)
-				return false;
+				return stopped(f, start, data, chunk + 1);
 		} else {
 			bool go;
 			if (f->partial_len + chunk > max_line + 1) {
@@ -109,7 +120,7 @@ bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line
 			f->partial = NULL;
 			f->partial_len = f->partial_cap = 0;
 			if (!go)
-				return false;
+				return stopped(f, start, data, chunk + 1);
 		}
 		data += chunk + 1;
 		len -= chunk + 1;

@@ -16,6 +16,8 @@ struct framer {
 	size_t partial_cap;
 	bool discarding;     /* inside an over-long line: drop bytes up to its newline */
 	bool partial_new;    /* the unfinished line began in the last feed */
+	size_t taken;        /* of the last feed, the bytes looked at: all of them,
+			      * or those up to the line whose handler stopped it */
 };
 
 struct framer_handler {
@@ -32,7 +34,8 @@ struct framer_handler {
 };
 
 /* Feeds LEN bytes. Lines longer than MAX_LINE (not counting "\r\n") are
- * dropped. Returns false when a handler stopped it. */
+ * dropped. Returns false when a handler stopped it (f->taken says where:
+ * the bytes after it were not looked at, and may be fed again later). */
 bool framer_feed(struct framer *f, const char *data, size_t len, size_t max_line,
 		 const struct framer_handler *handler, void *ctx);
 

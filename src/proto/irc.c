@@ -38,10 +38,12 @@ static const struct {
 	unsigned bit;
 } cap_table[] = {
 	{ "batch", CAP_BATCH },
+	{ "draft/account-registration", CAP_ACCOUNT_REGISTRATION },
 	{ "draft/chathistory", CAP_CHATHISTORY },
 	{ "echo-message", CAP_ECHO_MESSAGE },
 	{ "message-tags", CAP_MESSAGE_TAGS },
 	{ "multi-prefix", CAP_MULTI_PREFIX },
+	{ "sasl", CAP_SASL },
 	{ "server-time", CAP_SERVER_TIME },
 	{ "userhost-in-names", CAP_USERHOST_IN_NAMES },
 };
@@ -276,22 +278,25 @@ static void do_cap(struct worker *w, struct session *s, const struct irc_message
 			*p = (char)(*p - 32);
 	if (strcmp(sub, "LS") == 0 || strcmp(sub, "LIST") == 0) {
 		bool list = sub[1] == 'I';
-		char caps[256] = "";
+		char caps[512] = "";
+		const struct config *cfg = worker_config(w);
+		char version[8] = "";
+		if (msg->count > 1)
+			irc_copy(version, sizeof(version), msg->params[1], msg->param_len[1]);
+		bool v302 = atoi(version) >= 302;
 		for (size_t i = 0; i < ARRAY_SIZE(cap_table); i++) {
 			if (list && !(st->caps & cap_table[i].bit))
 				continue;
 			if (caps[0])
 				strcat(caps, " ");
 			strcat(caps, cap_table[i].name);
+			/* Values for clients that read them (302). */
+			if (cap_table[i].bit == CAP_SASL && v302 && !list)
+				strcat(caps, "=PLAIN,SCRAM-SHA-256");
 		}
 		/* Strict transport security, for clients that read values
 		 * (CAP LS 302): in the clear, where TLS is; over TLS, how long
 		 * to insist on it. Informational: never requested. */
-		const struct config *cfg = worker_config(w);
-		char version[8] = "";
-		if (msg->count > 1)
-			irc_copy(version, sizeof(version), msg->params[1], msg->param_len[1]);
-		bool v302 = atoi(version) >= 302;
 		if (!list && v302 && cfg->irc_tls_port) {
 			size_t n = strlen(caps);
 			if (s->tls)
@@ -483,6 +488,7 @@ static const struct irc_command {
 	bool before_registration;  /* allowed before it */
 	void (*handler)(struct worker *, struct session *, const struct irc_message *);
 } commands[] = {
+	{ "AUTHENTICATE", true, irc_cmd_authenticate },
 	{ "AWAY", false, irc_cmd_away },       { "CAP", true, do_cap },
 	{ "CHATHISTORY", false, irc_cmd_chathistory },
 	{ "ISON", false, irc_cmd_ison },       { "JOIN", false, irc_cmd_join },
@@ -493,6 +499,7 @@ static const struct irc_command {
 	{ "PART", false, irc_cmd_part },       { "PASS", true, do_pass },
 	{ "PING", true, do_ping },        { "PONG", true, do_pong },
 	{ "PRIVMSG", false, irc_cmd_privmsg }, { "QUIT", true, do_quit },
+	{ "REGISTER", true, irc_cmd_register },
 	{ "TAGMSG", false, do_tagmsg },   { "TOPIC", false, irc_cmd_topic },
 	{ "USER", true, do_user },        { "USERHOST", false, irc_cmd_userhost },
 	{ "WHO", false, irc_cmd_who },         { "WHOIS", false, irc_cmd_whois },
@@ -513,6 +520,8 @@ void irc_open(struct worker *w, struct session *s)
 
 void irc_free(struct session *s)
 {
+	if (s->codec_state)
+		irc_sasl_free(s->codec_state);
 	free(s->codec_state);
 	s->codec_state = NULL;
 }

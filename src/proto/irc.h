@@ -25,6 +25,9 @@ struct msg *irc_encode(enum format format, const struct chat_event *ev);
  * from SERVER to the channel, "[2026-12-06 14:03:05] <alice> hi". */
 struct msg *irc_encode_history_notice(const char *server, const char *room, const struct hline *l);
 
+/* The accounts thread's answer to S's AUTHENTICATE, REGISTER or NickServ. */
+void irc_account(struct worker *w, struct session *s, const struct account_request *r);
+
 /* The store's answer to S's CHATHISTORY. */
 void irc_history(struct worker *w, struct session *s, const struct store_query *q);
 

@@ -222,6 +222,12 @@ static void say(struct worker *w, struct session *s, const struct irc_message *m
 			room_unref(room);
 			continue;
 		}
+		/* The service that stands in for SASL. */
+		if (item_len == 8 && strncasecmp(item, "NickServ", 8) == 0) {
+			if (!notice)
+				irc_nickserv(w, s, msg->params[1], msg->param_len[1]);
+			continue;
+		}
 		char away[AWAY_MAX_LEN + 1] = "";
 		/* To oneself: heard once, echo-message or not. */
 		int r = irc_nick_name(item, item_len, name)

@@ -199,6 +199,18 @@ struct msg *irc_encode(enum format format, const struct chat_event *ev)
 		snprintf(head, sizeof(head), ":%s NOTICE %s :slow down (at most %d lines per second)",
 			 server, ev->nick ? ev->nick : "*", ev->rate);
 		return put_cut(format, ev, head, "", 0, "");
+	case CHAT_GUARD:
+		snprintf(head, sizeof(head),
+			 ":NickServ!NickServ@%s NOTICE %s :%s is a registered nick: identify within %d "
+			 "second%s (SASL, or /msg NickServ IDENTIFY password), or your nick will be "
+			 "changed", server, ev->nick, ev->nick, ev->rate, ev->rate == 1 ? "" : "s");
+		return put_cut(format, ev, head, "", 0, "");
+	case CHAT_GUARD_EXPIRED:
+		snprintf(head, sizeof(head),
+			 ":NickServ!NickServ@%s NOTICE %s :You did not identify for %s within %d "
+			 "second%s: your nick is now %s", server, ev->other, ev->nick, ev->rate,
+			 ev->rate == 1 ? "" : "s", ev->other);
+		return put_cut(format, ev, head, "", 0, "");
 	case CHAT_MISSED:
 		snprintf(head, sizeof(head),
 			 ":%s NOTICE #%s :%u more arrival%s and departure%s not shown "

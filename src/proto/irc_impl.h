@@ -30,7 +30,11 @@ enum {
 	CAP_USERHOST_IN_NAMES = 1 << 4,
 	CAP_BATCH = 1 << 5,
 	CAP_CHATHISTORY = 1 << 6, /* draft/chathistory: no replay on JOIN */
+	CAP_SASL = 1 << 7,
+	CAP_ACCOUNT_REGISTRATION = 1 << 8, /* draft/account-registration */
 };
+
+struct irc_sasl;
 
 /* Lines one CHATHISTORY may ask for (ISUPPORT CHATHISTORY). */
 #define IRC_CHATHISTORY_MAX 100
@@ -46,6 +50,7 @@ struct irc_state {
 	size_t budget;         /* bytes of listing the line being handled may get */
 	bool cut;              /* and it was told it got no more */
 	char nick[NAME_MAX_LEN + 1]; /* asked for before registration; "" none */
+	struct irc_sasl *sasl;  /* an AUTHENTICATE exchange under way (irc_accounts.c) */
 };
 
 struct irc_state *irc_state_of(struct session *s);
@@ -102,11 +107,19 @@ void irc_send_names(struct worker *w, struct session *s, const char *name);
 /* What S is shown of ROOM's past on JOIN (SNAP, then released). */
 void irc_replay(struct worker *w, struct session *s, const char *room, struct history_snapshot *snap);
 
-/* ---- the commands of irc_channels.c and irc_history.c (the table is in irc.c) ---- */
+/* ---- irc_accounts.c ---- */
+
+/* A PRIVMSG to NickServ: TEXT (LEN bytes), its command. */
+void irc_nickserv(struct worker *w, struct session *s, const char *text, size_t len);
+/* Frees ST's SASL exchange, its secrets wiped. */
+void irc_sasl_free(struct irc_state *st);
+
+/* ---- the commands of irc_channels.c, irc_history.c and irc_accounts.c (the table is in irc.c) ---- */
 
 typedef void irc_handler(struct worker *w, struct session *s, const struct irc_message *msg);
 irc_handler irc_cmd_join, irc_cmd_part, irc_cmd_privmsg, irc_cmd_notice, irc_cmd_names,
 	irc_cmd_who, irc_cmd_whois, irc_cmd_topic, irc_cmd_list, irc_cmd_kick, irc_cmd_mode,
-	irc_cmd_away, irc_cmd_ison, irc_cmd_userhost, irc_cmd_chathistory;
+	irc_cmd_away, irc_cmd_ison, irc_cmd_userhost, irc_cmd_chathistory, irc_cmd_authenticate,
+	irc_cmd_register;
 
 #endif

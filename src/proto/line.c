@@ -114,6 +114,12 @@ struct msg *line_encode(const struct chat_event *ev)
 		return msg_printf("# %u more arrival%s and departure%s in %s not shown "
 				  "(more than %d a second)\n", ev->count, ev->count == 1 ? "" : "s",
 				  ev->count == 1 ? "" : "s", ev->room, ev->rate);
+	case CHAT_GUARD:
+		return msg_printf("! %s is a registered nick: /identify PASSWORD within %d second%s, "
+				  "or you will be renamed\n", ev->nick, ev->rate, ev->rate == 1 ? "" : "s");
+	case CHAT_GUARD_EXPIRED:
+		return msg_printf("! you did not identify for %s within %d second%s: you are now %s\n",
+				  ev->nick, ev->rate, ev->rate == 1 ? "" : "s", ev->other);
 	}
 	return msg_printf("# ?\n");
 }
@@ -459,6 +465,160 @@ void line_history(struct worker *w, struct session *s, const struct store_query 
 		show_history(w, s, q->room, q->lines, q->count);
 }
 
+/* ---- accounts ---------------------------------------------------------------- */
+
+/* A password of a command: LEN bytes at P into BUF; false (and the reason
+ * told) when it cannot be one. */
+static bool take_password(struct worker *w, struct session *s, const char *p, size_t len,
+			  char buf[ACCOUNTS_PASSWORD_MAX + 1])
+{
+	if (len < ACCOUNTS_PASSWORD_MIN || len > ACCOUNTS_PASSWORD_MAX) {
+		reply(w, s, "! a password is %d-%d bytes", ACCOUNTS_PASSWORD_MIN, ACCOUNTS_PASSWORD_MAX);
+		return false;
+	}
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	return true;
+}
+
+static struct account_request *account_request(enum account_op op, const char *name)
+{
+	struct account_request *r = xcalloc(1, sizeof(*r));
+	r->op = op;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	return r;
+}
+
+static void do_register(struct worker *w, struct session *s, const struct command *cmd)
+{
+	if (cmd->text_len == 0) {
+		usage(w, s, CMD_REGISTER);
+		return;
+	}
+	if (s->account[0]) {
+		reply(w, s, "! you are logged in as %s already", s->account);
+		return;
+	}
+	struct account_request *r = account_request(ACCOUNT_REGISTER, s->member.nick);
+	if (!take_password(w, s, cmd->text, cmd->text_len, r->password)) {
+		account_request_free(r);
+		return;
+	}
+	worker_account_request(w, s, r);
+}
+
+static void do_identify(struct worker *w, struct session *s, const struct command *cmd)
+{
+	if (cmd->text_len == 0) {
+		usage(w, s, CMD_IDENTIFY);
+		return;
+	}
+	/* Two words or more: a nick, then the password. */
+	const char *pass = cmd->text, *sp = memchr(cmd->text, ' ', cmd->text_len);
+	size_t pass_len = cmd->text_len;
+	char nick[NAME_MAX_LEN + 1];
+	snprintf(nick, sizeof(nick), "%s", s->member.nick);
+	if (sp) {
+		if (!take_name(cmd->text, (size_t)(sp - cmd->text), nick)) {
+			reply_cleaned(w, s, "! no such account: ", cmd->text, (size_t)(sp - cmd->text),
+				      NAME_MAX_LEN, "");
+			return;
+		}
+		while (*sp == ' ')
+			sp++;
+		pass = sp;
+		pass_len = cmd->text_len - (size_t)(sp - cmd->text);
+	}
+	struct account_request *r = account_request(ACCOUNT_LOGIN, nick);
+	if (pass_len > ACCOUNTS_PASSWORD_MAX) {
+		reply(w, s, "! wrong password for %s", nick);
+		account_request_free(r);
+		return;
+	}
+	memcpy(r->password, pass, pass_len);
+	r->password[pass_len] = '\0';
+	worker_account_request(w, s, r);
+}
+
+static void do_password(struct worker *w, struct session *s, const struct command *cmd)
+{
+	if (cmd->arg_len == 0 || cmd->text_len == 0) {
+		usage(w, s, CMD_PASSWORD);
+		return;
+	}
+	if (!s->account[0]) {
+		reply(w, s, "! you are not logged in: /identify PASSWORD first");
+		return;
+	}
+	struct account_request *r = account_request(ACCOUNT_PASSWORD, s->account);
+	if (cmd->arg_len > ACCOUNTS_PASSWORD_MAX ||
+	    !take_password(w, s, cmd->text, cmd->text_len, r->new_password)) {
+		if (cmd->arg_len > ACCOUNTS_PASSWORD_MAX)
+			reply(w, s, "! wrong password");
+		account_request_free(r);
+		return;
+	}
+	memcpy(r->password, cmd->arg, cmd->arg_len);
+	r->password[cmd->arg_len] = '\0';
+	worker_account_request(w, s, r);
+}
+
+/* What is said of a refused login or password change. */
+static void refused(struct worker *w, struct session *s, const struct account_request *r)
+{
+	switch (r->result) {
+	case -EACCES:
+		reply(w, s, "! wrong password for %s", r->name);
+		break;
+	case -ENOENT:
+		reply(w, s, "! %s is not registered (/register PASSWORD registers your nick)", r->name);
+		break;
+	case -EAGAIN:
+		reply(w, s, "! too many failed logins for %s or from your address: try again in %d "
+			    "seconds", r->name, r->retry_s);
+		break;
+	case -EINVAL:
+		reply(w, s, "! a password is %d-%d bytes", ACCOUNTS_PASSWORD_MIN, ACCOUNTS_PASSWORD_MAX);
+		break;
+	case -EEXIST:
+		reply(w, s, "! %s is registered already: /identify PASSWORD", r->name);
+		break;
+	default:
+		reply(w, s, "! accounts are not available right now; try again later");
+		break;
+	}
+}
+
+void line_account(struct worker *w, struct session *s, const struct account_request *r)
+{
+	if (r->result) {
+		refused(w, s, r);
+		return;
+	}
+	switch (r->op) {
+	case ACCOUNT_REGISTER:
+		chat_logged_in(w, s, r->account);
+		reply(w, s, "= registered %s: you are logged in", r->account);
+		break;
+	case ACCOUNT_LOGIN: {
+		chat_logged_in(w, s, r->account);
+		reply(w, s, "= you are logged in as %s", r->account);
+		int err = chat_rename(w, s, r->account);
+		if (err == -EEXIST)
+			reply(w, s, "= %s is in use by someone else, who is renamed unless they identify "
+				    "within %d seconds: then /nick %s", r->account,
+			      worker_config(w)->accounts_grace, r->account);
+		break;
+	}
+	case ACCOUNT_PASSWORD:
+		reply(w, s, "= password changed");
+		break;
+	case ACCOUNT_SCRAM:
+	case ACCOUNT_SCRAM_DONE:
+		break;
+	}
+}
+
 static void do_join(struct worker *w, struct session *s, const struct command *cmd)
 {
 	char name[NAME_MAX_LEN + 1];
@@ -547,7 +707,8 @@ static void (*const handlers[])(struct worker *, struct session *, const struct 
 	[CMD_JOIN] = do_join,     [CMD_ROOMS] = do_rooms, [CMD_HELP] = do_help,
 	[CMD_QUIT] = do_quit,     [CMD_UNKNOWN] = do_unknown, [CMD_TOPIC] = do_topic,
 	[CMD_KICK] = do_kick,     [CMD_OP] = do_op,       [CMD_DEOP] = do_op,
-	[CMD_HISTORY] = do_history,
+	[CMD_HISTORY] = do_history, [CMD_REGISTER] = do_register, [CMD_IDENTIFY] = do_identify,
+	[CMD_PASSWORD] = do_password,
 };
 
 void line_open(struct worker *w, struct session *s)

@@ -24,6 +24,9 @@ bool line_too_long(struct worker *w, struct session *s);
 /* The store's answer to S's /history. */
 void line_history(struct worker *w, struct session *s, const struct store_query *q);
 
+/* The accounts thread's answer to S's /register, /identify or /password. */
+void line_account(struct worker *w, struct session *s, const struct account_request *r);
+
 /* The MOTD as line clients read it ("# line\n" each), or NULL if empty. */
 struct msg *line_motd(char *const *lines, size_t count);
 

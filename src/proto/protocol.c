@@ -49,6 +49,9 @@ const struct command_info command_table[] = {
 	{ "/op", CMD_OP, ARGS_REST, "/op NICK", "make NICK an operator of the room (operators)" },
 	{ "/deop", CMD_DEOP, ARGS_REST, "/deop NICK", "take NICK's operator status (operators)" },
 	{ "/history", CMD_HISTORY, ARGS_REST, "/history [N]", "the room's last N lines (default 50)" },
+	{ "/register", CMD_REGISTER, ARGS_TEXT, "/register PASSWORD", "register your nick (8-128 bytes)" },
+	{ "/identify", CMD_IDENTIFY, ARGS_TEXT, "/identify [NICK] PASSWORD", "log in (and take NICK)" },
+	{ "/password", CMD_PASSWORD, ARGS_WORD_TEXT, "/password OLD NEW", "change your password" },
 	{ "/help", CMD_HELP, ARGS_NONE, "/help", "this help" },
 	{ "/quit", CMD_QUIT, ARGS_TEXT, "/quit [REASON]", "leave" },
 };

@@ -21,6 +21,9 @@ enum command_kind {
 	CMD_OP,      /* arg: the nick */
 	CMD_DEOP,    /* arg: the nick */
 	CMD_HISTORY, /* arg: how many lines (may be empty) */
+	CMD_REGISTER, /* text: the password */
+	CMD_IDENTIFY, /* text: [nick] password */
+	CMD_PASSWORD, /* arg: the old password; text: the new one */
 	CMD_UNKNOWN, /* arg: the command word, "/" included */
 };
 

@@ -53,6 +53,17 @@ static const char *const migrations[STORE_SCHEMA_VERSION + 1] = {
 	      " formatting INTEGER NOT NULL,"
 	      " PRIMARY KEY (room, no)"
 	      ") WITHOUT ROWID;",
+	[2] = "CREATE TABLE accounts ("
+	      " name TEXT PRIMARY KEY,"      /* the nick in lower case */
+	      " display TEXT NOT NULL,"      /* as registered */
+	      " hash TEXT NOT NULL,"         /* yescrypt, crypt(3)'s format */
+	      " scram_salt BLOB NOT NULL,"   /* SCRAM-SHA-256 (RFC 5802, 7677) */
+	      " scram_iterations INTEGER NOT NULL,"
+	      " scram_stored_key BLOB NOT NULL,"
+	      " scram_server_key BLOB NOT NULL,"
+	      " created INTEGER NOT NULL,"   /* seconds since the epoch */
+	      " last_login INTEGER NOT NULL"
+	      ") WITHOUT ROWID;",
 };
 
 #define LINE_COLUMNS "no, time_ms, msgid, kind, nick, user, host, text, formatting"
@@ -237,7 +248,12 @@ struct store *store_open(const char *path, char **err)
 	struct store *st = xcalloc(1, sizeof(*st));
 	st->path = xstrdup(path);
 	pthread_mutex_init(&st->lock, NULL);
-	pthread_cond_init(&st->cond, NULL);
+	/* Its waits are timed on CLOCK_MONOTONIC (see store_main). */
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->cond, &attr);
+	pthread_condattr_destroy(&attr);
 
 	int r = make_parent(path);
 	if (r < 0) {
@@ -725,6 +741,7 @@ int store_start(struct store *st, const struct store_policy *policy)
 	int r = pthread_create(&st->thread, NULL, store_main, st);
 	if (r != 0)
 		return -r;
+	pthread_setname_np(st->thread, "chatd-store"); /* for top -H, ps -L */
 	st->started = true;
 	return 0;
 }

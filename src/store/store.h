@@ -18,7 +18,7 @@
 #include "store/line.h"
 
 /* The schema this chatd writes; older files are migrated at open. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 /* Lines waiting for the store thread, at most; beyond, lines are dropped
  * (and counted) rather than memory grown without end. */
 #define STORE_QUEUE_MAX 1000000

@@ -469,9 +469,40 @@ class StoreFileTest(ChatdTestCase):
         self.sync(a)
         self.assertEqual(srv.stop(), 0)
         db = sqlite3.connect(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 1)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
         self.assertEqual(db.execute("SELECT text FROM lines").fetchall(), [("hello",)])
+        db.close()
+
+    def test_a_version_1_file_is_migrated(self):
+        """A file of the first schema (history only) gains the accounts
+        table at start, and keeps its lines."""
+        path = os.path.join(self.dir, "v1.db")
+        db = sqlite3.connect(path)
+        db.executescript("""
+            CREATE TABLE lines (room TEXT NOT NULL, no INTEGER NOT NULL, time_ms INTEGER NOT NULL,
+              msgid INTEGER NOT NULL, kind INTEGER NOT NULL, nick TEXT NOT NULL,
+              user TEXT NOT NULL, host TEXT NOT NULL, text TEXT NOT NULL,
+              formatting INTEGER NOT NULL, PRIMARY KEY (room, no)) WITHOUT ROWID;
+            PRAGMA user_version = 1;
+        """)
+        db.execute("INSERT INTO lines VALUES ('lobby', 1, ?, 7, 0, 'old', 'line', 'h', "
+                   "'from version 1', 0)", (int(time.time() * 1000),))
+        db.commit()
+        db.close()
+        srv = self.start_server({"store": {"path": path}, "history": {"keep": "10"}})
+        srv.log.wait(r"v1\.db: schema updated from version 1 to 2")
+        a = self.connect(srv)
+        a.expect("= the last line in lobby:")
+        a.expect(history_line("old", "from version 1"))
+        a.send("/nick zed")
+        a.expect("* %s is now known as zed" % a.nick)
+        a.send("/register a-good-password")
+        a.expect("= registered zed: you are logged in")
+        self.assertEqual(srv.stop(), 0)
+        db = sqlite3.connect(path)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+        self.assertEqual(db.execute("SELECT name FROM accounts").fetchall(), [("zed",)])
         db.close()
 
 

@@ -216,7 +216,8 @@ class RegistrationTest(IrcTestCase):
         ls = c.expect("CAP", "*", "LS")
         self.assertEqual(set(ls.params[-1].split()),
                          {"multi-prefix", "message-tags", "server-time", "echo-message",
-                          "userhost-in-names", "batch", "draft/chathistory"})
+                          "userhost-in-names", "batch", "draft/chathistory",
+                          "sasl=PLAIN,SCRAM-SHA-256", "draft/account-registration"})
         c.send("NICK alice")
         c.send("USER u 0 * :Alice")
         c.silence(0.5)  # no 001 while negotiating

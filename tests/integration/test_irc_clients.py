@@ -20,7 +20,11 @@ room`, `< nick left room: reason` (a PART), `< nick left: reason (N online)`
 (a QUIT), `* nick set the topic of room: text`, and on arriving in a room
 with a topic `= topic of room: text (set by nick)`.
 """
+import os
 import re
+import socket
+import tempfile
+import time
 
 import chatdtest
 from chatdtest import ChatdTestCase, Server
@@ -296,6 +300,57 @@ class ChatClientTests:
 class WeeChatTest(ChatClientTests, IrcTestCase):
     CLIENT = WeeChat
     NICK = "wee"
+
+
+class WeeChatSaslTest(IrcTestCase):
+    """WeeChat logs in to a registered account with SASL as it connects,
+    PLAIN and SCRAM-SHA-256, and keeps the registered nick past the grace;
+    a wrong password fails its login."""
+
+    def setUp(self):
+        super().setUp()
+        reason = WeeChat.missing()
+        if reason:
+            self.skipTest(reason)
+        tmp = tempfile.TemporaryDirectory(prefix="chatd-sasl-")
+        self.addCleanup(tmp.cleanup)
+        self.srv = self.start_irc_server({"store": {"path": os.path.join(tmp.name, "chatd.db")},
+                                          "accounts": {"grace": "1"}})
+        peer = socket.create_connection((HOST, self.srv.port), timeout=chatdtest.TIMEOUT)
+        self.addCleanup(peer.close)
+        peer.sendall(b"/nick weesasl\n/register sasl-password-1\n/quit\n")
+        peer.settimeout(chatdtest.TIMEOUT)
+        got = b""
+        while b"= registered weesasl" not in got:
+            data = peer.recv(4096)
+            if not data:
+                break
+            got += data
+        self.assertIn(b"= registered weesasl: you are logged in", got)
+
+    def logs_in(self, mechanism):
+        irc = self.irc_client(WeeChat, self.srv, "weesasl", chatdtest.TIMEOUT, None,
+                              (mechanism, "weesasl", "sasl-password-1"))
+        irc.wait_for(r"You are now logged in as weesasl", None, what="its SASL login (900)")
+        self.srv.log.wait(r"login to account weesasl from 127\.0\.0\.1")
+        # Past the grace, still weesasl: logged in, the nick is its own.
+        irc.join("#after")
+        time.sleep(1.5)
+        self.assertFalse([l for l in irc.lines(None) if "You are now known as" in l])
+        self.assertNotIn("did not identify", self.srv.log.text())
+
+    def test_plain(self):
+        self.logs_in("plain")
+
+    def test_scram_sha_256(self):
+        self.logs_in("scram-sha-256")
+
+    def test_a_wrong_password_fails(self):
+        irc = WeeChat(HOST, self.srv.irc_port, "weesasl", chatdtest.TIMEOUT, None,
+                      ("plain", "weesasl", "not-the-password"))
+        self.addCleanup(irc.close)
+        irc._launch()  # not start(): it does not get as far as registering
+        self.srv.log.wait(r"failed login to account weesasl from 127\.0\.0\.1 \(wrong password")
 
 
 class IiTest(ChatClientTests, IrcTestCase):

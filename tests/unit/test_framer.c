@@ -541,6 +541,7 @@ static void test_stop(void)
 	r.stop_at_line = 2;
 	CHECK(!FEED(&f, "a\nb\nc\n", 100, &r));
 	CHECK_STR(r.log, "L1:a\nL1:b\n");
+	CHECK_INT(f.taken, 4); /* "a\nb\n": "c\n" may be fed again */
 	framer_reset(&f);
 	CHECK(!framer_has_partial(&f));
 	rec_free(&r);
@@ -551,6 +552,7 @@ static void test_stop(void)
 	CHECK(FEED(&f, "ab", 100, &r));
 	CHECK(!FEED(&f, "c\nd\ne", 100, &r));
 	CHECK_STR(r.log, "L3:abc\n");
+	CHECK_INT(f.taken, 2);
 	framer_reset(&f);   /* valgrind: whatever was buffered is freed */
 	CHECK(!framer_has_partial(&f));
 	CHECK(f.partial == NULL);
@@ -570,6 +572,7 @@ static void test_stop(void)
 	CHECK(FEED(&f, "1234", 8, &r));
 	CHECK(!FEED(&f, "567890abcdef", 8, &r));
 	CHECK_STR(r.log, "T\n");
+	CHECK_INT(f.taken, 12);
 	framer_reset(&f);
 	rec_free(&r);
 
@@ -577,8 +580,10 @@ static void test_stop(void)
 	rec_init(&r);
 	r.stop_at_line = 1;
 	CHECK(FEED(&f, "x", 100, &r));
+	CHECK_INT(f.taken, 1);
 	CHECK(!FEED(&f, "\n", 100, &r));
 	CHECK_STR(r.log, "L1:x\n");
+	CHECK_INT(f.taken, 1);
 	framer_reset(&f);
 	rec_free(&r);
 }

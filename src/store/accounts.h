@@ -1,0 +1,95 @@
+/* Accounts: a registered nick, its password (hashed with yescrypt) and its
+ * SCRAM-SHA-256 keys, in the database's accounts table, run by one thread
+ * of their own with its own connection to the file, so that hashing (tens
+ * of milliseconds a password, on purpose) never holds up a worker or the
+ * store thread's history.
+ *
+ * Requests come from workers and their answers go back through a callback
+ * on the accounts thread. Which nicks are registered is also kept in
+ * memory, for any thread to ask at once (nick protection). Failed logins
+ * are limited per account and per address (ACCOUNTS_FAIL_*), and logged;
+ * a password is never logged and is wiped from memory once used. */
+#ifndef CHATD_STORE_ACCOUNTS_H
+#define CHATD_STORE_ACCOUNTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/text.h"
+
+#define ACCOUNTS_PASSWORD_MIN 8
+#define ACCOUNTS_PASSWORD_MAX 128
+/* Failed logins: at most this many for one account, and this many from
+ * one address, in ACCOUNTS_FAIL_WINDOW_S; beyond, attempts are refused
+ * without a look at the password until the window has passed. */
+#define ACCOUNTS_FAIL_ACCOUNT 5
+#define ACCOUNTS_FAIL_ADDRESS 10
+#define ACCOUNTS_FAIL_WINDOW_S 600
+/* SCRAM-SHA-256: iterations of PBKDF2 (RFC 7677's minimum) and salt size. */
+#define ACCOUNTS_SCRAM_ITERATIONS 4096
+#define ACCOUNTS_SCRAM_SALT 16
+#define ACCOUNTS_SCRAM_KEY 32
+
+struct accounts;
+
+enum account_op {
+	ACCOUNT_REGISTER, /* name, password: a new account, logged in */
+	ACCOUNT_LOGIN,    /* name, password */
+	ACCOUNT_PASSWORD, /* name, password (the old), new_password */
+	ACCOUNT_SCRAM,    /* name: its SCRAM keys, for a SCRAM exchange */
+	ACCOUNT_SCRAM_DONE, /* name, ok: how a SCRAM exchange ended (counted as a
+			     * login, or a failed one) */
+};
+
+struct account_request {
+	enum account_op op;
+	char name[NAME_MAX_LEN + 1];       /* the nick, as typed */
+	char password[ACCOUNTS_PASSWORD_MAX + 1];
+	char new_password[ACCOUNTS_PASSWORD_MAX + 1];
+	char address[64];                  /* the client's, for the limits and the log */
+	bool ok;                           /* ACCOUNT_SCRAM_DONE */
+
+	/* The answer: 0, or -EEXIST (already registered), -ENOENT (no such
+	 * account), -EACCES (wrong password), -EAGAIN (too many failures:
+	 * retry_s), -EINVAL (a password too short or too long), -EIO (the
+	 * database). */
+	int result;
+	int retry_s;
+	char account[NAME_MAX_LEN + 1];    /* the account's name as registered */
+	/* ACCOUNT_SCRAM */
+	unsigned char salt[ACCOUNTS_SCRAM_SALT];
+	unsigned iterations;
+	unsigned char stored_key[ACCOUNTS_SCRAM_KEY];
+	unsigned char server_key[ACCOUNTS_SCRAM_KEY];
+
+	/* Called on the accounts thread with the answer; owns the request
+	 * from then (account_request_free). */
+	void (*done)(struct account_request *r);
+	/* The asker's, untouched here. */
+	void *ctx;
+	int fd;
+	uint64_t conn_id;
+	int tag;
+};
+
+/* Opens PATH (whose schema store_open brought up to date) for accounts and
+ * loads the registered names. NULL and *ERR on failure. */
+struct accounts *accounts_open(const char *path, char **err);
+
+/* Starts the thread: 0 or -errno. */
+int accounts_start(struct accounts *a);
+
+/* Queues R (taken). Any thread. */
+void accounts_request(struct accounts *a, struct account_request *r);
+
+/* Whether NICK is a registered account (ignoring case). Any thread. */
+bool accounts_registered(struct accounts *a, const char *nick);
+
+/* Wipes R's passwords and frees it. */
+void account_request_free(struct account_request *r);
+
+/* Answers what is queued, stops the thread, closes, frees A. */
+void accounts_close(struct accounts *a);
+
+#endif
