@@ -317,9 +317,17 @@ int chat_join(struct worker *w, struct session *s, const char *name, bool echo,
 	struct membership *ms;
 	if (snap)
 		snap->want = replay_count(w);
-	int r = rooms_join(worker_rooms(w), &s->member, name, &ms, ret_count, snap);
+	struct store_room saved = { 0 };
+	int r = rooms_join(worker_rooms(w), &s->member, name, &ms, ret_count, snap, s->account,
+			   &saved);
 	if (r < 0)
 		return r;
+	if (saved.founder[0]) {
+		worker_store_room(w, &saved);
+		log_event(LOG_INFO, LOG_FIELDS(.event = "room_registered", .peer = s->peer,
+					       .nick = s->member.nick),
+			  "room %s registered to account %s", saved.name, saved.founder);
+	}
 	worker_room_link(w, ms);
 	struct chat_event ev = event_by(w, s, CHAT_JOINED);
 	ev.room = ms->room->name;
@@ -515,9 +523,12 @@ int chat_topic(struct worker *w, struct session *s, const char *name, const char
 	char topic[TOPIC_MAX_LEN + 1];
 	size_t n = clean_into(topic, TOPIC_MAX_LEN, text, len);
 
-	int r = rooms_set_topic(worker_rooms(w), &s->member, name, topic);
+	struct store_room saved = { 0 };
+	int r = rooms_set_topic(worker_rooms(w), &s->member, name, topic, &saved);
 	if (r < 0)
 		return r;
+	if (saved.founder[0])
+		worker_store_room(w, &saved);
 	struct membership *ms = rooms_membership(&s->member, name);
 	struct chat_event ev = event_by(w, s, CHAT_TOPIC);
 	ev.room = ms->room->name;

@@ -51,6 +51,10 @@ void worker_store_line(struct worker *w, struct hline *l);
  * S could have seen so far are in the store's hands. Q is taken. */
 void worker_history_query(struct worker *w, struct session *s, struct store_query *q);
 
+/* ROOM, registered to an account, to be saved (with the lines of this
+ * loop iteration). */
+void worker_store_room(struct worker *w, const struct store_room *room);
+
 /* Whether NICK is a registered account. */
 bool worker_nick_registered(struct worker *w, const char *nick);
 

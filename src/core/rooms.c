@@ -102,22 +102,39 @@ static void table_remove(struct name_table *t, struct name_entry *e)
 	}
 }
 
-/* A room's history in the registry's table. */
+_Static_assert(TOPIC_MAX_LEN == STORE_TOPIC_MAX, "a room's topic is kept whole");
+
+/* What the registry keeps of a room by its name, for the server's life,
+ * whether or not anyone is in it: its history, and when it is registered
+ * to an account (saved.founder not empty), what the store keeps of it. */
 struct history_entry {
 	struct name_entry name_entry;
 	struct room_history *history;
+	struct store_room saved;
 };
 
-/* Room NAME's history, made if new, under the lock. */
-static struct room_history *history_locked(struct rooms *r, const char *name)
+/* Room NAME's entry, made if new, under the lock. */
+static struct history_entry *entry_locked(struct rooms *r, const char *name)
 {
 	struct name_entry *e = table_find(&r->histories, name);
 	if (e)
-		return container_of(e, struct history_entry, name_entry)->history;
+		return container_of(e, struct history_entry, name_entry);
 	struct history_entry *he = xcalloc(1, sizeof(*he));
 	he->history = room_history_new();
 	table_insert(&r->histories, &he->name_entry, name);
-	return he->history;
+	return he;
+}
+
+static struct room_history *history_locked(struct rooms *r, const char *name)
+{
+	return entry_locked(r, name)->history;
+}
+
+void rooms_room_load(struct rooms *r, const struct store_room *saved)
+{
+	pthread_mutex_lock(&r->lock);
+	entry_locked(r, saved->name)->saved = *saved;
+	pthread_mutex_unlock(&r->lock);
 }
 
 void rooms_history_load(struct rooms *r, const char *name, int64_t last_no, struct hline **lines,
@@ -228,12 +245,18 @@ struct membership *rooms_membership(const struct member *m, const char *name)
 	return NULL;
 }
 
-/* Puts M in room NAME, creating it, under the lock. */
+/* Puts M in room NAME, creating it, under the lock. ACCOUNT: what M is
+ * logged in to (NULL or "": none); a room it makes is registered to it,
+ * in *RET_SAVED (when not NULL), for the caller to save. */
 static struct membership *join_locked(struct rooms *r, struct member *m, const char *name,
-				      struct history_snapshot *snap)
+				      struct history_snapshot *snap, const char *account,
+				      struct store_room *ret_saved)
 {
 	struct room *room = find_room_locked(r, name);
 	bool created = !room;
+	struct history_entry *he = entry_locked(r, name);
+	struct store_room *saved = &he->saved;
+	bool lobby = strcasecmp(name, LOBBY) == 0;
 
 	if (created) {
 		room = xcalloc(1, sizeof(*room));
@@ -245,8 +268,23 @@ static struct membership *join_locked(struct rooms *r, struct member *m, const c
 		for (size_t i = 0; i < lists; i++)
 			TAILQ_INIT(&room->local[i]);
 		room->created = time(NULL);
-		room->history = history_locked(r, name);
+		room->history = he->history;
 		room->topic_ops = true;
+		if (saved->founder[0]) {
+			/* Registered: as it was left. */
+			snprintf(room->name, sizeof(room->name), "%s", saved->name);
+			snprintf(room->topic, sizeof(room->topic), "%s", saved->topic);
+			snprintf(room->topic_by, sizeof(room->topic_by), "%s", saved->topic_by);
+			room->topic_time = (time_t)saved->topic_time;
+			room->created = (time_t)saved->created;
+		} else if (account && account[0] && !lobby) {
+			/* Made by someone logged in: theirs from now on. */
+			snprintf(saved->name, sizeof(saved->name), "%s", name);
+			snprintf(saved->founder, sizeof(saved->founder), "%s", account);
+			saved->created = (int64_t)room->created;
+			if (ret_saved)
+				*ret_saved = *saved;
+		}
 		room->no_external = true;
 		table_insert(&r->rooms, &room->name_entry, name);
 	}
@@ -254,8 +292,12 @@ static struct membership *join_locked(struct rooms *r, struct member *m, const c
 	ms->member = m;
 	ms->room = room_ref(room);
 	/* The lobby, where every line client starts, belongs to nobody: its
-	 * first guest would otherwise rule everyone who comes after. */
-	ms->op = created && strcasecmp(name, LOBBY) != 0;
+	 * first guest would otherwise rule everyone who comes after. A
+	 * registered room's operator is its founder, whenever they come. */
+	if (saved->founder[0])
+		ms->op = account && strcasecmp(account, saved->founder) == 0;
+	else
+		ms->op = created && !lobby;
 	TAILQ_INSERT_TAIL(&room->members, ms, room_link);
 	TAILQ_INSERT_TAIL(&m->rooms, ms, member_link);
 	room->count++;
@@ -321,7 +363,7 @@ int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char 
 	table_insert(&r->nicks, &m->nick_entry, m->nick);
 	m->registered = true;
 	if (room) {
-		*ret = join_locked(r, m, room, snap);
+		*ret = join_locked(r, m, room, snap, NULL, NULL);
 		*ret_count = (*ret)->room->count;
 	}
 	int online = ++r->online;
@@ -354,7 +396,8 @@ int rooms_leave(struct rooms *r, struct member *m)
 }
 
 int rooms_join(struct rooms *r, struct member *m, const char *name, struct membership **ret,
-	       unsigned *ret_count, struct history_snapshot *snap)
+	       unsigned *ret_count, struct history_snapshot *snap, const char *account,
+	       struct store_room *ret_saved)
 {
 	int err = 0;
 
@@ -365,7 +408,7 @@ int rooms_join(struct rooms *r, struct member *m, const char *name, struct membe
 	} else if (m->room_count >= ROOMS_PER_MEMBER) {
 		err = -E2BIG;
 	} else {
-		*ret = join_locked(r, m, name, snap);
+		*ret = join_locked(r, m, name, snap, account, ret_saved);
 		*ret_count = (*ret)->room->count;
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -682,7 +725,8 @@ static int target_locked(struct rooms *r, const struct membership *ms, const cha
 	return 0;
 }
 
-int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic)
+int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic,
+		    struct store_room *ret_saved)
 {
 	struct membership *ms;
 
@@ -697,6 +741,14 @@ int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const c
 		snprintf(room->topic, sizeof(room->topic), "%s", topic);
 		memcpy(room->topic_by, m->nick, sizeof(room->topic_by));
 		room->topic_time = time(NULL);
+		struct store_room *saved = &entry_locked(r, room->name)->saved;
+		if (saved->founder[0]) {
+			snprintf(saved->topic, sizeof(saved->topic), "%s", room->topic);
+			memcpy(saved->topic_by, room->topic_by, sizeof(saved->topic_by));
+			saved->topic_time = (int64_t)room->topic_time;
+			if (ret_saved)
+				*ret_saved = *saved;
+		}
 	}
 	pthread_mutex_unlock(&r->lock);
 	return err;

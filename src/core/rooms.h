@@ -30,6 +30,7 @@
 #include "base/text.h"
 #include "core/event.h"
 #include "core/history.h"
+#include "store/store.h"
 
 #define LOBBY "lobby"
 #define ROOMS_PER_MEMBER 50
@@ -182,11 +183,19 @@ int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char 
 int rooms_leave(struct rooms *r, struct member *m);
 
 /* Puts M in room NAME (a valid name; made, with M its operator, if new;
- * the lobby has no operator).
+ * the lobby has no operator). M is logged in to ACCOUNT (NULL or "":
+ * none): a room it makes is registered to ACCOUNT, its record in
+ * *RET_SAVED (founder left empty otherwise) for the caller to save; a
+ * registered room's operator is its founder, whenever they join, and
+ * nobody else on joining.
  * 0 with the membership in *RET and the members now there in *RET_COUNT;
  * -EALREADY when M is in it, -E2BIG when M is in ROOMS_PER_MEMBER rooms. */
 int rooms_join(struct rooms *r, struct member *m, const char *name, struct membership **ret,
-	       unsigned *ret_count, struct history_snapshot *snap);
+	       unsigned *ret_count, struct history_snapshot *snap, const char *account,
+	       struct store_room *ret_saved);
+
+/* At start: a room registered to an account, as the store kept it. */
+void rooms_room_load(struct rooms *r, const struct store_room *saved);
 
 /* At start: room NAME's newest lines (their references are taken) and
  * its last line number, from the store; CAP: how many to keep. */
@@ -262,8 +271,11 @@ size_t rooms_list(struct rooms *r, struct room_info **ret);
  * topic, only when +t); -ENOENT: no such nick; -ESRCH: the nick is not in
  * the room; -EALREADY: nothing would change. */
 /* Sets room NAME's topic (cleaned, at most TOPIC_MAX_LEN bytes); the
- * topic it has already is -EALREADY, and nobody is told. */
-int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic);
+ * topic it has already is -EALREADY, and nobody is told. A registered
+ * room's record, with the new topic, in *RET_SAVED for the caller to save
+ * (founder left empty otherwise). */
+int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic,
+		    struct store_room *ret_saved);
 /* Gives (ON) or takes NICK's status MODE ('o': operator, 'v': voice) in
  * room NAME; the nick as registered in RET_NICK. */
 int rooms_set_status(struct rooms *r, struct member *m, const char *name, const char *nick,

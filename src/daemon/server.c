@@ -515,6 +515,12 @@ static int open_listeners(struct server *s)
 	return 0;
 }
 
+static void room_loaded(void *ctx, const struct store_room *room)
+{
+	struct server *s = ctx;
+	rooms_room_load(s->pool.rooms, room);
+}
+
 static int start_workers(struct server *s, int n)
 {
 	s->pool.rooms = rooms_new(n);
@@ -528,6 +534,11 @@ static int start_workers(struct server *s, int n)
 	}
 	if (store_load_recent(s->store, (unsigned)s->cfg->history_replay, since, history_loaded, s,
 			      &err) < 0) {
+		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "%s", err);
+		free(err);
+		return -EIO;
+	}
+	if (store_load_rooms(s->store, room_loaded, s, &err) < 0) {
 		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "%s", err);
 		free(err);
 		return -EIO;

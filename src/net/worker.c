@@ -84,6 +84,15 @@ void worker_store_line(struct worker *w, struct hline *l)
 	w->store_lines[w->store_count++] = l;
 }
 
+void worker_store_room(struct worker *w, const struct store_room *room)
+{
+	if (!w->pool->store)
+		return;
+	/* After the lines said before it. */
+	worker_store_flush(w);
+	store_save_room(w->pool->store, room);
+}
+
 void worker_store_flush(struct worker *w)
 {
 	if (w->store_count) {

@@ -64,6 +64,15 @@ static const char *const migrations[STORE_SCHEMA_VERSION + 1] = {
 	      " created INTEGER NOT NULL,"   /* seconds since the epoch */
 	      " last_login INTEGER NOT NULL"
 	      ") WITHOUT ROWID;",
+	[3] = "CREATE TABLE rooms ("
+	      " name TEXT PRIMARY KEY,"      /* in lower case */
+	      " display TEXT NOT NULL,"      /* as made */
+	      " founder TEXT NOT NULL,"      /* the account that made it */
+	      " topic TEXT NOT NULL,"
+	      " topic_by TEXT NOT NULL,"
+	      " topic_time INTEGER NOT NULL,"
+	      " created INTEGER NOT NULL"
+	      ") WITHOUT ROWID;",
 };
 
 #define LINE_COLUMNS "no, time_ms, msgid, kind, nick, user, host, text, formatting"
@@ -81,6 +90,7 @@ enum stmt {
 	ST_BEFORE,      /* no < ?2, newest first */
 	ST_AFTER,       /* no > ?2, oldest first */
 	ST_LAST_NO,
+	ST_SAVE_ROOM,
 	ST_COUNT
 };
 
@@ -105,11 +115,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_AFTER] = "SELECT " LINE_COLUMNS " FROM lines WHERE room = ?1 AND no > ?2 "
 		     "AND no >= ?4 AND time_ms >= ?5 ORDER BY no LIMIT ?3",
 	[ST_LAST_NO] = "SELECT max(no) FROM lines WHERE room = ?1",
+	[ST_SAVE_ROOM] = "INSERT INTO rooms (name, display, founder, topic, topic_by, topic_time, created) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET "
+			 "display = excluded.display, founder = excluded.founder, "
+			 "topic = excluded.topic, topic_by = excluded.topic_by, "
+			 "topic_time = excluded.topic_time",
 };
 
 struct item {
 	struct hline *line;        /* a line to write, or */
-	struct store_query *query; /* a question */
+	struct store_query *query; /* a question, or */
+	struct store_room *room;   /* a registered room to write (ours to free) */
 };
 
 struct store {
@@ -648,6 +664,58 @@ static void write_line(struct store *st, const struct hline *l, const struct sto
 	sqlite3_clear_bindings(q);
 }
 
+static void save_room(struct store *st, const struct store_room *room)
+{
+	if (!begin(st)) {
+		log_warning("%s: cannot save the room %s: %s", st->path, room->name, sqlite3_errmsg(st->db));
+		return;
+	}
+	char key[64];
+	room_key(room->name, key);
+	sqlite3_stmt *q = st->stmt[ST_SAVE_ROOM];
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, room->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, room->founder, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, room->topic, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, room->topic_by, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, room->topic_time);
+	sqlite3_bind_int64(q, 7, room->created);
+	if (!step_done(q))
+		log_warning("%s: cannot save the room %s: %s", st->path, room->name, sqlite3_errmsg(st->db));
+	sqlite3_clear_bindings(q);
+}
+
+int store_load_rooms(struct store *st, void (*fn)(void *ctx, const struct store_room *room),
+		     void *ctx, char **err)
+{
+	sqlite3_stmt *q;
+	if (sqlite3_prepare_v2(st->db, "SELECT display, founder, topic, topic_by, topic_time, created "
+			       "FROM rooms", -1, &q, NULL) != SQLITE_OK) {
+		*err = db_error(st->path, st->db, "cannot read the rooms");
+		return -1;
+	}
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct store_room room = { .topic_time = sqlite3_column_int64(q, 4),
+					   .created = sqlite3_column_int64(q, 5) };
+		const char *cols[4];
+		for (int i = 0; i < 4; i++)
+			cols[i] = (const char *)sqlite3_column_text(q, i);
+		snprintf(room.name, sizeof(room.name), "%s", cols[0] ? cols[0] : "");
+		snprintf(room.founder, sizeof(room.founder), "%s", cols[1] ? cols[1] : "");
+		snprintf(room.topic, sizeof(room.topic), "%s", cols[2] ? cols[2] : "");
+		snprintf(room.topic_by, sizeof(room.topic_by), "%s", cols[3] ? cols[3] : "");
+		if (room.name[0] && room.founder[0])
+			fn(ctx, &room);
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE) {
+		*err = db_error(st->path, st->db, "cannot read the rooms");
+		return -1;
+	}
+	return 0;
+}
+
 static void *store_main(void *arg)
 {
 	struct store *st = arg;
@@ -706,6 +774,9 @@ static void *store_main(void *arg)
 				if (policy.keep)
 					write_line(st, batch[i].line, &policy);
 				hline_unref(batch[i].line);
+			} else if (batch[i].room) {
+				save_room(st, batch[i].room);
+				free(batch[i].room);
 			} else {
 				struct store_query *q = batch[i].query;
 				q->error = answer(st, q, &policy);
@@ -784,6 +855,15 @@ void store_add(struct store *st, struct hline *const *lines, size_t n)
 	pthread_mutex_unlock(&st->lock);
 }
 
+void store_save_room(struct store *st, const struct store_room *room)
+{
+	struct store_room *copy = xmalloc(sizeof(*copy));
+	*copy = *room;
+	pthread_mutex_lock(&st->lock);
+	push(st, (struct item){ .room = copy });
+	pthread_mutex_unlock(&st->lock);
+}
+
 void store_query(struct store *st, struct store_query *q)
 {
 	pthread_mutex_lock(&st->lock);
@@ -821,6 +901,8 @@ void store_close(struct store *st)
 	for (size_t i = 0; i < st->count; i++) {
 		if (st->items[i].line)
 			hline_unref(st->items[i].line);
+		else if (st->items[i].room)
+			free(st->items[i].room);
 		else
 			store_query_free(st->items[i].query);
 	}

@@ -15,10 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/text.h"
 #include "store/line.h"
 
 /* The schema this chatd writes; older files are migrated at open. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /* Lines waiting for the store thread, at most; beyond, lines are dropped
  * (and counted) rather than memory grown without end. */
 #define STORE_QUEUE_MAX 1000000
@@ -93,6 +94,26 @@ struct store_query {
 	uint64_t conn_id;
 	int tag;
 };
+
+/* A room registered to an account (made by someone logged in): its
+ * founder, and the topic it keeps across restarts. */
+#define STORE_TOPIC_MAX 300
+struct store_room {
+	char name[NAME_MAX_LEN + 1];     /* as made */
+	char founder[NAME_MAX_LEN + 1];  /* the account */
+	char topic[STORE_TOPIC_MAX + 1];
+	char topic_by[NAME_MAX_LEN + 1];
+	int64_t topic_time;              /* seconds since the epoch */
+	int64_t created;
+};
+
+/* Queues ROOM (copied) to be written, after the lines queued before it.
+ * Any thread. */
+void store_save_room(struct store *st, const struct store_room *room);
+
+/* FN for each registered room. Before store_start. 0, or -1 with *ERR. */
+int store_load_rooms(struct store *st, void (*fn)(void *ctx, const struct store_room *room),
+		     void *ctx, char **err);
 
 /* Queues Q after every line queued before it. Any thread. */
 void store_query(struct store *st, struct store_query *q);

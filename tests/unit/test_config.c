@@ -183,6 +183,7 @@ static void check_defaults(const struct config *cfg, const char *path)
 	CHECK_INT(cfg->history_keep, 1000);
 	CHECK_INT(cfg->history_max_age, 30 * 86400);
 	CHECK_INT(cfg->history_replay, 20);
+	CHECK_INT(cfg->accounts_grace, 30);
 	CHECK_INT(cfg->irc_port, 6667);
 	CHECK(cfg->irc_bind == NULL);
 	CHECK_STR(config_irc_bind(cfg), "::");
@@ -433,6 +434,7 @@ static void test_ranges(void)
 		  false, "" },
 		{ "history", "keep", 0, 1000000, offsetof(struct config, history_keep), false, "" },
 		{ "history", "replay", 0, 100, offsetof(struct config, history_replay), false, "" },
+		{ "accounts", "grace", 1, 3600, offsetof(struct config, accounts_grace), false, "" },
 	};
 
 	CHECK_INT(CONFIG_MAX_CLIENTS_LIMIT, 1000000);
