@@ -486,9 +486,9 @@ static void nickserv_answer(struct worker *w, struct session *s, const struct ac
 		nickserv_say(w, s, "You are now identified for %s.", r->account);
 		logged_in(w, s, r->account);
 		if (chat_rename(w, s, r->account) == -EEXIST)
-			nickserv_say(w, s, "%s is in use by someone else, whose nick is changed unless they "
-				     "identify within %d seconds: then /nick %s.", r->account,
-				     worker_config(w)->accounts_grace, r->account);
+			nickserv_say(w, s, "%s is in use by another connection: /nick %s once it is free "
+				     "(one not logged in to %s is renamed within %d seconds).", r->account,
+				     r->account, r->account, worker_config(w)->accounts_grace);
 		break;
 	case ACCOUNT_PASSWORD:
 		nickserv_say(w, s, "Your password is changed.");

@@ -605,9 +605,9 @@ void line_account(struct worker *w, struct session *s, const struct account_requ
 		reply(w, s, "= you are logged in as %s", r->account);
 		int err = chat_rename(w, s, r->account);
 		if (err == -EEXIST)
-			reply(w, s, "= %s is in use by someone else, who is renamed unless they identify "
-				    "within %d seconds: then /nick %s", r->account,
-			      worker_config(w)->accounts_grace, r->account);
+			reply(w, s, "= %s is in use by another connection: /nick %s once it is free "
+				    "(one not logged in to %s is renamed within %d seconds)", r->account,
+			      r->account, r->account, worker_config(w)->accounts_grace);
 		break;
 	}
 	case ACCOUNT_PASSWORD:

@@ -55,7 +55,7 @@ RuntimeMaxUse=64M
 """
 
 DOCUMENTED_EVENTS = {"start", "connect", "disconnect", "reject", "reload",
-                     "reload_failed", "stop"}
+                     "reload_failed", "stop", "account_registered", "login_failed"}
 
 # A config with one error, on line 5.
 BROKEN_CONFIG = ("[server]\n"
@@ -546,6 +546,12 @@ class JournalTest(unittest.TestCase):
             c1.send("/msg guest2 %s psst" % cls.marker)
             for c in (c1, c2):
                 c.expect("[alice -> guest2] %s psst" % cls.marker)
+            # Passwords go nowhere near the journal.
+            cls.secret = "journal-secret-%s" % uuid.uuid4().hex
+            c1.send("/register " + cls.secret)
+            c1.expect("= registered alice: you are logged in")
+            c2.send("/identify alice %s-wrong" % cls.secret)
+            c2.expect("! wrong password for alice")
             c3 = connect("guest3", 3, [c1, c2])
             c4 = Client(d.port)
             clients.append(c4)
@@ -646,6 +652,15 @@ class JournalTest(unittest.TestCase):
         events = {value(e, "CHATD_EVENT") for e in self.entries} - {None}
         self.assertEqual(events - DOCUMENTED_EVENTS, set(), "undocumented CHATD_EVENT values")
         self.assertEqual(DOCUMENTED_EVENTS - events, set(), "events never logged:\n" + self.dump())
+
+    def test_no_password_in_the_journal(self):
+        self.one("account_registered", CHATD_NICK="alice", PRIORITY="6")
+        e = self.one("login_failed", CHATD_NICK="alice", CHATD_COUNT="1")
+        self.assertEqual(value(e, "PRIORITY"), "5")
+        self.assertEqual(value(e, "CHATD_PEER"), self.peers["guest2"].rsplit(":", 1)[0])
+        for entry in journal_entries():
+            for k, v in entry.items():
+                self.assertNotIn(self.secret, str(v), "a password in the journal's %s" % k)
 
     def test_start(self):
         e = self.one("start")
