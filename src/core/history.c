@@ -90,6 +90,14 @@ void room_history_load(struct room_history *rh, int64_t last_no, struct hline **
 	pthread_mutex_unlock(&rh->lock);
 }
 
+int64_t room_history_newest_ms(struct room_history *rh)
+{
+	pthread_mutex_lock(&rh->lock);
+	int64_t t = rh->count ? rh->ring[(rh->start + rh->count - 1) % rh->cap]->time_ms : 0;
+	pthread_mutex_unlock(&rh->lock);
+	return t;
+}
+
 void history_snapshot_release(struct history_snapshot *snap)
 {
 	for (size_t i = 0; i < snap->count; i++)

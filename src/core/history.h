@@ -52,4 +52,8 @@ void room_history_load(struct room_history *rh, int64_t last_no, struct hline **
 
 void history_snapshot_release(struct history_snapshot *snap);
 
+/* When its newest line was said (ms since the epoch); 0: it has none in
+ * memory. */
+int64_t room_history_newest_ms(struct room_history *rh);
+
 #endif

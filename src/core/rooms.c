@@ -130,6 +130,32 @@ static struct room_history *history_locked(struct rooms *r, const char *name)
 	return entry_locked(r, name)->history;
 }
 
+size_t rooms_sweep(struct rooms *r, int64_t before_ms)
+{
+	size_t freed = 0;
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->histories.size; i++) {
+		struct name_entry **p = &r->histories.buckets[i];
+		while (*p) {
+			struct history_entry *he = container_of(*p, struct history_entry, name_entry);
+			/* Kept: a room that is there, or registered, or said
+			 * something since BEFORE_MS. */
+			if (table_find(&r->rooms, he->name_entry.key) || he->saved.founder[0] ||
+			    room_history_newest_ms(he->history) >= before_ms) {
+				p = &(*p)->next;
+				continue;
+			}
+			*p = (*p)->next;
+			r->histories.count--;
+			room_history_free(he->history);
+			free(he);
+			freed++;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return freed;
+}
+
 void rooms_room_load(struct rooms *r, const struct store_room *saved)
 {
 	pthread_mutex_lock(&r->lock);

@@ -194,6 +194,12 @@ int rooms_join(struct rooms *r, struct member *m, const char *name, struct membe
 	       unsigned *ret_count, struct history_snapshot *snap, const char *account,
 	       struct store_room *ret_saved);
 
+/* Forgets the history in memory of each room that is not there, not
+ * registered, and said nothing since BEFORE_MS (ms since the epoch; the
+ * store keeps its lines still, until max_age): memory does not grow with
+ * every room ever made. Returns how many were forgotten. */
+size_t rooms_sweep(struct rooms *r, int64_t before_ms);
+
 /* At start: a room registered to an account, as the store kept it. */
 void rooms_room_load(struct rooms *r, const struct store_room *saved);
 

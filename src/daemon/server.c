@@ -58,6 +58,7 @@ struct server {
 
 	struct store *store;       /* the database; its thread runs with the workers' */
 	struct accounts *accounts; /* its accounts, with a thread of their own */
+	unsigned sweep_ticks;      /* of the 5 s timer, since the last sweep */
 };
 
 /* The C library hands freed heap memory back to the kernel as soon as
@@ -215,11 +216,34 @@ static int tls_load(struct server *s, const struct config *cfg, const char *when
  * they stayed the same for one look (a renewal that writes the certificate,
  * then the key, is not caught in between), each new state of them tried
  * once; and the expiry is checked. */
+/* Rooms nobody is in that said nothing for this long (or within max_age,
+ * when shorter) leave memory; looked for once a minute. */
+#define SWEEP_IDLE_S (24 * 3600)
+#define SWEEP_EVERY_TICKS 12
+
+static void sweep_rooms(struct server *s)
+{
+	if (++s->sweep_ticks < SWEEP_EVERY_TICKS)
+		return;
+	s->sweep_ticks = 0;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t idle = SWEEP_IDLE_S;
+	if (s->cfg->history_max_age && s->cfg->history_max_age < idle)
+		idle = s->cfg->history_max_age;
+	size_t n = rooms_sweep(s->pool.rooms, ((int64_t)now.tv_sec - idle) * 1000);
+	if (n)
+		log_debug("%zu rooms' recent lines left memory (nobody there for %lld s)", n,
+			  (long long)idle);
+}
+
+/* Every 5 s: the TLS files, and now and then the rooms' memory. */
 static void tls_watch_tick(struct server *s)
 {
 	uint64_t expirations;
 	if (read(s->tls_watch_fd, &expirations, sizeof(expirations)) < 0)
 		return;
+	sweep_rooms(s);
 	if (!s->cfg->tls_certificate)
 		return;
 	struct tls_files_stamp now;
