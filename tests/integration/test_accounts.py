@@ -55,6 +55,9 @@ class AccountsTestCase(ChatdTestCase):
         c = self.line(nick)
         c.send("/register " + password)
         c.expect("= registered %s: you are logged in" % nick)
+        # Gone from the chat (the nick free) once "= bye" is read.
+        c.send("/quit")
+        c.expect("= bye")
         c.close()
         return c
 
@@ -77,9 +80,9 @@ class LineAccountsTest(AccountsTestCase):
         a.expect("! wrong password for alice")
         a.send("/password %s new-password" % PASSWORD)
         a.expect("= password changed")
+        b = self.connect(self.srv, [a])
         a.close()
-
-        b = self.line()
+        b.expect("< alice left (1 online)")
         b.send("/identify alice not-the-password")
         b.expect("! wrong password for alice")
         b.send("/identify nobody whatever1")
