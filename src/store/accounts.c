@@ -49,6 +49,7 @@ struct failures {
 	char key[64];
 	int64_t since_s;   /* the window's start */
 	unsigned count;
+	unsigned refused;  /* attempts refused in the window (only the first is logged) */
 };
 
 struct fail_table {
@@ -138,6 +139,7 @@ static struct failures *failures_of(struct fail_table *t, const char *key, int64
 			if (now - f->since_s >= ACCOUNTS_FAIL_WINDOW_S) {
 				f->since_s = now;
 				f->count = 0;
+				f->refused = 0;
 			}
 			return f;
 		}
@@ -151,11 +153,13 @@ static struct failures *failures_of(struct fail_table *t, const char *key, int64
 	snprintf(oldest->key, sizeof(oldest->key), "%s", key);
 	oldest->since_s = now;
 	oldest->count = 0;
+	oldest->refused = 0;
 	return oldest;
 }
 
 /* Whether a login to account KEY from ADDRESS may be tried now; else the
- * seconds until it may, in *RETRY_S. */
+ * seconds until it may, in *RETRY_S, and the first refusal of the window
+ * is logged (an attacker's every try would flood the log). */
 static bool may_try(struct accounts *a, const char *key, const char *address, int *retry_s)
 {
 	int64_t now = now_s();
@@ -167,7 +171,14 @@ static bool may_try(struct accounts *a, const char *key, const char *address, in
 	if (fd->count >= ACCOUNTS_FAIL_ADDRESS && fd->since_s + ACCOUNTS_FAIL_WINDOW_S > until)
 		until = fd->since_s + ACCOUNTS_FAIL_WINDOW_S;
 	*retry_s = until > now ? (int)(until - now) : 0;
-	return until <= now;
+	if (until <= now)
+		return true;
+	struct failures *f = fa->count >= ACCOUNTS_FAIL_ACCOUNT ? fa : fd;
+	if (f->refused++ == 0)
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "login_refused", .nick = key, .peer = address),
+			  "logins to account %s from %s refused: too many failures (for %d s more; "
+			  "further refusals not logged)", key, address, *retry_s);
+	return false;
 }
 
 static void failed(struct accounts *a, const char *key, const char *address, const char *how)
@@ -336,13 +347,8 @@ static void logged_in(struct accounts *a, const char *key)
 /* The password check of LOGIN and PASSWORD, with the limits. */
 static int do_check(struct accounts *a, struct account_request *r, const char *key)
 {
-	if (!may_try(a, key, r->address, &r->retry_s)) {
-		log_event(LOG_NOTICE, LOG_FIELDS(.event = "login_refused", .nick = key,
-						 .peer = r->address),
-			  "login to account %s from %s refused: too many failures (for %d s more)",
-			  key, r->address, r->retry_s);
+	if (!may_try(a, key, r->address, &r->retry_s))
 		return -EAGAIN;
-	}
 	char display[NAME_MAX_LEN + 1], hash[CRYPT_OUTPUT_SIZE];
 	int found = find(a, key, display, hash, NULL);
 	if (found < 0)

@@ -154,7 +154,7 @@ class LineAccountsTest(AccountsTestCase):
         self.assertGreater(int(re.search(r"in (\d+) seconds", m).group(1)), 590)
         self.srv.log.wait(r"notice: failed login to account frank from 127\.0\.0\.1 \(wrong "
                           r"password; 5 for the account")
-        self.srv.log.wait(r"login to account frank from 127\.0\.0\.1 refused: too many failures")
+        self.srv.log.wait(r"logins to account frank from 127\.0\.0\.1 refused: too many failures")
         # Per address: five more failures on other accounts, then nothing.
         for i in range(5):
             c.send("/identify nobody%d wrong-password" % i)
