@@ -445,9 +445,9 @@ int chat_rename(struct worker *w, struct session *s, const char *nick)
 void chat_logged_in(struct worker *w, struct session *s, const char *account)
 {
 	snprintf(s->account, sizeof(s->account), "%s", account);
+	rooms_set_account(worker_rooms(w), &s->member, account);
 	if (strcasecmp(account, s->member.nick) == 0)
 		s->guard_ms = 0;
-	(void)w;
 }
 
 void chat_guard_expired(struct worker *w, struct session *s)

@@ -492,6 +492,13 @@ int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 	return ret;
 }
 
+void rooms_set_account(struct rooms *r, struct member *m, const char *account)
+{
+	pthread_mutex_lock(&r->lock);
+	snprintf(m->account, sizeof(m->account), "%s", account);
+	pthread_mutex_unlock(&r->lock);
+}
+
 void rooms_set_format(struct rooms *r, struct member *m, enum format format)
 {
 	pthread_mutex_lock(&r->lock);
@@ -635,6 +642,7 @@ bool rooms_whois(struct rooms *r, const char *nick, struct member_info *ret)
 		memcpy(ret->host, m->host, sizeof(ret->host));
 		memcpy(ret->realname, m->realname, sizeof(ret->realname));
 		memcpy(ret->away, m->away, sizeof(ret->away));
+		memcpy(ret->account, m->account, sizeof(ret->account));
 		ret->signon = m->signon;
 		ret->format = m->format;
 		ret->room_count = 0;

@@ -81,6 +81,7 @@ struct member {
 	struct name_entry nick_entry;
 	char nick[NAME_MAX_LEN + 1];
 	char away[AWAY_MAX_LEN + 1];   /* "": here */
+	char account[NAME_MAX_LEN + 1]; /* logged in to; "": none (WHOIS) */
 
 	/* Set before rooms_enter() and constant after. */
 	int worker;
@@ -159,6 +160,7 @@ struct member_info {
 	char host[HOST_MAX_LEN + 1];
 	char realname[REALNAME_MAX_LEN + 1];
 	char away[AWAY_MAX_LEN + 1];
+	char account[NAME_MAX_LEN + 1];
 	time_t signon;
 	enum format format;
 	size_t room_count;
@@ -232,6 +234,9 @@ bool rooms_reserved(const char *nick);
 
 /* M now reads FORMAT: each room it is in counts it there. */
 void rooms_set_format(struct rooms *r, struct member *m, enum format format);
+
+/* M is logged in to ACCOUNT. */
+void rooms_set_account(struct rooms *r, struct member *m, const char *account);
 
 /* Sets (TEXT non-empty) or clears M's away message. */
 void rooms_set_away(struct rooms *r, struct member *m, const char *text);

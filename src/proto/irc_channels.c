@@ -370,6 +370,8 @@ void irc_cmd_whois(struct worker *w, struct session *s, const struct irc_message
 	    info->format == FORMAT_LINE ? "line" : "IRC");
 	if (info->away[0])
 		irc_num(w, s, "301", "%s :%s", info->nick, info->away);
+	if (info->account[0])
+		irc_num(w, s, "330", "%s %s :is logged in as", info->nick, info->account);
 	irc_num(w, s, "317", "%s 0 %lld :seconds idle, signon time", info->nick, (long long)info->signon);
 	irc_num(w, s, "318", "%s :End of /WHOIS list", info->nick);
 	free(info);

@@ -292,6 +292,10 @@ class IrcAccountsTest(AccountsTestCase):
         burst = c.until("376", "422")
         self.assertFalse(any(m.command == "NOTICE" and "registered nick" in m.params[-1]
                              for m in burst))
+        c.send("WHOIS ivy")
+        whois = c.until("318")
+        self.assertIn(["ivy", "ivy", "is logged in as"],
+                      [m.params[1:] for m in whois if m.command == "330"])
         c.sync()
         # Wrong password: 904, and nothing else changes.
         d = self.sasl_start("ivy2", "PLAIN")
