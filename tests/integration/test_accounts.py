@@ -50,6 +50,15 @@ class AccountsTestCase(ChatdTestCase):
         self.addCleanup(c.close)
         return c
 
+    def identified(self, nick, password=PASSWORD):
+        """A line client logged in to NICK's account, and named NICK."""
+        c = self.line()
+        c.send("/identify %s %s" % (nick, password))
+        c.expect("= you are logged in as " + nick)
+        c.expect("* %s is now known as %s" % (c.nick, nick))
+        c.nick = nick
+        return c
+
     def registered(self, nick, password=PASSWORD):
         """NICK registered (by a line client that then leaves)."""
         c = self.line(nick)
@@ -194,10 +203,7 @@ class LineAccountsTest(AccountsTestCase):
     def test_a_registered_room_keeps_its_founder_and_topic(self):
         self.start()
         self.registered("nora")
-        a = self.line()
-        a.send("/identify nora " + PASSWORD)
-        a.expect("= you are logged in as nora")
-        a.expect("* %s is now known as nora" % a.nick)
+        a = self.identified("nora")
         a.send("/join Garden")
         a.expect("= you joined Garden (1 here)")
         self.srv.log.wait(r"room Garden registered to account nora")
@@ -219,10 +225,7 @@ class LineAccountsTest(AccountsTestCase):
         b.expect("= topic of Garden: roses in bloom (set by nora)")
         b.send("/who")
         b.expect("= 1 in Garden: olga")  # not the founder: no operator
-        c = self.line()
-        c.send("/identify nora " + PASSWORD)
-        c.expect("= you are logged in as nora")
-        c.expect("* %s is now known as nora" % c.nick)
+        c = self.identified("nora")
         c.send("/join Garden")
         c.expect("= you joined Garden (2 here)")
         c.expect("= topic of Garden: roses in bloom (set by nora)")
