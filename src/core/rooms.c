@@ -125,11 +125,6 @@ static struct history_entry *entry_locked(struct rooms *r, const char *name)
 	return he;
 }
 
-static struct room_history *history_locked(struct rooms *r, const char *name)
-{
-	return entry_locked(r, name)->history;
-}
-
 size_t rooms_sweep(struct rooms *r, int64_t before_ms)
 {
 	size_t freed = 0;
@@ -167,7 +162,7 @@ void rooms_history_load(struct rooms *r, const char *name, int64_t last_no, stru
 			size_t n, unsigned cap)
 {
 	pthread_mutex_lock(&r->lock);
-	struct room_history *rh = history_locked(r, name);
+	struct room_history *rh = entry_locked(r, name)->history;
 	pthread_mutex_unlock(&r->lock);
 	room_history_load(rh, last_no, lines, n, cap);
 }

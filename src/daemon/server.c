@@ -389,16 +389,8 @@ static int open_store(struct server *s)
 		return -1;
 	}
 	char *err = NULL;
-	s->store = store_open(path, &err);
-	if (!s->store) {
-		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "cannot open the database %s",
-			  err);
-		free(err);
-		free(path);
-		return -1;
-	}
-	s->accounts = accounts_open(path, &err);
-	if (!s->accounts) {
+	/* The store first: it makes the file and brings its schema up to date. */
+	if (!(s->store = store_open(path, &err)) || !(s->accounts = accounts_open(path, &err))) {
 		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "cannot open the database %s",
 			  err);
 		free(err);
@@ -545,10 +537,12 @@ static void room_loaded(void *ctx, const struct store_room *room)
 	rooms_room_load(s->pool.rooms, room);
 }
 
-static int start_workers(struct server *s, int n)
+/* The registry of N workers' rooms, with what the store kept of them (their
+ * recent lines, registered rooms), before anyone can join one: -1 (logged)
+ * when the file cannot be read. */
+static int load_rooms(struct server *s, int n)
 {
 	s->pool.rooms = rooms_new(n);
-	/* The rooms' recent lines before anyone can join one. */
 	char *err = NULL;
 	int64_t since = 0;
 	if (s->cfg->history_max_age) {
@@ -557,16 +551,17 @@ static int start_workers(struct server *s, int n)
 		since = ((int64_t)now.tv_sec - s->cfg->history_max_age) * 1000;
 	}
 	if (store_load_recent(s->store, (unsigned)s->cfg->history_replay, since, history_loaded, s,
-			      &err) < 0) {
+			      &err) < 0 ||
+	    store_load_rooms(s->store, room_loaded, s, &err) < 0) {
 		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "%s", err);
 		free(err);
-		return -EIO;
+		return -1;
 	}
-	if (store_load_rooms(s->store, room_loaded, s, &err) < 0) {
-		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "%s", err);
-		free(err);
-		return -EIO;
-	}
+	return 0;
+}
+
+static int start_workers(struct server *s, int n)
+{
 	struct store_policy sp = store_policy(s->cfg);
 	int err_store = store_start(s->store, &sp);
 	if (err_store < 0)
@@ -687,7 +682,7 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 		log_errno(LOG_ERR, -r, "signals");
 		goto out;
 	}
-	if (open_store(&s) < 0)
+	if (open_store(&s) < 0 || load_rooms(&s, workers) < 0)
 		goto out;
 	if ((r = start_workers(&s, workers)) < 0) {
 		log_errno(LOG_ERR, -r, "starting worker threads");
@@ -724,6 +719,8 @@ out:
 	listener_close(&s.listener);
 	if (s.pool.workers)
 		stop_workers(&s);
+	else
+		rooms_free(s.pool.rooms);
 	accounts_close(s.accounts);
 	store_close(s.store);
 	if (s.watchdog_fd >= 0)

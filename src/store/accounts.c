@@ -85,14 +85,6 @@ static int64_t now_s(void)
 	return (int64_t)time(NULL);
 }
 
-static void lower(char *dst, const char *src, size_t size)
-{
-	size_t i = 0;
-	for (; src[i] && i + 1 < size; i++)
-		dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + 32) : src[i];
-	dst[i] = '\0';
-}
-
 /* ---- the names in memory ------------------------------------------------- */
 
 static int name_cmp(const void *a, const void *b)
@@ -103,7 +95,7 @@ static int name_cmp(const void *a, const void *b)
 bool accounts_registered(struct accounts *a, const char *nick)
 {
 	char key[NAME_MAX_LEN + 1];
-	lower(key, nick, sizeof(key));
+	ascii_lower(key, nick, sizeof(key));
 	pthread_rwlock_rdlock(&a->names_lock);
 	bool found = a->name_count &&
 		     bsearch(key, a->names, a->name_count, sizeof(*a->names), name_cmp) != NULL;
@@ -414,7 +406,7 @@ static int do_scram(struct accounts *a, struct account_request *r, const char *k
 static void handle(struct accounts *a, struct account_request *r)
 {
 	char key[NAME_MAX_LEN + 1];
-	lower(key, r->name, sizeof(key));
+	ascii_lower(key, r->name, sizeof(key));
 	switch (r->op) {
 	case ACCOUNT_REGISTER:
 		r->result = do_register(a, r, key);

@@ -156,27 +156,11 @@ struct store {
 	atomic_uint_least64_t written, dropped;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The room's key: its name in lower case (names are ASCII). */
-static void room_key(const char *name, char key[64])
-{
-	size_t i = 0;
-	for (; name[i] && i < 63; i++)
-		key[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32) : name[i];
-	key[i] = '\0';
 }
 
 /* ---- opening ----------------------------------------------------------- */
@@ -407,15 +391,13 @@ int store_load_recent(struct store *st, unsigned n, int64_t since_ms,
 		reverse(lines, count);
 		fn(ctx, room, last_no, lines, count);
 	}
+	/* SQLITE_ROW here: a room's lines could not be read. */
+	if (rc != SQLITE_DONE) {
+		*err = db_error(st->path, st->db, "cannot read the history");
+		sqlite3_finalize(rooms);
+		return -1;
+	}
 	sqlite3_finalize(rooms);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		*err = db_error(st->path, st->db, "cannot read the history");
-		return -1;
-	}
-	if (rc == SQLITE_ROW) {
-		*err = db_error(st->path, st->db, "cannot read the history");
-		return -1;
-	}
 	return 0;
 }
 
@@ -479,7 +461,7 @@ static int floor_of(struct store *st, const char *room, const struct store_polic
 static int answer(struct store *st, struct store_query *q, const struct store_policy *policy)
 {
 	char room[64];
-	room_key(q->room, room);
+	ascii_lower(room, q->room, sizeof(room));
 	unsigned limit = q->limit == 0 ? 1 : q->limit > STORE_QUERY_MAX ? STORE_QUERY_MAX : q->limit;
 	int64_t a, b;
 	struct floor fl;
@@ -552,7 +534,7 @@ static void lost(struct store *st, uint64_t n, const char *why)
 {
 	atomic_fetch_add(&st->dropped, n);
 	st->unwarned += n;
-	uint64_t now = now_ms();
+	uint64_t now = monotonic_ms();
 	if (st->unwarned && (st->last_warn_ms == 0 || now - st->last_warn_ms >= WARN_INTERVAL_MS)) {
 		log_event(LOG_WARNING, LOG_FIELDS(.event = "history_dropped", .count = st->unwarned),
 			  "%s: %llu history line%s not written: %s (chat goes on; writing is tried "
@@ -632,7 +614,7 @@ static void write_line(struct store *st, const struct hline *l, const struct sto
 		return;
 	}
 	char room[64];
-	room_key(l->room, room);
+	ascii_lower(room, l->room, sizeof(room));
 	sqlite3_stmt *q = st->stmt[ST_INSERT];
 	sqlite3_bind_text(q, 1, room, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, l->no);
@@ -671,7 +653,7 @@ static void save_room(struct store *st, const struct store_room *room)
 		return;
 	}
 	char key[64];
-	room_key(room->name, key);
+	ascii_lower(key, room->name, sizeof(key));
 	sqlite3_stmt *q = st->stmt[ST_SAVE_ROOM];
 	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, room->name, -1, SQLITE_STATIC);
@@ -735,9 +717,9 @@ static void *store_main(void *arg)
 		/* Wakes once every commit interval, or at once for a question,
 		 * a long queue or the end: workers do not wake it per batch, which
 		 * under load cost more than the writing. */
-		uint64_t wake = now_ms() + (uint64_t)st->policy.commit_interval_ms;
+		uint64_t wake = monotonic_ms() + (uint64_t)st->policy.commit_interval_ms;
 		while (!st->urgent && !st->stopping) {
-			uint64_t now = now_ms();
+			uint64_t now = monotonic_ms();
 			if (now >= wake)
 				break;
 			struct timespec until;
@@ -784,7 +766,7 @@ static void *store_main(void *arg)
 			}
 		}
 		/* Everything taken is committed before the next wait. */
-		uint64_t now = now_ms();
+		uint64_t now = monotonic_ms();
 		commit(st);
 		if (!st->in_txn && policy.max_age_ms > 0 &&
 		    (st->last_age_prune_ms == 0 || now - st->last_age_prune_ms >= AGE_PRUNE_INTERVAL_MS)) {
