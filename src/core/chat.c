@@ -187,7 +187,7 @@ static void log_connect(struct worker *w, struct session *s, int online)
 static void guard_nick(struct worker *w, struct session *s)
 {
 	s->guard_ms = 0;
-	if ((s->account[0] && strcasecmp(s->account, s->member.nick) == 0) ||
+	if ((s->member.account[0] && strcasecmp(s->member.account, s->member.nick) == 0) ||
 	    !worker_nick_registered(w, s->member.nick))
 		return;
 	int grace = worker_config(w)->accounts_grace;
@@ -318,7 +318,7 @@ int chat_join(struct worker *w, struct session *s, const char *name, bool echo,
 	if (snap)
 		snap->want = replay_count(w);
 	struct store_room saved = { 0 };
-	int r = rooms_join(worker_rooms(w), &s->member, name, &ms, ret_count, snap, s->account,
+	int r = rooms_join(worker_rooms(w), &s->member, name, &ms, ret_count, snap, s->member.account,
 			   &saved);
 	if (r < 0)
 		return r;
@@ -444,7 +444,6 @@ int chat_rename(struct worker *w, struct session *s, const char *nick)
 
 void chat_logged_in(struct worker *w, struct session *s, const char *account)
 {
-	snprintf(s->account, sizeof(s->account), "%s", account);
 	rooms_set_account(worker_rooms(w), &s->member, account);
 	if (strcasecmp(account, s->member.nick) == 0)
 		s->guard_ms = 0;

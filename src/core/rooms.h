@@ -81,7 +81,7 @@ struct member {
 	struct name_entry nick_entry;
 	char nick[NAME_MAX_LEN + 1];
 	char away[AWAY_MAX_LEN + 1];   /* "": here */
-	char account[NAME_MAX_LEN + 1]; /* logged in to; "": none (WHOIS) */
+	char account[NAME_MAX_LEN + 1]; /* logged in to; "": none (rooms_set_account) */
 
 	/* Set before rooms_enter() and constant after. */
 	int worker;

@@ -25,7 +25,6 @@ struct session {
 	char peer[PEER_MAX];  /* the client's address, for the log */
 	struct flood flood;   /* [limits] rate and burst */
 	size_t dropped_bytes; /* of over-long lines, not yet charged to flood */
-	char account[NAME_MAX_LEN + 1]; /* the account it is logged in to; "": none */
 	uint64_t guard_ms;    /* when its registered nick is taken from it, unless it
 			       * identifies (worker_now_ms); 0: no such deadline */
 	void *codec_state;    /* the protocol's own, owned by proto/codec.c */

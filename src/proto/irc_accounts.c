@@ -227,7 +227,7 @@ void irc_cmd_authenticate(struct worker *w, struct session *s, const struct irc_
 		return;
 	}
 	if (!sa || sa->step == SASL_IDLE) {
-		if (s->account[0]) {
+		if (s->member.account[0]) {
 			irc_num(w, s, "907", ":You have already authenticated using SASL");
 			return;
 		}
@@ -299,7 +299,7 @@ void irc_cmd_register(struct worker *w, struct session *s, const struct irc_mess
 			      "Register once connected");
 		return;
 	}
-	if (s->account[0]) {
+	if (s->member.account[0]) {
 		register_fail(w, s, "ALREADY_AUTHENTICATED", account, "You are logged in already");
 		return;
 	}
@@ -366,8 +366,8 @@ void irc_nickserv(struct worker *w, struct session *s, const char *text, size_t 
 		}
 	} else if (strcasecmp(word[0], "REGISTER") == 0 && (n == 2 || n == 3)) {
 		size_t pl = strlen(word[1]);
-		if (s->account[0]) {
-			nickserv_say(w, s, "You are logged in as %s already.", s->account);
+		if (s->member.account[0]) {
+			nickserv_say(w, s, "You are logged in as %s already.", s->member.account);
 		} else if (pl < ACCOUNTS_PASSWORD_MIN || pl > ACCOUNTS_PASSWORD_MAX) {
 			nickserv_say(w, s, "A password is %d-%d bytes.", ACCOUNTS_PASSWORD_MIN,
 				     ACCOUNTS_PASSWORD_MAX);
@@ -379,14 +379,15 @@ void irc_nickserv(struct worker *w, struct session *s, const char *text, size_t 
 		}
 	} else if (strcasecmp(word[0], "PASSWORD") == 0 && n == 3) {
 		size_t pl = strlen(word[2]);
-		if (!s->account[0]) {
+		if (!s->member.account[0]) {
 			nickserv_say(w, s, "You are not logged in: IDENTIFY first.");
 		} else if (pl < ACCOUNTS_PASSWORD_MIN || pl > ACCOUNTS_PASSWORD_MAX ||
 			   strlen(word[1]) > ACCOUNTS_PASSWORD_MAX) {
 			nickserv_say(w, s, "A password is %d-%d bytes.", ACCOUNTS_PASSWORD_MIN,
 				     ACCOUNTS_PASSWORD_MAX);
 		} else {
-			struct account_request *r = request(ACCOUNT_PASSWORD, s->account, ASKED_BY_NICKSERV);
+			struct account_request *r = request(ACCOUNT_PASSWORD, s->member.account,
+							    ASKED_BY_NICKSERV);
 			snprintf(r->password, sizeof(r->password), "%s", word[1]);
 			snprintf(r->new_password, sizeof(r->new_password), "%s", word[2]);
 			worker_account_request(w, s, r);

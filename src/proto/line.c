@@ -495,8 +495,8 @@ static void do_register(struct worker *w, struct session *s, const struct comman
 		usage(w, s, CMD_REGISTER);
 		return;
 	}
-	if (s->account[0]) {
-		reply(w, s, "! you are logged in as %s already", s->account);
+	if (s->member.account[0]) {
+		reply(w, s, "! you are logged in as %s already", s->member.account);
 		return;
 	}
 	struct account_request *r = account_request(ACCOUNT_REGISTER, s->member.nick);
@@ -546,11 +546,11 @@ static void do_password(struct worker *w, struct session *s, const struct comman
 		usage(w, s, CMD_PASSWORD);
 		return;
 	}
-	if (!s->account[0]) {
+	if (!s->member.account[0]) {
 		reply(w, s, "! you are not logged in: /identify PASSWORD first");
 		return;
 	}
-	struct account_request *r = account_request(ACCOUNT_PASSWORD, s->account);
+	struct account_request *r = account_request(ACCOUNT_PASSWORD, s->member.account);
 	if (cmd->arg_len > ACCOUNTS_PASSWORD_MAX ||
 	    !take_password(w, s, cmd->text, cmd->text_len, r->new_password)) {
 		if (cmd->arg_len > ACCOUNTS_PASSWORD_MAX)
