@@ -318,6 +318,13 @@ class PersistenceTest(ChatdTestCase):
         finally:
             db.close()
 
+    def wait_stored(self, text):
+        """Waits (bounded) until TEXT is committed to the file."""
+        deadline = time.monotonic() + TIMEOUT
+        while text not in self.stored():
+            self.assertLess(time.monotonic(), deadline, "%r never committed" % text)
+            time.sleep(0.02)
+
     def test_sigterm_loses_nothing(self):
         srv = self.start_server(self.config())
         a = self.connect(srv)
@@ -395,7 +402,7 @@ class PersistenceTest(ChatdTestCase):
         a.send("before")
         b.expect("[%s] before" % a.nick)
         self.sync(a)
-        time.sleep(0.3)  # committed
+        self.wait_stored("before")
         filler = os.path.join(mnt, "filler")
         with open(filler, "wb") as f:
             try:
