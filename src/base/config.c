@@ -2,6 +2,7 @@
 
 #include "base/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,7 @@ enum section {
 	SEC_STORE,
 	SEC_HISTORY,
 	SEC_ACCOUNTS,
+	SEC_WEB,
 };
 
 static const char *const section_names[] = {
@@ -48,6 +50,7 @@ static const char *const section_names[] = {
 	[SEC_STORE] = "store",
 	[SEC_HISTORY] = "history",
 	[SEC_ACCOUNTS] = "accounts",
+	[SEC_WEB] = "web",
 };
 
 enum key_id {
@@ -91,6 +94,12 @@ enum key_id {
 	KEY_HISTORY_MAX_AGE,
 	KEY_HISTORY_REPLAY,
 	KEY_ACCOUNTS_GRACE,
+	KEY_WEB_PORT,
+	KEY_WEB_TLS_PORT,
+	KEY_WEB_BIND,
+	KEY_WEB_ROOT,
+	KEY_WEB_ALLOWED_ORIGINS,
+	KEY_WEB_TRUSTED_PROXIES,
 	KEY_COUNT
 };
 
@@ -139,7 +148,7 @@ struct loader {
 
 static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, parse_level,
 	parse_target, parse_bool, parse_irc_bind, parse_server_name, parse_password,
-	parse_network, parse_path, parse_duration;
+	parse_network, parse_path, parse_duration, parse_web_bind, parse_origins, parse_proxies;
 
 #define NUM(id, sec, name, fn, lo, hi, field) \
 	[id] = { sec, name, fn, lo, hi, false, offsetof(struct config, field) }
@@ -201,6 +210,12 @@ static const struct key keys[KEY_COUNT] = {
 	NUM(KEY_HISTORY_REPLAY, SEC_HISTORY, "replay", parse_int, 0, CONFIG_HISTORY_REPLAY_MAX,
 	    history_replay),
 	NUM(KEY_ACCOUNTS_GRACE, SEC_ACCOUNTS, "grace", parse_int, 1, 3600, accounts_grace),
+	NUM(KEY_WEB_PORT, SEC_WEB, "port", parse_int, 0, 65535, web_port),
+	NUM(KEY_WEB_TLS_PORT, SEC_WEB, "tls_port", parse_int, 0, 65535, web_tls_port),
+	STR(KEY_WEB_BIND, SEC_WEB, "bind", parse_web_bind),
+	PATH(KEY_WEB_ROOT, SEC_WEB, "root", web_root),
+	STR(KEY_WEB_ALLOWED_ORIGINS, SEC_WEB, "allowed_origins", parse_origins),
+	STR(KEY_WEB_TRUSTED_PROXIES, SEC_WEB, "trusted_proxies", parse_proxies),
 };
 
 static const struct {
@@ -415,6 +430,155 @@ static char *parse_irc_bind(struct loader *ld, const struct key *key, const char
 }
 
 /* Not isalnum(): the same whatever the locale. */
+static char *parse_web_bind(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	if (*value && address_problem(value))
+		return address_problem(value);
+	free(ld->cfg->web_bind);
+	ld->cfg->web_bind = *value ? xstrdup(value) : NULL;
+	return NULL;
+}
+
+/* VALUE's space-separated words, each checked by CHECK (NULL: fine, else
+ * the complaint), into *RET_WORDS (malloc'd) and *RET_COUNT. */
+static char *split_words(const char *value, size_t max, char *(*check)(const char *word),
+			 char ***ret_words, size_t *ret_count)
+{
+	char **words = NULL;
+	size_t count = 0;
+	const char *p = value;
+	while (*p) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		const char *start = p;
+		while (*p && *p != ' ' && *p != '\t')
+			p++;
+		char *word = xasprintf("%.*s", (int)(p - start), start);
+		char *why = count == max ? xasprintf("at most %zu entries", max) : check(word);
+		if (why) {
+			free(word);
+			for (size_t i = 0; i < count; i++)
+				free(words[i]);
+			free(words);
+			return why;
+		}
+		words = xrealloc(words, (count + 1) * sizeof(*words));
+		words[count++] = word;
+	}
+	*ret_words = words;
+	*ret_count = count;
+	return NULL;
+}
+
+static void free_words(char **words, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(words[i]);
+	free(words);
+}
+
+/* "*", or scheme://host[:port] as a browser's Origin header has it. */
+static char *check_origin(const char *word)
+{
+	if (strcmp(word, "*") == 0)
+		return NULL;
+	const char *host = strncmp(word, "http://", 7) == 0 ? word + 7 :
+			   strncmp(word, "https://", 8) == 0 ? word + 8 : NULL;
+	if (!host || !*host || strpbrk(host, "/?#@ "))
+		return xasprintf("%s is not an origin: write it as the browser sends it, "
+				 "https://chat.example.org or http://host:8080 (no path), or *", word);
+	return NULL;
+}
+
+static char *parse_origins(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	char **words;
+	size_t count;
+	char *why = split_words(value, CONFIG_WEB_LIST_MAX, check_origin, &words, &count);
+	if (why)
+		return why;
+	for (size_t i = 0; i < count; i++)
+		ascii_lower(words[i], words[i], strlen(words[i]) + 1);
+	free_words(ld->cfg->web_origins, ld->cfg->web_origin_count);
+	ld->cfg->web_origins = words;
+	ld->cfg->web_origin_count = count;
+	return NULL;
+}
+
+bool config_cidr_parse(const char *text, struct config_cidr *ret)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(text, '/');
+	size_t n = slash ? (size_t)(slash - text) : strlen(text);
+	if (n == 0 || n >= sizeof(addr))
+		return false;
+	memcpy(addr, text, n);
+	addr[n] = '\0';
+	int max;
+	memset(ret, 0, sizeof(*ret));
+	struct in_addr v4;
+	if (inet_pton(AF_INET, addr, &v4) == 1) {
+		ret->bytes[10] = ret->bytes[11] = 0xff;
+		memcpy(ret->bytes + 12, &v4, 4);
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, ret->bytes) == 1) {
+		max = 128;
+	} else {
+		return false;
+	}
+	int prefix = max;
+	if (slash) {
+		char *end;
+		long v = strtol(slash + 1, &end, 10);
+		if (!slash[1] || *end || v < 0 || v > max)
+			return false;
+		prefix = (int)v;
+	}
+	ret->prefix = prefix + (max == 32 ? 96 : 0);
+	return true;
+}
+
+bool config_cidr_contains(const struct config_cidr *c, const uint8_t addr[16])
+{
+	int bits = c->prefix;
+	for (int i = 0; i < 16 && bits > 0; i++, bits -= 8) {
+		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+		if ((addr[i] & mask) != (c->bytes[i] & mask))
+			return false;
+	}
+	return true;
+}
+
+static char *check_cidr(const char *word)
+{
+	struct config_cidr c;
+	if (!config_cidr_parse(word, &c))
+		return xasprintf("%s is not an address or network (192.0.2.10, 10.0.0.0/8, ::1, "
+				 "fd00::/8)", word);
+	return NULL;
+}
+
+static char *parse_proxies(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	char **words;
+	size_t count;
+	char *why = split_words(value, CONFIG_WEB_LIST_MAX, check_cidr, &words, &count);
+	if (why)
+		return why;
+	free(ld->cfg->web_proxies);
+	ld->cfg->web_proxies = xcalloc(count ? count : 1, sizeof(*ld->cfg->web_proxies));
+	for (size_t i = 0; i < count; i++)
+		config_cidr_parse(words[i], &ld->cfg->web_proxies[i]);
+	ld->cfg->web_proxy_count = count;
+	free_words(words, count);
+	return NULL;
+}
+
 static bool ascii_alnum(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -945,8 +1109,11 @@ static void check_ports(struct loader *ld)
 		{ KEY_IRC_PORT, KEY_IRC_BIND, "[irc] port", cfg->irc_port, config_irc_bind(cfg) },
 		{ KEY_IRC_TLS_PORT, KEY_IRC_BIND, "[irc] tls_port", cfg->irc_tls_port,
 		  config_irc_bind(cfg) },
+		{ KEY_WEB_PORT, KEY_WEB_BIND, "[web] port", cfg->web_port, config_web_bind(cfg) },
+		{ KEY_WEB_TLS_PORT, KEY_WEB_BIND, "[web] tls_port", cfg->web_tls_port,
+		  config_web_bind(cfg) },
 	};
-	if (ld->key_bad[KEY_BIND] || ld->key_bad[KEY_IRC_BIND])
+	if (ld->key_bad[KEY_BIND] || ld->key_bad[KEY_IRC_BIND] || ld->key_bad[KEY_WEB_BIND])
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(ports); i++) {
 		for (size_t j = i + 1; j < ARRAY_SIZE(ports); j++) {
@@ -980,9 +1147,10 @@ static void check_tls(struct loader *ld)
 		else
 			free(path);
 	}
-	if (!cfg->tls_port && !cfg->irc_tls_port)
+	if (!cfg->tls_port && !cfg->irc_tls_port && !cfg->web_tls_port)
 		return;
-	enum key_id port_key = cfg->tls_port ? KEY_TLS_PORT : KEY_IRC_TLS_PORT;
+	enum key_id port_key = cfg->tls_port ? KEY_TLS_PORT :
+			       cfg->irc_tls_port ? KEY_IRC_TLS_PORT : KEY_WEB_TLS_PORT;
 	if (!cfg->tls_certificate)
 		add_error(ld, ld->key_line[port_key],
 			  "%s: a TLS port needs a certificate: set certificate in [tls]",
@@ -1144,6 +1312,8 @@ struct config *config_new_default(void)
 	cfg->history_max_age = 30 * 86400;
 	cfg->history_replay = 20;
 	cfg->accounts_grace = 30;
+	cfg->web_port = 0;
+	cfg->web_tls_port = 0;
 	return cfg;
 }
 
@@ -1214,6 +1384,10 @@ void config_unref(struct config *cfg)
 	free(cfg->tls_key);
 	free(cfg->tls_client_ca);
 	free(cfg->store_path);
+	free(cfg->web_bind);
+	free(cfg->web_root);
+	free_words(cfg->web_origins, cfg->web_origin_count);
+	free(cfg->web_proxies);
 	free(cfg);
 }
 
@@ -1271,4 +1445,9 @@ char *config_store_path(const struct config *cfg)
 const char *config_irc_bind(const struct config *cfg)
 {
 	return cfg->irc_bind ? cfg->irc_bind : cfg->bind;
+}
+
+const char *config_web_bind(const struct config *cfg)
+{
+	return cfg->web_bind ? cfg->web_bind : cfg->bind;
 }

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/log.h"
 
@@ -33,6 +34,14 @@
 /* The database's file name in the state folder, when [store] path is not
  * set. */
 #define CONFIG_STORE_FILE "chatd.db"
+/* Entries of [web] allowed_origins and trusted_proxies, at most. */
+#define CONFIG_WEB_LIST_MAX 64
+
+/* An address or network: IPv4 as IPv4-mapped IPv6 (prefix + 96). */
+struct config_cidr {
+	uint8_t bytes[16];
+	int prefix;
+};
 
 struct config {
 	atomic_int refcount;
@@ -96,6 +105,17 @@ struct config {
 	/* [accounts] */
 	int accounts_grace;        /* seconds to identify for a registered nick */
 
+	/* [web] */
+	int web_port;              /* the page and IRC over WebSocket; 0 = off */
+	int web_tls_port;          /* the same over TLS (HTTPS, WSS); 0 = off */
+	char *web_bind;            /* NULL = the [server] bind */
+	char *web_root;            /* the page's files; NULL = the installed ones */
+	char **web_origins;        /* Origins allowed to open /ws ("*": any), lower
+				    * case; none: the page's own */
+	size_t web_origin_count;
+	struct config_cidr *web_proxies; /* whose X-Forwarded-For is believed */
+	size_t web_proxy_count;
+
 	/* [log] */
 	int log_level;     /* syslog priority */
 	enum log_target log_target;
@@ -136,5 +156,14 @@ char *config_store_path(const struct config *cfg);
 
 /* The address IRC listens on: [irc] bind, or the [server] bind when unset. */
 const char *config_irc_bind(const struct config *cfg);
+
+/* The address the web port listens on: [web] bind, or the [server] bind. */
+const char *config_web_bind(const struct config *cfg);
+
+/* TEXT ("10.0.0.0/8", "::1", "192.0.2.7") into RET; false if it is not one. */
+bool config_cidr_parse(const char *text, struct config_cidr *ret);
+
+/* Whether ADDR (16 bytes, IPv4 mapped into IPv6) is in C. */
+bool config_cidr_contains(const struct config_cidr *c, const uint8_t addr[16]);
 
 #endif

@@ -91,6 +91,40 @@ size_t text_utf8_length(const char *s, size_t len)
 	return len ? utf8_sequence((const unsigned char *)s, len, &skip) : 0;
 }
 
+size_t text_utf8_valid(const char *s, size_t len)
+{
+	size_t i = 0, skip;
+	while (i < len) {
+		if ((unsigned char)s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n = utf8_sequence((const unsigned char *)s + i, len - i, &skip);
+		if (n == 0)
+			break;
+		i += n;
+	}
+	return i;
+}
+
+size_t text_utf8_fix(char *dst, const char *src, size_t len)
+{
+	size_t in = 0, out = 0;
+	while (in < len) {
+		size_t skip = 0, n = utf8_sequence((const unsigned char *)src + in, len - in, &skip);
+		if (n == 0) {
+			memcpy(dst + out, replacement, 3);
+			out += 3;
+			in += skip;
+			continue;
+		}
+		memcpy(dst + out, src + in, n);
+		out += n;
+		in += n;
+	}
+	return out;
+}
+
 bool text_is_formatting(char c)
 {
 	switch (c) {

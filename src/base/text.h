@@ -57,6 +57,14 @@ void text_buf_free(struct text_buf *b);
  * when the bytes there are not one. */
 size_t text_utf8_length(const char *s, size_t len);
 
+/* The length of the longest start of S (LEN bytes) that is valid UTF-8:
+ * LEN when all of it is. */
+size_t text_utf8_valid(const char *s, size_t len);
+
+/* SRC with each invalid UTF-8 sequence replaced by U+FFFD, and nothing
+ * else changed, into DST (room for 3 * LEN bytes); returns its length. */
+size_t text_utf8_fix(char *dst, const char *src, size_t len);
+
 /* The longest start of S (LEN bytes of valid UTF-8, as cleaned) of at
  * most MAX bytes that ends between two characters. */
 size_t text_utf8_prefix(const char *s, size_t len, size_t max);

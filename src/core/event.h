@@ -62,24 +62,51 @@ struct chat_event {
 /* The protocols chatd speaks; a session speaks one. */
 enum proto {
 	PROTO_LINE,    /* chatd's own lines (docs/protocol.md) */
-	PROTO_IRC,     /* IRC (docs/irc.md) */
+	PROTO_IRC,     /* IRC (docs/irc.md), over a stream or a WebSocket */
+	PROTO_WEB,     /* the web port: HTTP, until /ws makes it IRC over a
+			* WebSocket (docs/web.md) */
 	PROTO_COUNT,
 };
 
+/* How IRC lines travel: as a stream of lines, or one per WebSocket
+ * message, in text or binary frames (the IRCv3 WebSocket subprotocols). */
+enum irc_framing {
+	FRAMING_STREAM,
+	FRAMING_WS_TEXT,
+	FRAMING_WS_BINARY,
+};
+
 /* The bytes a session reads: its protocol, and for IRC the message tags
- * it asked for. Every event is encoded at most once per format present
- * among its recipients, and shared by all of them. */
+ * it asked for and its framing. Every event is encoded at most once per
+ * format present among its recipients, and shared by all of them. */
 enum format {
 	FORMAT_LINE,
-	FORMAT_IRC,
+	FORMAT_IRC,             /* + tag bits + 4 * framing: */
 	FORMAT_IRC_TIME,        /* IRCv3 server-time */
 	FORMAT_IRC_MSGID,       /* IRCv3 message-tags: msgid */
 	FORMAT_IRC_TIME_MSGID,
-	FORMAT_COUNT,
+	FORMAT_COUNT = FORMAT_IRC + 12,
 };
 
 #define FORMAT_IRC_TIME_BIT 1
 #define FORMAT_IRC_MSGID_BIT 2
+#define FORMAT_IRC_TAG_BITS 3
+
+static inline enum format format_irc(unsigned tag_bits, enum irc_framing framing)
+{
+	return (enum format)(FORMAT_IRC + (tag_bits & FORMAT_IRC_TAG_BITS) + 4 * (unsigned)framing);
+}
+
+/* Of an IRC format (not FORMAT_LINE): its tags, and its framing. */
+static inline unsigned format_tags(enum format f)
+{
+	return (unsigned)(f - FORMAT_IRC) & FORMAT_IRC_TAG_BITS;
+}
+
+static inline enum irc_framing format_framing(enum format f)
+{
+	return (enum irc_framing)((unsigned)(f - FORMAT_IRC) >> 2);
+}
 
 /* EV as clients reading FORMAT read it: one msg (one or more lines, with
  * their line ends) with one reference for the caller. Implemented by each

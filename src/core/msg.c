@@ -13,6 +13,7 @@ struct msg *msg_new(size_t cap)
 	atomic_init(&m->refs, 1);
 	m->len = 0;
 	m->cap = (uint32_t)cap;
+	m->flags = 0;
 	return m;
 }
 

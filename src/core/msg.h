@@ -15,8 +15,13 @@ struct msg {
 	atomic_uint refs;
 	uint32_t len;
 	uint32_t cap;
+	uint32_t flags;   /* MSG_* */
 	char data[];
 };
+
+/* The bytes are WebSocket frames (web/websocket.h), not lines: a
+ * WebSocket connection is sent them as they are. */
+#define MSG_FRAMED 1u
 
 /* A message with room for CAP bytes, one reference, len 0. */
 struct msg *msg_new(size_t cap);

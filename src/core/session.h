@@ -18,6 +18,7 @@
 struct session {
 	uint64_t id;          /* unique for the server's life (fds are reused) */
 	enum proto proto;     /* what it speaks */
+	enum irc_framing framing; /* IRC: over a stream, or a WebSocket */
 	bool tls;             /* over TLS */
 	char certfp[SESSION_CERTFP_MAX]; /* its TLS client certificate's SHA-256 in
 				 * hex, verified by [tls] client_ca; "": none */

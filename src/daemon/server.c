@@ -3,6 +3,7 @@
 #include "daemon/server.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "daemon/daemonize.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
+#include "net/web.h"
 #include "base/log.h"
 #include "daemon/notify.h"
 #include "core/rooms.h"
@@ -26,6 +28,7 @@
 #include "store/accounts.h"
 #include "store/store.h"
 #include "tls/context.h"
+#include "web/site.h"
 
 #define ACCEPT_BATCH 64 /* per wake-up, so signals are never starved */
 /* How often the [tls] files are looked at for a renewal (three stat()s),
@@ -58,6 +61,7 @@ struct server {
 
 	struct store *store;       /* the database; its thread runs with the workers' */
 	struct accounts *accounts; /* its accounts, with a thread of their own */
+	struct site *site;         /* the web page's files, as the workers have them */
 	unsigned sweep_ticks;      /* of the 5 s timer, since the last sweep */
 };
 
@@ -337,12 +341,16 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 		}
 		uint64_t now = monotonic_ms();
 		ip_key_from_sockaddr((struct sockaddr *)&addr, &ip);
+		/* A trusted proxy's connections count against the addresses
+		 * its X-Forwarded-For names (net/web.c), not its own. */
+		bool proxied = ls->proto == PROTO_WEB &&
+			       web_from_trusted_proxy(s->cfg, (struct sockaddr *)&addr);
 		if (atomic_load(&s->pool.connections) >= s->cfg->max_clients) {
 			snprintf(why, sizeof(why), "server full (max %d clients)", s->cfg->max_clients);
 			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, "full", why);
 			continue;
 		}
-		switch (ip_limit_acquire(s->pool.ip_limit, &ip, now)) {
+		switch (proxied ? IP_OK : ip_limit_acquire(s->pool.ip_limit, &ip, now)) {
 		case IP_OK:
 			break;
 		case IP_TOO_MANY:
@@ -368,7 +376,8 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 			}
 		}
 		atomic_fetch_add(&s->pool.connections, 1);
-		worker_post_connection(least_loaded_worker(s), fd, ls->proto, ls->tls, peer, &ip);
+		worker_post_connection(least_loaded_worker(s), fd, ls->proto, ls->tls, peer,
+				       proxied ? NULL : &ip);
 	}
 }
 
@@ -409,6 +418,61 @@ static void history_loaded(void *ctx, const char *room, int64_t last_no, struct 
 	unsigned replay = (unsigned)s->cfg->history_replay;
 	rooms_history_load(s->pool.rooms, room, last_no, lines, count, replay);
 	free(lines);
+}
+
+/* The web page's files: [web] root, or those installed with chatd, or,
+ * for a chatd run from its build tree, the source's web/ folder next to
+ * src/. */
+static char *web_root(const struct config *cfg)
+{
+	if (cfg->web_root)
+		return xstrdup(cfg->web_root);
+	char *installed = xstrdup(PKGDATADIR "/web");
+	if (access(PKGDATADIR "/web/index.html", R_OK) == 0)
+		return installed;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			char *tree = xasprintf("%s/../web", exe);
+			char *index = xasprintf("%s/index.html", tree);
+			bool found = access(index, R_OK) == 0;
+			free(index);
+			if (found) {
+				free(installed);
+				return tree;
+			}
+			free(tree);
+		}
+	}
+	return installed;
+}
+
+/* Reads the page's files (when a web port listens) and hands them to the
+ * workers; on failure the ones in use stay. */
+static void site_reload(struct server *s, const struct config *cfg, const char *when)
+{
+	if (!listener_has(&s->listener, PROTO_WEB, false) && !listener_has(&s->listener, PROTO_WEB, true))
+		return;
+	char *root = web_root(cfg), *err = NULL;
+	struct site *site = site_load(root, &err);
+	if (!site) {
+		log_event(LOG_ERR, LOG_FIELDS(.event = "web_root_failed"),
+			  "the web page cannot be served%s: %s (set root in [web] of %s)",
+			  s->site ? ", keeping the files in use" : "", err, cfg->path);
+		free(err);
+		free(root);
+		return;
+	}
+	log_info("web page: %zu files from %s (%s)", site_file_count(site), root, when);
+	free(root);
+	site_unref(s->site);
+	s->site = site;
+	for (int i = 0; i < s->pool.count; i++)
+		worker_post_site(s->pool.workers[i], site);
 }
 
 static void warn_restart_needed(const char *key, const char *path)
@@ -452,6 +516,13 @@ static void reload(struct server *s)
 		warn_restart_needed("tls_port", cfg->path);
 	if (cfg->irc_tls_port != old->irc_tls_port)
 		warn_restart_needed("[irc] tls_port", cfg->path);
+	if (cfg->web_port != old->web_port)
+		warn_restart_needed("[web] port", cfg->path);
+	if (cfg->web_tls_port != old->web_tls_port)
+		warn_restart_needed("[web] tls_port", cfg->path);
+	if (strcmp(config_web_bind(cfg), config_web_bind(old)) != 0)
+		warn_restart_needed("[web] bind", cfg->path);
+	site_reload(s, cfg, "reloaded");
 
 	/* The certificate is read again whether or not its files changed:
 	 * that is what an admin's reload after a renewal asks for. */
@@ -500,7 +571,7 @@ static void handle_signals(struct server *s)
 static int open_listeners(struct server *s)
 {
 	const struct config *cfg = s->cfg;
-	struct listen_address addresses[4] = {
+	struct listen_address addresses[6] = {
 		{ .address = cfg->bind, .port = cfg->port, .proto = PROTO_LINE },
 	};
 	size_t count = 1;
@@ -515,6 +586,13 @@ static int open_listeners(struct server *s)
 		addresses[count++] = (struct listen_address){ .address = config_irc_bind(cfg),
 							      .port = cfg->irc_tls_port,
 							      .proto = PROTO_IRC, .tls = true };
+	if (cfg->web_port)
+		addresses[count++] = (struct listen_address){
+			.address = config_web_bind(cfg), .port = cfg->web_port, .proto = PROTO_WEB };
+	if (cfg->web_tls_port)
+		addresses[count++] = (struct listen_address){ .address = config_web_bind(cfg),
+							      .port = cfg->web_tls_port,
+							      .proto = PROTO_WEB, .tls = true };
 	if (listener_open(&s->listener, addresses, count) < 0)
 		return -1;
 	if (!s->listener.activated && !cfg->irc_port && !cfg->irc_tls_port)
@@ -522,10 +600,11 @@ static int open_listeners(struct server *s)
 	else if (s->listener.activated && cfg->irc_port && !listener_has(&s->listener, PROTO_IRC, false))
 		log_info("no IRC: systemd passed no socket named \"irc\" (under socket activation "
 			 "[irc] port is not used)");
-	bool tls = listener_has(&s->listener, PROTO_LINE, true) || listener_has(&s->listener, PROTO_IRC, true);
+	bool tls = listener_has(&s->listener, PROTO_LINE, true) || listener_has(&s->listener, PROTO_IRC, true) ||
+		   listener_has(&s->listener, PROTO_WEB, true);
 	if (tls && !s->tls_ctx) {
-		log_error("systemd passed a TLS socket (named \"tls\" or \"irc-tls\"), but [tls] "
-			  "certificate is not set in %s", cfg->path);
+		log_error("systemd passed a TLS socket (named \"tls\", \"irc-tls\" or \"web-tls\"), "
+			  "but [tls] certificate is not set in %s", cfg->path);
 		return -1;
 	}
 	return 0;
@@ -694,6 +773,7 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 		goto out;
 	if (open_listeners(&s) < 0)
 		goto out;
+	site_reload(&s, cfg, "in use");
 	if ((r = setup_tls_watch(&s)) < 0) {
 		log_errno(LOG_ERR, -r, "TLS file watch timer");
 		goto out;
@@ -728,6 +808,7 @@ out:
 	if (s.tls_watch_fd >= 0)
 		close(s.tls_watch_fd);
 	SSL_CTX_free(s.tls_ctx);
+	site_unref(s.site);
 	if (s.signal_fd >= 0)
 		close(s.signal_fd);
 	if (s.epoll_fd >= 0)

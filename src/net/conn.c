@@ -10,6 +10,7 @@
 
 #include "base/util.h"
 #include "proto/codec.h"
+#include "net/web.h"
 #include "tls/stream.h"
 
 #define OUT_MIN_CAP 16
@@ -42,6 +43,7 @@ void conn_free(struct conn *c)
 		close(c->fd);
 	out_drop_all(c);
 	tls_stream_free(c->tls);
+	web_conn_free(c->web);
 	framer_reset(&c->framer);
 	free(c->held);
 	codec_free(&c->s);

@@ -16,6 +16,7 @@
 #include "proto/framer.h"
 
 struct tls_stream;
+struct web_conn;
 
 /* A connection's life; net/lifecycle.c makes every change (see there):
  *
@@ -41,10 +42,13 @@ struct conn {
 	struct session s;          /* what the chat core knows of it */
 
 	struct tls_stream *tls;    /* NULL: plaintext (see tls/stream.h) */
+	struct web_conn *web;      /* the web port's (see net/web.h); NULL: another port */
 	size_t tls_counted;        /* of its output, the bytes out_bytes counts */
-	uint64_t opened_ms;        /* when the worker took it */
+	uint64_t opened_ms;        /* when the worker took it (the web port: or last
+				    * answered a request) */
 	struct framer framer;
-	struct ip_key ip;          /* counted in the pool's ip_limit until closed */
+	struct ip_key ip;          /* counted in the pool's ip_limit until closed, */
+	bool ip_counted;           /* unless it came from a trusted proxy */
 	uint64_t last_line_ms;     /* for idle_timeout */
 	uint64_t partial_since_ms; /* a started line waits since; 0: none */
 	/* Answers owed by the store or accounts thread: while any is, its

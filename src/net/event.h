@@ -23,6 +23,7 @@ enum event_kind {
 			* receiver's to free) */
 	EV_CONFIG,     /* ptr: config */
 	EV_TLS,        /* ptr: SSL_CTX, a reference: new TLS handshakes use it */
+	EV_SITE,       /* ptr: struct site, a reference: the web page's files */
 	EV_HISTORY,    /* ptr: struct store_query, answered (the receiver's
 			* to free): for the connection q->fd + q->conn_id */
 	EV_ACCOUNT,    /* ptr: struct account_request, answered (the receiver's
@@ -36,6 +37,7 @@ struct new_connection {
 	bool tls;          /* and whether over TLS */
 	char peer[PEER_MAX];
 	struct ip_key ip;
+	bool ip_counted;   /* ip was counted (not a trusted proxy's) */
 };
 
 struct event {

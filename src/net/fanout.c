@@ -10,6 +10,7 @@
 #include "base/util.h"
 #include "core/chat.h"
 #include "net/worker_impl.h"
+#include "web/websocket.h"
 
 /* A queue is never let grow past 2 * max_sendq + this, whatever happens
  * within one iteration. */
@@ -46,12 +47,19 @@ void worker_send(struct worker *w, struct session *s, struct msg *m)
 		fanout_flush(w);
 	if (c->state == CONN_DEAD)
 		return;
+	/* What was made for this session alone (a reply, a numeric) is
+	 * framed here; what its format's encoding made is framed already. */
+	struct msg *framed = NULL;
+	if (s->framing != FRAMING_STREAM && !(m->flags & MSG_FRAMED))
+		m = framed = ws_frame_lines(m, s->framing == FRAMING_WS_BINARY);
 	if (!conn_queue(c, msg_ref(m), queue_cap(w), &w->out_cache)) {
 		msg_unref(m);
 		fanout_too_slow(w, c);
-		return;
+	} else {
+		lifecycle_mark_for_flush(w, c);
 	}
-	lifecycle_mark_for_flush(w, c);
+	if (framed)
+		msg_unref(framed);
 }
 
 void worker_room_link(struct worker *w, struct membership *ms)
@@ -96,13 +104,17 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 				w->picked[m++] = k;
 		if (m == 0) {
 			/* Members whose IRC client changed its caps after the
-			 * line was encoded get the nearest IRC encoding. */
+			 * line was encoded get another IRC encoding of the
+			 * same framing. */
 			if (f == FORMAT_LINE || TAILQ_EMPTY(room_local(room, w->index, (enum format)f)))
 				continue;
-			for (int g = FORMAT_IRC; g < FORMAT_COUNT && m == 0; g++)
+			for (int g = FORMAT_IRC; g < FORMAT_COUNT && m == 0; g++) {
+				if (format_framing((enum format)g) != format_framing((enum format)f))
+					continue;
 				for (size_t k = 0; k < n; k++)
 					if (lines[k].format == (enum format)g)
 						w->picked[m++] = k;
+			}
 			if (m == 0)
 				continue;
 		}
@@ -232,6 +244,7 @@ static void stage_append(struct room_stage *st, const struct room_send *rs)
 			/* The first line is shared with its encoder: gather
 			 * into a copy of our own from the second on. */
 			struct msg *copy = msg_new(2 * ((size_t)m->len + rs->msg[f]->len));
+			copy->flags = m->flags;
 			copy = msg_append(copy, m->data, m->len);
 			msg_unref(m);
 			m = copy;

@@ -17,6 +17,7 @@
 #include "net/worker_impl.h"
 #include "proto/codec.h"
 #include "tls/context.h"
+#include "net/web.h"
 #include "tls/stream.h"
 
 #define DRAIN_TIMEOUT_MS 2000 /* to write a leaving client's last lines */
@@ -76,7 +77,8 @@ bool lifecycle_answered(struct worker *w, struct conn *c)
 
 void lifecycle_forget(struct worker *w, const struct ip_key *ip)
 {
-	ip_limit_release(w->pool->ip_limit, ip, w->now_ms);
+	if (ip)
+		ip_limit_release(w->pool->ip_limit, ip, w->now_ms);
 	atomic_fetch_sub_explicit(&w->connection_count, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&w->pool->connections, 1, memory_order_relaxed);
 }
@@ -105,6 +107,7 @@ static void set_state(struct worker *w, struct conn *c, enum conn_state to, cons
 	case CONN_DRAINING:
 		if (chat_joined(&c->s))
 			chat_disconnected(w, &c->s, c->close_reason, farewell, farewell_len);
+		web_closing(w, c, c->close_reason);
 		c->deadline_ms = monotonic_ms() + DRAIN_TIMEOUT_MS;
 		TAILQ_INSERT_TAIL(&w->drain_list, c, drain_link);
 		framer_reset(&c->framer);
@@ -133,7 +136,7 @@ void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc)
 {
 	if (w->shutting_down) {
 		close(fd);
-		lifecycle_forget(w, &nc->ip);
+		lifecycle_forget(w, nc->ip_counted ? &nc->ip : NULL);
 		return;
 	}
 	uint64_t id = atomic_fetch_add(&w->pool->next_conn_id, 1) + 1;
@@ -142,13 +145,16 @@ void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc)
 	c->s.proto = nc->proto;
 	c->s.tls = nc->tls;
 	c->ip = nc->ip;
+	c->ip_counted = nc->ip_counted;
+	if (nc->proto == PROTO_WEB)
+		c->web = web_conn_new();
 	c->last_line_ms = w->now_ms;
 	c->opened_ms = w->now_ms;
 	if (nc->tls) {
 		if (!w->tls_ctx) { /* cannot be: the listener needs a context */
 			log_error("%s: no TLS context; closed", nc->peer);
 			conn_free(c);
-			lifecycle_forget(w, &nc->ip);
+			lifecycle_forget(w, nc->ip_counted ? &nc->ip : NULL);
 			return;
 		}
 		c->tls = tls_stream_new(w->tls_ctx);
@@ -166,12 +172,12 @@ void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc)
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		log_errno(LOG_ERR, errno, "epoll_ctl(ADD %s)", nc->peer);
 		conn_free(c);
-		lifecycle_forget(w, &nc->ip);
+		lifecycle_forget(w, nc->ip_counted ? &nc->ip : NULL);
 		return;
 	}
 	c->epoll_events = EPOLLIN;
 	w->by_fd[fd] = c;
-	if (!c->tls)
+	if (!c->tls && !c->web)
 		set_state(w, c, CONN_OPEN, NULL, NULL, 0);
 }
 
@@ -186,6 +192,12 @@ void lifecycle_established(struct worker *w, struct conn *c)
 	if (c->s.certfp[0])
 		log_event(LOG_INFO, LOG_FIELDS(.event = "tls_client_certificate", .peer = c->s.peer),
 			  "%s: client certificate SHA-256 %s", c->s.peer, c->s.certfp);
+	if (!c->web)
+		set_state(w, c, CONN_OPEN, NULL, NULL, 0);
+}
+
+void lifecycle_open(struct worker *w, struct conn *c)
+{
 	set_state(w, c, CONN_OPEN, NULL, NULL, 0);
 }
 
@@ -216,7 +228,7 @@ void lifecycle_peer_closed(struct worker *w, struct conn *c)
 
 bool lifecycle_reading(const struct conn *c)
 {
-	return c->state == CONN_OPEN;
+	return c->state == CONN_OPEN || (c->state == CONN_NEW && c->web);
 }
 
 /* Frees a DEAD connection. Its slot is given back before anyone can hear
@@ -224,7 +236,7 @@ bool lifecycle_reading(const struct conn *c)
  * the departure can take the slot at once. */
 static void close_now(struct worker *w, struct conn *c)
 {
-	lifecycle_forget(w, &c->ip);
+	lifecycle_forget(w, c->ip_counted ? &c->ip : NULL);
 	if (chat_joined(&c->s))
 		chat_disconnected(w, &c->s, c->close_reason, NULL, 0);
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
@@ -314,7 +326,8 @@ void lifecycle_free_all(struct worker *w)
 			continue;
 		if (chat_joined(&c->s))
 			chat_disconnected(w, &c->s, "shutdown", NULL, 0);
-		ip_limit_release(w->pool->ip_limit, &c->ip, w->now_ms);
+		if (c->ip_counted)
+			ip_limit_release(w->pool->ip_limit, &c->ip, w->now_ms);
 		conn_free(c);
 		w->by_fd[fd] = NULL;
 	}

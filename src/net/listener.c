@@ -49,8 +49,9 @@ void format_address(const struct sockaddr *sa, char *buf, size_t size)
 
 void listener_kind_of_name(const char *name, enum proto *proto, bool *tls)
 {
-	*proto = strcmp(name, "irc") == 0 || strcmp(name, "irc-tls") == 0 ? PROTO_IRC : PROTO_LINE;
-	*tls = strcmp(name, "tls") == 0 || strcmp(name, "irc-tls") == 0;
+	*proto = strcmp(name, "irc") == 0 || strcmp(name, "irc-tls") == 0 ? PROTO_IRC :
+		 strcmp(name, "web") == 0 || strcmp(name, "web-tls") == 0 ? PROTO_WEB : PROTO_LINE;
+	*tls = strcmp(name, "tls") == 0 || strcmp(name, "irc-tls") == 0 || strcmp(name, "web-tls") == 0;
 }
 
 const char *listener_kind_name(enum proto proto, bool tls)
@@ -60,6 +61,8 @@ const char *listener_kind_name(enum proto proto, bool tls)
 		return tls ? "the line protocol over TLS" : "the line protocol";
 	case PROTO_IRC:
 		return tls ? "IRC over TLS" : "IRC";
+	case PROTO_WEB:
+		return tls ? "the web page over TLS (https, wss)" : "the web page (http, ws)";
 	case PROTO_COUNT:
 		break;
 	}

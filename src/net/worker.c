@@ -20,7 +20,9 @@
 #include "net/worker_impl.h"
 #include "proto/codec.h"
 #include "tls/failures.h"
+#include "net/web.h"
 #include "tls/stream.h"
+#include "web/site.h"
 
 #define EPOLL_BATCH 256
 #define GATHER_ROUNDS 2 /* extra non-blocking looks for work before writing */
@@ -40,11 +42,14 @@ static void post(struct worker *w, struct event ev)
 void worker_post_connection(struct worker *w, int fd, enum proto proto, bool tls, const char *peer,
 			    const struct ip_key *ip)
 {
-	struct new_connection *nc = xmalloc(sizeof(*nc));
+	struct new_connection *nc = xcalloc(1, sizeof(*nc));
 	nc->proto = proto;
 	nc->tls = tls;
 	snprintf(nc->peer, sizeof(nc->peer), "%s", peer);
-	nc->ip = *ip;
+	if (ip) {
+		nc->ip = *ip;
+		nc->ip_counted = true;
+	}
 	atomic_fetch_add_explicit(&w->connection_count, 1, memory_order_relaxed);
 	post(w, (struct event){ .kind = EV_CONNECTION, .fd = fd, .ptr = nc });
 }
@@ -58,6 +63,11 @@ void worker_post_tls(struct worker *w, void *ctx)
 {
 	SSL_CTX_up_ref(ctx);
 	post(w, (struct event){ .kind = EV_TLS, .ptr = ctx });
+}
+
+void worker_post_site(struct worker *w, struct site *site)
+{
+	post(w, (struct event){ .kind = EV_SITE, .ptr = site ? site_ref(site) : NULL });
 }
 
 void worker_post_ping(struct worker *w, uint64_t seq)
@@ -285,6 +295,12 @@ static void partial_clock(struct worker *w, struct conn *c)
 		c->partial_since_ms = w->now_ms;
 }
 
+bool worker_feed(struct worker *w, struct conn *c, const char *data, size_t len)
+{
+	struct line_ctx lc = { w, c };
+	return feed(&lc, data, len);
+}
+
 /* An answer C waited for came (and was handled): when it waits for no
  * more, what it held is handled now, as if just read. */
 static void answered(struct worker *w, struct conn *c)
@@ -309,9 +325,19 @@ static bool on_established(void *ctx)
 	return lifecycle_reading(lc->c);
 }
 
-static bool on_plaintext(void *ctx, const char *data, size_t len)
+/* LEN bytes from C, decrypted if over TLS: lines, or for the web port,
+ * HTTP and then WebSocket frames. */
+static bool take_input(struct line_ctx *lc, char *data, size_t len)
 {
-	return feed(ctx, data, len);
+	if (!lc->c->web)
+		return feed(lc, data, len);
+	web_input(lc->w, lc->c, data, len);
+	return lifecycle_reading(lc->c);
+}
+
+static bool on_plaintext(void *ctx, char *data, size_t len)
+{
+	return take_input(ctx, data, len);
 }
 
 static const struct tls_stream_handler tls_handler = { .established = on_established,
@@ -325,7 +351,7 @@ static void tls_readable(struct line_ctx *lc, size_t n)
 
 	if (c->state != CONN_NEW && !lifecycle_reading(c))
 		return; /* lingering: the peer's last bytes are of no use */
-	bool handshake = c->state == CONN_NEW;
+	bool handshake = !tls_stream_established(c->tls);
 	enum tls_status status = tls_stream_input(c->tls, w->read_buffer, n, &tls_handler, lc);
 	/* A handshake message, an alert, a session ticket to send (replies
 	 * to the lines it carried were queued as anyone's are). */
@@ -339,7 +365,7 @@ static void tls_readable(struct line_ctx *lc, size_t n)
 		lifecycle_peer_closed(w, c);
 		break;
 	case TLS_FAILED:
-		if (handshake && c->state == CONN_NEW)
+		if (handshake)
 			tls_failure_log(c->s.peer, tls_stream_reason(c->tls), w->now_ms);
 		else
 			log_info("%s: TLS error: %s", c->s.peer, tls_stream_reason(c->tls));
@@ -373,7 +399,7 @@ static void conn_readable(struct worker *w, struct conn *c)
 		if (c->tls)
 			tls_readable(&lc, (size_t)n);
 		else if (lifecycle_reading(c))
-			feed(&lc, w->read_buffer, (size_t)n);
+			take_input(&lc, w->read_buffer, (size_t)n);
 		else
 			return; /* lingering: the peer's last bytes are of no use */
 		fanout_flush(w);
@@ -489,6 +515,10 @@ static void handle_inbox(struct worker *w)
 		case EV_TLS:
 			SSL_CTX_free(w->tls_ctx);
 			w->tls_ctx = ev->ptr;
+			break;
+		case EV_SITE:
+			site_unref(w->site);
+			w->site = ev->ptr;
 			break;
 		case EV_HISTORY: {
 			struct store_query *q = ev->ptr;
@@ -655,15 +685,18 @@ static void release_event(struct event *ev, void *ctx)
 	struct worker *w = ctx;
 
 	if (ev->kind == EV_CONNECTION) {
+		struct new_connection *nc = ev->ptr;
 		close(ev->fd);
-		lifecycle_forget(w, &((struct new_connection *)ev->ptr)->ip);
-		free(ev->ptr);
+		lifecycle_forget(w, nc->ip_counted ? &nc->ip : NULL);
+		free(nc);
 	} else if (ev->kind == EV_ROOM) {
 		room_unref(ev->ptr);
 	} else if (ev->kind == EV_CONFIG) {
 		config_unref(ev->ptr);
 	} else if (ev->kind == EV_TLS) {
 		SSL_CTX_free(ev->ptr);
+	} else if (ev->kind == EV_SITE) {
+		site_unref(ev->ptr);
 	} else if (ev->kind == EV_KICK) {
 		chat_kick_free(ev->ptr);
 	} else if (ev->kind == EV_HISTORY) {
@@ -693,6 +726,7 @@ void worker_free(struct worker *w)
 	free(w->queued);
 	free(w->picked);
 	SSL_CTX_free(w->tls_ctx);
+	site_unref(w->site);
 	if (w->motd)
 		msg_unref(w->motd);
 	if (w->cfg)

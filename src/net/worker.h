@@ -21,6 +21,8 @@
 #include "net/iplimit.h"
 #include "core/msg.h"
 #include "core/rooms.h"
+
+struct site;
 #include "store/store.h"
 
 struct worker;
@@ -55,12 +57,17 @@ void worker_free(struct worker *w);
 /* Called from any thread. Each takes what it needs: the fd (closed by the
  * worker), a reference to cfg. (Lines for other workers go through the
  * sending worker's outboxes: see worker_send_room.) */
+/* IP: what the connection counts against in the ip_limit; NULL: nothing
+ * (a trusted proxy's, counted once its client is known). */
 void worker_post_connection(struct worker *w, int fd, enum proto proto, bool tls, const char *peer,
 			    const struct ip_key *ip);
 void worker_post_config(struct worker *w, struct config *cfg);
 /* CTX (an SSL_CTX; a reference is taken) for the TLS handshakes from now
  * on; sessions already made keep theirs. */
 void worker_post_tls(struct worker *w, void *ctx);
+/* SITE (a reference is taken; NULL: none) for the web port's requests
+ * from now on. */
+void worker_post_site(struct worker *w, struct site *site);
 void worker_post_ping(struct worker *w, uint64_t seq);
 void worker_post_shutdown(struct worker *w);
 

@@ -50,6 +50,7 @@ struct worker {
 	struct config *cfg;
 	struct msg *motd;
 	struct ssl_ctx_st *tls_ctx; /* SSL_CTX for new TLS connections; NULL: none */
+	struct site *site;        /* the web page's files; NULL: none */
 
 	struct conn **by_fd;      /* this worker's connections, by socket */
 	size_t by_fd_size;
@@ -95,14 +96,21 @@ static inline struct conn *conn_of(struct session *s)
 
 /* Hands the lines said this iteration to the store thread. */
 void worker_store_flush(struct worker *w);
+/* LEN bytes of C's input, in the clear and unframed (net/web.c: a
+ * WebSocket message's payload): lines to its protocol. False when C's
+ * input is no longer read. */
+bool worker_feed(struct worker *w, struct conn *c, const char *data, size_t len);
 
 /* ---- lifecycle.c --------------------------------------------------------- */
 
 /* A connection handed over by the listener: NEW, then OPEN in the chat
  * (over TLS, once the handshake is done: lifecycle_established()). */
 void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc);
-/* NEW -> OPEN: C's TLS handshake is done. */
+/* C's TLS handshake is done: NEW -> OPEN, but for the web port, which
+ * first speaks HTTP. */
 void lifecycle_established(struct worker *w, struct conn *c);
+/* NEW -> OPEN: into the chat (the web port: upgraded to a WebSocket). */
+void lifecycle_open(struct worker *w, struct conn *c);
 /* OPEN (or NEW) -> DRAINING: leaves the chat, writes what is queued. */
 void lifecycle_drain(struct worker *w, struct conn *c, const char *reason, const char *farewell,
 		     size_t farewell_len);
@@ -131,7 +139,8 @@ void lifecycle_settle(struct worker *w);
  * until the next deadline (-1: none). */
 int lifecycle_expire_drains(struct worker *w);
 /* Gives back what the accepting thread counted for a connection never
- * made (an EV_CONNECTION nobody handled). */
+ * made (an EV_CONNECTION nobody handled), or that closed; IP: its count
+ * in the ip_limit, NULL when it has none. */
 void lifecycle_forget(struct worker *w, const struct ip_key *ip);
 /* At the end: every connection out of the chat (without telling anyone)
  * and freed. */

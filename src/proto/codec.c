@@ -6,12 +6,20 @@
 #include "base/util.h"
 #include "proto/irc.h"
 #include "proto/line.h"
+#include "web/http.h"
+#include "web/websocket.h"
 
 struct msg *event_encode(enum format format, const struct chat_event *ev)
 {
 	if (format == FORMAT_LINE)
 		return line_encode(ev);
-	return irc_encode(format, ev);
+	enum irc_framing framing = format_framing(format);
+	struct msg *m = irc_encode(format_irc(format_tags(format), FRAMING_STREAM), ev);
+	if (framing == FRAMING_STREAM)
+		return m;
+	struct msg *framed = ws_frame_lines(m, framing == FRAMING_WS_BINARY);
+	msg_unref(m);
+	return framed;
 }
 
 void codec_open(struct worker *w, struct session *s)
@@ -21,6 +29,7 @@ void codec_open(struct worker *w, struct session *s)
 		irc_open(w, s);
 		return;
 	case PROTO_LINE:
+	case PROTO_WEB: /* cannot be: it is IRC once in the chat */
 	case PROTO_COUNT:
 		break;
 	}
@@ -79,6 +88,8 @@ void codec_account(struct worker *w, struct session *s, const struct account_req
 
 struct msg *codec_refusal(enum proto proto, const char *peer, const char *why)
 {
+	if (proto == PROTO_WEB)
+		return http_error(503, why, false, true);
 	if (proto == PROTO_IRC) {
 		char host[64];
 		peer_host(peer, host, sizeof(host));

@@ -53,14 +53,14 @@ struct irc_state *irc_state_of(struct session *s)
 	return s->codec_state;
 }
 
-static enum format format_for(unsigned caps)
+static enum format format_for(const struct session *s, unsigned caps)
 {
 	unsigned f = 0;
 	if (caps & CAP_SERVER_TIME)
 		f |= FORMAT_IRC_TIME_BIT;
 	if (caps & CAP_MESSAGE_TAGS)
 		f |= FORMAT_IRC_MSGID_BIT;
-	return (enum format)(FORMAT_IRC + f);
+	return format_irc(f, s->framing);
 }
 
 /* ---- names in parameters ------------------------------------------------ */
@@ -342,7 +342,7 @@ static void do_cap(struct worker *w, struct session *s, const struct irc_message
 		irc_copy(req, sizeof(req), p, len);
 		if (ok) {
 			st->caps = caps;
-			chat_set_format(w, s, format_for(caps));
+			chat_set_format(w, s, format_for(s, caps));
 		}
 		irc_raw(w, s, ":%s CAP %s %s :%s", irc_server(w), irc_me(s), ok ? "ACK" : "NAK", req);
 	} else if (strcmp(sub, "END") == 0) {
@@ -513,7 +513,7 @@ void irc_open(struct worker *w, struct session *s)
 	st->pass_ok = worker_config(w)->irc_password == NULL;
 	st->opened_ms = worker_now_ms(w);
 	s->codec_state = st;
-	s->member.format = FORMAT_IRC;
+	s->member.format = format_for(s, 0);
 	peer_host(s->peer, s->member.host, sizeof(s->member.host));
 	flood_init(&s->flood, worker_config(w)->burst, worker_now_ms(w));
 }

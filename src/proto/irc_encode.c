@@ -21,7 +21,7 @@
 static size_t tags(enum format format, const struct chat_event *ev, unsigned part, char *buf,
 		   size_t size)
 {
-	unsigned bits = (unsigned)(format - FORMAT_IRC);
+	unsigned bits = format == FORMAT_LINE ? 0 : format_tags(format);
 	size_t n = 0;
 
 	if (format == FORMAT_LINE || (bits == 0 && !ev->batch))

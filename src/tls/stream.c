@@ -210,6 +210,11 @@ const char *tls_stream_reason(const struct tls_stream *t)
 	return t->reason ? t->reason : "no error";
 }
 
+bool tls_stream_established(const struct tls_stream *t)
+{
+	return t->established;
+}
+
 void tls_stream_describe(const struct tls_stream *t, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));

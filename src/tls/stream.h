@@ -23,8 +23,10 @@ struct tls_stream;
 struct tls_stream_handler {
 	/* The handshake is done. Return false to stop reading. */
 	bool (*established)(void *ctx);
-	/* Plaintext from the peer. Return false to stop reading. */
-	bool (*data)(void *ctx, const char *data, size_t len);
+	/* Plaintext from the peer, in a buffer the handler may change (a
+	 * WebSocket payload is unmasked in place). Return false to stop
+	 * reading. */
+	bool (*data)(void *ctx, char *data, size_t len);
 };
 
 enum tls_status {
@@ -46,6 +48,9 @@ enum tls_status tls_stream_input(struct tls_stream *t, const char *data, size_t 
 /* After TLS_FAILED: OpenSSL's reason ("wrong version number", ...), or
  * what else went wrong; a static string. */
 const char *tls_stream_reason(const struct tls_stream *t);
+
+/* Whether the handshake is done. */
+bool tls_stream_established(const struct tls_stream *t);
 
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384": for the log. */
 void tls_stream_describe(const struct tls_stream *t, char *buf, size_t size);
