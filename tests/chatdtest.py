@@ -210,6 +210,8 @@ class Server:
         else:
             write_config(self.config_path, merged_config(config))
         self.irc_wanted = config_text is None and merged_config(config)["irc"].get("port") != "0"
+        self.web_wanted = (config_text is None and
+                           merged_config(config).get("web", {}).get("port", "0") != "0")
         full_env = clean_env(env)
         self.proc = subprocess.Popen(list(prefix) + WRAPPER + [CHATD, "-c", self.config_path] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -219,6 +221,7 @@ class Server:
         self.log = LogWatcher(self.proc.stdout)
         self.port = None
         self.irc_port = None
+        self.web_port = None
 
     def start(self):
         m = self.log.wait(r"listening on \S+:(\d+) for the line protocol")
@@ -226,6 +229,9 @@ class Server:
         if self.irc_wanted:
             m = self.log.wait(r"listening on \S+:(\d+) for IRC")
             self.irc_port = int(m.group(1))
+        if self.web_wanted:
+            m = self.log.wait(r"listening on \S+:(\d+) for the web page \(http")
+            self.web_port = int(m.group(1))
         return self
 
     def rewrite_config(self, overrides=None, text=None):
@@ -275,23 +281,33 @@ class Server:
         self.close()
 
 
-IRC_PORT_TAKEN = r"cannot listen on \S+ for IRC: Address already in use"
+PORT_TAKEN = r"cannot listen on \S+ for (IRC|the web page)\S*: Address already in use"
+# The page's files, in the source tree.
+WEB_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "web")
 
 
-def irc_server(config=None, tries=3, **kw):
+def irc_server(config=None, tries=3, web=False, **kw):
     """A started Server speaking IRC too, on a port found free on 127.0.0.1
     just before (the [irc] bind is the tests' [server] bind, 127.0.0.1),
-    besides the line protocol: srv.port and srv.irc_port. config overrides
-    as for Server, [irc] ones included; should another process take the
-    port in between, it tries again with another one. The caller closes it."""
+    besides the line protocol: srv.port and srv.irc_port; with web, the web
+    port too (srv.web_port), serving the source tree's page. config
+    overrides as for Server, [irc] and [web] ones included; should another
+    process take a port in between, it tries again with others. The caller
+    closes it."""
     for attempt in range(tries):
+        config = dict(config or {})
         irc = {"port": str(free_port())}
-        irc.update((config or {}).get("irc", {}))
-        srv = Server(dict(config or {}, irc=irc), **kw)
+        irc.update(config.get("irc", {}))
+        config["irc"] = irc
+        if web:
+            page = {"port": str(free_port()), "root": WEB_ROOT}
+            page.update(config.get("web", {}))
+            config["web"] = page
+        srv = Server(config, **kw)
         try:
             return srv.start()
         except AssertionError:
-            taken = re.search(IRC_PORT_TAKEN, srv.log.text())
+            taken = re.search(PORT_TAKEN, srv.log.text())
             srv.close()
             if not taken or attempt == tries - 1:
                 raise

@@ -228,7 +228,10 @@
 
   function li(text, onclick, extra) {
     const item = document.createElement("li");
-    item.textContent = text;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = text;
+    item.append(name);
     if (extra) {
       const span = document.createElement("span");
       span.className = "count";

@@ -236,7 +236,7 @@ int http_request_parse(const char *buf, size_t len, struct http_request *ret)
 	/* A callback's 1 from on_headers_complete is "no body", not an error. */
 	if (err != HPE_OK && err != HPE_CB_headers_complete) {
 		ret->error = http_errno_description(err);
-		return err == HPE_INVALID_VERSION ? 505 : err == HPE_INVALID_METHOD ? 405 : 400;
+		return err == HPE_INVALID_VERSION ? 505 : 400;
 	}
 	if (n == 0 || !ret->path[0]) {
 		ret->error = "an incomplete request";
