@@ -54,6 +54,8 @@ static enum ws_status fail(struct ws_decoder *d, enum ws_close_code code, const 
 
 static void append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
 {
+	if (n == 0)
+		return;
 	if (*len + n > *cap) {
 		size_t c = *cap ? *cap : 256;
 		while (c < *len + n)

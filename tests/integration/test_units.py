@@ -45,8 +45,10 @@ class UnitTest(unittest.TestCase):
         shutil.copy(unit_path("chatd.socket"), self.socket)
         self.irc_socket = os.path.join(self.dir.name, "chatd-irc.socket")
         shutil.copy(unit_path("chatd-irc.socket"), self.irc_socket)
+        self.web_socket = os.path.join(self.dir.name, "chatd-web.socket")
+        shutil.copy(unit_path("chatd-web.socket"), self.web_socket)
         self.tls_sockets = []
-        for name in ("chatd-tls.socket", "chatd-irc-tls.socket"):
+        for name in ("chatd-tls.socket", "chatd-irc-tls.socket", "chatd-web-tls.socket"):
             self.tls_sockets.append(os.path.join(self.dir.name, name))
             shutil.copy(unit_path(name), self.tls_sockets[-1])
 
@@ -59,7 +61,7 @@ class UnitTest(unittest.TestCase):
         # verify exits 0 even on unknown keys: any output is a finding.
         # --man=no: the man pages are installed by the package, not here.
         r = self.analyze("verify", "--man=no", self.service, self.socket, self.irc_socket,
-                         *self.tls_sockets)
+                         self.web_socket, *self.tls_sockets)
         self.assertEqual(r.stdout + r.stderr, "", "systemd-analyze verify complained")
         self.assertEqual(r.returncode, 0)
 
@@ -109,18 +111,23 @@ class UnitTest(unittest.TestCase):
         self.assertEqual(line[("Socket", "FileDescriptorName")], ["line"])
         self.assertEqual(irc[("Socket", "FileDescriptorName")], ["irc"])
         self.assertEqual(irc[("Socket", "ListenStream")], ["6667"])
-        # The TLS ones: "tls" and "irc-tls", on the usual ports.
-        tls, irc_tls = (self.socket_settings(p) for p in self.tls_sockets)
+        web = self.socket_settings(self.web_socket)
+        self.assertEqual(web[("Socket", "FileDescriptorName")], ["web"])
+        self.assertEqual(web[("Socket", "ListenStream")], ["8080"])
+        # The TLS ones: "tls", "irc-tls" and "web-tls", on the usual ports.
+        tls, irc_tls, web_tls = (self.socket_settings(p) for p in self.tls_sockets)
         self.assertEqual(tls[("Socket", "FileDescriptorName")], ["tls"])
         self.assertEqual(irc_tls[("Socket", "FileDescriptorName")], ["irc-tls"])
         self.assertEqual(irc_tls[("Socket", "ListenStream")], ["6697"])
+        self.assertEqual(web_tls[("Socket", "FileDescriptorName")], ["web-tls"])
+        self.assertEqual(web_tls[("Socket", "ListenStream")], ["8443"])
         # All go to the one chatd.service: chatd.socket by its name, the
         # others by Service=; all start with the system once enabled (the
         # package enables the TLS ones only when asked: see debian/rules).
         self.assertNotIn(("Socket", "Service"), line)
-        for s in (irc, tls, irc_tls):
+        for s in (irc, web, tls, irc_tls, web_tls):
             self.assertEqual(s[("Socket", "Service")], ["chatd.service"])
-        for s in (line, irc, tls, irc_tls):
+        for s in (line, irc, web, tls, irc_tls, web_tls):
             self.assertEqual(s[("Install", "WantedBy")], ["sockets.target"])
             self.assertEqual(s[("Socket", "BindIPv6Only")], ["both"])
             self.assertNotIn(("Socket", "Accept"), s)

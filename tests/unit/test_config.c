@@ -184,6 +184,13 @@ static void check_defaults(const struct config *cfg, const char *path)
 	CHECK_INT(cfg->history_max_age, 30 * 86400);
 	CHECK_INT(cfg->history_replay, 20);
 	CHECK_INT(cfg->accounts_grace, 30);
+	CHECK_INT(cfg->web_port, 0);
+	CHECK_INT(cfg->web_tls_port, 0);
+	CHECK(cfg->web_bind == NULL);
+	CHECK_STR(config_web_bind(cfg), "::");
+	CHECK(cfg->web_root == NULL);
+	CHECK_INT(cfg->web_origin_count, 0);
+	CHECK_INT(cfg->web_proxy_count, 0);
 	CHECK_INT(cfg->irc_port, 6667);
 	CHECK(cfg->irc_bind == NULL);
 	CHECK_STR(config_irc_bind(cfg), "::");
@@ -232,8 +239,13 @@ static void test_shipped(void)
 	char *path = xasprintf("%s/../../../etc/chatd.conf", data_dir);
 	struct config *cfg = expect_path(__LINE__, path, "", NO_ERRORS);
 
-	if (cfg)
+	/* The shipped file turns the web page on; everything else is as built
+	 * in. */
+	if (cfg) {
+		CHECK_INT(cfg->web_port, 8080);
+		cfg->web_port = 0;
 		check_defaults(cfg, path);
+	}
 	config_unref(cfg);
 
 	/* Every line must fit, with room to spare for local edits. */
@@ -716,6 +728,56 @@ static void test_tls(void)
 	rmdir(creds);
 	free(key);
 	free(creds);
+}
+
+static void test_web(void)
+{
+	struct config *cfg = EXPECT_OK("[web]\nport = 8080\ntls_port = 8443\nbind = 127.0.0.1\n"
+				       "root = page\nallowed_origins = https://Chat.Example.org  *\n"
+				       "trusted_proxies = 127.0.0.1 10.0.0.0/8 ::1 fd00::/8\n"
+				       "[tls]\ncertificate = c.pem\nkey = k.pem\n");
+	if (cfg) {
+		CHECK_INT(cfg->web_port, 8080);
+		CHECK_INT(cfg->web_tls_port, 8443);
+		CHECK_STR(config_web_bind(cfg), "127.0.0.1");
+		CHECK_STR(cfg->web_root, "page");
+		CHECK_INT(cfg->web_origin_count, 2);
+		if (cfg->web_origin_count == 2) {
+			CHECK_STR(cfg->web_origins[0], "https://chat.example.org");
+			CHECK_STR(cfg->web_origins[1], "*");
+		}
+		CHECK_INT(cfg->web_proxy_count, 4);
+		static const uint8_t v4[16] = { [10] = 0xff, [11] = 0xff, 10, 200, 3, 4 };
+		static const uint8_t v4_out[16] = { [10] = 0xff, [11] = 0xff, 11, 0, 0, 1 };
+		static const uint8_t v6[16] = { 0xfd, 0x12, [15] = 1 };
+		static const uint8_t loop6[16] = { [15] = 1 };
+		if (cfg->web_proxy_count == 4) {
+			CHECK(config_cidr_contains(&cfg->web_proxies[1], v4));
+			CHECK(!config_cidr_contains(&cfg->web_proxies[1], v4_out));
+			CHECK(!config_cidr_contains(&cfg->web_proxies[0], v4));
+			CHECK(config_cidr_contains(&cfg->web_proxies[2], loop6));
+			CHECK(config_cidr_contains(&cfg->web_proxies[3], v6));
+			CHECK(!config_cidr_contains(&cfg->web_proxies[3], loop6));
+		}
+	}
+	config_unref(cfg);
+
+	EXPECT("[web]\nallowed_origins = chat.example.org\n",
+	       "t.conf:2: allowed_origins: chat.example.org is not an origin: write it as the browser "
+	       "sends it, https://chat.example.org or http://host:8080 (no path), or *");
+	EXPECT("[web]\nallowed_origins = https://chat.example.org/page\n",
+	       "t.conf:2: allowed_origins: https://chat.example.org/page is not an origin: write it as "
+	       "the browser sends it, https://chat.example.org or http://host:8080 (no path), or *");
+	EXPECT("[web]\ntrusted_proxies = 10.0.0.0/33\n",
+	       "t.conf:2: trusted_proxies: 10.0.0.0/33 is not an address or network (192.0.2.10, "
+	       "10.0.0.0/8, ::1, fd00::/8)");
+	EXPECT("[web]\ntrusted_proxies = proxy.example.org\n",
+	       "t.conf:2: trusted_proxies: proxy.example.org is not an address or network "
+	       "(192.0.2.10, 10.0.0.0/8, ::1, fd00::/8)");
+	EXPECT("[web]\ntls_port = 8443\n",
+	       "t.conf:2: tls_port: a TLS port needs a certificate: set certificate in [tls]");
+	EXPECT("[irc]\nport = 8080\n[web]\nport = 8080\n",
+	       "t.conf:4: port: [irc] port and [web] port are both 8080 on the same address; change one");
 }
 
 static void test_store_and_history(void)
@@ -1358,6 +1420,7 @@ int main(void)
 	test_irc_port_clash();
 	test_tls();
 	test_store_and_history();
+	test_web();
 	test_irc_unusable_host_name();
 	test_sendq_vs_line();
 	test_per_address_limits_off();
