@@ -17,7 +17,10 @@
  * others IRC on --irc-port (with one room: even clients lines, odd ones
  * IRC), all in the same rooms (chatd's room benchK is IRC's #benchK), so
  * that every line crosses from one protocol to the other on its way to half
- * its recipients. */
+ * its recipients. With --proto ws, the clients speak IRC over WebSocket
+ * (the IRCv3 transport, text frames) to --port, a web port's /ws: each
+ * line a masked frame (the mask all zeros, which any server must take and
+ * which costs the generator nothing), each line received a frame. */
 #include "autoconf.h"
 
 #include <dirent.h>
@@ -63,7 +66,8 @@
 
 enum proto { PROTO_CHATD, PROTO_IRC, PROTO_MIXED /* the run only: a client speaks one */ };
 
-enum client_state { C_IDLE, C_CONNECTING, C_TLS, C_GREETING, C_JOINING, C_READY, C_DEAD };
+enum client_state { C_IDLE, C_CONNECTING, C_TLS, C_UPGRADING, C_GREETING, C_JOINING, C_READY,
+		    C_DEAD };
 
 /* What the whole generator is doing; set by the main thread (and by the
  * thread that sees the last line arrive). */
@@ -116,6 +120,7 @@ struct options {
 	enum proto proto;
 	bool no_io_uring;         /* recvmsg per client even where io_uring works */
 	bool tls;                 /* connect over TLS (the certificate is not checked) */
+	bool ws;                  /* --proto ws: IRC over WebSocket */
 };
 
 /* Room for the receive time stamp of a recvmsg. */
@@ -368,7 +373,8 @@ static void drop_client(struct gen *g, struct client *c, const char *why)
 		/* A connection reset before the server said anything (a full
 		 * accept queue can do that) is tried again, a few times. */
 		if (!c->got_bytes && c->retries < MAX_RETRIES &&
-		    (c->state == C_CONNECTING || c->state == C_TLS || c->state == C_GREETING)) {
+		    (c->state == C_CONNECTING || c->state == C_TLS || c->state == C_UPGRADING ||
+		     c->state == C_GREETING)) {
 			epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
 			close_tls(c);
 			close(c->fd);
@@ -478,16 +484,58 @@ static void queue_out(struct client *c, const char *data, size_t len)
 	c->out_len += len;
 }
 
+/* LEN bytes of lines (each ending in "\r\n" or "\n") to send: as they are,
+ * or with --proto ws, each a masked text frame without its line end. */
+static void send_lines(struct client *c, const char *data, size_t len)
+{
+	if (!opt.ws) {
+		queue_out(c, data, len);
+		return;
+	}
+	const char *p = data, *end = data + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)((nl ? nl : end) - p);
+		if (n && p[n - 1] == '\r')
+			n--;
+		unsigned char head[8] = { 0x81 };
+		size_t h;
+		if (n < 126) {
+			head[1] = (unsigned char)(0x80 | n);
+			h = 2;
+		} else {
+			head[1] = 0x80 | 126;
+			head[2] = (unsigned char)(n >> 8);
+			head[3] = (unsigned char)n;
+			h = 4;
+		}
+		memset(head + h, 0, 4); /* the mask: XOR with zeros leaves the payload as it is */
+		queue_out(c, (const char *)head, h + 4);
+		queue_out(c, p, n);
+		p = nl ? nl + 1 : end;
+	}
+}
+
 static void send_text(struct client *c, const char *text)
 {
-	queue_out(c, text, strlen(text));
+	send_lines(c, text, strlen(text));
 }
 
 /* ---- the protocol dialects --------------------------------------------- */
 
 static void greet(struct client *c)
 {
-	char buf[128];
+	char buf[256];
+	if (opt.ws && c->state != C_UPGRADING) {
+		/* The upgrade first; its 101 brings us back here (took_ws). */
+		snprintf(buf, sizeof(buf), "GET /ws HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\n"
+			 "Connection: Upgrade\r\nSec-WebSocket-Key: Y2hhdGQtYmVuY2gtMDAwMA==\r\n"
+			 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: text.ircv3.net\r\n\r\n",
+			 opt.host, opt.port);
+		queue_out(c, buf, strlen(buf));
+		c->state = C_UPGRADING;
+		return;
+	}
 	if (c->proto == PROTO_IRC) {
 		snprintf(buf, sizeof(buf), "NICK b%d\r\nUSER b%d 0 * :chatd-bench\r\n", c->index, c->index);
 		send_text(c, buf);
@@ -531,7 +579,7 @@ static void send_bench_line(struct sender *s)
 	else
 		n = snprintf(buf, sizeof(buf), MARK "%d %" PRIu32 " %016" PRIx64 "\n", c->sender, s->sent,
 			     now_ns());
-	queue_out(c, buf, (size_t)n);
+	send_lines(c, buf, (size_t)n);
 	s->sent++;
 }
 
@@ -653,8 +701,9 @@ static void on_line(struct gen *g, struct client *c, char *line, size_t len, uin
 	if (c->proto == PROTO_IRC) {
 		if (line[0] == 'P' && strncmp(line, "PING ", 5) == 0) {
 			line[1] = 'O'; /* PONG */
-			queue_out(c, line, len);
-			queue_out(c, "\r\n", 2);
+			char pong[600];
+			int n = snprintf(pong, sizeof(pong), "%.*s\r\n", (int)len, line);
+			send_lines(c, pong, (size_t)n < sizeof(pong) ? (size_t)n : sizeof(pong) - 1);
 			return;
 		}
 		if (c->state == C_READY) {
@@ -756,6 +805,135 @@ static void took_lines(struct gen *g, struct client *c, char *buf, size_t n, uin
 	}
 }
 
+/* Appends N bytes to C's input buffer (and keeps a NUL after them). */
+static void keep_in(struct client *c, const char *p, size_t n)
+{
+	if (c->in_len + n + 1 > c->in_cap) {
+		size_t cap = c->in_cap ? c->in_cap * 2 : 256;
+		while (cap < c->in_len + n + 1)
+			cap *= 2;
+		c->in = realloc(c->in, cap);
+		if (!c->in)
+			die("out of memory");
+		c->in_cap = cap;
+	}
+	memcpy(c->in + c->in_len, p, n);
+	c->in_len += n;
+	c->in[c->in_len] = '\0';
+}
+
+/* The size of the server frame at P (N bytes): header and payload, and
+ * the header's in *RET_HEAD; 0 when not even its header is there. */
+static size_t frame_size(const char *p, size_t n, size_t *ret_head)
+{
+	if (n < 2)
+		return 0;
+	size_t len = (unsigned char)p[1] & 0x7f, h = 2;
+	if (len == 126) {
+		if (n < 4)
+			return 0;
+		len = (size_t)(unsigned char)p[2] << 8 | (unsigned char)p[3];
+		h = 4;
+	} else if (len == 127) {
+		if (n < 10)
+			return 0;
+		len = 0;
+		for (int i = 2; i < 10; i++)
+			len = len << 8 | (unsigned char)p[i];
+		h = 10;
+	}
+	*ret_head = h;
+	return h + len;
+}
+
+/* The payload of a whole frame, at P (LEN bytes, followed by a byte we may
+ * write), as a line. */
+static void took_frame(struct gen *g, struct client *c, unsigned char first, char *p, size_t len,
+		       uint64_t now, uint64_t arrived)
+{
+	unsigned op = first & 0x0f;
+	if (op == 0x8) {
+		drop_client(g, c, "the server sent a WebSocket close frame");
+		return;
+	}
+	if (op != 0x1 && op != 0x2)
+		return; /* a pong: nothing to do */
+	char saved = p[len];
+	p[len] = '\0';
+	on_line(g, c, p, len, now, arrived);
+	if (c->state != C_DEAD)
+		p[len] = saved;
+}
+
+/* N bytes from a WebSocket: the upgrade's response, then frames, taken
+ * in place but for one cut by the read, kept in c->in. */
+static void took_ws(struct gen *g, struct client *c, char *buf, size_t n, uint64_t arrived)
+{
+	uint64_t now = now_ns();
+	char *p = buf, *end = buf + n;
+	if (c->state == C_UPGRADING) {
+		keep_in(c, p, n);
+		char *blank = strstr(c->in, "\r\n\r\n");
+		if (!blank)
+			return;
+		if (strncmp(c->in, "HTTP/1.1 101 ", 13) != 0) {
+			char *eol = strstr(c->in, "\r\n");
+			*eol = '\0';
+			char why[160];
+			snprintf(why, sizeof(why), "no WebSocket: %.120s", c->in);
+			drop_client(g, c, why);
+			return;
+		}
+		size_t rest = c->in_len - (size_t)(blank + 4 - c->in);
+		p = end - rest; /* frames right behind the response */
+		c->in_len = 0;
+		greet(c);
+	}
+	while (p < end && c->state != C_DEAD) {
+		size_t head, size;
+		if (c->in_len) {
+			/* Complete the frame the last read cut: its header, then
+			 * its payload. */
+			while (c->in_len < 10 && p < end && !frame_size(c->in, c->in_len, &head))
+				keep_in(c, p++, 1);
+			size = frame_size(c->in, c->in_len, &head);
+			if (!size)
+				return;
+			size_t take = size - c->in_len < (size_t)(end - p) ? size - c->in_len : (size_t)(end - p);
+			keep_in(c, p, take);
+			p += take;
+			if (c->in_len < size)
+				return;
+			c->in_len = 0;
+			took_frame(g, c, (unsigned char)c->in[0], c->in + head, size - head, now, arrived);
+			continue;
+		}
+		size = frame_size(p, (size_t)(end - p), &head);
+		if (!size || size >= (size_t)(end - p)) {
+			/* Cut by the read, or ending with it (no byte after it
+			 * to write a NUL into): kept. */
+			if (size == (size_t)(end - p)) {
+				keep_in(c, p, size);
+				c->in_len = 0;
+				took_frame(g, c, (unsigned char)c->in[0], c->in + head, size - head, now, arrived);
+				return;
+			}
+			keep_in(c, p, (size_t)(end - p));
+			return;
+		}
+		took_frame(g, c, (unsigned char)p[0], p + head, size - head, now, arrived);
+		p += size;
+	}
+}
+
+static void took_input(struct gen *g, struct client *c, char *buf, size_t n, uint64_t arrived)
+{
+	if (opt.ws)
+		took_ws(g, c, buf, n, arrived);
+	else
+		took_lines(g, c, buf, n, arrived);
+}
+
 /* The SSL's read side: what the client's last read brought (in_tls),
  * handed over without a copy of ours; nothing left says "retry". */
 static int tls_bio_read(BIO *b, char *buf, int len)
@@ -826,7 +1004,7 @@ static void took_tls(struct gen *g, struct client *c, const char *buf, size_t n,
 	for (;;) {
 		size_t got = 0;
 		if (SSL_read_ex(c->ssl, g->plain, sizeof(g->plain), &got) == 1) {
-			took_lines(g, c, g->plain, got, arrived);
+			took_input(g, c, g->plain, got, arrived);
 			if (c->state == C_DEAD)
 				return;
 			continue;
@@ -864,7 +1042,7 @@ static bool took(struct gen *g, struct client *c, char *buf, ssize_t n, size_t s
 		took_tls(g, c, buf, (size_t)n, arrived);
 		c->in_tls_len = 0; /* all taken, or of no use: BUF is not ours */
 	} else
-		took_lines(g, c, buf, (size_t)n, arrived);
+		took_input(g, c, buf, (size_t)n, arrived);
 	return c->state != C_DEAD && (size_t)n == size; /* a full buffer: there may be more */
 }
 
@@ -1263,7 +1441,7 @@ static void usage(FILE *out)
 		"Usage: chatd-bench [--host H] [--port P] --clients N --senders S --messages M\n"
 		"                   [--rate R | --window W] [--rooms K] [--threads T] [--timeout SEC]\n"
 		"                   [--connect-only SECONDS] [--connect-parallel C] [--pid SERVER_PID]\n"
-		"                   [--proto chatd|irc|mixed [--irc-port P]] [--tls] [--no-io-uring]\n"
+		"                   [--proto chatd|irc|mixed|ws [--irc-port P]] [--tls] [--no-io-uring]\n"
 		"\n"
 		"  --host H           server address (default 127.0.0.1)\n"
 		"  --port P           server port (default 7777)\n"
@@ -1282,6 +1460,7 @@ static void usage(FILE *out)
 		"  --proto mixed      every other client of a room speaks chatd's lines (to --port),\n"
 		"                     the others IRC (to --irc-port, needed): room benchK is #benchK\n"
 		"  --irc-port P       the server's IRC port, for --proto mixed\n"
+		"  --proto ws         IRC over WebSocket to --port, a web port (GET /ws, text frames)\n"
 		"  --tls              connect over TLS (to the server's TLS ports; the certificate is\n"
 		"                     not checked: this is a load generator)\n"
 		"  --no-io-uring      read with one recvmsg per client, not in io_uring batches\n"
@@ -1347,8 +1526,10 @@ static void parse_options(int argc, char **argv)
 				opt.proto = PROTO_CHATD;
 			else if (strcmp(optarg, "mixed") == 0)
 				opt.proto = PROTO_MIXED;
+			else if (strcmp(optarg, "ws") == 0)
+				opt.proto = PROTO_IRC, opt.ws = true;
 			else
-				die("--proto must be chatd, irc or mixed, not %s", optarg);
+				die("--proto must be chatd, irc, mixed or ws, not %s", optarg);
 			break;
 		case 'V': printf("chatd-bench %s\n", PACKAGE_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
@@ -1624,7 +1805,7 @@ int main(int argc, char **argv)
 	int drops = atomic_load(&disconnected);
 	printf("chatd-bench %s: %d clients in %d room%s%s, %d thread%s\n", PACKAGE_VERSION, opt.clients,
 	       opt.rooms, opt.rooms == 1 ? "" : "s",
-	       opt.proto == PROTO_IRC ? ", IRC protocol" :
+	       opt.ws ? ", IRC over WebSocket" : opt.proto == PROTO_IRC ? ", IRC protocol" :
 	       opt.proto == PROTO_MIXED ? ", half of each room IRC" : "",
 	       opt.threads, opt.threads == 1 ? "" : "s");
 	if (connect_timed_out)
@@ -1677,7 +1858,7 @@ int main(int argc, char **argv)
 	       " misordered=%" PRIu64 " unexpected=%" PRIu64 " disconnected=%d timed_out=%d unsent=%" PRIu64
 	       " late_p50_ms=%.4f late_p99_ms=%.4f late_max_ms=%.4f generator_cpu_s=%.3f"
 	       " connect_generator_cpu_s=%.3f reads=%s tls=%d",
-	       opt.proto == PROTO_IRC ? "irc" : opt.proto == PROTO_MIXED ? "mixed" : "chatd", opt.clients, opt.senders, opt.messages, opt.rooms,
+	       opt.ws ? "ws" : opt.proto == PROTO_IRC ? "irc" : opt.proto == PROTO_MIXED ? "mixed" : "chatd", opt.clients, opt.senders, opt.messages, opt.rooms,
 	       opt.threads, opt.rate > 0 ? 0 : opt.window, opt.rate, ready_count, atomic_load(&connect_retries),
 	       connect_seconds, deliveries,
 	       expected_deliveries, send_seconds, rate, p50, p99, p999, max, a50, a99, a999, amax, unstamped, lost, duplicated, misordered,

@@ -365,6 +365,18 @@ class BenchTest(chatdtest.ChatdTestCase):
                 self.assertEqual(r[key], "0", key)
             self.assertGreater(float(r["server_cpu_s"]), 0)
 
+    def test_irc_over_websocket_against_chatd(self):
+        srv = self.start_irc_server(web=True)
+        status, r, out = run_bench(srv.web_port, "--proto", "ws", "--clients", 12, "--senders", 4,
+                                   "--messages", 300, "--window", 8, "--pid", srv.proc.pid,
+                                   "--timeout", 20)
+        self.assertEqual(status, 0, out)
+        self.assertEqual(r["proto"], "ws")
+        self.assertEqual(int(r["expected"]), 4 * 300 * 11)
+        self.assertEqual(r["deliveries"], r["expected"], out)
+        for key in ("lost", "duplicated", "misordered", "unexpected", "unsent", "timed_out", "disconnected"):
+            self.assertEqual(r[key], "0", key)
+
     def test_mixed_needs_an_irc_port(self):
         status, _, out = run_bench(1, "--proto", "mixed", "--clients", 2, "--senders", 1, "--messages", 1)
         self.assertEqual(status, 1)

@@ -457,9 +457,27 @@ class SocketActivationTest(NotifyTestCase):
             pass
         self.assertEqual(srv.stop(), 0)
 
+    def test_the_web_names_serve_the_page(self):
+        srv, first, ports = self.activate(["line", "web"],
+                                          config={"web": {"root": chatdtest.WEB_ROOT}})
+        srv.log.wait(r'listening on 127\.0\.0\.1:%d for the web page \(http, ws\) '
+                     r'\(socket-activated, name "web"\)$' % ports[1])
+        page = socket.create_connection(("127.0.0.1", ports[1]), timeout=chatdtest.TIMEOUT)
+        self.addCleanup(page.close)
+        page.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        got = b""
+        while True:
+            data = page.recv(65536)
+            if not data:
+                break
+            got += data
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got[:200])
+        self.assertIn(b"<title>chatd</title>", got)
+        self.assertEqual(srv.stop(), 0)
+
     def test_any_other_name_is_the_line_protocol(self):
-        srv, first, ports = self.activate(["line", "web"])
-        for name, port in zip(["line", "web"], ports):
+        srv, first, ports = self.activate(["line", "chat"])
+        for name, port in zip(["line", "chat"], ports):
             srv.log.wait(r'listening on 127\.0\.0\.1:%d for the line protocol '
                          r'\(socket-activated, name "%s"\)$' % (port, name))
         srv.log.wait(r'no IRC: systemd passed no socket named "irc" \(under socket '
