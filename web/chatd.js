@@ -7,6 +7,7 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const MAX_LINES = 1000;          // kept per window
+  const SHOWN_MAX = 300;           // rooms, and people of a room, listed at most
   const BACKOFF_MIN = 1000;        // ms before the first reconnection
   const BACKOFF_MAX = 30000;
   const WANTED_CAPS = ["server-time", "message-tags", "echo-message", "batch", "multi-prefix"];
@@ -277,18 +278,19 @@
     const members = [...win.members.values()].sort((a, b) =>
       (b.prefix ? 1 : 0) - (a.prefix ? 1 : 0) || lower(a.nick).localeCompare(lower(b.nick)));
     $("people-count").textContent = String(members.length);
-    for (const m of members) {
+    for (const m of members.slice(0, SHOWN_MAX)) {
       const item = li(m.prefix + m.nick, () => openQuery(m.nick));
       item.style.color = `hsl(${nickHue(m.nick)} 65% var(--nick-l))`;
       list.append(item);
     }
+    if (members.length > SHOWN_MAX) list.append(li(`and ${members.length - SHOWN_MAX} more`, () => {}));
   }
 
   function renderRooms() {
     const list = $("rooms");
     list.replaceChildren();
     const rooms = [...state.rooms.values()].sort((a, b) => b.count - a.count || a.name.localeCompare(b.name));
-    for (const r of rooms) {
+    for (const r of rooms.slice(0, SHOWN_MAX)) {
       const item = li(r.name, () => joinRoom(r.name), String(r.count));
       if (r.topic) item.title = stripFormatting(r.topic);
       if (state.current && lower(state.current.name) === lower(r.name)) item.classList.add("current");
