@@ -122,6 +122,31 @@ class PageTest(WebTestCase):
             for path in ("/passwd", "/sub/x.txt", "/sub"):
                 self.assertEqual(self.http(srv, request(path))[0].status, 404, path)
 
+    def test_a_reload_reads_the_files_again(self):
+        with tempfile.TemporaryDirectory(prefix="chatd-web-root-") as root:
+            index = os.path.join(root, "index.html")
+            with open(index, "w") as f:
+                f.write("first\n")
+            srv = self.start_web({"web": {"root": root}})
+            first, _ = self.http(srv, request("/"))
+            self.assertEqual(first.body, b"first\n")
+            with open(index, "w") as f:
+                f.write("second\n")
+            srv.reload()
+            srv.log.wait(r"web page: 1 files from \S+ \(reloaded\)")
+            r, _ = self.http(srv, request("/", headers=["If-None-Match: " + first.headers["etag"]]))
+            self.assertEqual((r.status, r.body), (200, b"second\n"))
+            # A root that cannot be served is said, and the files in use stay.
+            os.remove(index)
+            srv.reload()
+            srv.log.wait(r"the web page cannot be served, keeping the files in use: \S+: no index.html")
+            self.assertEqual(self.http(srv, request("/"))[0].body, b"second\n")
+        # Missing at start: the page's paths are 404, /ws still works.
+        srv = self.start_web({"web": {"root": "/nonexistent/chatd-web"}})
+        srv.log.wait(r"the web page cannot be served: /nonexistent/chatd-web: No such file")
+        self.assertEqual(self.http(srv, request("/"))[0].status, 404)
+        self.websocket(srv, "still")
+
     def test_bad_requests_get_a_status_and_a_close(self):
         srv = self.start_web()
         cases = [
