@@ -376,8 +376,7 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 			}
 		}
 		atomic_fetch_add(&s->pool.connections, 1);
-		worker_post_connection(least_loaded_worker(s), fd, ls->proto, ls->tls, peer,
-				       proxied ? NULL : &ip);
+		worker_post_connection(least_loaded_worker(s), fd, ls->proto, ls->tls, peer, &ip, !proxied);
 	}
 }
 

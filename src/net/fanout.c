@@ -45,14 +45,16 @@ void worker_send(struct worker *w, struct session *s, struct msg *m)
 	 * line of an echo-message client. */
 	if (w->stage.except_id != s->id)
 		fanout_flush(w);
-	if (c->state == CONN_DEAD)
+	if (c->state == CONN_DEAD || m->len == 0)
 		return;
 	/* What was made for this session alone (a reply, a numeric) is
 	 * framed here; what its format's encoding made is framed already. */
 	struct msg *framed = NULL;
 	if (s->framing != FRAMING_STREAM && !(m->flags & MSG_FRAMED))
 		m = framed = ws_frame_lines(m, s->framing == FRAMING_WS_BINARY);
-	if (!conn_queue(c, msg_ref(m), queue_cap(w), &w->out_cache)) {
+	if (m->len == 0) {
+		/* nothing left once framed (empty lines only) */
+	} else if (!conn_queue(c, msg_ref(m), queue_cap(w), &w->out_cache)) {
 		msg_unref(m);
 		fanout_too_slow(w, c);
 	} else {

@@ -220,7 +220,7 @@ void lifecycle_peer_closed(struct worker *w, struct conn *c)
 	 * nc -N, a script piping into the socket): what it is owed, replies to
 	 * its last lines included, goes out first. With nothing owed it closes
 	 * at once; a lingering connection was waiting for just this EOF. */
-	if (c->state == CONN_OPEN && c->out_bytes)
+	if ((c->state == CONN_OPEN || (c->state == CONN_NEW && c->web)) && c->out_bytes)
 		lifecycle_drain(w, c, "closed", NULL, 0);
 	else
 		lifecycle_kill(w, c, "closed");
@@ -268,6 +268,8 @@ static void written(void *ctx, struct conn *c, int r)
 		set_epoll_events(w, c, input_events(c) | EPOLLOUT);
 		return;
 	}
+	if (web_written(w, c))
+		return; /* an HTTP client's last response: now DRAINING, all written */
 	if (c->state == CONN_DRAINING) {
 		/* All said. Closing with unread input would make the kernel send
 		 * a reset, which can destroy our last lines before the peer reads

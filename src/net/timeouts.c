@@ -68,11 +68,11 @@ void timeouts_tick(struct worker *w)
 
 	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
 		struct conn *c = w->by_fd[fd];
+		if (c && c->state == CONN_NEW && c->web && (!c->tls || tls_stream_established(c->tls))) {
+			web_tick(w, c, handshake_ms); /* a slow request, or an unused connection */
+			continue;
+		}
 		if (c && c->state == CONN_NEW && w->now_ms - c->opened_ms >= handshake_ms) {
-			if (c->web && (!c->tls || tls_stream_established(c->tls))) {
-				web_timed_out(w, c); /* a slow request, or an unused connection */
-				continue;
-			}
 			/* Plaintext, garbage or nothing on a TLS port. */
 			tls_failure_log(c->s.peer, "handshake timeout", w->now_ms);
 			lifecycle_kill(w, c, "handshake_timeout");

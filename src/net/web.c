@@ -188,14 +188,20 @@ bool web_from_trusted_proxy(const struct config *cfg, const struct sockaddr *sa)
 	return trusted_proxy(cfg, &raw);
 }
 
-/* TEXT (an address, as X-Forwarded-For lists them) into RAW (16 bytes,
+/* TEXT (an address, as X-Forwarded-For lists them: "192.0.2.7", "::1",
+ * "[2001:db8::1]", with a ":port" after some proxies') into RAW (16 bytes,
  * IPv4 mapped) and PEER (its text, as a peer is written). */
 static bool parse_address(const char *p, size_t len, struct ip_key *raw, char peer[PEER_MAX])
 {
 	char text[INET6_ADDRSTRLEN + 2];
-	if (len >= 2 && p[0] == '[' && p[len - 1] == ']') {
+	const char *close = p[0] == '[' ? memchr(p, ']', len) : NULL;
+	if (close) {
+		len = (size_t)(close - p) - 1; /* "[v6]" or "[v6]:port" */
 		p++;
-		len -= 2;
+	} else {
+		const char *colon = memchr(p, ':', len);
+		if (colon && !memchr(colon + 1, ':', len - (size_t)(colon + 1 - p)))
+			len = (size_t)(colon - p); /* "v4:port": one colon only */
 	}
 	if (len == 0 || len >= sizeof(text) - 1)
 		return false;
@@ -249,11 +255,16 @@ static bool take_forwarded(struct worker *w, struct conn *c, const struct http_r
 	char peer[PEER_MAX];
 	const struct config *cfg = w->cfg;
 
-	if (!r->forwarded_for.p || !forwarded_client(cfg, r->forwarded_for, &raw, peer))
-		return true; /* the proxy's own request, as far as we can tell */
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
-	memcpy(&sa.sin6_addr, raw.bytes, 16);
-	ip_key_from_sockaddr((const struct sockaddr *)&sa, &key);
+	bool named = r->forwarded_for.p && forwarded_client(cfg, r->forwarded_for, &raw, peer);
+	if (named) {
+		struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+		memcpy(&sa.sin6_addr, raw.bytes, 16);
+		ip_key_from_sockaddr((const struct sockaddr *)&sa, &key);
+	} else {
+		/* No client named that we can read: it counts as the proxy's
+		 * own, limits and all, rather than as nobody's. */
+		key = c->ip;
+	}
 	switch (ip_limit_acquire(w->pool->ip_limit, &key, w->now_ms)) {
 	case IP_OK:
 		break;
@@ -264,10 +275,12 @@ static bool take_forwarded(struct worker *w, struct conn *c, const struct http_r
 		refuse(w, c, 429, "too many new connections from your address", false);
 		return false;
 	}
-	log_debug("%s: WebSocket for %s (X-Forwarded-For)", c->s.peer, peer);
 	c->ip = key;
 	c->ip_counted = true;
-	snprintf(c->s.peer, sizeof(c->s.peer), "%s", peer);
+	if (named) {
+		log_debug("%s: WebSocket for %s (X-Forwarded-For)", c->s.peer, peer);
+		snprintf(c->s.peer, sizeof(c->s.peer), "%s", peer);
+	}
 	return true;
 }
 
@@ -326,6 +339,9 @@ static void upgrade(struct worker *w, struct conn *c, const struct http_request 
 	wc->request = NULL;
 	wc->request_len = 0;
 	wc->phase = WEB_SOCKET;
+	/* Its IRC life starts now (the ping timer, the line timer). */
+	c->last_line_ms = w->now_ms;
+	c->partial_since_ms = 0;
 	/* A message is a line: the longest IRC takes, and its line end. */
 	ws_decoder_init(&wc->decoder, IRC_INPUT_MAX + 2);
 	c->s.proto = PROTO_IRC;
@@ -354,7 +370,6 @@ static void serve(struct worker *w, struct conn *c, const char *req, size_t len)
 	int status = http_request_parse(req, len, &r);
 	struct web_conn *wc = c->web;
 
-	wc->served++;
 	c->opened_ms = w->now_ms; /* the next request's time starts now */
 	if (status) {
 		refuse(w, c, status, r.error, r.head);
@@ -367,7 +382,7 @@ static void serve(struct worker *w, struct conn *c, const char *req, size_t len)
 			refuse(w, c, 426, "/ws is a WebSocket: ask for an upgrade", r.head);
 		return;
 	}
-	bool close = !r.keep_alive || wc->served >= WEB_REQUESTS_MAX || w->shutting_down;
+	bool close = !r.keep_alive || w->shutting_down;
 	const struct site_file *f = w->site ? site_find(w->site, r.path) : NULL;
 	if (!f) {
 		send_msg(w, c, http_error(404, "no such page", r.head, close));
@@ -377,14 +392,14 @@ static void serve(struct worker *w, struct conn *c, const char *req, size_t len)
 		worker_send(w, &c->s, r.head ? f->head : f->get);
 	}
 	if (close)
-		lifecycle_drain(w, c, "http", NULL, 0);
+		wc->close_when_written = true;
 }
 
 static void http_input(struct worker *w, struct conn *c, char *data, size_t len)
 {
 	struct web_conn *wc = c->web;
 
-	while (len > 0 && c->state == CONN_NEW && wc->phase == WEB_HTTP) {
+	while (len > 0 && c->state == CONN_NEW && wc->phase == WEB_HTTP && !wc->close_when_written) {
 		if (wc->request_len == 0) {
 			size_t end = http_request_length(data, len);
 			if (end) {
@@ -427,11 +442,28 @@ void web_input(struct worker *w, struct conn *c, char *data, size_t len)
 		http_input(w, c, data, len);
 }
 
-void web_timed_out(struct worker *w, struct conn *c)
+void web_tick(struct worker *w, struct conn *c, uint64_t timeout_ms)
 {
-	if (c->web->request_len) {
+	struct web_conn *wc = c->web;
+	if (c->out_bytes && c->written_total != wc->tick_written) {
+		wc->tick_written = c->written_total;
+		c->opened_ms = w->now_ms; /* a file being read: time runs from here */
+		return;
+	}
+	if (w->now_ms - c->opened_ms < timeout_ms)
+		return;
+	if (wc->request_len) {
 		refuse(w, c, 408, "the request took too long", false);
 		return;
 	}
-	lifecycle_kill(w, c, "idle"); /* kept alive and not used again */
+	/* Kept alive and not used again, or not reading what it was sent. */
+	lifecycle_kill(w, c, c->out_bytes ? "slow" : "idle");
+}
+
+bool web_written(struct worker *w, struct conn *c)
+{
+	if (c->state != CONN_NEW || !c->web || !c->web->close_when_written)
+		return false;
+	lifecycle_drain(w, c, "http", NULL, 0);
+	return true;
 }

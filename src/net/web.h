@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "web/websocket.h"
 
@@ -20,9 +21,6 @@ struct conn;
 struct sockaddr;
 struct worker;
 
-/* Requests answered on one connection before it is closed. */
-#define WEB_REQUESTS_MAX 100
-
 struct web_conn {
 	enum web_phase {
 		WEB_HTTP,
@@ -30,7 +28,10 @@ struct web_conn {
 	} phase;
 	char *request;          /* a request not yet whole; NULL: none */
 	size_t request_len;
-	unsigned served;        /* requests answered */
+	bool close_when_written; /* HTTP: the last response is queued; closed once
+				  * it is all written (however long a big file
+				  * takes a client that keeps reading) */
+	size_t tick_written;    /* HTTP: written_total at the last tick */
 	bool close_sent;        /* our close frame is queued */
 	struct ws_decoder decoder;
 };
@@ -48,9 +49,14 @@ bool web_from_trusted_proxy(const struct config *cfg, const struct sockaddr *sa)
  * lines, with a code for REASON. */
 void web_closing(struct worker *w, struct conn *c, const char *reason);
 
-/* C, still speaking HTTP, took longer than handshake_timeout since it
- * came or was last answered: told 408 if it had begun a request, and let
- * go. */
-void web_timed_out(struct worker *w, struct conn *c);
+/* Once a tick, for C still speaking HTTP: a response being written that
+ * moved since the last tick keeps it; otherwise, once handshake_timeout
+ * has passed since it came or was last answered (or last read a byte of
+ * a response), it is let go, told 408 if it had begun a request. */
+void web_tick(struct worker *w, struct conn *c, uint64_t timeout_ms);
+
+/* C's queue is all written: true when C, still speaking HTTP, was to close
+ * after it (it is then leaving). */
+bool web_written(struct worker *w, struct conn *c);
 
 #endif

@@ -40,16 +40,14 @@ static void post(struct worker *w, struct event ev)
 }
 
 void worker_post_connection(struct worker *w, int fd, enum proto proto, bool tls, const char *peer,
-			    const struct ip_key *ip)
+			    const struct ip_key *ip, bool counted)
 {
 	struct new_connection *nc = xcalloc(1, sizeof(*nc));
 	nc->proto = proto;
 	nc->tls = tls;
 	snprintf(nc->peer, sizeof(nc->peer), "%s", peer);
-	if (ip) {
-		nc->ip = *ip;
-		nc->ip_counted = true;
-	}
+	nc->ip = *ip;
+	nc->ip_counted = counted;
 	atomic_fetch_add_explicit(&w->connection_count, 1, memory_order_relaxed);
 	post(w, (struct event){ .kind = EV_CONNECTION, .fd = fd, .ptr = nc });
 }

@@ -57,10 +57,11 @@ void worker_free(struct worker *w);
 /* Called from any thread. Each takes what it needs: the fd (closed by the
  * worker), a reference to cfg. (Lines for other workers go through the
  * sending worker's outboxes: see worker_send_room.) */
-/* IP: what the connection counts against in the ip_limit; NULL: nothing
- * (a trusted proxy's, counted once its client is known). */
+/* IP: the connection's address in the ip_limit, and whether it was
+ * counted there (not for a trusted proxy's: its client is counted once
+ * known). */
 void worker_post_connection(struct worker *w, int fd, enum proto proto, bool tls, const char *peer,
-			    const struct ip_key *ip);
+			    const struct ip_key *ip, bool counted);
 void worker_post_config(struct worker *w, struct config *cfg);
 /* CTX (an SSL_CTX; a reference is taken) for the TLS handshakes from now
  * on; sessions already made keep theirs. */

@@ -20,9 +20,13 @@ const char http_security_headers[] =
 
 size_t http_request_length(const char *buf, size_t len)
 {
-	for (size_t i = 3; i < len; i++)
-		if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+	/* A blank line: "\r\n\r\n", or with bare line feeds ("\n\n"). */
+	for (size_t i = 1; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (buf[i - 1] == '\n' || (i >= 2 && buf[i - 1] == '\r' && buf[i - 2] == '\n'))
 			return i + 1;
+	}
 	return 0;
 }
 
@@ -204,7 +208,9 @@ static int on_headers_complete(http_parser *p)
 	if (p->http_minor >= 1 && !r->host.p)
 		return refuse(ps, 400, "an HTTP/1.1 request without Host");
 	r->head = p->method == HTTP_HEAD;
-	r->keep_alive = http_should_keep_alive(p);
+	/* HTTP/1.0 closes: its keep-alive would need a header of its own in
+	 * the shared responses. */
+	r->keep_alive = p->http_minor >= 1 && http_should_keep_alive(p);
 	r->websocket = ps->upgrade_websocket && ps->connection_upgrade && !r->head;
 	if (take_path(ps))
 		return 1;

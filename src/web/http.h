@@ -24,7 +24,8 @@ struct http_value {
 
 struct http_request {
 	bool head;              /* HEAD: the response without its body */
-	bool keep_alive;        /* the client keeps the connection after it */
+	bool keep_alive;        /* the client keeps the connection after it
+				 * (HTTP/1.1 without Connection: close) */
 	bool websocket;         /* Upgrade: websocket, Connection: upgrade */
 	char path[HTTP_PATH_MAX]; /* the target's path, %-decoded, without query */
 	struct http_value host, origin, ws_key, ws_version, forwarded_for, if_none_match;
@@ -36,8 +37,8 @@ struct http_request {
 };
 
 /* The length of the request at the start of BUF (LEN bytes), up to and
- * including the blank line that ends its headers; 0 when that is not in
- * yet. */
+ * including the blank line that ends its headers (CRLF or bare LF); 0 when
+ * that is not in yet. */
 size_t http_request_length(const char *buf, size_t len);
 
 /* Parses the LEN bytes of one whole request (http_request_length) in BUF,

@@ -6,6 +6,7 @@ each byte sent is the one meant."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -96,6 +97,56 @@ class PageTest(WebTestCase):
         self.assertEqual(c.expect_closed(), b"")
         # HTTP/1.0 closes unless asked to keep alive.
         r, c = self.http(srv, request("/", version="1.0"))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(c.expect_closed(), b"")
+
+    def test_a_big_file_to_a_slow_reader_is_sent_whole(self):
+        with tempfile.TemporaryDirectory(prefix="chatd-web-root-") as root:
+            with open(os.path.join(root, "index.html"), "w") as f:
+                f.write("home\n")
+            big = os.urandom(3 * 1024 * 1024)
+            with open(os.path.join(root, "big.png"), "wb") as f:
+                f.write(big)
+            # Reading it takes longer than handshake_timeout, which counts
+            # from the last byte the client took, not from the request.
+            srv = self.start_web({"web": {"root": root}, "limits": {"handshake_timeout": "1"}})
+            for headers in ([], ["Connection: close"]):
+                c = Connection(srv.web_port)
+                self.addCleanup(c.close)
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                c.send(request("/big.png", headers=headers))
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += c.sock.recv(4096)
+                head, body = head.split(b"\r\n\r\n", 1)
+                start = time.monotonic()
+                while len(body) < len(big):
+                    time.sleep(0.05)
+                    data = c.sock.recv(96 * 1024)
+                    if not data:
+                        break
+                    body += data
+                self.assertGreater(time.monotonic() - start, 1.5)
+                self.assertEqual(len(body), len(big), headers)
+                self.assertEqual(body, big)
+                if headers:
+                    self.assertEqual(c.expect_closed(), b"")
+
+    def test_a_half_closed_client_gets_its_response(self):
+        srv = self.start_web()
+        c = Connection(srv.web_port)
+        self.addCleanup(c.close)
+        c.send(request("/"))
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertEqual(c.read_response().body, page_file("index.html"))
+        self.assertEqual(c.expect_closed(), b"")
+
+    def test_bare_line_feeds_and_http_1_0(self):
+        srv = self.start_web()
+        r, c = self.http(srv, b"GET /icon.svg HTTP/1.1\nHost: a\n\n")
+        self.assertEqual(r.body, page_file("icon.svg"))
+        # HTTP/1.0 closes, keep-alive asked or not.
+        r, c = self.http(srv, request("/", version="1.0", headers=["Connection: keep-alive"]))
         self.assertEqual(r.status, 200)
         self.assertEqual(c.expect_closed(), b"")
 
@@ -368,7 +419,7 @@ class WebSocketTest(WebTestCase):
     def test_trusted_proxies_name_the_client(self):
         srv = self.start_web({"web": {"trusted_proxies": "127.0.0.1 10.0.0.0/8"},
                               "limits": {"max_per_ip": "1"}})
-        irc = Client(srv.irc_port)
+        irc = Client(srv.irc_port, source="127.0.0.2")  # 127.0.0.1's one slot is the test's
         self.addCleanup(irc.close)
         irc.send("NICK raw\r\nUSER raw 0 * :raw")
         irc.read_until(r" (376|422) ")
@@ -382,6 +433,16 @@ class WebSocketTest(WebTestCase):
         other = self.websocket(srv, "other", headers=["X-Forwarded-For: 198.51.100.2"])
         with self.assertRaisesRegex(AssertionError, "429"):
             WebSocket(srv.web_port, headers=["X-Forwarded-For: 203.0.113.7"])
+        # A client the header does not name (no header, or nothing we can
+        # read) counts as the proxy's own: limits are never lifted.
+        unnamed = self.websocket(srv, "unnamed", headers=["X-Forwarded-For: unknown"])
+        with self.assertRaisesRegex(AssertionError, "429"):
+            WebSocket(srv.web_port)
+        unnamed.close()
+        # Proxies that add a port: the address is taken without it.
+        ported = self.websocket(srv, "ported", headers=["X-Forwarded-For: 192.0.2.44:4711"])
+        ported.send_line("PRIVMSG raw :port")
+        irc.read_until(r"^:ported!~ported@192\.0\.2\.44 PRIVMSG raw :port")
         # From an address that is no trusted proxy, the header is ignored.
         srv2 = self.start_web({"web": {"trusted_proxies": "10.0.0.0/8"}})
         irc2 = Client(srv2.irc_port)
