@@ -418,27 +418,29 @@ static char *parse_bind(struct loader *ld, const struct key *key, const char *va
 }
 
 /* Empty: the [server] bind. */
-static char *parse_irc_bind(struct loader *ld, const struct key *key, const char *value)
+/* An optional bind ([irc], [web]): empty means the [server] one. */
+static char *set_optional_bind(char **field, const char *value)
 {
-	(void)key;
 	char *err = *value ? address_problem(value) : NULL;
 	if (err)
 		return err;
-	free(ld->cfg->irc_bind);
-	ld->cfg->irc_bind = *value ? xstrdup(value) : NULL;
+	free(*field);
+	*field = *value ? xstrdup(value) : NULL;
 	return NULL;
 }
 
-/* Not isalnum(): the same whatever the locale. */
+static char *parse_irc_bind(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	return set_optional_bind(&ld->cfg->irc_bind, value);
+}
+
 static char *parse_web_bind(struct loader *ld, const struct key *key, const char *value)
 {
 	(void)key;
-	if (*value && address_problem(value))
-		return address_problem(value);
-	free(ld->cfg->web_bind);
-	ld->cfg->web_bind = *value ? xstrdup(value) : NULL;
-	return NULL;
+	return set_optional_bind(&ld->cfg->web_bind, value);
 }
+
 
 /* VALUE's space-separated words, each checked by CHECK (NULL: fine, else
  * the complaint), into *RET_WORDS (malloc'd) and *RET_COUNT. */
@@ -579,6 +581,7 @@ static char *parse_proxies(struct loader *ld, const struct key *key, const char 
 	return NULL;
 }
 
+/* Not isalnum(): the same whatever the locale. */
 static bool ascii_alnum(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');

@@ -776,6 +776,8 @@ static void test_web(void)
 	       "(192.0.2.10, 10.0.0.0/8, ::1, fd00::/8)");
 	EXPECT("[web]\ntls_port = 8443\n",
 	       "t.conf:2: tls_port: a TLS port needs a certificate: set certificate in [tls]");
+	EXPECT("[web]\nbind = 127.0.0.1 ::1\n",
+	       "t.conf:2: bind: must be one address or host name, without spaces: 127.0.0.1 ::1");
 	EXPECT("[irc]\nport = 8080\n[web]\nport = 8080\n",
 	       "t.conf:4: port: [irc] port and [web] port are both 8080 on the same address; change one");
 }
