@@ -719,13 +719,15 @@
 
   // ---- the page ----------------------------------------------------------------
 
-  function applyTheme(theme) {
-    if (theme) document.documentElement.dataset.theme = theme;
-    else delete document.documentElement.dataset.theme;
+  // The toggle's choice, else the system's (followed as it changes).
+  const systemDark = window.matchMedia("(prefers-color-scheme: dark)");
+
+  function applyTheme() {
+    const chosen = localStorage.getItem("chatd.theme");
+    document.documentElement.dataset.theme = chosen || (systemDark.matches ? "dark" : "light");
   }
 
   function start() {
-    applyTheme(localStorage.getItem("chatd.theme"));
     $("login-nick").value = localStorage.getItem("chatd.nick") || "";
     const rooms = savedRooms();
     if (rooms.length) $("login-room").value = rooms[0];
@@ -762,13 +764,14 @@
     $("refresh-rooms").addEventListener("click", () => send("LIST"));
     $("toggle-side").addEventListener("click", () => $("side").classList.toggle("open"));
     $("toggle-theme").addEventListener("click", () => {
-      const dark = getComputedStyle(document.documentElement).colorScheme.includes("dark");
-      const theme = dark ? "light" : "dark";
-      localStorage.setItem("chatd.theme", theme);
-      applyTheme(theme);
+      const dark = document.documentElement.dataset.theme === "dark";
+      localStorage.setItem("chatd.theme", dark ? "light" : "dark");
+      applyTheme();
     });
     $("login-nick").focus();
   }
 
+  applyTheme(); // at once, not at DOMContentLoaded: no flash of the other theme
+  systemDark.addEventListener("change", applyTheme);
   document.addEventListener("DOMContentLoaded", start);
 })();

@@ -41,6 +41,14 @@ class WebTestCase(ChatdTestCase):
             ws.register(nick, binary=ws.protocol == "binary.ircv3.net")
         return ws
 
+    def irc_client(self, srv, source=None):
+        """An IRC client "raw" on the IRC port, registered."""
+        irc = Client(srv.irc_port, source=source)
+        self.addCleanup(irc.close)
+        irc.send("NICK raw\r\nUSER raw 0 * :raw")
+        irc.read_until(r" (376|422) ")
+        return irc
+
     def line_client(self, srv):
         c = Client(srv.port)
         self.addCleanup(c.close)
@@ -307,10 +315,7 @@ class WebSocketTest(WebTestCase):
 
     def test_binary_frames_and_text_that_is_not_utf8(self):
         srv = self.start_web()
-        irc = Client(srv.irc_port)
-        self.addCleanup(irc.close)
-        irc.send("NICK raw\r\nUSER raw 0 * :raw")
-        irc.read_until(r" (376|422) ")
+        irc = self.irc_client(srv)
         text = self.websocket(srv, "texty", protocols=["text.ircv3.net"])
         binary = self.websocket(srv, "binny", protocols=["binary.ircv3.net"])
         irc.send_raw(b"PRIVMSG texty :caf\xe9\r\nPRIVMSG binny :caf\xc3\xa9\r\n")
@@ -325,10 +330,7 @@ class WebSocketTest(WebTestCase):
 
     def test_fragments_and_control_frames_between_them(self):
         srv = self.start_web()
-        irc = Client(srv.irc_port)
-        self.addCleanup(irc.close)
-        irc.send("NICK raw\r\nUSER raw 0 * :raw")
-        irc.read_until(r" (376|422) ")
+        irc = self.irc_client(srv)
         ws = self.websocket(srv, "frag")
         ws.send(frame(OP_TEXT, "PRIVMSG raw :one ", fin=False) + frame(OP_PING, "p1") +
                 frame(OP_CONT, "two ", fin=False) + frame(OP_CONT, "three", fin=True))
@@ -419,10 +421,7 @@ class WebSocketTest(WebTestCase):
     def test_trusted_proxies_name_the_client(self):
         srv = self.start_web({"web": {"trusted_proxies": "127.0.0.1 10.0.0.0/8"},
                               "limits": {"max_per_ip": "1"}})
-        irc = Client(srv.irc_port, source="127.0.0.2")  # 127.0.0.1's one slot is the test's
-        self.addCleanup(irc.close)
-        irc.send("NICK raw\r\nUSER raw 0 * :raw")
-        irc.read_until(r" (376|422) ")
+        irc = self.irc_client(srv, source="127.0.0.2")  # 127.0.0.1's one slot is the test's
         # The nearest address that is not a trusted proxy is the client's;
         # what the client itself wrote further left counts for nothing.
         ws = self.websocket(srv, "proxied",
@@ -445,10 +444,7 @@ class WebSocketTest(WebTestCase):
         irc.read_until(r"^:ported!~ported@192\.0\.2\.44 PRIVMSG raw :port")
         # From an address that is no trusted proxy, the header is ignored.
         srv2 = self.start_web({"web": {"trusted_proxies": "10.0.0.0/8"}})
-        irc2 = Client(srv2.irc_port)
-        self.addCleanup(irc2.close)
-        irc2.send("NICK raw\r\nUSER raw 0 * :raw")
-        irc2.read_until(r" (376|422) ")
+        irc2 = self.irc_client(srv2)
         ws = self.websocket(srv2, "direct", headers=["X-Forwarded-For: 203.0.113.7"])
         ws.send_line("PRIVMSG raw :hi")
         irc2.read_until(r"^:direct!~direct@127\.0\.0\.1 PRIVMSG raw :hi")
