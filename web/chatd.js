@@ -679,6 +679,11 @@
     names: () => state.current && state.current.kind === "room" && send(`NAMES ${state.current.name}`),
     list: () => send("LIST"),
     quote: (arg) => arg && send(arg),
+    // Accounts, through NickServ (its answers come as notices).
+    register: (arg) => (arg ? send(`PRIVMSG NickServ :REGISTER ${arg}`)
+                            : note("usage: /register PASSWORD (registers your nick)", "error")),
+    identify: (arg) => (arg ? send(`PRIVMSG NickServ :IDENTIFY ${arg}`)
+                            : note("usage: /identify [NICK] PASSWORD", "error")),
     quit: (arg) => {
       state.quitting = true;
       send(arg ? `QUIT :${arg}` : "QUIT");
@@ -687,7 +692,9 @@
     help: () => {
       for (const line of [
         "/join #room, /part [why], /me does something, /msg nick text, /query nick,",
-        "/nick name, /topic [text], /names, /list, /quote RAW IRC LINE, /quit [why].",
+        "/nick name, /topic [text], /names, /list, /quote RAW IRC LINE, /quit [why];",
+        "/register PASSWORD registers your nick, /identify [nick] PASSWORD logs in to it",
+        "(or give the password when you log in).",
         "Start a message with // to send a line that begins with /.",
       ]) note(line);
     },

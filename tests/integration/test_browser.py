@@ -33,6 +33,7 @@ from test_chatc import Chatc  # noqa: E402
 if selenium:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -98,6 +99,14 @@ class Page:
         self.el("login-room").send_keys(room)
         self.el("login").submit()
 
+    def login_shown(self):
+        """Whether the login form is in view (while the page reloads, not)."""
+        try:
+            return self.js("const f = document.getElementById('login');"
+                           "return document.readyState === 'complete' && !!f && !f.hidden")
+        except WebDriverException:
+            return False
+
     def in_room(self, room):
         self.wait("to be in " + room, lambda: self.el("window-name").text == room and
                   self.el("say-text").is_displayed())
@@ -112,7 +121,8 @@ class Page:
         for item in self.driver.find_elements(By.CSS_SELECTOR, "#windows li .name"):
             if item.text == name:
                 item.click()
-                return self.wait("window " + name, lambda: self.el("window-name").text == name)
+                title = "chatd" if name == "server" else name  # the server's window
+                return self.wait("window " + name, lambda: self.el("window-name").text == title)
         raise AssertionError("no window %s open" % name)
 
     def people(self):
@@ -254,6 +264,30 @@ class BrowserTest(ChatdTestCase):
             errors = [e for e in p.errors()
                       if "WebSocket connection" not in e.get("message", "")]
             self.assertEqual(errors, [], "console errors")
+
+    def test_register_then_log_in_with_the_password(self):
+        srv = self.start_irc_server(web=True, config={"history": {"keep": "0"}})
+        p = self.page(srv.web_port)
+        p.log_in("reggie")
+        p.in_room("#lobby")
+        p.say("/register correct-horse-9")
+        p.wait("the registration", lambda: "reggie is now registered to you" in p.log_text())
+        p.say("/quit")
+        p.wait("the page after /quit", p.login_shown)
+        # Another browser logs in to the account with its password (SASL).
+        q = self.page(srv.web_port)
+        q.el("login-password").send_keys("correct-horse-9")
+        q.log_in("reggie")
+        q.in_room("#lobby")
+        q.switch("server")
+        q.wait("the login", lambda: "You are now logged in as reggie" in q.log_text())
+        q.say("/quit")  # the page reloads, with the login form, once chatd has it
+        q.wait("the page after /quit", q.login_shown)
+        # A wrong password is refused, and said on the login form.
+        r = self.page(srv.web_port)
+        r.el("login-password").send_keys("wrong-password")
+        r.log_in("reggie")
+        r.wait("the refusal", lambda: "Wrong password" in r.el("login-error").text)
 
     def test_phone_screen_and_dark_theme(self):
         srv = self.start_irc_server(web=True)
