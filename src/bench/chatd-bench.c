@@ -767,44 +767,6 @@ static uint64_t arrival_time(struct msghdr *mh)
 	return arrived;
 }
 
-/* N bytes of lines from the server, read when ARRIVED. */
-static void took_lines(struct gen *g, struct client *c, char *buf, size_t n, uint64_t arrived)
-{
-	uint64_t now = now_ns();
-	char *p = buf, *end = buf + n;
-	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t chunk = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		if (c->in_len + chunk + 1 > c->in_cap) {
-			size_t cap = c->in_cap ? c->in_cap * 2 : 256;
-			while (cap < c->in_len + chunk + 1)
-				cap *= 2;
-			c->in = realloc(c->in, cap);
-			if (!c->in)
-				die("out of memory");
-			c->in_cap = cap;
-		}
-		if (!nl) {
-			memcpy(c->in + c->in_len, p, chunk);
-			c->in_len += chunk;
-			break;
-		}
-		if (c->in_len > 0) {
-			memcpy(c->in + c->in_len, p, chunk);
-			c->in_len += chunk;
-			c->in[c->in_len] = '\0';
-			on_line(g, c, c->in, c->in_len, now, arrived);
-			c->in_len = 0;
-		} else {
-			*nl = '\0';
-			on_line(g, c, p, chunk, now, arrived);
-		}
-		if (c->state == C_DEAD)
-			return;
-		p = nl + 1;
-	}
-}
-
 /* Appends N bytes to C's input buffer (and keeps a NUL after them). */
 static void keep_in(struct client *c, const char *p, size_t n)
 {
@@ -820,6 +782,32 @@ static void keep_in(struct client *c, const char *p, size_t n)
 	memcpy(c->in + c->in_len, p, n);
 	c->in_len += n;
 	c->in[c->in_len] = '\0';
+}
+
+/* N bytes of lines from the server, read when ARRIVED. */
+static void took_lines(struct gen *g, struct client *c, char *buf, size_t n, uint64_t arrived)
+{
+	uint64_t now = now_ns();
+	char *p = buf, *end = buf + n;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t chunk = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (!nl) {
+			keep_in(c, p, chunk);
+			break;
+		}
+		if (c->in_len > 0) {
+			keep_in(c, p, chunk);
+			on_line(g, c, c->in, c->in_len, now, arrived);
+			c->in_len = 0;
+		} else {
+			*nl = '\0';
+			on_line(g, c, p, chunk, now, arrived);
+		}
+		if (c->state == C_DEAD)
+			return;
+		p = nl + 1;
+	}
 }
 
 /* The size of the server frame at P (N bytes): header and payload, and

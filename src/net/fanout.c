@@ -45,7 +45,7 @@ void worker_send(struct worker *w, struct session *s, struct msg *m)
 	 * line of an echo-message client. */
 	if (w->stage.except_id != s->id)
 		fanout_flush(w);
-	if (c->state == CONN_DEAD || m->len == 0)
+	if (c->state == CONN_DEAD)
 		return;
 	/* What was made for this session alone (a reply, a numeric) is
 	 * framed here; what its format's encoding made is framed already. */
@@ -53,7 +53,7 @@ void worker_send(struct worker *w, struct session *s, struct msg *m)
 	if (s->framing != FRAMING_STREAM && !(m->flags & MSG_FRAMED))
 		m = framed = ws_frame_lines(m, s->framing == FRAMING_WS_BINARY);
 	if (m->len == 0) {
-		/* nothing left once framed (empty lines only) */
+		/* nothing to send (or nothing left once framed: empty lines) */
 	} else if (!conn_queue(c, msg_ref(m), queue_cap(w), &w->out_cache)) {
 		msg_unref(m);
 		fanout_too_slow(w, c);

@@ -220,7 +220,7 @@ void lifecycle_peer_closed(struct worker *w, struct conn *c)
 	 * nc -N, a script piping into the socket): what it is owed, replies to
 	 * its last lines included, goes out first. With nothing owed it closes
 	 * at once; a lingering connection was waiting for just this EOF. */
-	if ((c->state == CONN_OPEN || (c->state == CONN_NEW && c->web)) && c->out_bytes)
+	if (lifecycle_reading(c) && c->out_bytes)
 		lifecycle_drain(w, c, "closed", NULL, 0);
 	else
 		lifecycle_kill(w, c, "closed");

@@ -207,19 +207,13 @@ static bool parse_address(const char *p, size_t len, struct ip_key *raw, char pe
 		return false;
 	memcpy(text, p, len);
 	text[len] = '\0';
-	struct in_addr v4;
-	memset(raw, 0, sizeof(*raw));
-	if (inet_pton(AF_INET, text, &v4) == 1) {
-		raw->bytes[10] = raw->bytes[11] = 0xff;
-		memcpy(raw->bytes + 12, &v4, 4);
-		snprintf(peer, PEER_MAX, "%s", text);
-		return true;
-	}
-	if (inet_pton(AF_INET6, text, raw->bytes) == 1) {
-		snprintf(peer, PEER_MAX, "[%s]", text);
-		return true;
-	}
-	return false;
+	/* An address, as the config's networks are read (not a network). */
+	struct config_cidr one;
+	if (strchr(text, '/') || !config_cidr_parse(text, &one))
+		return false;
+	memcpy(raw->bytes, one.bytes, sizeof(raw->bytes));
+	snprintf(peer, PEER_MAX, strchr(text, ':') ? "[%s]" : "%s", text);
+	return true;
 }
 
 /* Behind a trusted proxy, the client is the nearest address of

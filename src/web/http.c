@@ -212,9 +212,8 @@ static int on_headers_complete(http_parser *p)
 	 * the shared responses. */
 	r->keep_alive = p->http_minor >= 1 && http_should_keep_alive(p);
 	r->websocket = ps->upgrade_websocket && ps->connection_upgrade && !r->head;
-	if (take_path(ps))
-		return 1;
-	return 1; /* no body: the request ends here */
+	take_path(ps);
+	return 1; /* no body: the request ends here (and on a refusal, stops) */
 }
 
 int http_request_parse(const char *buf, size_t len, struct http_request *ret)

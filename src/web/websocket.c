@@ -298,21 +298,16 @@ struct msg *ws_frame_lines(const struct msg *lines, bool binary)
 		if (len && p[len - 1] == '\r')
 			len--;
 		if (len) {
-			size_t valid = binary ? len : text_utf8_valid(p, len);
-			if (valid == len) {
-				char header[10];
-				size_t h = put_header(header, first, len);
-				m = msg_append(m, header, h);
-				m = msg_append(m, p, len);
-			} else {
-				char *fixed = xmalloc(3 * len);
-				size_t n = text_utf8_fix(fixed, p, len);
-				char header[10];
-				size_t h = put_header(header, first, n);
-				m = msg_append(m, header, h);
-				m = msg_append(m, fixed, n);
-				free(fixed);
+			/* Text frames carry UTF-8: a line that is not is mended. */
+			char *fixed = NULL;
+			if (!binary && text_utf8_valid(p, len) != len) {
+				fixed = xmalloc(3 * len);
+				len = text_utf8_fix(fixed, p, len);
 			}
+			char header[10];
+			m = msg_append(m, header, put_header(header, first, len));
+			m = msg_append(m, fixed ? fixed : p, len);
+			free(fixed);
 		}
 		p = nl ? nl + 1 : end;
 	}
