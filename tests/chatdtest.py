@@ -17,6 +17,8 @@ import unittest
 
 CHATD = os.environ.get("CHATD") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "src", "chatd")
+CHATCTL = os.environ.get("CHATCTL") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "src", "ctl", "chatctl")
 TIMEOUT = float(os.environ.get("CHATD_TEST_TIMEOUT", "10"))
 # A command every daemon is started under, e.g. valgrind (see .ci/run).
 WRAPPER = shlex.split(os.environ.get("CHATD_WRAPPER", ""))
@@ -53,10 +55,13 @@ SANITIZER_REPORT = r"ERROR: \w+Sanitizer|runtime error: |WARNING: ThreadSanitize
 # chatd does: the service protocol, socket activation, journal logging.
 SYSTEMD_ENV = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
                "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", "STATE_DIRECTORY",
-               "CREDENTIALS_DIRECTORY")
+               "CREDENTIALS_DIRECTORY", "RUNTIME_DIRECTORY")
 # Where a chatd whose config names no database keeps it (XDG_STATE_HOME):
 # this process's own folder, gone when it ends, never the user's.
 _STATE_HOME = tempfile.TemporaryDirectory(prefix="chatd-test-state-")
+# And its control socket, when no Server gives it a folder of its own
+# (RUNTIME_DIRECTORY): never /run/chatd, which an installed chatd may use.
+_RUNTIME_HOME = tempfile.TemporaryDirectory(prefix="chatd-test-run-")
 
 
 def clean_env(extra=None, drop=()):
@@ -66,6 +71,7 @@ def clean_env(extra=None, drop=()):
     for var in SYSTEMD_ENV + tuple(drop):
         env.pop(var, None)
     env["XDG_STATE_HOME"] = _STATE_HOME.name
+    env["RUNTIME_DIRECTORY"] = _RUNTIME_HOME.name
     env.update(extra or {})
     return env
 
@@ -212,7 +218,9 @@ class Server:
         self.irc_wanted = config_text is None and merged_config(config)["irc"].get("port") != "0"
         self.web_wanted = (config_text is None and
                            merged_config(config).get("web", {}).get("port", "0") != "0")
-        full_env = clean_env(env)
+        # Its control socket in its own folder (unless env says otherwise).
+        full_env = clean_env(dict({"RUNTIME_DIRECTORY": self.dir.name}, **(env or {})))
+        self.control_path = os.path.join(full_env["RUNTIME_DIRECTORY"], "control.sock")
         self.proc = subprocess.Popen(list(prefix) + WRAPPER + [CHATD, "-c", self.config_path] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=full_env,
@@ -249,6 +257,16 @@ class Server:
 
     def client(self, **kw):
         return Client(self.port, **kw)
+
+    def ctl(self, *args, json_out=False, input=None, user=None, timeout=TIMEOUT):
+        """Runs chatctl on this server's control socket (the one its config
+        names by default): a CompletedProcess with text stdout and stderr.
+        user: run as that user (runuser), not as this process's."""
+        cmd = [CHATCTL, "-s", self.control_path] + (["--json"] if json_out else []) + list(args)
+        if user:
+            cmd = ["runuser", "-u", user, "--"] + cmd
+        return subprocess.run(cmd, capture_output=True, text=True, input=input,
+                              timeout=timeout, env=clean_env())
 
     def stop(self, timeout=TIMEOUT):
         """SIGTERM, then waits; returns the exit status."""

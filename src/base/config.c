@@ -39,6 +39,8 @@ enum section {
 	SEC_HISTORY,
 	SEC_ACCOUNTS,
 	SEC_WEB,
+	SEC_CONTROL,
+	SEC_METRICS,
 };
 
 static const char *const section_names[] = {
@@ -51,6 +53,8 @@ static const char *const section_names[] = {
 	[SEC_HISTORY] = "history",
 	[SEC_ACCOUNTS] = "accounts",
 	[SEC_WEB] = "web",
+	[SEC_CONTROL] = "control",
+	[SEC_METRICS] = "metrics",
 };
 
 enum key_id {
@@ -100,6 +104,9 @@ enum key_id {
 	KEY_WEB_ROOT,
 	KEY_WEB_ALLOWED_ORIGINS,
 	KEY_WEB_TRUSTED_PROXIES,
+	KEY_CONTROL_SOCKET,
+	KEY_CONTROL_GROUP,
+	KEY_METRICS_LISTEN,
 	KEY_COUNT
 };
 
@@ -148,7 +155,8 @@ struct loader {
 
 static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, parse_level,
 	parse_target, parse_bool, parse_irc_bind, parse_server_name, parse_password,
-	parse_network, parse_path, parse_duration, parse_web_bind, parse_origins, parse_proxies;
+	parse_network, parse_path, parse_duration, parse_web_bind, parse_origins, parse_proxies,
+	parse_control_socket, parse_control_group, parse_metrics_listen;
 
 #define NUM(id, sec, name, fn, lo, hi, field) \
 	[id] = { sec, name, fn, lo, hi, false, offsetof(struct config, field) }
@@ -216,6 +224,9 @@ static const struct key keys[KEY_COUNT] = {
 	PATH(KEY_WEB_ROOT, SEC_WEB, "root", web_root),
 	STR(KEY_WEB_ALLOWED_ORIGINS, SEC_WEB, "allowed_origins", parse_origins),
 	STR(KEY_WEB_TRUSTED_PROXIES, SEC_WEB, "trusted_proxies", parse_proxies),
+	STR(KEY_CONTROL_SOCKET, SEC_CONTROL, "socket", parse_control_socket),
+	STR(KEY_CONTROL_GROUP, SEC_CONTROL, "group", parse_control_group),
+	STR(KEY_METRICS_LISTEN, SEC_METRICS, "listen", parse_metrics_listen),
 };
 
 static const struct {
@@ -697,6 +708,77 @@ static char *parse_path(struct loader *ld, const struct key *key, const char *va
 	char **field = (char **)(void *)((char *)ld->cfg + key->offset);
 	free(*field);
 	*field = *value ? resolve_path(ld->path, value) : NULL;
+	return NULL;
+}
+
+/* Empty: no control socket (unlike a PATH, where empty is the default). */
+static char *parse_control_socket(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	if (strlen(value) >= CONFIG_SOCKET_PATH_MAX)
+		return xasprintf("too long for a socket's path (at most %d bytes)",
+				 CONFIG_SOCKET_PATH_MAX - 1);
+	free(ld->cfg->control_socket);
+	ld->cfg->control_socket = *value ? resolve_path(ld->path, value) : xstrdup("");
+	if (strlen(ld->cfg->control_socket) >= CONFIG_SOCKET_PATH_MAX)
+		return xasprintf("too long for a socket's path once made absolute (at most %d bytes)",
+				 CONFIG_SOCKET_PATH_MAX - 1);
+	return NULL;
+}
+
+/* A group name as useradd(8) takes them: empty is root alone. */
+static char *parse_control_group(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	size_t len = strlen(value);
+	if (len > 32)
+		return xasprintf("must be a group name of at most 32 characters: %s", value);
+	for (size_t i = 0; i < len; i++) {
+		char ch = value[i];
+		if (!ascii_alnum(ch) && ch != '_' && ch != '-' && ch != '.' && !(ch == '$' && i == len - 1))
+			return xasprintf("must be a group name (letters, digits, _ - .): %s%s", value,
+					 comment_hint(value));
+	}
+	if (value[0] == '-')
+		return xasprintf("a group name cannot start with '-': %s", value);
+	free(ld->cfg->control_group);
+	ld->cfg->control_group = xstrdup(value);
+	return NULL;
+}
+
+/* ADDRESS:PORT, [IPv6]:PORT; empty: off. */
+static char *parse_metrics_listen(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	free(ld->cfg->metrics_address);
+	ld->cfg->metrics_address = NULL;
+	ld->cfg->metrics_port = 0;
+	if (!*value)
+		return NULL;
+	const char *colon = strrchr(value, ':');
+	const char *host = value, *host_end = colon;
+	if (value[0] == '[') {
+		const char *close = strchr(value, ']');
+		if (!close || close[1] != ':')
+			return xasprintf("must be ADDRESS:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9177: %s%s",
+					 value, comment_hint(value));
+		host = value + 1;
+		host_end = close;
+		colon = close + 1;
+	}
+	long port;
+	if (!colon || host_end == host || !all_digits(colon + 1) ||
+	    (port = strtol(colon + 1, NULL, 10)) < 1 || port > 65535)
+		return xasprintf("must be ADDRESS:PORT (a port from 1 to 65535), e.g. 127.0.0.1:9177: "
+				 "%s%s", value, comment_hint(value));
+	char *address = xasprintf("%.*s", (int)(host_end - host), host);
+	char *err = address_problem(address);
+	if (err) {
+		free(address);
+		return err;
+	}
+	ld->cfg->metrics_address = address;
+	ld->cfg->metrics_port = (int)port;
 	return NULL;
 }
 
@@ -1317,6 +1399,7 @@ struct config *config_new_default(void)
 	cfg->accounts_grace = 30;
 	cfg->web_port = 0;
 	cfg->web_tls_port = 0;
+	cfg->control_group = xstrdup(CONFIG_CONTROL_GROUP);
 	return cfg;
 }
 
@@ -1391,6 +1474,9 @@ void config_unref(struct config *cfg)
 	free(cfg->web_root);
 	free_words(cfg->web_origins, cfg->web_origin_count);
 	free(cfg->web_proxies);
+	free(cfg->control_socket);
+	free(cfg->control_group);
+	free(cfg->metrics_address);
 	free(cfg);
 }
 
@@ -1443,6 +1529,22 @@ char *config_store_path(const struct config *cfg)
 	if (dir && *dir == '/')
 		return xasprintf("%s/.local/state/chatd/%s", dir, CONFIG_STORE_FILE);
 	return NULL;
+}
+
+char *config_control_path(const struct config *cfg)
+{
+	if (cfg->control_socket)
+		return *cfg->control_socket ? xstrdup(cfg->control_socket) : NULL;
+	return runtime_path(CONFIG_CONTROL_FILE);
+}
+
+bool config_same_control(const struct config *a, const struct config *b)
+{
+	char *pa = config_control_path(a), *pb = config_control_path(b);
+	bool same = (!pa && !pb) || (pa && pb && strcmp(pa, pb) == 0);
+	free(pa);
+	free(pb);
+	return same;
 }
 
 const char *config_irc_bind(const struct config *cfg)

@@ -37,6 +37,12 @@
 /* Entries of [web] allowed_origins and trusted_proxies, at most. */
 #define CONFIG_WEB_LIST_MAX 64
 
+/* The control socket's file name in the runtime folder (runtime_path()),
+ * when [control] socket is not set; and who may use it by default. */
+#define CONFIG_CONTROL_FILE "control.sock"
+#define CONFIG_CONTROL_GROUP "chatd-admin"
+#define CONFIG_SOCKET_PATH_MAX 108 /* sizeof(sun_path) */
+
 /* An address or network: IPv4 as IPv4-mapped IPv6 (prefix + 96). */
 struct config_cidr {
 	uint8_t bytes[16];
@@ -116,6 +122,14 @@ struct config {
 	struct config_cidr *web_proxies; /* whose X-Forwarded-For is believed */
 	size_t web_proxy_count;
 
+	/* [control] */
+	char *control_socket;      /* NULL: the default (config_control_path()); "": off */
+	char *control_group;       /* who may use it besides root; "": root alone */
+
+	/* [metrics] */
+	char *metrics_address;     /* NULL: no metrics */
+	int metrics_port;
+
 	/* [log] */
 	int log_level;     /* syslog priority */
 	enum log_target log_target;
@@ -153,6 +167,13 @@ int config_worker_count(const struct config *cfg);
  * $XDG_STATE_HOME/chatd, else in ~/.local/state/chatd (malloc'd; NULL when
  * none of those is known). */
 char *config_store_path(const struct config *cfg);
+
+/* Where the control socket is: [control] socket, or CONFIG_CONTROL_FILE
+ * in the runtime folder (malloc'd); NULL: none (off, or no folder known). */
+char *config_control_path(const struct config *cfg);
+
+/* Whether A and B name the same control socket. */
+bool config_same_control(const struct config *a, const struct config *b);
 
 /* The address IRC listens on: [irc] bind, or the [server] bind when unset. */
 const char *config_irc_bind(const struct config *cfg);

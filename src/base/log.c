@@ -108,8 +108,8 @@ static void log_to_journal(const char *file, int line, const char *func, int pri
 {
 	char prio_field[16], errno_field[24], online_field[32], suppressed_field[48],
 		count_field[48];
-	char *owned[5] = { 0 };
-	struct iovec iov[13];
+	char *owned[6] = { 0 };
+	struct iovec iov[14];
 	int n = 0, k = 0;
 
 #define ADD_STATIC(s) iov[n++] = (struct iovec){ .iov_base = (void *)(s), .iov_len = strlen(s) }
@@ -131,6 +131,8 @@ static void log_to_journal(const char *file, int line, const char *func, int pri
 			ADD_OWNED(xasprintf("CHATD_NICK=%s", f->nick));
 		if (f->reason)
 			ADD_OWNED(xasprintf("CHATD_REASON=%s", f->reason));
+		if (f->actor)
+			ADD_OWNED(xasprintf("CHATD_ACTOR=%s", f->actor));
 		if (f->has_online) {
 			snprintf(online_field, sizeof(online_field), "CHATD_ONLINE=%d", f->online);
 			ADD_STATIC(online_field);
@@ -170,6 +172,8 @@ static void log_to_stderr(int priority, const struct log_fields *f, const char *
 			   log_level_name(priority), message);
 	if (f && f->event && len >= 0 && (size_t)len < sizeof(line))
 		len += snprintf(line + len, sizeof(line) - (size_t)len, " [%s]", f->event);
+	if (f && f->actor && len >= 0 && (size_t)len < sizeof(line))
+		len += snprintf(line + len, sizeof(line) - (size_t)len, " (by %s)", f->actor);
 	if (len < 0)
 		return;
 	if ((size_t)len >= sizeof(line) - 1)
@@ -180,13 +184,48 @@ static void log_to_stderr(int priority, const struct log_fields *f, const char *
 	(void)w;
 }
 
+/* Set once by the main thread before the workers start, cleared after
+ * they stop: read without a lock. */
+static log_tap_fn *tap_fn;
+static void *tap_ctx;
+static const char *const *tap_events;
+static atomic_bool tap_on;
+
+void log_set_tap(log_tap_fn *fn, void *ctx, const char *const *events)
+{
+	tap_fn = fn;
+	tap_ctx = ctx;
+	tap_events = events;
+}
+
+void log_tap_enable(bool on)
+{
+	atomic_store_explicit(&tap_on, on, memory_order_relaxed);
+}
+
+bool log_tapping(const char *event)
+{
+	if (!atomic_load_explicit(&tap_on, memory_order_relaxed) || !tap_fn || !event)
+		return false;
+	for (const char *const *e = tap_events; *e; e++)
+		if (strcmp(*e, event) == 0)
+			return true;
+	return false;
+}
+
+static bool tapped(const struct log_fields *f)
+{
+	return f && log_tapping(f->event);
+}
+
 void log_full(const char *file, int line, const char *func, int priority, int errnum,
 	      const struct log_fields *fields, const char *fmt, ...)
 {
 	char message[2048];
 	va_list ap;
 
-	if (!log_level_enabled(priority))
+	bool tap = tapped(fields);
+	if (!tap && (!log_level_enabled(priority) || (fields && fields->tap_only)))
 		return;
 	int saved_errno = errno;
 	va_start(ap, fmt);
@@ -194,6 +233,12 @@ void log_full(const char *file, int line, const char *func, int priority, int er
 	va_end(ap);
 	if (len >= 0 && errnum && (size_t)len < sizeof(message))
 		snprintf(message + len, sizeof(message) - (size_t)len, ": %s", strerror(errnum));
+	if (tap)
+		tap_fn(tap_ctx, priority, fields, message);
+	if (!log_level_enabled(priority) || (fields && fields->tap_only)) {
+		errno = saved_errno;
+		return;
+	}
 
 	if (atomic_load_explicit(&echo_errors, memory_order_relaxed) && priority <= LOG_ERR && log_target != LOG_TARGET_STDERR)
 		fprintf(stderr, "chatd: %s\n", message);

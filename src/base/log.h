@@ -24,12 +24,15 @@ struct log_fields {
 	const char *peer;   /* CHATD_PEER: addr:port */
 	const char *nick;   /* CHATD_NICK */
 	const char *reason; /* CHATD_REASON */
+	const char *actor;  /* CHATD_ACTOR: the admin who did it ("uid 0 (root)",
+			     * "oper alice") */
 	int online;         /* CHATD_ONLINE, when has_online */
 	bool has_online;
 	unsigned long suppressed; /* CHATD_SUPPRESSED, when not 0: lines about the
 				   * address held back before this one */
 	unsigned long long count; /* CHATD_COUNT, when not 0: how many (lines
 				   * lost, attempts failed) */
+	bool tap_only;      /* for the tap alone: the log held this one back */
 };
 
 /* Said with the first line logged about something after some were not
@@ -59,6 +62,18 @@ bool log_level_enabled(int priority);
 /* Level names as used in the config: debug, info, notice, warning, error. */
 bool log_level_from_name(const char *name, int *ret_priority);
 const char *log_level_name(int priority);
+
+/* A copy of every event with one of the names in EVENTS (NULL-ended),
+ * whatever the level, goes to FN (on the thread that logged; FN must be
+ * quick and thread-safe): how chatctl monitor follows them. NULL: none. */
+typedef void log_tap_fn(void *ctx, int priority, const struct log_fields *fields,
+			const char *message);
+void log_set_tap(log_tap_fn *fn, void *ctx, const char *const *events);
+/* Whether the tap gets its events (someone follows them); off at first. */
+void log_tap_enable(bool on);
+/* Whether an EVENT would be tapped now: worth a tap_only call when the
+ * log itself holds that event back. */
+bool log_tapping(const char *event);
 
 void log_full(const char *file, int line, const char *func, int priority, int errnum,
 	      const struct log_fields *fields, const char *fmt, ...) PRINTF_LIKE(7, 8);

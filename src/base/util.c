@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 static NORETURN void out_of_memory(size_t size)
 {
@@ -122,6 +123,27 @@ uint64_t monotonic_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+char *runtime_path(const char *file)
+{
+	/* systemd may give several folders, separated by colons: the first. */
+	const char *dir = getenv("RUNTIME_DIRECTORY");
+	if (dir && *dir == '/')
+		return xasprintf("%.*s/%s", (int)strcspn(dir, ":"), dir, file);
+	if (geteuid() == 0)
+		return xasprintf("/run/chatd/%s", file);
+	dir = getenv("XDG_RUNTIME_DIR");
+	if (dir && *dir == '/')
+		return xasprintf("%s/chatd/%s", dir, file);
+	return NULL;
 }
 
 void peer_host(const char *peer, char *ret, size_t size)

@@ -44,5 +44,11 @@ bool parse_long(const char *s, long *ret);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t monotonic_ms(void);
+uint64_t monotonic_ns(void);
+
+/* FILE in chatd's runtime folder: $RUNTIME_DIRECTORY (systemd's
+ * RuntimeDirectory=), else /run/chatd for root, else
+ * $XDG_RUNTIME_DIR/chatd (malloc'd); NULL when none of those is known. */
+char *runtime_path(const char *file);
 
 #endif

@@ -174,9 +174,11 @@ static void announce(struct worker *w, struct session *s, struct room *room, uns
 static void log_connect(struct worker *w, struct session *s, int online)
 {
 	struct log_note note;
-	if (worker_log_allowed(w, s, LOG_INFO, &note))
+	bool logged = worker_log_allowed(w, s, LOG_INFO, &note);
+	if (logged || log_tapping("connect"))
 		log_event(LOG_INFO, LOG_FIELDS(.event = "connect", .peer = s->peer, .nick = s->member.nick,
-					       .suppressed = note.suppressed, LOG_ONLINE(online)),
+					       .suppressed = note.suppressed, LOG_ONLINE(online),
+					       .tap_only = !logged),
 			  "connect from %s as %s (%d online)%s", s->peer, s->member.nick, online,
 			  note.text);
 }
@@ -253,10 +255,12 @@ void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 	encoded_free(&e);
 	text_buf_free(&c);
 	struct log_note note;
-	if (worker_log_allowed(w, s, LOG_INFO, &note))
+	bool logged = worker_log_allowed(w, s, LOG_INFO, &note);
+	if (logged || log_tapping("disconnect"))
 		log_event(LOG_INFO, LOG_FIELDS(.event = "disconnect", .peer = s->peer,
 					       .nick = s->member.nick, .reason = reason,
-					       .suppressed = note.suppressed, LOG_ONLINE(online)),
+					       .suppressed = note.suppressed, LOG_ONLINE(online),
+					       .tap_only = !logged),
 			  "disconnect %s %s: %s (%d online)%s", s->peer, s->member.nick, reason, online,
 			  note.text);
 }

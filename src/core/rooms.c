@@ -703,6 +703,57 @@ size_t rooms_names(struct rooms *r, const char *name, bool sorted, struct room_e
 	return n;
 }
 
+static void summary_of(const struct member *m, struct member_summary *e)
+{
+	memcpy(e->nick, m->nick, sizeof(e->nick));
+	memcpy(e->user, m->user, sizeof(e->user));
+	memcpy(e->host, m->host, sizeof(e->host));
+	memcpy(e->account, m->account, sizeof(e->account));
+	memcpy(e->via, m->via, sizeof(e->via));
+	e->away = m->away[0] != '\0';
+	e->op = false;
+	e->signon = m->signon;
+	e->room_count = m->room_count;
+}
+
+static int compare_summaries(const void *a, const void *b)
+{
+	return strcasecmp(((const struct member_summary *)a)->nick,
+			  ((const struct member_summary *)b)->nick);
+}
+
+ssize_t rooms_everyone(struct rooms *r, const char *name, struct member_summary **ret)
+{
+	size_t n = 0;
+	struct member_summary *list = NULL;
+
+	*ret = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (name) {
+		struct room *room = find_room_locked(r, name);
+		if (!room) {
+			pthread_mutex_unlock(&r->lock);
+			return -ENOENT;
+		}
+		list = xmalloc((room->count ? room->count : 1) * sizeof(*list));
+		struct membership *ms;
+		TAILQ_FOREACH(ms, &room->members, room_link) {
+			summary_of(ms->member, &list[n]);
+			list[n++].op = ms->op;
+		}
+	} else {
+		list = xmalloc((r->nicks.count ? r->nicks.count : 1) * sizeof(*list));
+		for (size_t b = 0; b < r->nicks.size; b++)
+			for (struct name_entry *e = r->nicks.buckets[b]; e; e = e->next)
+				summary_of(container_of(e, struct member, nick_entry), &list[n++]);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (n)
+		qsort(list, n, sizeof(*list), compare_summaries);
+	*ret = list;
+	return (ssize_t)n;
+}
+
 static int compare_infos(const void *a, const void *b)
 {
 	return strcasecmp(((const struct room_info *)a)->name, ((const struct room_info *)b)->name);

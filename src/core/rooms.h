@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "base/bucket.h"
@@ -91,6 +92,7 @@ struct member {
 	char user[USER_MAX_LEN + 1];
 	char host[HOST_MAX_LEN + 1];
 	char realname[REALNAME_MAX_LEN + 1];
+	char via[12];                  /* the port it came in on: "irc", "web+tls", ... */
 };
 
 struct room {
@@ -165,6 +167,18 @@ struct member_info {
 	enum format format;
 	size_t room_count;
 	struct { char name[NAME_MAX_LEN + 1]; bool op, voice, secret; } rooms[ROOMS_PER_MEMBER];
+};
+
+/* What an admin is shown of a member (chatctl who). */
+struct member_summary {
+	char nick[NAME_MAX_LEN + 1];
+	char user[USER_MAX_LEN + 1];
+	char host[HOST_MAX_LEN + 1];
+	char account[NAME_MAX_LEN + 1];
+	char via[12];
+	bool away, op;                 /* op: in the room asked about */
+	time_t signon;
+	unsigned room_count;
 };
 
 struct rooms;
@@ -273,6 +287,10 @@ bool rooms_info(struct rooms *r, const char *name, struct room_info *ret);
  * the order they came (free() the array); 0 and NULL when there is no
  * such room. */
 size_t rooms_names(struct rooms *r, const char *name, bool sorted, struct room_entry **ret);
+
+/* Everyone online (ROOM NULL), or in room ROOM, sorted by nick (free()
+ * the array); -ENOENT when there is no room ROOM. */
+ssize_t rooms_everyone(struct rooms *r, const char *room, struct member_summary **ret);
 
 /* Every room, sorted by name; free() the array. */
 size_t rooms_list(struct rooms *r, struct room_info **ret);

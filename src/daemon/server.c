@@ -3,6 +3,7 @@
 #include "daemon/server.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin/control.h"
 #include "daemon/daemonize.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
@@ -38,7 +40,7 @@
 #define DAY_SECONDS (24 * 60 * 60)
 
 /* epoll tags of the main loop's fds; listeners are tagged by index. */
-enum { TAG_SIGNAL = LISTENER_MAX, TAG_STATUS, TAG_WATCHDOG, TAG_TLS_WATCH };
+enum { TAG_SIGNAL = LISTENER_MAX, TAG_STATUS, TAG_WATCHDOG, TAG_TLS_WATCH, TAG_CONTROL };
 
 struct server {
 	struct config *cfg;
@@ -63,6 +65,11 @@ struct server {
 	struct accounts *accounts; /* its accounts, with a thread of their own */
 	struct site *site;         /* the web page's files, as the workers have them */
 	unsigned sweep_ticks;      /* of the 5 s timer, since the last sweep */
+
+	struct control *control;   /* chatctl's socket; NULL: none */
+	struct control_host control_host;
+	time_t started;            /* wall clock */
+	uint64_t reloads[2];       /* failed, done */
 };
 
 /* The C library hands freed heap memory back to the kernel as soon as
@@ -479,20 +486,22 @@ static void warn_restart_needed(const char *key, const char *path)
 	log_warning("%s changed in %s: takes effect after a restart", key, path);
 }
 
-static void reload(struct server *s)
+/* Reads the config again (for ACTOR: an admin through chatctl; NULL: a
+ * signal): 0, or -1 with its errors in ERRORS, logged, and the config in
+ * use kept. */
+static int reload(struct server *s, const char *actor, struct config_errors *errors)
 {
 	struct config *cfg;
-	struct config_errors errors = { 0 };
 
 	notify_reloading();
 	log_info("reloading the config from %s", s->opts->config_path);
-	if (config_load(s->opts->config_path, &cfg, &errors) < 0) {
-		for (size_t i = 0; i < errors.count; i++)
-			log_event(LOG_ERR, LOG_FIELDS(.event = "reload_failed"),
-				  "reload failed, keeping the old config: %s", errors.messages[i]);
-		config_errors_free(&errors);
+	if (config_load(s->opts->config_path, &cfg, errors) < 0) {
+		for (size_t i = 0; i < errors->count; i++)
+			log_event(LOG_ERR, LOG_FIELDS(.event = "reload_failed", .actor = actor),
+				  "reload failed, keeping the old config: %s", errors->messages[i]);
+		s->reloads[0]++;
 		notify_ready(rooms_online(s->pool.rooms));
-		return;
+		return -1;
 	}
 	apply_overrides(cfg, s->opts);
 
@@ -540,11 +549,24 @@ static void reload(struct server *s)
 	ip_limit_set_policy(s->pool.ip_limit, &policy);
 	for (int i = 0; i < s->pool.count; i++)
 		worker_post_config(s->pool.workers[i], cfg);
+	if (s->control && !config_same_control(cfg, old))
+		warn_restart_needed("[control] socket", cfg->path);
+	control_set_config(s->control, cfg);
 	config_unref(s->cfg);
 	s->cfg = cfg;
-	log_event(LOG_INFO, LOG_FIELDS(.event = "reload", LOG_ONLINE(rooms_online(s->pool.rooms))),
+	s->reloads[1]++;
+	log_event(LOG_INFO, LOG_FIELDS(.event = "reload", .actor = actor,
+				       LOG_ONLINE(rooms_online(s->pool.rooms))),
 		  "config reloaded from %s", cfg->path);
 	notify_ready(rooms_online(s->pool.rooms));
+	return 0;
+}
+
+static void reload_on_signal(struct server *s)
+{
+	struct config_errors errors = { 0 };
+	reload(s, NULL, &errors);
+	config_errors_free(&errors);
 }
 
 static void handle_signals(struct server *s)
@@ -553,7 +575,7 @@ static void handle_signals(struct server *s)
 
 	while (read(s->signal_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			reload(s);
+			reload_on_signal(s);
 		} else if (!s->stopping) {
 			s->stopping = true;
 			notify_stopping();
@@ -607,6 +629,88 @@ static int open_listeners(struct server *s)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- for chatctl (admin/control.h) ------------------------------------------- */
+
+static const struct config *host_config(void *server)
+{
+	return ((struct server *)server)->cfg;
+}
+
+static int host_reload(void *server, const char *actor, struct config_errors *errors)
+{
+	return reload(server, actor, errors);
+}
+
+static void host_status(void *server, struct json_object *o, FILE *text)
+{
+	struct server *s = server;
+	int online, max, invisible;
+	rooms_counts(s->pool.rooms, &online, &max, &invisible);
+	int rooms = rooms_count(s->pool.rooms);
+	long uptime = (long)(time(NULL) - s->started);
+	json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "started", json_object_new_int64((int64_t)s->started));
+	json_object_object_add(o, "uptime", json_object_new_int64(uptime));
+	json_object_object_add(o, "config", json_object_new_string(s->cfg->path));
+	json_object_object_add(o, "online", json_object_new_int(online));
+	json_object_object_add(o, "max_online", json_object_new_int(max));
+	json_object_object_add(o, "connections", json_object_new_int(atomic_load(&s->pool.connections)));
+	json_object_object_add(o, "max_clients", json_object_new_int(s->cfg->max_clients));
+	json_object_object_add(o, "rooms", json_object_new_int(rooms));
+	json_object_object_add(o, "workers", json_object_new_int(s->pool.count));
+	json_object_object_add(o, "log_level", json_object_new_string(log_level_name(log_get_level())));
+	json_object_object_add(o, "reloads", json_object_new_int64((int64_t)s->reloads[1]));
+	json_object_object_add(o, "failed_reloads", json_object_new_int64((int64_t)s->reloads[0]));
+	fprintf(text, "chatd %s, pid %d, up %ldd %02ld:%02ld:%02ld\n", PACKAGE_VERSION, (int)getpid(),
+		uptime / 86400, uptime % 86400 / 3600, uptime % 3600 / 60, uptime % 60);
+	fprintf(text, "config:      %s (reloaded %llu times, %llu failed)\n", s->cfg->path,
+		(unsigned long long)s->reloads[1], (unsigned long long)s->reloads[0]);
+	fprintf(text, "online:      %d (most ever %d), %d connections of at most %d\n", online, max,
+		atomic_load(&s->pool.connections), s->cfg->max_clients);
+	fprintf(text, "rooms:       %d\n", rooms);
+	fprintf(text, "workers:     %d\n", s->pool.count);
+	struct json_object *listening = json_object_new_array();
+	for (size_t i = 0; i < s->listener.count; i++) {
+		const struct listen_socket *ls = &s->listener.sockets[i];
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		char addr[PEER_MAX] = "?";
+		if (getsockname(ls->fd, (struct sockaddr *)&ss, &len) == 0)
+			format_address((struct sockaddr *)&ss, addr, sizeof(addr));
+		struct json_object *l = json_object_new_object();
+		json_object_object_add(l, "address", json_object_new_string(addr));
+		json_object_object_add(l, "protocol", json_object_new_string(
+			ls->proto == PROTO_LINE ? "line" : ls->proto == PROTO_IRC ? "irc" : "web"));
+		json_object_object_add(l, "tls", json_object_new_boolean(ls->tls));
+		json_object_array_add(listening, l);
+		fprintf(text, "%-12s %s, %s\n", i ? "" : "listening:", addr,
+			listener_kind_name(ls->proto, ls->tls));
+	}
+	json_object_object_add(o, "listeners", listening);
+	json_object_object_add(o, "socket_activated", json_object_new_boolean(s->listener.activated));
+	struct tls_cert_info info;
+	if (s->tls_ctx && tls_context_cert_info(s->tls_ctx, &info)) {
+		struct json_object *t = json_object_new_object();
+		json_object_object_add(t, "subject", json_object_new_string(info.subject));
+		json_object_object_add(t, "not_after", json_object_new_int64((int64_t)info.not_after));
+		json_object_object_add(t, "sha256", json_object_new_string(info.sha256));
+		json_object_object_add(o, "tls", t);
+		long days = (long)((info.not_after - time(NULL)) / DAY_SECONDS);
+		fprintf(text, "TLS:         %s, expires in %ld days\n", info.subject, days);
+	}
+	struct store_stats st;
+	store_get_stats(s->store, &st);
+	char *db = config_store_path(s->cfg);
+	json_object_object_add(o, "database", db ? json_object_new_string(db) : NULL);
+	json_object_object_add(o, "history_written", json_object_new_int64((int64_t)st.written));
+	json_object_object_add(o, "history_dropped", json_object_new_int64((int64_t)st.dropped));
+	fprintf(text, "database:    %s (%llu lines written since start, %llu lost)\n", db ? db : "?",
+		(unsigned long long)st.written, (unsigned long long)st.dropped);
+	free(db);
+	fprintf(text, "log level:   %s\n", log_level_name(log_get_level()));
 }
 
 static void room_loaded(void *ctx, const struct store_room *room)
@@ -725,6 +829,8 @@ static void loop(struct server *s)
 				watchdog_tick(s);
 			else if (tag == TAG_TLS_WATCH)
 				tls_watch_tick(s);
+			else if (tag == TAG_CONTROL)
+				control_run(s->control);
 		}
 	}
 }
@@ -732,7 +838,8 @@ static void loop(struct server *s)
 int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 {
 	struct server s = { .cfg = cfg, .opts = opts, .signal_fd = -1, .watchdog_fd = -1,
-			    .tls_watch_fd = -1, .pool.status_fd = -1, .listener.reserve_fd = -1 };
+			    .tls_watch_fd = -1, .pool.status_fd = -1, .listener.reserve_fd = -1,
+			    .started = time(NULL) };
 	int exit_code = 1, r;
 
 	apply_overrides(cfg, opts);
@@ -762,6 +869,14 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 	}
 	if (open_store(&s) < 0 || load_rooms(&s, workers) < 0)
 		goto out;
+	/* Before the workers: its log tap is in place before any thread logs. */
+	s.control_host = (struct control_host){ .server = &s, .pool = &s.pool, .config = host_config,
+						.reload = host_reload, .status = host_status };
+	s.control = control_open(cfg, &s.control_host);
+	if (s.control && (r = epoll_watch(s.epoll_fd, control_fd(s.control), TAG_CONTROL)) < 0) {
+		log_errno(LOG_ERR, -r, "epoll_ctl(control socket)");
+		goto out;
+	}
 	if ((r = start_workers(&s, workers)) < 0) {
 		log_errno(LOG_ERR, -r, "starting worker threads");
 		goto out;
@@ -802,6 +917,8 @@ out:
 		rooms_free(s.pool.rooms);
 	accounts_close(s.accounts);
 	store_close(s.store);
+	/* After every thread that logs is gone: it takes the log's copies. */
+	control_close(s.control);
 	if (s.watchdog_fd >= 0)
 		close(s.watchdog_fd);
 	if (s.tls_watch_fd >= 0)

@@ -43,6 +43,8 @@ struct conn {
 
 	struct tls_stream *tls;    /* NULL: plaintext (see tls/stream.h) */
 	struct web_conn *web;      /* the web port's (see net/web.h); NULL: another port */
+	enum proto port_proto;     /* what its port carries (s.proto changes at an upgrade) */
+	size_t stat_written;       /* of written_total, what the metrics have counted */
 	size_t tls_counted;        /* of its output, the bytes out_bytes counts */
 	uint64_t opened_ms;        /* when the worker took it (the web port: or last
 				    * answered a request) */

@@ -28,6 +28,10 @@ enum event_kind {
 			* to free): for the connection q->fd + q->conn_id */
 	EV_ACCOUNT,    /* ptr: struct account_request, answered (the receiver's
 			* to free): for the connection r->fd + r->conn_id */
+	EV_DISCONNECT, /* fd + id: the connection, ptr: struct disconnect (the
+			* receiver's to free): an admin puts it out */
+	EV_WALL,       /* ptr: the text (the receiver's to free): the server's
+			* notice to everyone */
 	EV_PING,       /* id: sequence */
 	EV_SHUTDOWN,
 };
@@ -38,6 +42,13 @@ struct new_connection {
 	char peer[PEER_MAX];
 	struct ip_key ip;
 	bool ip_counted;   /* ip was counted (not a trusted proxy's) */
+};
+
+/* An admin's kick (chatctl kick, IRC KILL) or ban of one connection. */
+struct disconnect {
+	char reason[16];   /* the close reason: "kicked", "banned" */
+	char text[512];    /* what the client is told */
+	char actor[96];    /* who did it, for the log */
 };
 
 struct event {

@@ -143,6 +143,7 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 				lifecycle_mark_for_flush(w, c);
 			}
 			w->queued[w->picked[0]] += queued;
+			stat_add(&w->stats.deliveries, queued);
 			continue;
 		}
 		TAILQ_FOREACH(ms, room_local(room, w->index, (enum format)f), local_link) {
@@ -166,6 +167,7 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 					break;
 				}
 				w->queued[w->picked[j]]++;
+				stat_add(&w->stats.deliveries, 1);
 				if (!any) {
 					lifecycle_mark_for_flush(w, c);
 					any = true;
@@ -316,8 +318,10 @@ void fanout_direct_local(struct worker *w, int fd, uint64_t id, struct msg *m)
 	if (fd < 0 || (size_t)fd >= w->by_fd_size)
 		return;
 	struct conn *c = w->by_fd[fd];
-	if (c && c->s.id == id && c->state == CONN_OPEN)
+	if (c && c->s.id == id && c->state == CONN_OPEN) {
 		worker_send(w, &c->s, m);
+		stat_add(&w->stats.deliveries, 1);
+	}
 }
 
 void fanout_kick_local(struct worker *w, int fd, uint64_t id, struct kick *k)

@@ -177,6 +177,12 @@ void lifecycle_add(struct worker *w, int fd, const struct new_connection *nc)
 	}
 	c->epoll_events = EPOLLIN;
 	w->by_fd[fd] = c;
+	c->port_proto = nc->proto;
+	snprintf(c->s.member.via, sizeof(c->s.member.via), "%s%s",
+		 nc->proto == PROTO_LINE ? "line" : nc->proto == PROTO_IRC ? "irc" : "web",
+		 nc->tls ? "+tls" : "");
+	stat_add(&w->stats.open[nc->proto][nc->tls], 1);
+	stat_add(&w->stats.accepted[nc->proto][nc->tls], 1);
 	if (!c->tls && !c->web)
 		set_state(w, c, CONN_OPEN, NULL, NULL, 0);
 }
@@ -242,6 +248,8 @@ static void close_now(struct worker *w, struct conn *c)
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
 		log_errno(LOG_ERR, errno, "epoll_ctl(DEL %s)", c->s.peer);
 	w->by_fd[c->fd] = NULL;
+	stat_sub(&w->stats.open[c->port_proto][c->s.tls], 1);
+	stat_add(&w->stats.disconnects[stats_reason_of(c->close_reason)], 1);
 	conn_free(c);
 }
 
@@ -249,6 +257,8 @@ static void close_now(struct worker *w, struct conn *c)
 static void written(void *ctx, struct conn *c, int r)
 {
 	struct worker *w = ctx;
+	stat_add(&w->stats.bytes_out, c->written_total - c->stat_written);
+	c->stat_written = c->written_total;
 	if (r < 0) {
 		bool reset = r == -EPIPE || r == -ECONNRESET;
 		if (!reset)

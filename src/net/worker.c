@@ -68,6 +68,21 @@ void worker_post_site(struct worker *w, struct site *site)
 	post(w, (struct event){ .kind = EV_SITE, .ptr = site ? site_ref(site) : NULL });
 }
 
+void worker_post_disconnect(struct worker *w, int fd, uint64_t conn_id, const char *reason,
+			    const char *text, const char *actor)
+{
+	struct disconnect *d = xcalloc(1, sizeof(*d));
+	snprintf(d->reason, sizeof(d->reason), "%s", reason);
+	snprintf(d->text, sizeof(d->text), "%s", text);
+	snprintf(d->actor, sizeof(d->actor), "%s", actor);
+	post(w, (struct event){ .kind = EV_DISCONNECT, .fd = fd, .id = conn_id, .ptr = d });
+}
+
+void worker_post_wall(struct worker *w, const char *text)
+{
+	post(w, (struct event){ .kind = EV_WALL, .ptr = xstrdup(text) });
+}
+
 void worker_post_ping(struct worker *w, uint64_t seq)
 {
 	post(w, (struct event){ .kind = EV_PING, .id = seq });
@@ -172,6 +187,11 @@ uint64_t worker_last_pong(struct worker *w)
 	return atomic_load_explicit(&w->pong, memory_order_acquire);
 }
 
+const struct worker_stats *worker_stats(const struct worker *w)
+{
+	return &w->stats;
+}
+
 int worker_connection_count(struct worker *w)
 {
 	return atomic_load_explicit(&w->connection_count, memory_order_relaxed);
@@ -236,6 +256,7 @@ static bool on_line(void *ctx, const char *line, size_t len)
 {
 	struct line_ctx *lc = ctx;
 	lc->c->last_line_ms = lc->w->now_ms;
+	stat_add(&lc->w->stats.lines_in, 1);
 	/* A line that asked the store or accounts thread something stops
 	 * the rest until the answer (see hold()). */
 	return codec_line(lc->w, &lc->c->s, line, len) && lifecycle_reading(lc->c) &&
@@ -319,6 +340,7 @@ static void answered(struct worker *w, struct conn *c)
 static bool on_established(void *ctx)
 {
 	struct line_ctx *lc = ctx;
+	stat_add(&lc->w->stats.tls_handshakes, 1);
 	lifecycle_established(lc->w, lc->c);
 	return lifecycle_reading(lc->c);
 }
@@ -364,6 +386,8 @@ static void tls_readable(struct line_ctx *lc, size_t n)
 		break;
 	case TLS_FAILED:
 		if (handshake)
+			stat_add(&w->stats.tls_failures, 1);
+		if (handshake)
 			tls_failure_log(c->s.peer, tls_stream_reason(c->tls), w->now_ms);
 		else
 			log_info("%s: TLS error: %s", c->s.peer, tls_stream_reason(c->tls));
@@ -392,6 +416,7 @@ static void conn_readable(struct worker *w, struct conn *c)
 
 	if (n > 0) {
 		read_clock(w);
+		stat_add(&w->stats.bytes_in, (uint64_t)n);
 		w->read_budget -= (size_t)n < w->read_budget ? (size_t)n : w->read_budget;
 		struct line_ctx lc = { w, c };
 		if (c->tls)
@@ -455,17 +480,20 @@ static void apply_config(struct worker *w, struct config *cfg)
 	w->motd = codec_motd(cfg->motd_lines, cfg->motd_count);
 }
 
-static void begin_shutdown(struct worker *w)
+/* TEXT (LEN bytes) as the server's notice to every client in the chat,
+ * each format encoded once; with SHUTDOWN, then each leaves, and those not
+ * yet in the chat are let go. */
+static void tell_everyone(struct worker *w, const char *text, size_t len, bool shutdown)
 {
-	static const char text[] = "server shutting down";
-	struct chat_event ev = { .kind = CHAT_NOTICE, .text = text, .text_len = sizeof(text) - 1,
-				 .server = w->cfg->irc_server_name };
+	struct text_buf clean;
+	text_buf_clean_chat(&clean, text, len);
+	struct chat_event ev = { .kind = CHAT_NOTICE, .text = clean.text, .text_len = clean.len,
+				 .formatting = clean.formatting, .server = w->cfg->irc_server_name };
 	struct msg *notice[FORMAT_COUNT] = { NULL }; /* each encoded once, if needed */
 
-	w->shutting_down = true;
 	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
 		struct conn *c = w->by_fd[fd];
-		if (c && c->state == CONN_NEW) /* a TLS handshake: nothing to say */
+		if (shutdown && c && c->state == CONN_NEW) /* a TLS handshake: nothing to say */
 			lifecycle_kill(w, c, "shutdown");
 		if (!c || c->state != CONN_OPEN)
 			continue;
@@ -473,11 +501,39 @@ static void begin_shutdown(struct worker *w)
 		if (!notice[f])
 			notice[f] = event_encode(f, &ev);
 		worker_send(w, &c->s, notice[f]);
-		lifecycle_drain(w, c, "shutdown", NULL, 0);
+		if (shutdown)
+			lifecycle_drain(w, c, "shutdown", NULL, 0);
 	}
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		if (notice[f])
 			msg_unref(notice[f]);
+	text_buf_free(&clean);
+}
+
+static void begin_shutdown(struct worker *w)
+{
+	static const char text[] = "server shutting down";
+	w->shutting_down = true;
+	tell_everyone(w, text, sizeof(text) - 1, true);
+}
+
+/* An admin puts FD/ID out, telling it why, and the log who did it. */
+static void disconnect_local(struct worker *w, int fd, uint64_t id, const struct disconnect *d)
+{
+	struct conn *c = open_conn(w, fd, id);
+	if (!c)
+		return;
+	struct chat_event ev = { .kind = CHAT_CLOSING, .text = d->text, .text_len = strlen(d->text),
+				 .host = c->s.member.host };
+	struct msg *m = event_encode(c->s.member.format, &ev);
+	worker_send(w, &c->s, m);
+	msg_unref(m);
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = strcmp(d->reason, "banned") == 0 ? "ban" : "kick",
+					 .peer = c->s.peer, .nick = c->s.member.nick,
+					 .reason = d->reason, .actor = d->actor),
+		  "%s %s %s: %s", d->reason, c->s.peer, c->s.member.nick[0] ? c->s.member.nick : "-",
+		  d->text);
+	lifecycle_drain(w, c, d->reason, NULL, 0);
 }
 
 static void handle_inbox(struct worker *w)
@@ -538,6 +594,14 @@ static void handle_inbox(struct worker *w)
 				answered(w, c);
 			break;
 		}
+		case EV_DISCONNECT:
+			disconnect_local(w, ev->fd, ev->id, ev->ptr);
+			free(ev->ptr);
+			break;
+		case EV_WALL:
+			tell_everyone(w, ev->ptr, strlen(ev->ptr), false);
+			free(ev->ptr);
+			break;
 		case EV_PING:
 			atomic_store_explicit(&w->pong, ev->id, memory_order_release);
 			break;
@@ -584,6 +648,7 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct epoll_event events[EPOLL_BATCH];
 	const char *why_not;
+	uint64_t woke_ns = monotonic_ns();
 
 	w->writer = writer_new(w->pool->io_uring, &why_not);
 	if (why_not) /* it worked for the check at start: a limit reached since? */
@@ -595,7 +660,10 @@ static void *worker_main(void *arg)
 		lifecycle_settle(w);
 		if (w->shutting_down && atomic_load(&w->connection_count) == 0)
 			break;
+		stat_add(&w->stats.busy_ns, monotonic_ns() - woke_ns);
 		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);
+		woke_ns = monotonic_ns();
+		stat_add(&w->stats.loops, 1);
 		read_clock(w); /* before EINTR: SIGCONT ends a stop with it */
 		if (n < 0) {
 			if (errno == EINTR)
@@ -701,6 +769,8 @@ static void release_event(struct event *ev, void *ctx)
 		store_query_free(ev->ptr);
 	} else if (ev->kind == EV_ACCOUNT) {
 		account_request_free(ev->ptr);
+	} else if (ev->kind == EV_DISCONNECT || ev->kind == EV_WALL) {
+		free(ev->ptr);
 	}
 	if (ev->msg)
 		msg_unref(ev->msg);

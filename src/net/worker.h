@@ -70,10 +70,19 @@ void worker_post_tls(struct worker *w, void *ctx);
  * from now on. */
 void worker_post_site(struct worker *w, struct site *site);
 void worker_post_ping(struct worker *w, uint64_t seq);
+/* Puts connection FD/CONN_ID out for REASON ("kicked", "banned"), telling
+ * it TEXT; ACTOR did it (logged). Nothing when it is gone already. */
+void worker_post_disconnect(struct worker *w, int fd, uint64_t conn_id, const char *reason,
+			    const char *text, const char *actor);
+/* TEXT, as the server's notice, to every client of W. */
+void worker_post_wall(struct worker *w, const char *text);
 void worker_post_shutdown(struct worker *w);
 
 /* The last ping the worker answered: it is alive and looping. */
 uint64_t worker_last_pong(struct worker *w);
 int worker_connection_count(struct worker *w);
+/* Its counters, for the metrics (net/stats.h): any thread may read them. */
+struct worker_stats;
+const struct worker_stats *worker_stats(const struct worker *w);
 
 #endif

@@ -17,6 +17,7 @@
 #include "net/conn.h"
 #include "net/event.h"
 #include "net/handoff.h"
+#include "net/stats.h"
 #include "net/worker.h"
 #include "net/writer.h"
 
@@ -84,6 +85,9 @@ struct worker {
 
 	struct out_cache out_cache;
 	struct writer *writer;    /* made on the worker's own thread */
+	/* Counted for the metrics; only this worker writes them, on cache
+	 * lines of their own. */
+	struct worker_stats stats __attribute__((aligned(64)));
 	char read_buffer[READ_BUFFER_SIZE];
 };
 

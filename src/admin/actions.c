@@ -1,0 +1,281 @@
+#include "autoconf.h"
+
+#include "admin/actions.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/text.h"
+#include "base/util.h"
+#include "core/rooms.h"
+#include "net/worker.h"
+
+#define WALL_MAX 1000 /* bytes of a wall message */
+
+/* ---- answers -------------------------------------------------------------------- */
+
+char *action_answer_line(bool ok, const char *error, const char *text, struct json_object *result)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(ok));
+	if (error)
+		json_object_object_add(o, "error", json_object_new_string(error));
+	if (text && *text)
+		json_object_object_add(o, "text", json_object_new_string(text));
+	if (result)
+		json_object_object_add(o, "result", result);
+	char *line = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return line;
+}
+
+char *action_answer(struct action *a, enum action_outcome outcome, const char *text)
+{
+	bool ok = outcome == ACTION_DONE;
+	struct json_object *result = a->result;
+	a->result = NULL;
+	return action_answer_line(ok, ok ? NULL : a->error, text, result);
+}
+
+static enum action_outcome fail(struct action *a, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static enum action_outcome fail(struct action *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(a->error, sizeof(a->error), fmt, ap);
+	va_end(ap);
+	return ACTION_FAILED;
+}
+
+static void put_string(struct json_object *o, const char *key, const char *value)
+{
+	json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
+}
+
+static void put_int(struct json_object *o, const char *key, int64_t value)
+{
+	json_object_object_add(o, key, json_object_new_int64(value));
+}
+
+static void put_bool(struct json_object *o, const char *key, bool value)
+{
+	json_object_object_add(o, key, json_object_new_boolean(value));
+}
+
+/* "2h05m", "3d04h": how long ago T was. */
+static void format_age(time_t t, char *buf, size_t size)
+{
+	long s = (long)(time(NULL) - t);
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(buf, size, "%lds", s);
+	else if (s < 3600)
+		snprintf(buf, size, "%ldm%02lds", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, size, "%ldh%02ldm", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, size, "%ldd%02ldh", s / 86400, s % 86400 / 3600);
+}
+
+/* A room as an admin types it: "lobby" or IRC's "#lobby". */
+static const char *room_name(const char *arg)
+{
+	return arg[0] == '#' ? arg + 1 : arg;
+}
+
+/* ---- the commands ------------------------------------------------------------------ */
+
+static enum action_outcome do_status(struct action *a)
+{
+	a->host->status(a->host->server, a->result, a->text);
+	return ACTION_DONE;
+}
+
+static enum action_outcome do_who(struct action *a)
+{
+	const char *room = a->nargs ? room_name(a->args[0]) : NULL;
+	struct member_summary *list;
+	ssize_t n = rooms_everyone(a->host->pool->rooms, room, &list);
+	if (n == -ENOENT)
+		return fail(a, "no such room: %s", a->args[0]);
+	put_string(a->result, "room", room);
+	struct json_object *members = json_object_new_array();
+	if (n > 0)
+		fprintf(a->text, "%-20s %-8s %-24s %-16s %-8s %s\n", "NICK", "VIA", "ADDRESS", "ACCOUNT",
+			"ON FOR", room ? "OP" : "ROOMS");
+	for (ssize_t i = 0; i < n; i++) {
+		const struct member_summary *m = &list[i];
+		struct json_object *o = json_object_new_object();
+		put_string(o, "nick", m->nick);
+		put_string(o, "user", m->user);
+		put_string(o, "address", m->host);
+		put_string(o, "account", m->account[0] ? m->account : NULL);
+		put_string(o, "via", m->via);
+		put_bool(o, "away", m->away);
+		put_int(o, "since", (int64_t)m->signon);
+		put_int(o, "rooms", m->room_count);
+		if (room)
+			put_bool(o, "op", m->op);
+		json_object_array_add(members, o);
+		char age[32], last[16];
+		format_age(m->signon, age, sizeof(age));
+		if (room)
+			snprintf(last, sizeof(last), "%s", m->op ? "op" : "-");
+		else
+			snprintf(last, sizeof(last), "%u", m->room_count);
+		fprintf(a->text, "%-20s %-8s %-24s %-16s %-8s %s\n", m->nick, m->via, m->host,
+			m->account[0] ? m->account : "-", age, last);
+	}
+	json_object_object_add(a->result, "members", members);
+	put_int(a->result, "count", n);
+	fprintf(a->text, "%zd %s%s%s\n", n, n == 1 ? "person" : "people",
+		room ? " in " : " online", room ? room : "");
+	free(list);
+	return ACTION_DONE;
+}
+
+static enum action_outcome do_rooms(struct action *a)
+{
+	struct room_info *list;
+	size_t n = rooms_list(a->host->pool->rooms, &list);
+	struct json_object *rooms = json_object_new_array();
+	if (n)
+		fprintf(a->text, "%-24s %7s  %s\n", "ROOM", "PEOPLE", "TOPIC");
+	for (size_t i = 0; i < n; i++) {
+		const struct room_info *r = &list[i];
+		struct json_object *o = json_object_new_object();
+		put_string(o, "name", r->name);
+		put_int(o, "members", r->count);
+		put_string(o, "topic", r->topic[0] ? r->topic : NULL);
+		put_string(o, "topic_by", r->topic_by[0] ? r->topic_by : NULL);
+		put_int(o, "created", (int64_t)r->created);
+		char modes[8] = "+";
+		if (r->topic_ops)
+			strcat(modes, "t");
+		if (r->no_external)
+			strcat(modes, "n");
+		if (r->secret)
+			strcat(modes, "s");
+		put_string(o, "modes", modes);
+		json_object_array_add(rooms, o);
+		fprintf(a->text, "%-24s %7u  %s\n", r->name, r->count, r->topic);
+	}
+	json_object_object_add(a->result, "rooms", rooms);
+	put_int(a->result, "count", (int64_t)n);
+	fprintf(a->text, "%zu room%s\n", n, n == 1 ? "" : "s");
+	free(list);
+	return ACTION_DONE;
+}
+
+static enum action_outcome do_kick(struct action *a)
+{
+	struct member_address to;
+	if (!rooms_find(a->host->pool->rooms, a->args[0], &to))
+		return fail(a, "nobody online is called %s", a->args[0]);
+	char text[512];
+	if (a->nargs > 1 && a->args[1][0])
+		snprintf(text, sizeof(text), "kicked by an admin: %s", a->args[1]);
+	else
+		snprintf(text, sizeof(text), "kicked by an admin");
+	worker_post_disconnect(a->host->pool->workers[to.worker], to.fd, to.conn_id, "kicked", text,
+			       a->actor);
+	put_string(a->result, "nick", to.nick);
+	fprintf(a->text, "kicked %s\n", to.nick);
+	return ACTION_DONE;
+}
+
+static enum action_outcome do_wall(struct action *a)
+{
+	size_t len = strlen(a->args[0]);
+	if (len > WALL_MAX)
+		return fail(a, "the message is too long (%zu bytes; at most %d)", len, WALL_MAX);
+	struct text_buf clean;
+	text_buf_clean_chat(&clean, a->args[0], len);
+	bool blank = text_buf_blank(&clean);
+	text_buf_free(&clean);
+	if (blank)
+		return fail(a, "the message is empty");
+	struct worker_pool *pool = a->host->pool;
+	for (int i = 0; i < pool->count; i++)
+		worker_post_wall(pool->workers[i], a->args[0]);
+	int online = rooms_online(pool->rooms);
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = "wall", .actor = a->actor, LOG_ONLINE(online)),
+		  "wall to %d online: %s", online, a->args[0]);
+	put_int(a->result, "online", online);
+	fprintf(a->text, "told %d %s\n", online, online == 1 ? "person" : "people");
+	return ACTION_DONE;
+}
+
+static enum action_outcome do_reload(struct action *a)
+{
+	struct config_errors errors = { 0 };
+	if (a->host->reload(a->host->server, a->actor, &errors) == 0) {
+		fprintf(a->text, "reloaded\n");
+		put_bool(a->result, "reloaded", true);
+		return ACTION_DONE;
+	}
+	struct json_object *list = json_object_new_array();
+	for (size_t i = 0; i < errors.count; i++) {
+		json_object_array_add(list, json_object_new_string(errors.messages[i]));
+		fprintf(a->text, "%s\n", errors.messages[i]);
+	}
+	json_object_object_add(a->result, "errors", list);
+	config_errors_free(&errors);
+	return fail(a, "reload failed; the config in use stays");
+}
+
+static enum action_outcome do_log_level(struct action *a)
+{
+	int old = log_get_level();
+	if (a->nargs == 0) {
+		put_string(a->result, "level", log_level_name(old));
+		fprintf(a->text, "%s\n", log_level_name(old));
+		return ACTION_DONE;
+	}
+	int level;
+	if (!log_level_from_name(a->args[0], &level))
+		return fail(a, "no such level: %s (debug, info, notice, warning, error)", a->args[0]);
+	log_set_level(level);
+	/* Said at the level that is sure to be seen, under both levels. */
+	log_event(LOG_WARNING, LOG_FIELDS(.event = "log_level", .actor = a->actor),
+		  "log level %s (was %s) until the next reload", log_level_name(level),
+		  log_level_name(old));
+	put_string(a->result, "level", log_level_name(level));
+	put_string(a->result, "was", log_level_name(old));
+	fprintf(a->text, "log level %s (was %s) until the next reload\n", log_level_name(level),
+		log_level_name(old));
+	return ACTION_DONE;
+}
+
+static enum action_outcome do_monitor(struct action *a)
+{
+	(void)a;
+	return ACTION_MONITOR;
+}
+
+typedef enum action_outcome action_fn(struct action *a);
+
+static action_fn *const actions[ADMIN_COMMAND_COUNT] = {
+	[ADMIN_STATUS] = do_status,
+	[ADMIN_WHO] = do_who,
+	[ADMIN_ROOMS] = do_rooms,
+	[ADMIN_KICK] = do_kick,
+	[ADMIN_WALL] = do_wall,
+	[ADMIN_RELOAD] = do_reload,
+	[ADMIN_LOG_LEVEL] = do_log_level,
+	[ADMIN_MONITOR] = do_monitor,
+};
+
+enum action_outcome action_run(struct action *a)
+{
+	action_fn *fn = actions[a->id];
+	if (!fn)
+		return fail(a, "%s: not done by this chatd", admin_commands[a->id].name);
+	return fn(a);
+}

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""chatctl against a real chatd: each command's effect as real clients see
+it, the control socket's permissions (a user and a group made here, removed
+after), its answers to bad requests, and chatctl's exit codes."""
+import grp
+import json
+import os
+import pwd
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from chatdtest import CHATCTL, TIMEOUT, ChatdTestCase, Server, main  # noqa: E402
+from test_irc import Irc  # noqa: E402
+
+
+def ask(path, raw, timeout=TIMEOUT):
+    """Sends RAW bytes on the control socket; the answer line, parsed."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(raw)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+class ControlTest(ChatdTestCase):
+    def setUp(self):
+        self.srv = self.start_irc_server()
+
+    def ctl_ok(self, *args, **kw):
+        r = self.srv.ctl(*args, **kw)
+        self.assertEqual(r.returncode, 0, "chatctl %s: %s%s" % (args, r.stdout, r.stderr))
+        return r
+
+    def test_status(self):
+        r = self.ctl_ok("status")
+        self.assertRegex(r.stdout, r"chatd \S+, pid %d" % self.srv.proc.pid)
+        self.assertIn("the line protocol", r.stdout)
+        status = json.loads(self.ctl_ok("status", json_out=True).stdout)
+        self.assertEqual(status["pid"], self.srv.proc.pid)
+        self.assertEqual(status["online"], 0)
+        self.assertEqual({l["protocol"] for l in status["listeners"]}, {"line", "irc"})
+        self.assertIn("control socket: %s" % self.srv.control_path, self.srv.log.text())
+
+    def test_who_and_rooms(self):
+        a = self.connect(self.srv)
+        irc = Irc(self.srv.irc_port, "bob")
+        self.addCleanup(irc.close)
+        irc.send("JOIN #lobby,#ops")
+        irc.until("366")
+        irc.until("366")
+        irc.send("TOPIC #ops :for admins")
+        irc.until("TOPIC")
+        who = json.loads(self.ctl_ok("who", json_out=True).stdout)
+        self.assertEqual(who["count"], 2)
+        by_nick = {m["nick"]: m for m in who["members"]}
+        self.assertEqual(by_nick[a.nick]["via"], "line")
+        self.assertEqual(by_nick["bob"]["via"], "irc")
+        self.assertEqual(by_nick["bob"]["rooms"], 2)
+        self.assertEqual(by_nick["bob"]["address"], "127.0.0.1")
+        ops = json.loads(self.ctl_ok("who", "#ops", json_out=True).stdout)
+        self.assertEqual([(m["nick"], m["op"]) for m in ops["members"]], [("bob", True)])
+        text = self.ctl_ok("who", "lobby").stdout
+        self.assertRegex(text, r"(?m)^bob\s+irc\s+127\.0\.0\.1")
+        self.assertIn("2 people in lobby", text)
+        r = self.srv.ctl("who", "nowhere")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no such room: nowhere", r.stderr)
+        rooms = json.loads(self.ctl_ok("rooms", json_out=True).stdout)
+        self.assertEqual({(r["name"], r["members"]) for r in rooms["rooms"]},
+                         {("lobby", 2), ("ops", 1)})
+        self.assertIn("for admins", self.ctl_ok("rooms").stdout)
+
+    def test_kick_tells_the_reason(self):
+        a = self.connect(self.srv)
+        b = self.connect(self.srv, [a])
+        irc = Irc(self.srv.irc_port, "carol")
+        self.addCleanup(irc.close)
+        r = self.ctl_ok("kick", b.nick, "spamming", "links")
+        self.assertEqual(r.stdout, "kicked %s\n" % b.nick)
+        b.expect("! kicked by an admin: spamming links: disconnected")
+        b.expect_closed()
+        a.expect("< %s left (2 online)" % b.nick)
+        self.srv.log.wait(r"kicked .* %s: kicked by an admin: spamming links \[kick\] "
+                          r"\(by root \(uid 0, pid \d+\)\)" % b.nick)
+        self.srv.log.wait(r"disconnect \S+ %s: kicked" % b.nick)
+        self.ctl_ok("kick", "CAROL")
+        m = irc.until("ERROR")[-1]
+        self.assertIn("kicked by an admin", m.params[-1])
+        self.assertTrue(irc.closed())
+        r = self.srv.ctl("kick", "nobody")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("nobody online is called nobody", r.stderr)
+        self.assert_serving(self.srv, [a])
+
+    def test_wall(self):
+        a = self.connect(self.srv)
+        irc = Irc(self.srv.irc_port, "dave")
+        self.addCleanup(irc.close)
+        r = self.ctl_ok("wall", "maintenance", "at", "ten")
+        self.assertEqual(r.stdout, "told 2 people\n")
+        a.expect("# maintenance at ten")
+        m = irc.until("NOTICE")[-1]
+        self.assertEqual(m.params, ["*", "maintenance at ten"])
+        self.srv.log.wait(r"wall to 2 online: maintenance at ten \[wall\] \(by root")
+        self.assertEqual(self.srv.ctl("wall", " ").returncode, 1)
+        self.sync(a)
+
+    def test_reload(self):
+        self.assertEqual(self.ctl_ok("reload").stdout, "reloaded\n")
+        self.srv.log.wait(r"config reloaded .*\[reload\] \(by root")
+        with open(self.srv.config_path, "a") as f:
+            f.write("\n[accounts]\ngrace = many\n")
+        r = self.srv.ctl("reload")
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r"chatd\.conf:\d+: grace: ")
+        self.assertIn("reload failed; the config in use stays", r.stderr)
+        result = json.loads(self.srv.ctl("reload", json_out=True).stdout)
+        self.assertRegex(result["errors"][0], r"chatd\.conf:\d+: grace: ")
+        self.assertIn('"failed_reloads": 2', self.ctl_ok("status", json_out=True).stdout)
+        self.assert_serving(self.srv)
+
+    def test_log_level(self):
+        self.assertEqual(self.ctl_ok("log-level").stdout, "debug\n")
+        self.ctl_ok("log-level", "warning")
+        self.assertEqual(self.ctl_ok("log-level").stdout, "warning\n")
+        self.srv.log.wait(r"log level warning \(was debug\) until the next reload \[log_level\]")
+        mark = self.srv.log.mark()
+        self.connect(self.srv)
+        r = self.srv.ctl("log-level", "loud")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no such level: loud", r.stderr)
+        self.ctl_ok("reload")  # back to the config's
+        self.assertEqual(self.ctl_ok("log-level").stdout, "debug\n")
+        self.assertNotRegex("\n".join(self.srv.log.lines[mark:]), r"connect from")
+
+    def test_monitor_follows_events(self):
+        proc = subprocess.Popen([CHATCTL, "-s", self.srv.control_path, "--json", "monitor"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        first = json.loads(proc.stdout.readline())
+        self.assertEqual(first["event"], "monitor")
+        # Events the log holds back are still followed.
+        self.ctl_ok("log-level", "warning")
+        json.loads(proc.stdout.readline())  # log_level
+        a = self.connect(self.srv)
+        ev = json.loads(proc.stdout.readline())
+        self.assertEqual((ev["event"], ev["nick"]), ("connect", a.nick))
+        self.ctl_ok("kick", a.nick, "bye")
+        kick = json.loads(proc.stdout.readline())
+        self.assertEqual((kick["event"], kick["nick"], kick["reason"]), ("kick", a.nick, "kicked"))
+        self.assertRegex(kick["actor"], r"^root \(uid 0, pid \d+\)$")
+        gone = json.loads(proc.stdout.readline())
+        self.assertEqual((gone["event"], gone["reason"]), ("disconnect", "kicked"))
+        # People read it too; it ends when chatd does.
+        text = subprocess.Popen([CHATCTL, "-s", self.srv.control_path, "monitor"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(text.wait)
+        self.addCleanup(text.kill)
+        text.stdout.readline()
+        b = self.connect(self.srv)
+        self.assertRegex(text.stdout.readline(), r"^\d\d:\d\d:\d\d connect\s+connect from \S+ as %s"
+                         % b.nick)
+        b.close()
+        self.srv.stop()
+        self.assertEqual(text.wait(TIMEOUT), 3)
+        self.assertIn("chatd closed the connection", text.stderr.read())
+
+    def test_bad_requests(self):
+        path = self.srv.control_path
+        self.assertEqual(ask(path, b"not json\n"),
+                         {"ok": False, "error": "the request is not a JSON object"})
+        self.assertEqual(ask(path, b'{"command": "dance"}\n')["error"], "no such command: dance")
+        self.assertEqual(ask(path, b'{"command": "kick"}\n')["error"], "usage: kick NICK [REASON]")
+        self.assertEqual(ask(path, b'{"command": "kick", "args": [1]}\n')["error"],
+                         "every argument must be a string")
+        self.assertEqual(ask(path, b'{"command": "who"}\x00\n')["error"],
+                         "the request holds a NUL byte")
+        self.assertEqual(ask(path, b"x" * 20000)["error"], "the request is too long")
+        self.assertTrue(ask(path, b'{"command": "rooms", "args": []}\n')["ok"])
+        self.assert_serving(self.srv)
+
+    def test_exit_codes(self):
+        self.assertEqual(self.srv.ctl("dance").returncode, 2)
+        self.assertEqual(self.srv.ctl("kick").returncode, 2)
+        self.assertEqual(self.srv.ctl("who", "a", "b").returncode, 2)
+        r = subprocess.run([CHATCTL, "--help"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0)
+        for name in ("status", "who", "kick", "wall", "reload", "log-level", "monitor"):
+            self.assertRegex(r.stdout, r"(?m)^  %s\b" % name)
+        r = subprocess.run([CHATCTL, "-s", self.srv.control_path + ".none", "status"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("is chatd running?", r.stderr)
+
+
+class PermissionTest(ChatdTestCase):
+    """Root, members of [control] group, and nobody else."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("makes a user and a group: needs root")
+        for tool in ("useradd", "groupadd", "runuser"):
+            if subprocess.run(["which", tool], capture_output=True).returncode:
+                self.skipTest("%s is not installed" % tool)
+        tag = uuid.uuid4().hex[:8]
+        self.group = "chatdt-" + tag
+        self.member, self.outsider = "chatdm-" + tag, "chatdo-" + tag
+        subprocess.run(["groupadd", self.group], check=True)
+        self.addCleanup(subprocess.run, ["groupdel", self.group])
+        for user, groups in ((self.member, [self.group]), (self.outsider, [])):
+            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin"] +
+                           (["-G", ",".join(groups)] if groups else []) + [user], check=True)
+            self.addCleanup(subprocess.run, ["userdel", user])
+        self.srv = self.start_server({"control": {"group": self.group}})
+        # Its folder is 0700: let anyone reach the socket, whose own mode
+        # and chatd's check of the peer are what is tested.
+        os.chmod(os.path.dirname(self.srv.control_path), 0o755)
+
+    def test_group_member_allowed_outsider_refused(self):
+        st = os.stat(self.srv.control_path)
+        self.assertEqual(st.st_mode & 0o777, 0o660)
+        self.assertEqual(grp.getgrgid(st.st_gid).gr_name, self.group)
+        r = self.srv.ctl("status", user=self.member)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.srv.ctl("status", user=self.outsider)
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn("permission denied", r.stderr.lower())
+        # Past the socket's mode (a mistake, say), chatd itself refuses.
+        os.chmod(self.srv.control_path, 0o666)
+        r = self.srv.ctl("wall", "hello", user=self.outsider)
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn("only root and members of the group", r.stderr)
+        uid = pwd.getpwnam(self.outsider).pw_uid
+        self.srv.log.wait(r"control socket: refused %s \(uid %d, pid \d+\)" % (self.outsider, uid))
+        self.assertNotIn("wall to", self.srv.log.text())
+
+    def test_group_missing_root_alone(self):
+        self.srv.rewrite_config({"control": {"group": "chatd-no-such-group"}})
+        self.assertEqual(self.srv.ctl("reload").returncode, 0)
+        self.srv.log.wait(r"group chatd-no-such-group does not exist; only root may use it")
+        os.chmod(self.srv.control_path, 0o666)
+        self.assertEqual(self.srv.ctl("status", user=self.member).returncode, 4)
+        self.assertEqual(self.srv.ctl("status").returncode, 0)
+
+
+class OffTest(ChatdTestCase):
+    def test_empty_socket_is_off(self):
+        srv = self.start_server({"control": {"socket": ""}})
+        srv.log.wait(r"no control socket: socket in \[control\] is empty")
+        self.assertFalse(os.path.exists(srv.control_path))
+
+    def test_socket_removed_at_exit_and_stale_one_replaced(self):
+        srv = self.start_server()
+        self.assertTrue(os.path.exists(srv.control_path))
+        srv.stop()
+        self.assertFalse(os.path.exists(srv.control_path))
+        # One left by a chatd that died is taken over.
+        srv2 = self.enterContext(Server(env={"RUNTIME_DIRECTORY": os.path.dirname(srv.control_path)}))
+        srv2.proc.kill()
+        srv2.proc.wait()
+        self.assertTrue(os.path.exists(srv.control_path))
+        srv3 = self.start_server(env={"RUNTIME_DIRECTORY": os.path.dirname(srv.control_path)})
+        r = srv3.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # While it runs, another chatd on the same socket does without.
+        srv4 = self.start_server(env={"RUNTIME_DIRECTORY": os.path.dirname(srv.control_path)})
+        srv4.log.wait(r"another chatd answers on it")
+        self.assertIn("pid %d" % srv3.proc.pid, srv3.ctl("status").stdout)
+
+
+if __name__ == "__main__":
+    main()
