@@ -768,8 +768,9 @@ static char *parse_metrics_listen(struct loader *ld, const struct key *key, cons
 	}
 	long port;
 	if (!colon || host_end == host || !all_digits(colon + 1) ||
-	    (port = strtol(colon + 1, NULL, 10)) < 1 || port > 65535)
-		return xasprintf("must be ADDRESS:PORT (a port from 1 to 65535), e.g. 127.0.0.1:9177: "
+	    (port = strtol(colon + 1, NULL, 10)) < 0 || port > 65535)
+		return xasprintf("must be ADDRESS:PORT (a port up to 65535; 0: any free one), e.g. "
+				 "127.0.0.1:9177: "
 				 "%s%s", value, comment_hint(value));
 	char *address = xasprintf("%.*s", (int)(host_end - host), host);
 	char *err = address_problem(address);

@@ -128,7 +128,7 @@ struct config {
 
 	/* [metrics] */
 	char *metrics_address;     /* NULL: no metrics */
-	int metrics_port;
+	int metrics_port;          /* 0: any free one */
 
 	/* [log] */
 	int log_level;     /* syslog priority */

@@ -414,6 +414,7 @@ bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_
 		tell_room_seq(w, s, room, false, &ev, keep_line(w, room, &ev));
 		if (echo)
 			tell_session(w, s, &ev);
+		worker_said(w);
 	}
 	text_buf_free(&c);
 	return said;
@@ -501,6 +502,7 @@ int chat_private(struct worker *w, struct session *s, const char *nick, const ch
 		if (echo)
 			worker_send(w, s, encoded_in(&e, s->member.format, &ev));
 		encoded_free(&e);
+		worker_said(w);
 		r = 0;
 	}
 	text_buf_free(&c);

@@ -42,6 +42,9 @@ bool worker_log_allowed(struct worker *w, const struct session *s, int priority,
 /* Notes that the number online changed, for the main thread's STATUS=. */
 void worker_online_changed(struct worker *w);
 
+/* A line was said (in a room, or privately): counted for the metrics. */
+void worker_said(struct worker *w);
+
 /* L (its reference taken) to be written to the store, with the other
  * lines of this loop iteration. */
 void worker_store_line(struct worker *w, struct hline *l);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "admin/control.h"
+#include "admin/metrics.h"
 #include "daemon/daemonize.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
@@ -40,7 +41,7 @@
 #define DAY_SECONDS (24 * 60 * 60)
 
 /* epoll tags of the main loop's fds; listeners are tagged by index. */
-enum { TAG_SIGNAL = LISTENER_MAX, TAG_STATUS, TAG_WATCHDOG, TAG_TLS_WATCH, TAG_CONTROL };
+enum { TAG_SIGNAL = LISTENER_MAX, TAG_STATUS, TAG_WATCHDOG, TAG_TLS_WATCH, TAG_CONTROL, TAG_METRICS };
 
 struct server {
 	struct config *cfg;
@@ -67,6 +68,8 @@ struct server {
 	unsigned sweep_ticks;      /* of the 5 s timer, since the last sweep */
 
 	struct control *control;   /* chatctl's socket; NULL: none */
+	struct metrics *metrics;   /* [metrics] listen; NULL: none */
+	uint64_t rejected[REJECT_COUNT];
 	struct control_host control_host;
 	time_t started;            /* wall clock */
 	uint64_t reloads[2];       /* failed, done */
@@ -313,8 +316,9 @@ static struct ip_limit_policy ip_policy(const struct config *cfg)
 /* Turns a connection away with one "!" line; nobody else notices. The log
  * says so within [log] per_address_burst. */
 static void reject(struct server *s, int fd, enum proto proto, bool tls, const char *peer,
-		   const struct ip_key *ip, uint64_t now_ms, const char *reason, const char *why)
+		   const struct ip_key *ip, uint64_t now_ms, enum metrics_reject reason, const char *why)
 {
+	s->rejected[reason]++;
 	/* Over TLS there is no saying it before a handshake, which is the
 	 * workers' to make: the connection is just closed. */
 	if (!tls) {
@@ -327,7 +331,8 @@ static void reject(struct server *s, int fd, enum proto proto, bool tls, const c
 	close(fd);
 	struct log_note note;
 	if (ip_limit_log_allowed(s->pool.ip_limit, ip, LOG_NOTICE, now_ms, &note))
-		log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = peer, .reason = reason,
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = peer,
+						 .reason = metrics_reject_names[reason],
 						 .suppressed = note.suppressed,
 						 LOG_ONLINE(rooms_online(s->pool.rooms))),
 			  "rejected %s: %s%s", peer, why, note.text);
@@ -354,7 +359,7 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 			       web_from_trusted_proxy(s->cfg, (struct sockaddr *)&addr);
 		if (atomic_load(&s->pool.connections) >= s->cfg->max_clients) {
 			snprintf(why, sizeof(why), "server full (max %d clients)", s->cfg->max_clients);
-			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, "full", why);
+			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, REJECT_FULL, why);
 			continue;
 		}
 		switch (proxied ? IP_OK : ip_limit_acquire(s->pool.ip_limit, &ip, now)) {
@@ -363,12 +368,12 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 		case IP_TOO_MANY:
 			snprintf(why, sizeof(why), "too many connections from your address (max %d)",
 				 s->cfg->max_per_ip);
-			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, "per_ip", why);
+			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, REJECT_PER_IP, why);
 			continue;
 		case IP_TOO_FAST:
 			snprintf(why, sizeof(why), "too many new connections from your address "
 				 "(at most %d a second): try again in a moment", s->cfg->connect_rate);
-			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, "rate", why);
+			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, REJECT_RATE, why);
 			continue;
 		}
 		int family = ((struct sockaddr *)&addr)->sa_family;
@@ -530,6 +535,10 @@ static int reload(struct server *s, const char *actor, struct config_errors *err
 		warn_restart_needed("[web] tls_port", cfg->path);
 	if (strcmp(config_web_bind(cfg), config_web_bind(old)) != 0)
 		warn_restart_needed("[web] bind", cfg->path);
+	if (cfg->metrics_port != old->metrics_port ||
+	    (cfg->metrics_address == NULL) != (old->metrics_address == NULL) ||
+	    (cfg->metrics_address && strcmp(cfg->metrics_address, old->metrics_address) != 0))
+		warn_restart_needed("[metrics] listen", cfg->path);
 	site_reload(s, cfg, "reloaded");
 
 	/* The certificate is read again whether or not its files changed:
@@ -713,6 +722,33 @@ static void host_status(void *server, struct json_object *o, FILE *text)
 	fprintf(text, "log level:   %s\n", log_level_name(log_get_level()));
 }
 
+static void collect_metrics(void *server, struct metrics_snapshot *snap)
+{
+	struct server *s = server;
+	snap->started = s->started;
+	snap->workers = s->pool.count < METRICS_WORKERS_MAX ? s->pool.count : METRICS_WORKERS_MAX;
+	for (int i = 0; i < s->pool.count; i++) {
+		const struct worker_stats *ws = worker_stats(s->pool.workers[i]);
+		stats_add_to(&snap->sum, ws);
+		if (i < snap->workers) {
+			snap->worker[i].busy_ns = stat_get(&ws->busy_ns);
+			snap->worker[i].loops = stat_get(&ws->loops);
+			snap->worker[i].connections = worker_connection_count(s->pool.workers[i]);
+		}
+	}
+	int invisible;
+	rooms_counts(s->pool.rooms, &snap->online, &snap->max_online, &invisible);
+	snap->rooms = rooms_count(s->pool.rooms);
+	snap->accounts = accounts_count(s->accounts);
+	struct store_stats st;
+	store_get_stats(s->store, &st);
+	snap->history_written = st.written;
+	snap->history_dropped = st.dropped;
+	snap->reloads_ok = s->reloads[1];
+	snap->reloads_failed = s->reloads[0];
+	memcpy(snap->rejected, s->rejected, sizeof(snap->rejected));
+}
+
 static void room_loaded(void *ctx, const struct store_room *room)
 {
 	struct server *s = ctx;
@@ -831,6 +867,8 @@ static void loop(struct server *s)
 				tls_watch_tick(s);
 			else if (tag == TAG_CONTROL)
 				control_run(s->control);
+			else if (tag == TAG_METRICS)
+				metrics_run(s->metrics);
 		}
 	}
 }
@@ -888,6 +926,11 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 	if (open_listeners(&s) < 0)
 		goto out;
 	site_reload(&s, cfg, "in use");
+	s.metrics = metrics_open(cfg, collect_metrics, &s);
+	if (s.metrics && (r = epoll_watch(s.epoll_fd, metrics_fd(s.metrics), TAG_METRICS)) < 0) {
+		log_errno(LOG_ERR, -r, "epoll_ctl(metrics)");
+		goto out;
+	}
 	if ((r = setup_tls_watch(&s)) < 0) {
 		log_errno(LOG_ERR, -r, "TLS file watch timer");
 		goto out;
@@ -911,6 +954,7 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 out:
 	/* Stop taking connections first; then workers say goodbye and flush. */
 	listener_close(&s.listener);
+	metrics_close(s.metrics);
 	if (s.pool.workers)
 		stop_workers(&s);
 	else

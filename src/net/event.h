@@ -17,7 +17,7 @@ enum event_kind {
 	EV_ROOM,       /* ptr: room, msg: the line as FORMAT reads it, id: the
 			* connection not to send to, seq: the room's sequence
 			* number of the line (see room_line_seq()), once: see
-			* struct room_send */
+			* struct room_send, lines */
 	EV_DIRECT,     /* fd + id: the connection, msg */
 	EV_KICK,       /* fd + id: the connection, ptr: struct kick (the
 			* receiver's to free) */
@@ -60,6 +60,7 @@ struct event {
 	void *ptr;
 	struct msg *msg;
 	enum format format;
+	uint32_t lines;    /* EV_ROOM: how many lines msg holds (for the metrics) */
 };
 
 #endif

@@ -143,7 +143,7 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 				lifecycle_mark_for_flush(w, c);
 			}
 			w->queued[w->picked[0]] += queued;
-			stat_add(&w->stats.deliveries, queued);
+			stat_add(&w->stats.deliveries, (uint64_t)queued * line->lines);
 			continue;
 		}
 		TAILQ_FOREACH(ms, room_local(room, w->index, (enum format)f), local_link) {
@@ -167,7 +167,7 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 					break;
 				}
 				w->queued[w->picked[j]]++;
-				stat_add(&w->stats.deliveries, 1);
+				stat_add(&w->stats.deliveries, line->lines);
 				if (!any) {
 					lifecycle_mark_for_flush(w, c);
 					any = true;
@@ -179,7 +179,7 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 
 /* Sends MSG (per format) to ROOM's members on every worker, now. */
 static void send_lines(struct worker *w, struct room *room, struct msg *const msg[FORMAT_COUNT],
-		       uint64_t except_id, uint64_t seq, uint64_t once)
+		       uint64_t except_id, uint64_t seq, uint64_t once, uint32_t count)
 {
 	struct event lines[FORMAT_COUNT];
 	size_t n = 0;
@@ -188,7 +188,7 @@ static void send_lines(struct worker *w, struct room *room, struct msg *const ms
 		if (msg[f])
 			lines[n++] = (struct event){ .kind = EV_ROOM, .ptr = room, .msg = msg[f],
 						     .id = except_id, .seq = seq, .once = once,
-						     .format = (enum format)f };
+						     .format = (enum format)f, .lines = count };
 	if (n == 0)
 		return;
 	deliver_room(w, room, lines, n);
@@ -240,6 +240,7 @@ static bool stage_takes(const struct room_stage *st, const struct room *room,
 
 static void stage_append(struct room_stage *st, const struct room_send *rs)
 {
+	st->lines++;
 	for (int f = 0; f < FORMAT_COUNT; f++) {
 		struct msg *m = st->msg[f];
 		if (!m)
@@ -270,7 +271,7 @@ void fanout_flush(struct worker *w)
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		if (st.own[f]) /* what max_sendq counts is what it holds */
 			st.msg[f] = msg_trim(st.msg[f]);
-	send_lines(w, st.room, st.msg, st.except_id, st.seq, 0);
+	send_lines(w, st.room, st.msg, st.except_id, st.seq, 0, st.lines);
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		if (st.msg[f])
 			msg_unref(st.msg[f]);
@@ -287,11 +288,12 @@ void worker_send_room(struct worker *w, struct room *room, const struct room_sen
 	}
 	fanout_flush(w);
 	if (rs->once) {
-		send_lines(w, room, rs->msg, rs->except_id, seq, rs->once);
+		send_lines(w, room, rs->msg, rs->except_id, seq, rs->once, 1);
 		return;
 	}
 	struct room_stage *st = &w->stage;
-	*st = (struct room_stage){ .room = room_ref(room), .except_id = rs->except_id, .seq = seq };
+	*st = (struct room_stage){ .room = room_ref(room), .except_id = rs->except_id, .seq = seq,
+				   .lines = 1 };
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		if (rs->msg[f])
 			st->msg[f] = msg_ref(rs->msg[f]);

@@ -99,6 +99,9 @@ static void set_state(struct worker *w, struct conn *c, enum conn_state to, cons
 	if (!c->close_reason)
 		c->close_reason = reason;
 	c->state = to;
+	/* Counted when decided, once: leaving may take a while. */
+	if ((from == CONN_NEW || from == CONN_OPEN) && (to == CONN_DRAINING || to == CONN_DEAD))
+		stat_add(&w->stats.disconnects[stats_reason_of(c->close_reason)], 1);
 
 	switch (to) {
 	case CONN_OPEN:
@@ -249,7 +252,6 @@ static void close_now(struct worker *w, struct conn *c)
 		log_errno(LOG_ERR, errno, "epoll_ctl(DEL %s)", c->s.peer);
 	w->by_fd[c->fd] = NULL;
 	stat_sub(&w->stats.open[c->port_proto][c->s.tls], 1);
-	stat_add(&w->stats.disconnects[stats_reason_of(c->close_reason)], 1);
 	conn_free(c);
 }
 

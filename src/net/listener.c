@@ -202,56 +202,67 @@ static int bound_port(int fd)
 	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-static int bind_configured(struct listener *l, const char *bind_address, int port,
-			   enum proto proto, bool tls)
+int listener_bind(const char *address, int port, const char *what, int *ret_fds, size_t max)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE };
 	struct addrinfo *res;
+	size_t n = 0;
 
-	int r = getaddrinfo(bind_address, NULL, &hints, &res);
+	int r = getaddrinfo(address, NULL, &hints, &res);
 	if (r != 0) {
-		log_error("bind = %s (for %s): %s", bind_address, listener_kind_name(proto, tls),
+		log_error("bind = %s (for %s): %s", address, what,
 			  r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
 		return -1;
 	}
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 		/* Cut short, the next protocol could be left without a socket. */
-		if (l->count == LISTENER_MAX) {
-			log_error("bind = %s (for %s): more than %d listening sockets in all", bind_address,
-				  listener_kind_name(proto, tls), LISTENER_MAX);
-			freeaddrinfo(res);
-			return -1;
+		if (n == max) {
+			log_error("bind = %s (for %s): more than %d listening sockets in all", address,
+				  what, LISTENER_MAX);
+			goto fail;
 		}
 		int fd = bind_one(ai, port);
-		if (fd == -EAFNOSUPPORT && strcmp(bind_address, "::") == 0) {
+		if (fd == -EAFNOSUPPORT && strcmp(address, "::") == 0 && n == 0) {
 			/* A kernel without IPv6: "all addresses" means all IPv4 ones. */
-			log_notice("IPv6 is not available; listening on IPv4 only for %s",
-				   listener_kind_name(proto, tls));
+			log_notice("IPv6 is not available; listening on IPv4 only for %s", what);
 			freeaddrinfo(res);
-			return bind_configured(l, "0.0.0.0", port, proto, tls);
+			return listener_bind("0.0.0.0", port, what, ret_fds, max);
 		}
 		if (fd < 0) {
 			char addr[PEER_MAX];
 			struct sockaddr_storage ss;
 			address_with_port(ai, port, &ss);
 			format_address((struct sockaddr *)&ss, addr, sizeof(addr));
-			log_errno(LOG_ERR, -fd, "cannot listen on %s for %s", addr,
-				  listener_kind_name(proto, tls));
-			freeaddrinfo(res);
-			return -1;
+			log_errno(LOG_ERR, -fd, "cannot listen on %s for %s", addr, what);
+			goto fail;
 		}
-		struct listen_socket *ls = &l->sockets[l->count++];
-		ls->fd = fd;
-		ls->proto = proto;
-		ls->tls = tls;
+		ret_fds[n++] = fd;
 		/* With port 0, every address of a name gets the first one's port. */
 		if (port == 0)
 			port = bound_port(fd);
-		log_listening(ls, NULL);
 	}
 	freeaddrinfo(res);
-	return 0;
+	return (int)n;
+fail:
+	for (size_t i = 0; i < n; i++)
+		close(ret_fds[i]);
+	freeaddrinfo(res);
+	return -1;
+}
+
+static int bind_configured(struct listener *l, const char *bind_address, int port,
+			   enum proto proto, bool tls)
+{
+	int fds[LISTENER_MAX];
+	int n = listener_bind(bind_address, port, listener_kind_name(proto, tls), fds,
+			      LISTENER_MAX - l->count);
+	for (int i = 0; i < n; i++) {
+		struct listen_socket *ls = &l->sockets[l->count++];
+		*ls = (struct listen_socket){ .fd = fds[i], .proto = proto, .tls = tls };
+		log_listening(ls, NULL);
+	}
+	return n < 0 ? -1 : 0;
 }
 
 int listener_open(struct listener *l, const struct listen_address *addresses, size_t count)

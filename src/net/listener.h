@@ -45,6 +45,12 @@ struct listen_address {
 int listener_open(struct listener *l, const struct listen_address *addresses, size_t count);
 void listener_close(struct listener *l);
 
+/* Binds and listens on every address ADDRESS resolves to ("::": IPv4 and
+ * IPv6), port PORT (0: a free one, the same for each), non-blocking: up
+ * to MAX fds in RET_FDS. Returns how many, or -1 after logging why (for
+ * WHAT: "the metrics"). */
+int listener_bind(const char *address, int port, const char *what, int *ret_fds, size_t max);
+
 /* Whether one of the sockets carries PROTO over TLS or not. */
 bool listener_has(const struct listener *l, enum proto proto, bool tls);
 

@@ -44,6 +44,7 @@ void stats_add_to(struct stats_sum *to, const struct worker_stats *from)
 	to->bytes_in += stat_get(&from->bytes_in);
 	to->bytes_out += stat_get(&from->bytes_out);
 	to->deliveries += stat_get(&from->deliveries);
+	to->messages += stat_get(&from->messages);
 	to->tls_handshakes += stat_get(&from->tls_handshakes);
 	to->tls_failures += stat_get(&from->tls_failures);
 	for (int r = 0; r < STATS_REASON_COUNT; r++)

@@ -51,7 +51,8 @@ struct worker_stats {
 	stat_t lines_in;       /* lines read from clients */
 	stat_t bytes_in;       /* bytes read (over TLS: ciphertext) */
 	stat_t bytes_out;      /* bytes written */
-	stat_t deliveries;     /* lines queued to a client */
+	stat_t deliveries;     /* lines of the chat queued to a client */
+	stat_t messages;       /* lines said, in rooms and privately */
 	stat_t tls_handshakes; /* done */
 	stat_t tls_failures;   /* failed */
 	stat_t disconnects[STATS_REASON_COUNT];
@@ -81,7 +82,7 @@ static inline uint64_t stat_get(const stat_t *counter)
 /* Adds every counter of FROM to TO's (plain numbers, for reading). */
 struct stats_sum {
 	uint64_t open[PROTO_COUNT][2], accepted[PROTO_COUNT][2];
-	uint64_t lines_in, bytes_in, bytes_out, deliveries, tls_handshakes, tls_failures;
+	uint64_t lines_in, bytes_in, bytes_out, deliveries, messages, tls_handshakes, tls_failures;
 	uint64_t disconnects[STATS_REASON_COUNT];
 };
 void stats_add_to(struct stats_sum *to, const struct worker_stats *from);

@@ -235,6 +235,11 @@ uint64_t worker_event_id(struct worker *w)
 	return w->pool->id_base + ++w->events * (uint64_t)w->pool->count + (uint64_t)w->index;
 }
 
+void worker_said(struct worker *w)
+{
+	stat_add(&w->stats.messages, 1);
+}
+
 void worker_online_changed(struct worker *w)
 {
 	struct worker_pool *pool = w->pool;

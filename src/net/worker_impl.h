@@ -73,6 +73,7 @@ struct worker {
 	struct room_stage {
 		struct room *room;   /* a reference; NULL: nothing gathered */
 		uint64_t except_id, seq;
+		uint32_t lines;      /* gathered */
 		struct msg *msg[FORMAT_COUNT];
 		bool own[FORMAT_COUNT]; /* msg[f] is our unshared copy */
 	} stage;

@@ -103,6 +103,14 @@ bool accounts_registered(struct accounts *a, const char *nick)
 	return found;
 }
 
+size_t accounts_count(struct accounts *a)
+{
+	pthread_rwlock_rdlock(&a->names_lock);
+	size_t n = a->name_count;
+	pthread_rwlock_unlock(&a->names_lock);
+	return n;
+}
+
 /* KEY (lower case) among the names, in order. */
 static void add_name(struct accounts *a, const char *key)
 {

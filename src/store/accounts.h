@@ -86,6 +86,9 @@ void accounts_request(struct accounts *a, struct account_request *r);
 /* Whether NICK is a registered account (ignoring case). Any thread. */
 bool accounts_registered(struct accounts *a, const char *nick);
 
+/* How many accounts are registered. Any thread. */
+size_t accounts_count(struct accounts *a);
+
 /* Wipes R's passwords and frees it. */
 void account_request_free(struct account_request *r);
 

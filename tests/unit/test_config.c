@@ -782,6 +782,56 @@ static void test_web(void)
 	       "t.conf:4: port: [irc] port and [web] port are both 8080 on the same address; change one");
 }
 
+static void test_control_and_metrics(void)
+{
+	struct config *cfg = EXPECT_OK("[control]\nsocket = run/ctl.sock\ngroup = ops-team\n"
+				       "[metrics]\nlisten = 127.0.0.1:9177\n");
+	if (cfg) {
+		CHECK_STR(cfg->control_socket, "run/ctl.sock");
+		CHECK_STR(cfg->control_group, "ops-team");
+		CHECK_STR(cfg->metrics_address, "127.0.0.1");
+		CHECK_INT(cfg->metrics_port, 9177);
+		char *path = config_control_path(cfg);
+		CHECK_STR(path, "run/ctl.sock");
+		free(path);
+	}
+	config_unref(cfg);
+	cfg = EXPECT_OK("[control]\nsocket =\ngroup =\n[metrics]\nlisten = [::1]:0\n");
+	if (cfg) {
+		CHECK(config_control_path(cfg) == NULL);
+		CHECK_STR(cfg->control_group, "");
+		CHECK_STR(cfg->metrics_address, "::1");
+		CHECK_INT(cfg->metrics_port, 0);
+	}
+	config_unref(cfg);
+	/* Not set: the runtime folder's. */
+	cfg = EXPECT_OK("[server]\nport = 1\n");
+	if (cfg) {
+		setenv("RUNTIME_DIRECTORY", "/run/chatd-x:/run/other", 1);
+		char *path = config_control_path(cfg);
+		CHECK_STR(path, "/run/chatd-x/control.sock");
+		free(path);
+		unsetenv("RUNTIME_DIRECTORY");
+		CHECK(cfg->metrics_address == NULL);
+		CHECK_STR(cfg->control_group, "chatd-admin");
+	}
+	config_unref(cfg);
+
+	EXPECT("[metrics]\nlisten = 9177\n",
+	       "t.conf:2: listen: must be ADDRESS:PORT (a port up to 65535; 0: any free one), e.g. "
+	       "127.0.0.1:9177: 9177");
+	EXPECT("[metrics]\nlisten = localhost:http\n",
+	       "t.conf:2: listen: must be ADDRESS:PORT (a port up to 65535; 0: any free one), e.g. "
+	       "127.0.0.1:9177: localhost:http");
+	EXPECT("[metrics]\nlisten = [::1:9177\n",
+	       "t.conf:2: listen: must be ADDRESS:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9177: [::1:9177");
+	EXPECT("[control]\ngroup = wheel admin\n",
+	       "t.conf:2: group: must be a group name (letters, digits, _ - .): wheel admin");
+	EXPECT("[control]\nsocket = /run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+	       "t.conf:2: socket: too long for a socket's path (at most 107 bytes)");
+}
+
 static void test_store_and_history(void)
 {
 	/* max_age: seconds, or with a unit; 0 is no limit. */
@@ -1423,6 +1473,7 @@ int main(void)
 	test_tls();
 	test_store_and_history();
 	test_web();
+	test_control_and_metrics();
 	test_irc_unusable_host_name();
 	test_sendq_vs_line();
 	test_per_address_limits_off();
