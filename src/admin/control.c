@@ -35,9 +35,9 @@
 
 /* The events monitor follows. */
 static const char *const monitored[] = {
-	"connect", "disconnect", "kick", "ban", "unban", "wall", "reload", "reload_failed",
-	"log_level", "account_added", "account_deleted", "password_changed", "history_purged",
-	"reject", "oper", "oper_failed", NULL,
+	"connect", "disconnect", "kicked", "banned", "ban_added", "ban_removed", "wall", "reload",
+	"reload_failed", "log_level", "account_registered", "account_deleted", "password_changed",
+	"history_purged", "reject", "oper", "oper_failed", NULL,
 };
 
 enum client_state {
@@ -133,7 +133,7 @@ static void tap(void *ctx, int priority, const struct log_fields *f, const char 
 	if (f->actor)
 		json_object_object_add(o, "actor", json_object_new_string(f->actor));
 	json_object_object_add(o, "message", json_object_new_string(message));
-	char *line = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	char *line = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	control_post(ctl, 0, line);
 }
@@ -310,7 +310,7 @@ static void accept_clients(struct control *ctl)
 			json_object_object_add(o, "ok", json_object_new_boolean(false));
 			json_object_object_add(o, "denied", json_object_new_boolean(!allowed));
 			json_object_object_add(o, "error", json_object_new_string(why));
-			char *line = xasprintf("%s ", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+			char *line = xasprintf("%s ", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 			json_object_put(o);
 			size_t len = strlen(line) - 1;
 			line[len] = '\n'; /* the NUL's place: a line end, not sent */

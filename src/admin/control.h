@@ -22,6 +22,7 @@
 struct control;
 struct worker_pool;
 struct json_object;
+struct ban_list;
 
 /* What the server lends the control socket's commands; called on the
  * main thread. */
@@ -35,8 +36,10 @@ struct control_host {
 	/* Adds the server's facts to RESULT, and says them to TEXT (a
 	 * memstream). */
 	void (*status)(void *server, struct json_object *result, FILE *text);
-	/* Bans changed (admin/bans.h): apply them. */
-	void (*bans_changed)(void *server);
+	/* The bans in force (core/bans.h), and new ones (taken) to apply at
+	 * once everywhere. */
+	const struct ban_list *(*bans)(void *server);
+	void (*set_bans)(void *server, struct ban_list *bans);
 };
 
 /* The socket named by CFG (config_control_path()), made and listening:

@@ -203,6 +203,8 @@ int chat_register(struct worker *w, struct session *s, const char *nick, const c
 {
 	struct membership *ms = NULL;
 	unsigned count = 0;
+	if (nick && worker_nick_banned(w, nick))
+		return -EACCES;
 	if (snap)
 		snap->want = replay_count(w);
 	int online = rooms_enter(worker_rooms(w), &s->member, nick, room, &ms, &count, snap);
@@ -423,6 +425,8 @@ bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_
 int chat_rename(struct worker *w, struct session *s, const char *nick)
 {
 	char old[NAME_MAX_LEN + 1];
+	if (nick && worker_nick_banned(w, nick) && strcasecmp(nick, s->member.nick) != 0)
+		return -EACCES;
 	int r = rooms_rename(worker_rooms(w), &s->member, nick, old);
 	if (r < 0)
 		return r;

@@ -20,7 +20,8 @@
  * there hears of an arrival the newcomer's count of those online
  * includes); the room's newest lines, as many as [history] replay, in
  * SNAP (when not NULL; the caller shows and releases them). Returns the
- * number online, or -EEXIST when another has NICK. */
+ * number online, or -EEXIST when another has NICK, -EACCES when NICK is
+ * banned. */
 int chat_register(struct worker *w, struct session *s, const char *nick, const char *room,
 		  struct history_snapshot *snap);
 
@@ -67,7 +68,7 @@ bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_
 
 /* S becomes NICK (a valid name; NULL: a fresh guest nick). 0, told once to
  * everyone who shares a room with S and to S; -EEXIST when another has it; -EALREADY when it is
- * S's exact nick already. */
+ * S's exact nick already; -EACCES when it is banned. */
 int chat_rename(struct worker *w, struct session *s, const char *nick);
 
 /* S is logged in to ACCOUNT (its name as registered): a nick that is

@@ -24,6 +24,16 @@ void room_history_free(struct room_history *rh)
 	free(rh);
 }
 
+void room_history_clear(struct room_history *rh)
+{
+	pthread_mutex_lock(&rh->lock);
+	for (unsigned i = 0; i < rh->count; i++)
+		hline_unref(rh->ring[(rh->start + i) % rh->cap]);
+	rh->count = 0;
+	rh->start = 0;
+	pthread_mutex_unlock(&rh->lock);
+}
+
 /* Makes room for CAP lines, keeping the newest. */
 static void resize(struct room_history *rh, unsigned cap)
 {

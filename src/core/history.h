@@ -52,6 +52,9 @@ void room_history_load(struct room_history *rh, int64_t last_no, struct hline **
 
 void history_snapshot_release(struct history_snapshot *snap);
 
+/* Forgets the lines in memory (an admin's purge); their numbers go on. */
+void room_history_clear(struct room_history *rh);
+
 /* When its newest line was said (ms since the epoch); 0: it has none in
  * memory. */
 int64_t room_history_newest_ms(struct room_history *rh);

@@ -42,6 +42,9 @@ bool worker_log_allowed(struct worker *w, const struct session *s, int priority,
 /* Notes that the number online changed, for the main thread's STATUS=. */
 void worker_online_changed(struct worker *w);
 
+/* Whether NICK is banned (chatctl ban). */
+bool worker_nick_banned(struct worker *w, const char *nick);
+
 /* A line was said (in a room, or privately): counted for the metrics. */
 void worker_said(struct worker *w);
 

@@ -151,6 +151,29 @@ size_t rooms_sweep(struct rooms *r, int64_t before_ms)
 	return freed;
 }
 
+bool rooms_history_purge(struct rooms *r, const char *name)
+{
+	pthread_mutex_lock(&r->lock);
+	struct name_entry *e = table_find(&r->histories, name);
+	if (e)
+		room_history_clear(container_of(e, struct history_entry, name_entry)->history);
+	pthread_mutex_unlock(&r->lock);
+	return e != NULL;
+}
+
+void rooms_unregister(struct rooms *r, const char *account)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->histories.size; i++) {
+		for (struct name_entry *e = r->histories.buckets[i]; e; e = e->next) {
+			struct history_entry *he = container_of(e, struct history_entry, name_entry);
+			if (he->saved.founder[0] && strcasecmp(he->saved.founder, account) == 0)
+				memset(&he->saved, 0, sizeof(he->saved));
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 void rooms_room_load(struct rooms *r, const struct store_room *saved)
 {
 	pthread_mutex_lock(&r->lock);

@@ -216,6 +216,13 @@ int rooms_join(struct rooms *r, struct member *m, const char *name, struct membe
  * every room ever made. Returns how many were forgotten. */
 size_t rooms_sweep(struct rooms *r, int64_t before_ms);
 
+/* Forgets the lines of room NAME in memory (an admin's purge; the store
+ * purges its own): false when it has none there. */
+bool rooms_history_purge(struct rooms *r, const char *name);
+
+/* The rooms registered to ACCOUNT (deleted) are registered no more. */
+void rooms_unregister(struct rooms *r, const char *account);
+
 /* At start: a room registered to an account, as the store kept it. */
 void rooms_room_load(struct rooms *r, const struct store_room *saved);
 

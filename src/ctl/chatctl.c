@@ -122,12 +122,16 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-static void send_all(int fd, const char *data, size_t len)
+/* False when chatd closed the connection first (it may have said why:
+ * read its answer still). */
+static bool send_all(int fd, const char *data, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return false;
 		if (n < 0) {
 			fprintf(stderr, "chatctl: sending to chatd: %s\n", strerror(errno));
 			exit(ADMIN_EXIT_UNREACHABLE);
@@ -135,6 +139,7 @@ static void send_all(int fd, const char *data, size_t len)
 		data += n;
 		len -= (size_t)n;
 	}
+	return true;
 }
 
 static const char *get_string(struct json_object *o, const char *key)
@@ -205,7 +210,7 @@ static int read_answers(int fd, bool json, bool monitor)
 			status = ADMIN_EXIT_OK;
 			if (json)
 				printf("%s\n", json_object_to_json_string_ext(
-						       result, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+						       result, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
 			else if (text)
 				fputs(text, stdout);
 		} else {
@@ -214,7 +219,7 @@ static int read_answers(int fd, bool json, bool monitor)
 			status = refused ? ADMIN_EXIT_DENIED : ADMIN_EXIT_FAILED;
 			if (json && result)
 				printf("%s\n", json_object_to_json_string_ext(
-						       result, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+						       result, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
 			if (text)
 				fputs(text, stderr);
 			fprintf(stderr, "chatctl: %s\n", error ? error : "failed");
@@ -318,9 +323,11 @@ int main(int argc, char **argv)
 	}
 	int fd = connect_to(path);
 	free(path);
-	const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-	send_all(fd, line, strlen(line));
-	send_all(fd, "\n", 1);
+	const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	char *request = xasprintf("%s\n", line);
+	send_all(fd, request, strlen(request));
+	explicit_bzero(request, strlen(request)); /* it may hold a password */
+	free(request);
 	json_object_put(req);
 	signal(SIGPIPE, SIG_IGN);
 	return read_answers(fd, json, id == ADMIN_MONITOR);

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "net/web.h"
 #include "base/log.h"
 #include "daemon/notify.h"
+#include "core/bans.h"
 #include "core/rooms.h"
 #include "net/worker.h"
 #include "net/writer.h"
@@ -69,6 +71,7 @@ struct server {
 
 	struct control *control;   /* chatctl's socket; NULL: none */
 	struct metrics *metrics;   /* [metrics] listen; NULL: none */
+	struct ban_list *bans;     /* in force, as the workers have them */
 	uint64_t rejected[REJECT_COUNT];
 	struct control_host control_host;
 	time_t started;            /* wall clock */
@@ -235,6 +238,8 @@ static int tls_load(struct server *s, const struct config *cfg, const char *when
 #define SWEEP_IDLE_S (24 * 3600)
 #define SWEEP_EVERY_TICKS 12
 
+static void expire_bans(struct server *s);
+
 static void sweep_rooms(struct server *s)
 {
 	if (++s->sweep_ticks < SWEEP_EVERY_TICKS)
@@ -258,6 +263,7 @@ static void tls_watch_tick(struct server *s)
 	if (read(s->tls_watch_fd, &expirations, sizeof(expirations)) < 0)
 		return;
 	sweep_rooms(s);
+	expire_bans(s);
 	if (!s->cfg->tls_certificate)
 		return;
 	struct tls_files_stamp now;
@@ -338,9 +344,22 @@ static void reject(struct server *s, int fd, enum proto proto, bool tls, const c
 			  "rejected %s: %s%s", peer, why, note.text);
 }
 
+/* The ban in force on SA's address; NULL: none. */
+static const struct ban *banned(struct server *s, const struct sockaddr *sa)
+{
+	uint8_t addr[16] = { [10] = 0xff, [11] = 0xff };
+	if (sa->sa_family == AF_INET)
+		memcpy(addr + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	else if (sa->sa_family == AF_INET6)
+		memcpy(addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	else
+		return NULL;
+	return ban_list_address(s->bans, addr, time(NULL));
+}
+
 static void accept_connections(struct server *s, const struct listen_socket *ls)
 {
-	char peer[PEER_MAX], why[128];
+	char peer[PEER_MAX], why[BAN_REASON_MAX + 64];
 	struct sockaddr_storage addr;
 	struct ip_key ip;
 
@@ -357,6 +376,14 @@ static void accept_connections(struct server *s, const struct listen_socket *ls)
 		 * its X-Forwarded-For names (net/web.c), not its own. */
 		bool proxied = ls->proto == PROTO_WEB &&
 			       web_from_trusted_proxy(s->cfg, (struct sockaddr *)&addr);
+		const struct ban *ban = proxied ? NULL : banned(s, (struct sockaddr *)&addr);
+		if (ban) {
+			char text[BAN_REASON_MAX + 16];
+			ban_message(ban, text, sizeof(text));
+			snprintf(why, sizeof(why), "%s", text);
+			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, REJECT_BANNED, why);
+			continue;
+		}
 		if (atomic_load(&s->pool.connections) >= s->cfg->max_clients) {
 			snprintf(why, sizeof(why), "server full (max %d clients)", s->cfg->max_clients);
 			reject(s, fd, ls->proto, ls->tls, peer, &ip, now, REJECT_FULL, why);
@@ -642,6 +669,58 @@ static int open_listeners(struct server *s)
 
 /* ---- for chatctl (admin/control.h) ------------------------------------------- */
 
+/* BANS (taken) from now on, everywhere. */
+static void set_bans(struct server *s, struct ban_list *bans)
+{
+	ban_list_unref(s->bans);
+	s->bans = bans;
+	for (int i = 0; i < s->pool.count; i++)
+		worker_post_bans(s->pool.workers[i], bans);
+}
+
+static void host_set_bans(void *server, struct ban_list *bans)
+{
+	set_bans(server, bans);
+}
+
+static const struct ban_list *host_bans(void *server)
+{
+	return ((struct server *)server)->bans;
+}
+
+struct bans_loading {
+	struct ban *bans;
+	size_t count, cap;
+};
+
+static void ban_loaded(void *ctx, const struct ban *b)
+{
+	struct bans_loading *bl = ctx;
+	if (bl->count == bl->cap) {
+		bl->cap = bl->cap ? 2 * bl->cap : 64;
+		bl->bans = xrealloc(bl->bans, bl->cap * sizeof(*bl->bans));
+	}
+	bl->bans[bl->count++] = *b;
+}
+
+/* Bans past their time leave the list, and the store. */
+static void expire_bans(struct server *s)
+{
+	int64_t now = time(NULL);
+	struct ban_list *l = ban_list_expired(s->bans, now);
+	if (!l)
+		return;
+	for (size_t i = 0; i < s->bans->count; i++) {
+		const struct ban *b = &s->bans->bans[i];
+		if (b->expires && b->expires <= now) {
+			store_delete_ban(s->store, b->mask);
+			log_event(LOG_INFO, LOG_FIELDS(.event = "ban_removed", .reason = "expired"),
+				  "the ban of %s expired", b->mask);
+		}
+	}
+	set_bans(s, l);
+}
+
 static const struct config *host_config(void *server)
 {
 	return ((struct server *)server)->cfg;
@@ -768,7 +847,12 @@ static int load_rooms(struct server *s, int n)
 		clock_gettime(CLOCK_REALTIME, &now);
 		since = ((int64_t)now.tv_sec - s->cfg->history_max_age) * 1000;
 	}
-	if (store_load_recent(s->store, (unsigned)s->cfg->history_replay, since, history_loaded, s,
+	struct bans_loading bl = { 0 };
+	int r = store_load_bans(s->store, ban_loaded, &bl, &err);
+	s->bans = ban_list_of(bl.bans, bl.count);
+	free(bl.bans);
+	if (r < 0 ||
+	    store_load_recent(s->store, (unsigned)s->cfg->history_replay, since, history_loaded, s,
 			      &err) < 0 ||
 	    store_load_rooms(s->store, room_loaded, s, &err) < 0) {
 		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "%s", err);
@@ -909,7 +993,8 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 		goto out;
 	/* Before the workers: its log tap is in place before any thread logs. */
 	s.control_host = (struct control_host){ .server = &s, .pool = &s.pool, .config = host_config,
-						.reload = host_reload, .status = host_status };
+						.reload = host_reload, .status = host_status,
+						.bans = host_bans, .set_bans = host_set_bans };
 	s.control = control_open(cfg, &s.control_host);
 	if (s.control && (r = epoll_watch(s.epoll_fd, control_fd(s.control), TAG_CONTROL)) < 0) {
 		log_errno(LOG_ERR, -r, "epoll_ctl(control socket)");
@@ -919,6 +1004,7 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 		log_errno(LOG_ERR, -r, "starting worker threads");
 		goto out;
 	}
+	set_bans(&s, ban_list_ref(s.bans)); /* the workers' first */
 	/* Before the listeners: a TLS socket needs the context, which the
 	 * workers are given as they will be at each reload. */
 	if (cfg->tls_certificate && tls_load(&s, cfg, "in use") < 0)
@@ -969,6 +1055,7 @@ out:
 		close(s.tls_watch_fd);
 	SSL_CTX_free(s.tls_ctx);
 	site_unref(s.site);
+	ban_list_unref(s.bans);
 	if (s.signal_fd >= 0)
 		close(s.signal_fd);
 	if (s.epoll_fd >= 0)

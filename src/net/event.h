@@ -32,6 +32,7 @@ enum event_kind {
 			* receiver's to free): an admin puts it out */
 	EV_WALL,       /* ptr: the text (the receiver's to free): the server's
 			* notice to everyone */
+	EV_BANS,       /* ptr: struct ban_list, a reference: the bans from now on */
 	EV_PING,       /* id: sequence */
 	EV_SHUTDOWN,
 };

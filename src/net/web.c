@@ -317,6 +317,10 @@ static void upgrade(struct worker *w, struct conn *c, const struct http_request 
 	}
 	if (!c->ip_counted && !take_forwarded(w, c, r))
 		return;
+	if (worker_refuse_banned(w, c)) {
+		refuse(w, c, 403, "banned", false);
+		return;
+	}
 	if (!ws_accept_key(r->ws_key.p, r->ws_key.len, accept)) {
 		refuse(w, c, 500, "the accept key could not be computed", false);
 		return;

@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "core/bans.h"
 #include "core/chat.h"
 #include "net/worker_impl.h"
 #include "proto/codec.h"
@@ -76,6 +77,11 @@ void worker_post_disconnect(struct worker *w, int fd, uint64_t conn_id, const ch
 	snprintf(d->text, sizeof(d->text), "%s", text);
 	snprintf(d->actor, sizeof(d->actor), "%s", actor);
 	post(w, (struct event){ .kind = EV_DISCONNECT, .fd = fd, .id = conn_id, .ptr = d });
+}
+
+void worker_post_bans(struct worker *w, struct ban_list *bans)
+{
+	post(w, (struct event){ .kind = EV_BANS, .ptr = ban_list_ref(bans) });
 }
 
 void worker_post_wall(struct worker *w, const char *text)
@@ -522,23 +528,83 @@ static void begin_shutdown(struct worker *w)
 	tell_everyone(w, text, sizeof(text) - 1, true);
 }
 
-/* An admin puts FD/ID out, telling it why, and the log who did it. */
-static void disconnect_local(struct worker *w, int fd, uint64_t id, const struct disconnect *d)
+/* An admin puts C out for REASON ("kicked", "banned"), telling it TEXT
+ * (when it can be told: not in a TLS handshake or on HTTP), and the log
+ * who did it (ACTOR). */
+static void put_out(struct worker *w, struct conn *c, const char *reason, const char *text,
+		    const char *actor)
 {
-	struct conn *c = open_conn(w, fd, id);
-	if (!c)
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = reason, .peer = c->s.peer, .nick = c->s.member.nick,
+					 .reason = reason, .actor = actor),
+		  "%s %s %s: %s", reason, c->s.peer, c->s.member.nick[0] ? c->s.member.nick : "-", text);
+	if (c->state != CONN_OPEN) {
+		lifecycle_kill(w, c, reason);
 		return;
-	struct chat_event ev = { .kind = CHAT_CLOSING, .text = d->text, .text_len = strlen(d->text),
+	}
+	struct chat_event ev = { .kind = CHAT_CLOSING, .text = text, .text_len = strlen(text),
 				 .host = c->s.member.host };
 	struct msg *m = event_encode(c->s.member.format, &ev);
 	worker_send(w, &c->s, m);
 	msg_unref(m);
-	log_event(LOG_NOTICE, LOG_FIELDS(.event = strcmp(d->reason, "banned") == 0 ? "ban" : "kick",
-					 .peer = c->s.peer, .nick = c->s.member.nick,
-					 .reason = d->reason, .actor = d->actor),
-		  "%s %s %s: %s", d->reason, c->s.peer, c->s.member.nick[0] ? c->s.member.nick : "-",
-		  d->text);
-	lifecycle_drain(w, c, d->reason, NULL, 0);
+	lifecycle_drain(w, c, reason, NULL, 0);
+}
+
+static void disconnect_local(struct worker *w, int fd, uint64_t id, const struct disconnect *d)
+{
+	struct conn *c = open_conn(w, fd, id);
+	if (c)
+		put_out(w, c, d->reason, d->text, d->actor);
+}
+
+/* The ban in force on C's address (once known: a trusted proxy's client
+ * is known from its request) or nick; NULL: none. */
+static const struct ban *ban_on(struct worker *w, const struct conn *c)
+{
+	if (!w->bans)
+		return NULL;
+	int64_t now = time(NULL);
+	uint8_t addr[16];
+	const struct ban *b = NULL;
+	if ((c->ip_counted || c->port_proto != PROTO_WEB) && ban_peer_address(c->s.peer, addr))
+		b = ban_list_address(w->bans, addr, now);
+	if (!b && chat_joined(&c->s))
+		b = ban_list_nick(w->bans, c->s.member.nick, now);
+	return b;
+}
+
+/* New bans: whoever they match goes at once. */
+static void apply_bans(struct worker *w, struct ban_list *bans)
+{
+	ban_list_unref(w->bans);
+	w->bans = bans;
+	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
+		struct conn *c = w->by_fd[fd];
+		if (!c || (c->state != CONN_OPEN && c->state != CONN_NEW))
+			continue;
+		const struct ban *b = ban_on(w, c);
+		if (b) {
+			char text[BAN_REASON_MAX + 16];
+			ban_message(b, text, sizeof(text));
+			put_out(w, c, "banned", text, b->actor);
+		}
+	}
+}
+
+bool worker_refuse_banned(struct worker *w, struct conn *c)
+{
+	const struct ban *b = ban_on(w, c);
+	if (!b)
+		return false;
+	char text[BAN_REASON_MAX + 16];
+	ban_message(b, text, sizeof(text));
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = c->s.peer, .reason = "banned"),
+		  "rejected %s: %s", c->s.peer, text);
+	return true;
+}
+
+bool worker_nick_banned(struct worker *w, const char *nick)
+{
+	return ban_list_nick(w->bans, nick, time(NULL)) != NULL;
 }
 
 static void handle_inbox(struct worker *w)
@@ -602,6 +668,9 @@ static void handle_inbox(struct worker *w)
 		case EV_DISCONNECT:
 			disconnect_local(w, ev->fd, ev->id, ev->ptr);
 			free(ev->ptr);
+			break;
+		case EV_BANS:
+			apply_bans(w, ev->ptr);
 			break;
 		case EV_WALL:
 			tell_everyone(w, ev->ptr, strlen(ev->ptr), false);
@@ -776,6 +845,8 @@ static void release_event(struct event *ev, void *ctx)
 		account_request_free(ev->ptr);
 	} else if (ev->kind == EV_DISCONNECT || ev->kind == EV_WALL) {
 		free(ev->ptr);
+	} else if (ev->kind == EV_BANS) {
+		ban_list_unref(ev->ptr);
 	}
 	if (ev->msg)
 		msg_unref(ev->msg);
@@ -800,6 +871,7 @@ void worker_free(struct worker *w)
 	free(w->picked);
 	SSL_CTX_free(w->tls_ctx);
 	site_unref(w->site);
+	ban_list_unref(w->bans);
 	if (w->motd)
 		msg_unref(w->motd);
 	if (w->cfg)

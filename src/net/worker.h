@@ -74,6 +74,10 @@ void worker_post_ping(struct worker *w, uint64_t seq);
  * it TEXT; ACTOR did it (logged). Nothing when it is gone already. */
 void worker_post_disconnect(struct worker *w, int fd, uint64_t conn_id, const char *reason,
 			    const char *text, const char *actor);
+/* BANS (a reference is taken) from now on: W puts out at once whoever
+ * they match. */
+struct ban_list;
+void worker_post_bans(struct worker *w, struct ban_list *bans);
 /* TEXT, as the server's notice, to every client of W. */
 void worker_post_wall(struct worker *w, const char *text);
 void worker_post_shutdown(struct worker *w);

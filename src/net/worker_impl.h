@@ -52,6 +52,7 @@ struct worker {
 	struct msg *motd;
 	struct ssl_ctx_st *tls_ctx; /* SSL_CTX for new TLS connections; NULL: none */
 	struct site *site;        /* the web page's files; NULL: none */
+	struct ban_list *bans;    /* NULL: none */
 
 	struct conn **by_fd;      /* this worker's connections, by socket */
 	size_t by_fd_size;
@@ -105,6 +106,10 @@ void worker_store_flush(struct worker *w);
  * WebSocket message's payload): lines to its protocol. False when C's
  * input is no longer read. */
 bool worker_feed(struct worker *w, struct conn *c, const char *data, size_t len);
+
+/* Whether C (a trusted proxy's client, now known) is banned: logged, and
+ * the caller refuses it. */
+bool worker_refuse_banned(struct worker *w, struct conn *c);
 
 /* ---- lifecycle.c --------------------------------------------------------- */
 

@@ -246,8 +246,11 @@ static void try_register(struct worker *w, struct session *s)
 		return;
 	}
 	int online = chat_register(w, s, st->nick, NULL, NULL);
-	if (online == -EEXIST) {
-		irc_num(w, s, "433", "%s :Nickname is already in use", st->nick);
+	if (online == -EEXIST || online == -EACCES) {
+		if (online == -EEXIST)
+			irc_num(w, s, "433", "%s :Nickname is already in use", st->nick);
+		else
+			irc_num(w, s, "432", "%s :Nickname is banned on this server", st->nick);
 		st->nick[0] = '\0';
 		return;
 	}
@@ -429,8 +432,11 @@ static void do_nick(struct worker *w, struct session *s, const struct irc_messag
 		try_register(w, s);
 		return;
 	}
-	if (chat_rename(w, s, nick) == -EEXIST)
+	int r = chat_rename(w, s, nick);
+	if (r == -EEXIST)
 		irc_num(w, s, "433", "%s :Nickname is already in use", nick);
+	else if (r == -EACCES)
+		irc_num(w, s, "432", "%s :Nickname is banned on this server", nick);
 }
 
 static void do_ping(struct worker *w, struct session *s, const struct irc_message *msg)

@@ -257,6 +257,8 @@ static void do_nick(struct worker *w, struct session *s, const struct command *c
 		reply(w, s, "= you are already %s", nick);
 	else if (r == -EEXIST)
 		reply(w, s, "! nick taken: %s", nick);
+	else if (r == -EACCES)
+		reply(w, s, "! nick banned on this server: %s", nick);
 }
 
 static void do_who(struct worker *w, struct session *s, const struct command *cmd)

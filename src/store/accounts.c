@@ -29,6 +29,9 @@ enum stmt {
 	ST_SET_PASSWORD,
 	ST_LOGGED_IN,
 	ST_NAMES,
+	ST_DELETE,
+	ST_DELETE_ROOMS,
+	ST_LIST,
 	ST_COUNT
 };
 
@@ -42,6 +45,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 			    "scram_stored_key = ?5, scram_server_key = ?6 WHERE name = ?1",
 	[ST_LOGGED_IN] = "UPDATE accounts SET last_login = ?2 WHERE name = ?1",
 	[ST_NAMES] = "SELECT name FROM accounts ORDER BY name",
+	[ST_DELETE] = "DELETE FROM accounts WHERE name = ?1",
+	/* Its rooms' registration goes with it: whoever registers the name
+	 * again is not their founder. */
+	[ST_DELETE_ROOMS] = "DELETE FROM rooms WHERE lower(founder) = ?1",
+	[ST_LIST] = "SELECT display, created, last_login FROM accounts ORDER BY name",
 };
 
 /* Failed logins of one account or from one address, in one window. */
@@ -330,10 +338,108 @@ static int do_register(struct accounts *a, struct account_request *r, const char
 	}
 	add_name(a, key);
 	snprintf(r->account, sizeof(r->account), "%s", r->name);
-	log_event(LOG_INFO, LOG_FIELDS(.event = "account_registered", .nick = r->name,
-				       .peer = r->address),
-		  "account %s registered from %s", r->name, r->address);
+	if (r->actor[0])
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "account_registered", .nick = r->name,
+						 .actor = r->actor),
+			  "account %s registered by an admin", r->name);
+	else
+		log_event(LOG_INFO, LOG_FIELDS(.event = "account_registered", .nick = r->name,
+					       .peer = r->address),
+			  "account %s registered from %s", r->name, r->address);
 	return 0;
+}
+
+/* Writes the password of R (new_password: SET_PASSWORD) for KEY. */
+static int set_password(struct accounts *a, const char *key, const char *password)
+{
+	char hash[CRYPT_OUTPUT_SIZE];
+	struct scram_keys k;
+	if (!hash_password(password, hash) || !scram_keys(password, &k))
+		return -EIO;
+	sqlite3_stmt *q = a->stmt[ST_SET_PASSWORD];
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, hash, -1, SQLITE_STATIC);
+	bind_keys(q, 3, &k);
+	bool done = step_done(q);
+	OPENSSL_cleanse(&k, sizeof(k));
+	return done ? 0 : -EIO;
+}
+
+static int do_set_password(struct accounts *a, struct account_request *r, const char *key)
+{
+	if (!password_fits(r->new_password))
+		return -EINVAL;
+	char display[NAME_MAX_LEN + 1], hash[CRYPT_OUTPUT_SIZE];
+	int found = find(a, key, display, hash, NULL);
+	if (found <= 0)
+		return found == 0 ? -ENOENT : -EIO;
+	int err = set_password(a, key, r->new_password);
+	if (err)
+		return err;
+	snprintf(r->account, sizeof(r->account), "%s", display);
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = "password_changed", .nick = display,
+					 .actor = r->actor),
+		  "account %s: password set by an admin", display);
+	return 0;
+}
+
+static void remove_name(struct accounts *a, const char *key)
+{
+	pthread_rwlock_wrlock(&a->names_lock);
+	char (*found)[NAME_MAX_LEN + 1] =
+		a->name_count ? bsearch(key, a->names, a->name_count, sizeof(*a->names), name_cmp) : NULL;
+	if (found) {
+		size_t i = (size_t)(found - a->names);
+		memmove(a->names + i, a->names + i + 1, (a->name_count - i - 1) * sizeof(*a->names));
+		a->name_count--;
+	}
+	pthread_rwlock_unlock(&a->names_lock);
+}
+
+static int do_delete(struct accounts *a, struct account_request *r, const char *key)
+{
+	char display[NAME_MAX_LEN + 1], hash[CRYPT_OUTPUT_SIZE];
+	int found = find(a, key, display, hash, NULL);
+	if (found <= 0)
+		return found == 0 ? -ENOENT : -EIO;
+	sqlite3_stmt *q = a->stmt[ST_DELETE];
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	bool done = step_done(q);
+	sqlite3_clear_bindings(q);
+	if (!done)
+		return -EIO;
+	q = a->stmt[ST_DELETE_ROOMS];
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	if (!step_done(q))
+		log_warning("%s: the rooms of the account %s stay registered: %s", a->path, key,
+			    sqlite3_errmsg(a->db));
+	sqlite3_clear_bindings(q);
+	remove_name(a, key);
+	snprintf(r->account, sizeof(r->account), "%s", display);
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = "account_deleted", .nick = display,
+					 .actor = r->actor),
+		  "account %s deleted", display);
+	return 0;
+}
+
+static int do_list(struct accounts *a, struct account_request *r)
+{
+	sqlite3_stmt *q = a->stmt[ST_LIST];
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (r->list_count == cap) {
+			cap = cap ? 2 * cap : 64;
+			r->list = xrealloc(r->list, cap * sizeof(*r->list));
+		}
+		struct account_info *i = &r->list[r->list_count++];
+		const char *name = (const char *)sqlite3_column_text(q, 0);
+		snprintf(i->name, sizeof(i->name), "%s", name ? name : "");
+		i->created = sqlite3_column_int64(q, 1);
+		i->last_login = sqlite3_column_int64(q, 2);
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
 static void logged_in(struct accounts *a, const char *key)
@@ -372,15 +478,7 @@ static int do_password(struct accounts *a, struct account_request *r, const char
 	int err = do_check(a, r, key);
 	if (err)
 		return err;
-	char hash[CRYPT_OUTPUT_SIZE];
-	struct scram_keys k;
-	if (!hash_password(r->new_password, hash) || !scram_keys(r->new_password, &k))
-		return -EIO;
-	sqlite3_stmt *q = a->stmt[ST_SET_PASSWORD];
-	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, hash, -1, SQLITE_STATIC);
-	bind_keys(q, 3, &k);
-	if (!step_done(q))
+	if (set_password(a, key, r->new_password) < 0)
 		return -EIO;
 	log_event(LOG_INFO, LOG_FIELDS(.event = "password_changed", .nick = r->account,
 				       .peer = r->address),
@@ -444,6 +542,18 @@ static void handle(struct accounts *a, struct account_request *r)
 			failed(a, key, r->address, "wrong password (SCRAM-SHA-256)");
 		}
 		r->result = 0;
+		break;
+	case ACCOUNT_ADD:
+		r->result = do_register(a, r, key);
+		break;
+	case ACCOUNT_SET_PASSWORD:
+		r->result = do_set_password(a, r, key);
+		break;
+	case ACCOUNT_DELETE:
+		r->result = do_delete(a, r, key);
+		break;
+	case ACCOUNT_LIST:
+		r->result = do_list(a, r);
 		break;
 	}
 	OPENSSL_cleanse(r->password, sizeof(r->password));
@@ -538,6 +648,7 @@ void accounts_request(struct accounts *a, struct account_request *r)
 void account_request_free(struct account_request *r)
 {
 	if (r) {
+		free(r->list);
 		OPENSSL_cleanse(r, sizeof(*r));
 		free(r);
 	}

@@ -40,6 +40,17 @@ enum account_op {
 	ACCOUNT_SCRAM,    /* name: its SCRAM keys, for a SCRAM exchange */
 	ACCOUNT_SCRAM_DONE, /* name, ok: how a SCRAM exchange ended (counted as a
 			     * login, or a failed one) */
+	/* An admin's (chatctl), for actor; no login limits: */
+	ACCOUNT_ADD,      /* name, password: a new account */
+	ACCOUNT_SET_PASSWORD, /* name, new_password */
+	ACCOUNT_DELETE,   /* name: the account and the registration of its rooms */
+	ACCOUNT_LIST,     /* every account, in list */
+};
+
+/* An account as ACCOUNT_LIST tells it. */
+struct account_info {
+	char name[NAME_MAX_LEN + 1];
+	int64_t created, last_login;   /* seconds since the epoch */
 };
 
 struct account_request {
@@ -48,6 +59,7 @@ struct account_request {
 	char password[ACCOUNTS_PASSWORD_MAX + 1];
 	char new_password[ACCOUNTS_PASSWORD_MAX + 1];
 	char address[64];                  /* the client's, for the limits and the log */
+	char actor[96];                    /* ACCOUNT_ADD and later: the admin, for the log */
 	bool ok;                           /* ACCOUNT_SCRAM_DONE */
 
 	/* The answer: 0, or -EEXIST (already registered), -ENOENT (no such
@@ -62,6 +74,9 @@ struct account_request {
 	unsigned iterations;
 	unsigned char stored_key[ACCOUNTS_SCRAM_KEY];
 	unsigned char server_key[ACCOUNTS_SCRAM_KEY];
+	/* ACCOUNT_LIST (freed with the request) */
+	struct account_info *list;
+	size_t list_count;
 
 	/* Called on the accounts thread with the answer; owns the request
 	 * from then (account_request_free). */

@@ -73,6 +73,13 @@ static const char *const migrations[STORE_SCHEMA_VERSION + 1] = {
 	      " topic_time INTEGER NOT NULL,"
 	      " created INTEGER NOT NULL"
 	      ") WITHOUT ROWID;",
+	[4] = "CREATE TABLE bans ("
+	      " mask TEXT PRIMARY KEY,"      /* an address, a network or a nick mask */
+	      " reason TEXT NOT NULL,"
+	      " actor TEXT NOT NULL,"        /* who set it */
+	      " created INTEGER NOT NULL,"   /* seconds since the epoch */
+	      " expires INTEGER NOT NULL"    /* 0: never */
+	      ") WITHOUT ROWID;",
 };
 
 #define LINE_COLUMNS "no, time_ms, msgid, kind, nick, user, host, text, formatting"
@@ -91,6 +98,9 @@ enum stmt {
 	ST_AFTER,       /* no > ?2, oldest first */
 	ST_LAST_NO,
 	ST_SAVE_ROOM,
+	ST_SAVE_BAN,
+	ST_DELETE_BAN,
+	ST_PURGE_ROOM,
 	ST_COUNT
 };
 
@@ -120,12 +130,24 @@ static const char *const stmt_sql[ST_COUNT] = {
 			 "display = excluded.display, founder = excluded.founder, "
 			 "topic = excluded.topic, topic_by = excluded.topic_by, "
 			 "topic_time = excluded.topic_time",
+	[ST_SAVE_BAN] = "INSERT OR REPLACE INTO bans (mask, reason, actor, created, expires) "
+			"VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_DELETE_BAN] = "DELETE FROM bans WHERE mask = ?1",
+	[ST_PURGE_ROOM] = "DELETE FROM lines WHERE room = ?1",
+};
+
+/* An admin's change (ours to free). */
+struct change {
+	enum { CHANGE_SAVE_BAN, CHANGE_DELETE_BAN, CHANGE_PURGE_ROOM } kind;
+	struct ban ban;                /* SAVE_BAN */
+	char key[BAN_MASK_MAX];        /* DELETE_BAN: the mask; PURGE_ROOM: the room */
 };
 
 struct item {
 	struct hline *line;        /* a line to write, or */
 	struct store_query *query; /* a question, or */
-	struct store_room *room;   /* a registered room to write (ours to free) */
+	struct store_room *room;   /* a registered room to write (ours to free), or */
+	struct change *change;
 };
 
 struct store {
@@ -667,6 +689,72 @@ static void save_room(struct store *st, const struct store_room *room)
 	sqlite3_clear_bindings(q);
 }
 
+static void apply_change(struct store *st, const struct change *c)
+{
+	if (!begin(st)) {
+		log_warning("%s: cannot write an admin's change: %s", st->path, sqlite3_errmsg(st->db));
+		return;
+	}
+	char key[BAN_MASK_MAX];
+	sqlite3_stmt *q;
+	switch (c->kind) {
+	case CHANGE_SAVE_BAN:
+		q = st->stmt[ST_SAVE_BAN];
+		sqlite3_bind_text(q, 1, c->ban.mask, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, c->ban.reason, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, c->ban.actor, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 4, c->ban.created);
+		sqlite3_bind_int64(q, 5, c->ban.expires);
+		break;
+	case CHANGE_DELETE_BAN:
+		q = st->stmt[ST_DELETE_BAN];
+		sqlite3_bind_text(q, 1, c->key, -1, SQLITE_STATIC);
+		break;
+	case CHANGE_PURGE_ROOM:
+	default:
+		q = st->stmt[ST_PURGE_ROOM];
+		ascii_lower(key, c->key, sizeof(key));
+		sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+		break;
+	}
+	if (!step_done(q))
+		log_warning("%s: cannot write an admin's change: %s", st->path, sqlite3_errmsg(st->db));
+	sqlite3_clear_bindings(q);
+}
+
+int store_load_bans(struct store *st, void (*fn)(void *ctx, const struct ban *b), void *ctx,
+		    char **err)
+{
+	sqlite3_stmt *q;
+	if (sqlite3_prepare_v2(st->db, "SELECT mask, reason, actor, created, expires FROM bans", -1,
+			       &q, NULL) != SQLITE_OK) {
+		*err = db_error(st->path, st->db, "cannot read the bans");
+		return -1;
+	}
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct ban b = { .created = sqlite3_column_int64(q, 3),
+				 .expires = sqlite3_column_int64(q, 4) };
+		const char *mask = (const char *)sqlite3_column_text(q, 0), *why;
+		const char *reason = (const char *)sqlite3_column_text(q, 1);
+		const char *actor = (const char *)sqlite3_column_text(q, 2);
+		if (!mask || !ban_parse_mask(mask, &b, &why)) {
+			log_warning("%s: a ban of %s cannot be used: %s", st->path, mask ? mask : "NULL",
+				    mask ? why : "no mask");
+			continue;
+		}
+		snprintf(b.reason, sizeof(b.reason), "%s", reason ? reason : "");
+		snprintf(b.actor, sizeof(b.actor), "%s", actor ? actor : "");
+		fn(ctx, &b);
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE) {
+		*err = db_error(st->path, st->db, "cannot read the bans");
+		return -1;
+	}
+	return 0;
+}
+
 int store_load_rooms(struct store *st, void (*fn)(void *ctx, const struct store_room *room),
 		     void *ctx, char **err)
 {
@@ -759,6 +847,9 @@ static void *store_main(void *arg)
 			} else if (batch[i].room) {
 				save_room(st, batch[i].room);
 				free(batch[i].room);
+			} else if (batch[i].change) {
+				apply_change(st, batch[i].change);
+				free(batch[i].change);
 			} else {
 				struct store_query *q = batch[i].query;
 				q->error = answer(st, q, &policy);
@@ -846,6 +937,37 @@ void store_save_room(struct store *st, const struct store_room *room)
 	pthread_mutex_unlock(&st->lock);
 }
 
+static void push_change(struct store *st, struct change *c)
+{
+	pthread_mutex_lock(&st->lock);
+	push(st, (struct item){ .change = c });
+	pthread_mutex_unlock(&st->lock);
+}
+
+void store_save_ban(struct store *st, const struct ban *b)
+{
+	struct change *c = xcalloc(1, sizeof(*c));
+	c->kind = CHANGE_SAVE_BAN;
+	c->ban = *b;
+	push_change(st, c);
+}
+
+void store_delete_ban(struct store *st, const char *mask)
+{
+	struct change *c = xcalloc(1, sizeof(*c));
+	c->kind = CHANGE_DELETE_BAN;
+	snprintf(c->key, sizeof(c->key), "%s", mask);
+	push_change(st, c);
+}
+
+void store_purge_room(struct store *st, const char *name)
+{
+	struct change *c = xcalloc(1, sizeof(*c));
+	c->kind = CHANGE_PURGE_ROOM;
+	snprintf(c->key, sizeof(c->key), "%s", name);
+	push_change(st, c);
+}
+
 void store_query(struct store *st, struct store_query *q)
 {
 	pthread_mutex_lock(&st->lock);
@@ -885,6 +1007,8 @@ void store_close(struct store *st)
 			hline_unref(st->items[i].line);
 		else if (st->items[i].room)
 			free(st->items[i].room);
+		else if (st->items[i].change)
+			free(st->items[i].change);
 		else
 			store_query_free(st->items[i].query);
 	}

@@ -16,10 +16,11 @@
 #include <stdint.h>
 
 #include "base/text.h"
+#include "core/bans.h"
 #include "store/line.h"
 
 /* The schema this chatd writes; older files are migrated at open. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* Lines waiting for the store thread, at most; beyond, lines are dropped
  * (and counted) rather than memory grown without end. */
 #define STORE_QUEUE_MAX 1000000
@@ -114,6 +115,19 @@ void store_save_room(struct store *st, const struct store_room *room);
 /* FN for each registered room. Before store_start. 0, or -1 with *ERR. */
 int store_load_rooms(struct store *st, void (*fn)(void *ctx, const struct store_room *room),
 		     void *ctx, char **err);
+
+/* An admin's changes, written after what was queued before them. Any
+ * thread. B (copied) is kept, in the place of a ban of the same mask. */
+void store_save_ban(struct store *st, const struct ban *b);
+/* The ban of MASK (as kept) is deleted. */
+void store_delete_ban(struct store *st, const char *mask);
+/* Every line of room NAME is deleted (its line numbers go on). */
+void store_purge_room(struct store *st, const char *name);
+
+/* FN for each ban kept, expired ones too. Before store_start. 0, or -1
+ * with *ERR. */
+int store_load_bans(struct store *st, void (*fn)(void *ctx, const struct ban *b), void *ctx,
+		    char **err);
 
 /* Queues Q after every line queued before it. Any thread. */
 void store_query(struct store *st, struct store_query *q);

@@ -6,16 +6,19 @@ import grp
 import json
 import os
 import pwd
+import re
 import socket
 import subprocess
 import sys
+import time
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chatdtest import CHATCTL, TIMEOUT, ChatdTestCase, Server, main  # noqa: E402
+from chatdtest import CHATCTL, TIMEOUT, ChatdTestCase, Client, Server, main  # noqa: E402
 from test_irc import Irc  # noqa: E402
+from webclient import WebSocket  # noqa: E402
 
 
 def ask(path, raw, timeout=TIMEOUT):
@@ -91,7 +94,7 @@ class ControlTest(ChatdTestCase):
         b.expect("! kicked by an admin: spamming links: disconnected")
         b.expect_closed()
         a.expect("< %s left (2 online)" % b.nick)
-        self.srv.log.wait(r"kicked .* %s: kicked by an admin: spamming links \[kick\] "
+        self.srv.log.wait(r"kicked .* %s: kicked by an admin: spamming links \[kicked\] "
                           r"\(by root \(uid 0, pid \d+\)\)" % b.nick)
         self.srv.log.wait(r"disconnect \S+ %s: kicked" % b.nick)
         self.ctl_ok("kick", "CAROL")
@@ -159,7 +162,7 @@ class ControlTest(ChatdTestCase):
         self.assertEqual((ev["event"], ev["nick"]), ("connect", a.nick))
         self.ctl_ok("kick", a.nick, "bye")
         kick = json.loads(proc.stdout.readline())
-        self.assertEqual((kick["event"], kick["nick"], kick["reason"]), ("kick", a.nick, "kicked"))
+        self.assertEqual((kick["event"], kick["nick"], kick["reason"]), ("kicked", a.nick, "kicked"))
         self.assertRegex(kick["actor"], r"^root \(uid 0, pid \d+\)$")
         gone = json.loads(proc.stdout.readline())
         self.assertEqual((gone["event"], gone["reason"]), ("disconnect", "kicked"))
@@ -203,6 +206,176 @@ class ControlTest(ChatdTestCase):
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 3)
         self.assertIn("is chatd running?", r.stderr)
+
+
+class BanTest(ChatdTestCase):
+    def setUp(self):
+        self.srv = self.start_irc_server({"limits": {"max_per_ip": "0"}})
+
+    def ctl_ok(self, *args, **kw):
+        r = self.srv.ctl(*args, **kw)
+        self.assertEqual(r.returncode, 0, "chatctl %s: %s%s" % (args, r.stdout, r.stderr))
+        return r
+
+    def test_address_ban_disconnects_and_refuses(self):
+        a = self.connect(self.srv)
+        other = self.connect(self.srv, [a], client=Client(self.srv.port, source="127.0.0.2"))
+        irc = Irc(self.srv.irc_port, "ircer")
+        self.addCleanup(irc.close)
+        r = self.ctl_ok("ban", "add", "127.0.0.1", "2h", "spam", "bots")
+        self.assertRegex(r.stdout, r"^banned 127\.0\.0\.1 until \d{4}-\d\d-\d\d \d\d:\d\d: spam bots\n$")
+        a.expect("! banned: spam bots: disconnected")
+        a.expect_closed()
+        m = irc.until("ERROR")[-1]
+        self.assertIn("banned: spam bots", m.params[-1])
+        other.read_until(re.compile(r"^< %s left" % a.nick))
+        self.srv.log.wait(r"banned 127\.0\.0\.1:\d+ %s: banned: spam bots \[banned\] \(by root" % a.nick)
+        # New connections from it are turned away at once.
+        again = Client(self.srv.port)
+        self.addCleanup(again.close)
+        self.assertEqual(again.expect_closed(), ["! banned: spam bots"])
+        self.srv.log.wait(r"rejected 127\.0\.0\.1:\d+: banned: spam bots \[reject\]")
+        listed = json.loads(self.ctl_ok("ban", "list", json_out=True).stdout)["bans"]
+        self.assertEqual([(b["mask"], b["kind"], b["reason"]) for b in listed],
+                         [("127.0.0.1", "address", "spam bots")])
+        self.assertGreater(listed[0]["expires"], time.time() + 7000)
+        self.assertRegex(listed[0]["by"], r"^root \(uid 0, pid \d+\)$")
+        # Lifted: welcome again.
+        self.assertEqual(self.ctl_ok("ban", "del", "127.0.0.1").stdout, "lifted the ban of 127.0.0.1\n")
+        self.connect(self.srv, [other])
+        r = self.srv.ctl("ban", "del", "127.0.0.1")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no ban of 127.0.0.1", r.stderr)
+
+    def test_network_ban_survives_a_restart_and_expires(self):
+        self.ctl_ok("ban", "add", "127.0.0.0/30", "temporary")
+        self.ctl_ok("ban", "add", "10.1.0.0/16", "2s")
+        self.srv.stop()
+        srv = self.start_server(env={"RUNTIME_DIRECTORY": os.path.dirname(self.srv.control_path)},
+                                config={"store": {"path": os.path.join(self.srv.dir.name,
+                                                                       "chatd.db")}})
+        listed = json.loads(srv.ctl("ban", "list", json_out=True).stdout)["bans"]
+        self.assertEqual({b["mask"] for b in listed}, {"127.0.0.0/30", "10.1.0.0/16"})
+        self.assertEqual(next(b for b in listed if b["mask"] == "127.0.0.0/30")["reason"],
+                         "temporary")
+        c = Client(srv.port, source="127.0.0.2")
+        self.addCleanup(c.close)
+        self.assertEqual(c.expect_closed(), ["! banned: temporary"])
+        self.connect(srv, client=Client(srv.port, source="127.0.0.5"))
+        srv.log.wait(r"the ban of 10\.1\.0\.0/16 expired", timeout=15)
+        listed = json.loads(srv.ctl("ban", "list", json_out=True).stdout)["bans"]
+        self.assertEqual([b["mask"] for b in listed], ["127.0.0.0/30"])
+
+    def test_nick_ban(self):
+        a = self.connect(self.srv)
+        a.send("/nick SpamKing")
+        a.expect("* %s is now known as SpamKing" % a.nick)
+        b = self.connect(self.srv, [a])
+        self.ctl_ok("ban", "add", "spam*")
+        a.expect("! banned: disconnected")
+        a.expect_closed()
+        b.expect("< SpamKing left (1 online)")
+        b.send("/nick spammer")
+        b.expect("! nick banned on this server: spammer")
+        irc = Irc(self.srv.irc_port)
+        self.addCleanup(irc.close)
+        irc.send("NICK Spamalot")
+        irc.send("USER u 0 * :u")
+        m = irc.msg()
+        self.assertEqual((m.command, m.params[1:]), ("432", ["Spamalot", "Nickname is banned on this server"]))
+        irc.send("NICK fine")
+        irc.until("376", "422")
+        irc.send("NICK spam2")
+        self.assertEqual(irc.msg().command, "432")
+        for bad in ("*", "**?", "a b", "ni!ck"):
+            r = self.srv.ctl("ban", "add", bad)
+            self.assertEqual(r.returncode, 1, bad)
+        self.assertEqual(json.loads(self.ctl_ok("who", json_out=True).stdout)["count"], 2)
+        self.sync(b)
+
+
+class WebBanTest(ChatdTestCase):
+    def test_a_proxied_client_is_judged_by_its_own_address(self):
+        srv = self.start_irc_server({"web": {"trusted_proxies": "127.0.0.1"}}, web=True)
+        ws = WebSocket(srv.web_port, headers=["X-Forwarded-For: 203.0.113.8"])
+        self.addCleanup(ws.close)
+        ws.send_line("NICK webber")
+        ws.send_line("USER w 0 * :w")
+        while " 001 " not in ws.read_message():
+            pass
+        r = srv.ctl("ban", "add", "203.0.113.8/30", "proxy", "abuse")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        while True:
+            m = ws.read_message()
+            if m.startswith("ERROR"):
+                break
+        self.assertIn("banned: proxy abuse", m)
+        with self.assertRaisesRegex(AssertionError, "403"):
+            WebSocket(srv.web_port, headers=["X-Forwarded-For: 203.0.113.9"])
+        # The proxy itself is not banned, nor its other clients.
+        WebSocket(srv.web_port, headers=["X-Forwarded-For: 203.0.113.7"]).close()
+
+
+class AccountHistoryTest(ChatdTestCase):
+    def setUp(self):
+        self.srv = self.start_server({"history": {"keep": "100"}})
+
+    def test_accounts(self):
+        r = self.srv.ctl("account", "add", "alice", input="correct horse\n")
+        self.assertEqual((r.returncode, r.stdout), (0, "registered alice\n"), r.stderr)
+        self.srv.log.wait(r"account alice registered by an admin \[account_registered\] \(by root")
+        r = self.srv.ctl("account", "add", "alice", input="another one\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("that account exists already", r.stderr)
+        r = self.srv.ctl("account", "add", "bob", input="short\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("a password is 8 to 128 bytes", r.stderr)
+        self.assertEqual(self.srv.ctl("account", "add", "bob", input="").returncode, 2)
+        accounts = json.loads(self.srv.ctl("account", "list", json_out=True).stdout)["accounts"]
+        self.assertEqual([a["name"] for a in accounts], ["alice"])
+        c = self.connect(self.srv)
+        c.send("/identify alice correct horse")
+        c.expect("= you are logged in as alice")
+        c.expect("* %s is now known as alice" % c.nick)
+        self.assertEqual(self.srv.ctl("account", "passwd", "alice", input="battery staple\n").stdout,
+                         "set the password of alice\n")
+        d = self.connect(self.srv, [c])
+        d.send("/identify alice correct horse")
+        d.expect("! wrong password for alice")
+        d.send("/identify alice battery staple")
+        d.expect("= you are logged in as alice")
+        self.assertEqual(self.srv.ctl("account", "del", "alice").stdout, "deleted alice\n")
+        self.srv.log.wait(r"account alice deleted \[account_deleted\]")
+        e = self.connect(self.srv)
+        e.send("/identify alice battery staple")
+        e.expect("! alice is not registered (/register PASSWORD registers your nick)")
+        r = self.srv.ctl("account", "del", "alice")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no such account", r.stderr)
+        self.assertEqual(self.srv.ctl("account", "passwd", "no one", input="whatever12\n").returncode, 1)
+
+    def test_history_purge(self):
+        a = self.connect(self.srv)
+        a.send("/join games")
+        a.read_until(re.compile(r"^= you joined games"))
+        a.send("remember me")
+        a.send("/join lobby")
+        a.read_until(re.compile(r"^= you joined lobby"))
+        a.send("and me")
+        b = self.connect(self.srv, [a])
+        b.read_until(re.compile(r"~ .* \[%s\] and me" % a.nick))
+        r = self.srv.ctl("history", "purge", "#lobby")
+        self.assertEqual(r.stdout, "forgot every line said in lobby\n")
+        self.srv.log.wait(r"history of lobby purged \[history_purged\]")
+        c = Client(self.srv.port)
+        self.addCleanup(c.close)
+        motd, nick, online = c.welcome()
+        c.send("/history")
+        c.expect("= no lines kept in lobby")
+        c.send("/join games")
+        c.read_until(re.compile(r"^= you joined games"))
+        c.read_until(re.compile(r"~ .* \[%s\] remember me" % a.nick))
+        self.assertEqual(self.srv.ctl("history", "purge", "no room!").returncode, 1)
 
 
 class PermissionTest(ChatdTestCase):
