@@ -18,8 +18,6 @@
 #include "store/accounts.h"
 #include "store/store.h"
 
-#define WALL_MAX 1000 /* bytes of a wall message */
-
 /* ---- answers -------------------------------------------------------------------- */
 
 char *action_answer_line(bool ok, const char *error, const char *text, struct json_object *result)
@@ -178,38 +176,26 @@ static enum action_outcome do_rooms(struct action *a)
 
 static enum action_outcome do_kick(struct action *a)
 {
-	struct member_address to;
-	if (!rooms_find(a->host->pool->rooms, a->args[0], &to))
-		return fail(a, "nobody online is called %s", a->args[0]);
-	char text[512];
+	char text[512], nick[NAME_MAX_LEN + 1];
 	if (a->nargs > 1 && a->args[1][0])
 		snprintf(text, sizeof(text), "kicked by an admin: %s", a->args[1]);
 	else
 		snprintf(text, sizeof(text), "kicked by an admin");
-	worker_post_disconnect(a->host->pool->workers[to.worker], to.fd, to.conn_id, "kicked", text,
-			       a->actor);
-	put_string(a->result, "nick", to.nick);
-	fprintf(a->text, "kicked %s\n", to.nick);
+	if (!worker_pool_kick(a->host->pool, a->args[0], text, a->actor, nick))
+		return fail(a, "nobody online is called %s", a->args[0]);
+	put_string(a->result, "nick", nick);
+	fprintf(a->text, "kicked %s\n", nick);
 	return ACTION_DONE;
 }
 
 static enum action_outcome do_wall(struct action *a)
 {
-	size_t len = strlen(a->args[0]);
-	if (len > WALL_MAX)
-		return fail(a, "the message is too long (%zu bytes; at most %d)", len, WALL_MAX);
-	struct text_buf clean;
-	text_buf_clean_chat(&clean, a->args[0], len);
-	bool blank = text_buf_blank(&clean);
-	text_buf_free(&clean);
-	if (blank)
+	int online = worker_pool_wall(a->host->pool, a->args[0], a->actor);
+	if (online == -E2BIG)
+		return fail(a, "the message is too long (%zu bytes; at most %d)", strlen(a->args[0]),
+			    WALL_MAX);
+	if (online < 0)
 		return fail(a, "the message is empty");
-	struct worker_pool *pool = a->host->pool;
-	for (int i = 0; i < pool->count; i++)
-		worker_post_wall(pool->workers[i], a->args[0]);
-	int online = rooms_online(pool->rooms);
-	log_event(LOG_NOTICE, LOG_FIELDS(.event = "wall", .actor = a->actor, LOG_ONLINE(online)),
-		  "wall to %d online: %s", online, a->args[0]);
 	put_int(a->result, "online", online);
 	fprintf(a->text, "told %d %s\n", online, online == 1 ? "person" : "people");
 	return ACTION_DONE;

@@ -3,6 +3,7 @@
 #include "base/config.h"
 
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,7 @@ enum section {
 	SEC_WEB,
 	SEC_CONTROL,
 	SEC_METRICS,
+	SEC_OPERATORS,
 };
 
 static const char *const section_names[] = {
@@ -55,6 +57,7 @@ static const char *const section_names[] = {
 	[SEC_WEB] = "web",
 	[SEC_CONTROL] = "control",
 	[SEC_METRICS] = "metrics",
+	[SEC_OPERATORS] = "operators",
 };
 
 enum key_id {
@@ -157,6 +160,7 @@ static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, 
 	parse_target, parse_bool, parse_irc_bind, parse_server_name, parse_password,
 	parse_network, parse_path, parse_duration, parse_web_bind, parse_origins, parse_proxies,
 	parse_control_socket, parse_control_group, parse_metrics_listen;
+static char *parse_operator(struct loader *ld, const char *name, const char *value);
 
 #define NUM(id, sec, name, fn, lo, hi, field) \
 	[id] = { sec, name, fn, lo, hi, false, offsetof(struct config, field) }
@@ -1001,6 +1005,14 @@ static int handle_key(void *user, const char *section, const char *name, const c
 
 	if (ld->section == SEC_UNKNOWN)
 		return 1; /* its header was reported; one message is enough */
+	if (ld->section == SEC_OPERATORS) {
+		char *err = parse_operator(ld, name, value);
+		if (err) {
+			add_error(ld, ld->lineno, "%s", err);
+			free(err);
+		}
+		return 1;
+	}
 
 	key = find_key(ld->section, false, name);
 	if (!key) {
@@ -1035,6 +1047,44 @@ static int handle_key(void *user, const char *section, const char *name, const c
 		free(err);
 	}
 	return 1;
+}
+
+/* [operators]: every key is an operator's name, its value the hash of
+ * its password (crypt(3): mkpasswd -m yescrypt, or openssl passwd -6). */
+static char *parse_operator(struct loader *ld, const char *name, const char *value)
+{
+	struct config *cfg = ld->cfg;
+	size_t len = strlen(name);
+	bool valid = len > 0 && len <= CONFIG_OPERATOR_NAME_MAX;
+	for (size_t i = 0; valid && i < len; i++)
+		valid = ascii_alnum(name[i]) || name[i] == '_' || name[i] == '-';
+	if (!valid)
+		return xasprintf("operator '%s': a name is 1 to %d letters, digits, _ or -", name,
+				 CONFIG_OPERATOR_NAME_MAX);
+	if (config_operator_hash(cfg, name))
+		return xasprintf("operator '%s' is set twice", name);
+	if (cfg->operator_count == CONFIG_OPERATORS_MAX)
+		return xasprintf("more than %d operators", CONFIG_OPERATORS_MAX);
+	int how = crypt_checksalt(value);
+	if (value[0] != '$' || (how != CRYPT_SALT_OK && how != CRYPT_SALT_METHOD_LEGACY))
+		return xasprintf("operator '%s': not a password hash crypt(3) knows (make one with "
+				 "mkpasswd -m yescrypt, or openssl passwd -6)", name);
+	if (how == CRYPT_SALT_METHOD_LEGACY)
+		return xasprintf("operator '%s': a hash of a method too weak to use (make one with "
+				 "mkpasswd -m yescrypt)", name);
+	cfg->operators = xrealloc(cfg->operators, (cfg->operator_count + 1) * sizeof(*cfg->operators));
+	struct config_operator *op = &cfg->operators[cfg->operator_count++];
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	op->hash = xstrdup(value);
+	return NULL;
+}
+
+const char *config_operator_hash(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->operator_count; i++)
+		if (strcasecmp(cfg->operators[i].name, name) == 0)
+			return cfg->operators[i].hash;
+	return NULL;
 }
 
 /* ---- after parsing --------------------------------------------------------- */
@@ -1475,6 +1525,11 @@ void config_unref(struct config *cfg)
 	free(cfg->web_root);
 	free_words(cfg->web_origins, cfg->web_origin_count);
 	free(cfg->web_proxies);
+	for (size_t i = 0; i < cfg->operator_count; i++) {
+		explicit_bzero(cfg->operators[i].hash, strlen(cfg->operators[i].hash));
+		free(cfg->operators[i].hash);
+	}
+	free(cfg->operators);
 	free(cfg->control_socket);
 	free(cfg->control_group);
 	free(cfg->metrics_address);

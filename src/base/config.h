@@ -43,6 +43,15 @@
 #define CONFIG_CONTROL_GROUP "chatd-admin"
 #define CONFIG_SOCKET_PATH_MAX 108 /* sizeof(sun_path) */
 
+/* IRC operators ([operators]: NAME = crypt(3) hash), at most. */
+#define CONFIG_OPERATORS_MAX 64
+#define CONFIG_OPERATOR_NAME_MAX 32
+
+struct config_operator {
+	char name[CONFIG_OPERATOR_NAME_MAX + 1];
+	char *hash;        /* yescrypt ($y$), SHA-512 ($6$), ...: what crypt(3) checks */
+};
+
 /* An address or network: IPv4 as IPv4-mapped IPv6 (prefix + 96). */
 struct config_cidr {
 	uint8_t bytes[16];
@@ -122,6 +131,10 @@ struct config {
 	struct config_cidr *web_proxies; /* whose X-Forwarded-For is believed */
 	size_t web_proxy_count;
 
+	/* [operators] */
+	struct config_operator *operators;
+	size_t operator_count;
+
 	/* [control] */
 	char *control_socket;      /* NULL: the default (config_control_path()); "": off */
 	char *control_group;       /* who may use it besides root; "": root alone */
@@ -171,6 +184,9 @@ char *config_store_path(const struct config *cfg);
 /* Where the control socket is: [control] socket, or CONFIG_CONTROL_FILE
  * in the runtime folder (malloc'd); NULL: none (off, or no folder known). */
 char *config_control_path(const struct config *cfg);
+
+/* The hash of operator NAME (ignoring case); NULL: no such operator. */
+const char *config_operator_hash(const struct config *cfg, const char *name);
 
 /* Whether A and B name the same control socket. */
 bool config_same_control(const struct config *a, const struct config *b);

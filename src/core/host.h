@@ -42,6 +42,14 @@ bool worker_log_allowed(struct worker *w, const struct session *s, int priority,
 /* Notes that the number online changed, for the main thread's STATUS=. */
 void worker_online_changed(struct worker *w);
 
+#define WALL_MAX 1000 /* bytes of a wall message */
+
+/* An IRC operator's KILL and WALLOPS: as worker_pool_kick() and
+ * worker_pool_wall() (net/worker.h). */
+bool worker_admin_kick(struct worker *w, const char *nick, const char *text, const char *actor,
+		       char ret_nick[NAME_MAX_LEN + 1]);
+int worker_admin_wall(struct worker *w, const char *text, const char *actor);
+
 /* Whether NICK is banned (chatctl ban). */
 bool worker_nick_banned(struct worker *w, const char *nick);
 

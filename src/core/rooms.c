@@ -529,6 +529,13 @@ void rooms_set_format(struct rooms *r, struct member *m, enum format format)
 	pthread_mutex_unlock(&r->lock);
 }
 
+void rooms_set_oper(struct rooms *r, struct member *m, const char *name)
+{
+	pthread_mutex_lock(&r->lock);
+	snprintf(m->oper, sizeof(m->oper), "%s", name);
+	pthread_mutex_unlock(&r->lock);
+}
+
 void rooms_set_invisible(struct rooms *r, struct member *m, bool on)
 {
 	pthread_mutex_lock(&r->lock);
@@ -661,6 +668,7 @@ bool rooms_whois(struct rooms *r, const char *nick, struct member_info *ret)
 		memcpy(ret->realname, m->realname, sizeof(ret->realname));
 		memcpy(ret->away, m->away, sizeof(ret->away));
 		memcpy(ret->account, m->account, sizeof(ret->account));
+		ret->oper = m->oper[0] != '\0';
 		ret->signon = m->signon;
 		ret->format = m->format;
 		ret->room_count = 0;
@@ -733,6 +741,7 @@ static void summary_of(const struct member *m, struct member_summary *e)
 	memcpy(e->host, m->host, sizeof(e->host));
 	memcpy(e->account, m->account, sizeof(e->account));
 	memcpy(e->via, m->via, sizeof(e->via));
+	memcpy(e->oper, m->oper, sizeof(e->oper));
 	e->away = m->away[0] != '\0';
 	e->op = false;
 	e->signon = m->signon;

@@ -77,6 +77,7 @@ struct member {
 	 * (away and the rest too: others read them under the lock). */
 	bool registered;               /* its nick is in the registry */
 	bool invisible;                /* IRC's +i: not listed by WHO masks */
+	char oper[NAME_MAX_LEN + 1];   /* the IRC operator it is (OPER); "": none */
 	unsigned room_count;
 	struct membership_list rooms;  /* in the order joined */
 	struct name_entry nick_entry;
@@ -163,6 +164,7 @@ struct member_info {
 	char realname[REALNAME_MAX_LEN + 1];
 	char away[AWAY_MAX_LEN + 1];
 	char account[NAME_MAX_LEN + 1];
+	bool oper;
 	time_t signon;
 	enum format format;
 	size_t room_count;
@@ -176,6 +178,7 @@ struct member_summary {
 	char host[HOST_MAX_LEN + 1];
 	char account[NAME_MAX_LEN + 1];
 	char via[12];
+	char oper[NAME_MAX_LEN + 1];   /* the IRC operator it is; "": none */
 	bool away, op;                 /* op: in the room asked about */
 	time_t signon;
 	unsigned room_count;
@@ -261,6 +264,9 @@ void rooms_set_account(struct rooms *r, struct member *m, const char *account);
 
 /* Sets (TEXT non-empty) or clears M's away message. */
 void rooms_set_away(struct rooms *r, struct member *m, const char *text);
+
+/* M is the IRC operator NAME. */
+void rooms_set_oper(struct rooms *r, struct member *m, const char *name);
 
 /* M is (not) listed by WHO masks to those who share no room with it. */
 void rooms_set_invisible(struct rooms *r, struct member *m, bool on);

@@ -49,7 +49,7 @@ struct new_connection {
 struct disconnect {
 	char reason[16];   /* the close reason: "kicked", "banned" */
 	char text[512];    /* what the client is told */
-	char actor[96];    /* who did it, for the log */
+	char actor[192];   /* who did it, for the log */
 };
 
 struct event {

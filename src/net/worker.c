@@ -89,6 +89,36 @@ void worker_post_wall(struct worker *w, const char *text)
 	post(w, (struct event){ .kind = EV_WALL, .ptr = xstrdup(text) });
 }
 
+bool worker_pool_kick(struct worker_pool *pool, const char *nick, const char *text,
+		      const char *actor, char ret_nick[NAME_MAX_LEN + 1])
+{
+	struct member_address to;
+	if (!rooms_find(pool->rooms, nick, &to))
+		return false;
+	worker_post_disconnect(pool->workers[to.worker], to.fd, to.conn_id, "kicked", text, actor);
+	memcpy(ret_nick, to.nick, NAME_MAX_LEN + 1);
+	return true;
+}
+
+int worker_pool_wall(struct worker_pool *pool, const char *text, const char *actor)
+{
+	size_t len = strlen(text);
+	if (len > WALL_MAX)
+		return -E2BIG;
+	struct text_buf clean;
+	text_buf_clean_chat(&clean, text, len);
+	bool blank = text_buf_blank(&clean);
+	text_buf_free(&clean);
+	if (blank)
+		return -ENODATA;
+	for (int i = 0; i < pool->count; i++)
+		worker_post_wall(pool->workers[i], text);
+	int online = rooms_online(pool->rooms);
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = "wall", .actor = actor, LOG_ONLINE(online)),
+		  "wall to %d online: %s", online, text);
+	return online;
+}
+
 void worker_post_ping(struct worker *w, uint64_t seq)
 {
 	post(w, (struct event){ .kind = EV_PING, .id = seq });
@@ -600,6 +630,17 @@ bool worker_refuse_banned(struct worker *w, struct conn *c)
 	log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = c->s.peer, .reason = "banned"),
 		  "rejected %s: %s", c->s.peer, text);
 	return true;
+}
+
+bool worker_admin_kick(struct worker *w, const char *nick, const char *text, const char *actor,
+		       char ret_nick[NAME_MAX_LEN + 1])
+{
+	return worker_pool_kick(w->pool, nick, text, actor, ret_nick);
+}
+
+int worker_admin_wall(struct worker *w, const char *text, const char *actor)
+{
+	return worker_pool_wall(w->pool, text, actor);
 }
 
 bool worker_nick_banned(struct worker *w, const char *nick)

@@ -19,6 +19,7 @@
 #include "net/event.h"
 #include "net/handoff.h"
 #include "net/iplimit.h"
+#include "core/host.h"
 #include "core/msg.h"
 #include "core/rooms.h"
 
@@ -81,6 +82,16 @@ void worker_post_bans(struct worker *w, struct ban_list *bans);
 /* TEXT, as the server's notice, to every client of W. */
 void worker_post_wall(struct worker *w, const char *text);
 void worker_post_shutdown(struct worker *w);
+
+/* An admin's acts (chatctl's on the main thread, an IRC operator's on a
+ * worker), logged with ACTOR. */
+/* Puts NICK out (wherever it is), telling it TEXT: false when nobody has
+ * it; its nick as registered in RET_NICK. */
+bool worker_pool_kick(struct worker_pool *pool, const char *nick, const char *text,
+		      const char *actor, char ret_nick[NAME_MAX_LEN + 1]);
+/* TEXT, as the server's notice, to everyone: the number online, or
+ * -E2BIG (over WALL_MAX), -ENODATA (nothing once cleaned). */
+int worker_pool_wall(struct worker_pool *pool, const char *text, const char *actor);
 
 /* The last ping the worker answered: it is alive and looping. */
 uint64_t worker_last_pong(struct worker *w);

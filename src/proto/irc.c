@@ -500,14 +500,18 @@ static const struct irc_command {
 	{ "ISON", false, irc_cmd_ison },       { "JOIN", false, irc_cmd_join },
 	{ "KICK", false, irc_cmd_kick },       { "LIST", false, irc_cmd_list },
 	{ "LUSERS", false, do_lusers },   { "MODE", false, irc_cmd_mode },
+	{ "KILL", false, irc_cmd_kill },
 	{ "MOTD", false, do_motd },       { "NAMES", false, irc_cmd_names },
 	{ "NICK", true, do_nick },        { "NOTICE", false, irc_cmd_notice },
+	{ "OPER", false, irc_cmd_oper },
 	{ "PART", false, irc_cmd_part },       { "PASS", true, do_pass },
 	{ "PING", true, do_ping },        { "PONG", true, do_pong },
 	{ "PRIVMSG", false, irc_cmd_privmsg }, { "QUIT", true, do_quit },
 	{ "REGISTER", true, irc_cmd_register },
+	{ "REHASH", false, irc_cmd_rehash },
 	{ "TAGMSG", false, do_tagmsg },   { "TOPIC", false, irc_cmd_topic },
 	{ "USER", true, do_user },        { "USERHOST", false, irc_cmd_userhost },
+	{ "WALLOPS", false, irc_cmd_wallops },
 	{ "WHO", false, irc_cmd_who },         { "WHOIS", false, irc_cmd_whois },
 };
 

@@ -19,13 +19,6 @@
 #include "proto/irc_impl.h"
 #include "proto/scram.h"
 
-/* Who asked (account_request.tag). */
-enum {
-	ASKED_BY_SASL,
-	ASKED_BY_REGISTER,
-	ASKED_BY_NICKSERV,
-};
-
 /* An AUTHENTICATE payload, decoded, at most (PLAIN: two names and a
  * password; SCRAM's messages). */
 #define SASL_MAX 1024
@@ -494,8 +487,7 @@ static void nickserv_answer(struct worker *w, struct session *s, const struct ac
 	case ACCOUNT_PASSWORD:
 		nickserv_say(w, s, "Your password is changed.");
 		break;
-	case ACCOUNT_SCRAM:
-	case ACCOUNT_SCRAM_DONE:
+	default: /* SCRAM's are SASL's; the rest are an admin's or OPER's */
 		break;
 	}
 }
@@ -508,6 +500,9 @@ void irc_account(struct worker *w, struct session *s, const struct account_reque
 		break;
 	case ASKED_BY_REGISTER:
 		register_answer(w, s, r);
+		break;
+	case ASKED_BY_OPER:
+		irc_oper_answer(w, s, r);
 		break;
 	default:
 		nickserv_answer(w, s, r);

@@ -370,6 +370,8 @@ void irc_cmd_whois(struct worker *w, struct session *s, const struct irc_message
 	    info->format == FORMAT_LINE ? "line" : "IRC");
 	if (info->away[0])
 		irc_num(w, s, "301", "%s :%s", info->nick, info->away);
+	if (info->oper)
+		irc_num(w, s, "313", "%s :is an IRC operator", info->nick);
 	if (info->account[0])
 		irc_num(w, s, "330", "%s %s :is logged in as", info->nick, info->account);
 	irc_num(w, s, "317", "%s 0 %lld :seconds idle, signon time", info->nick, (long long)info->signon);
@@ -617,7 +619,7 @@ void irc_cmd_mode(struct worker *w, struct session *s, const struct irc_message 
 		return;
 	}
 	if (msg->count < 2) {
-		irc_num(w, s, "221", "+%s", s->member.invisible ? "i" : "");
+		irc_num(w, s, "221", "+%s%s", s->member.invisible ? "i" : "", s->member.oper[0] ? "o" : "");
 		return;
 	}
 	bool on = true, unknown = false;
@@ -631,7 +633,12 @@ void irc_cmd_mode(struct worker *w, struct session *s, const struct irc_message 
 			rooms_set_invisible(worker_rooms(w), &s->member, on);
 			changed[n++] = on ? '+' : '-';
 			changed[n++] = 'i';
-		} else if (c != 'i' && c != 'w')
+		} else if (c == 'o' && !on && s->member.oper[0] && n + 2 < sizeof(changed)) {
+			/* Giving up operator status; only OPER gives it. */
+			rooms_set_oper(worker_rooms(w), &s->member, "");
+			changed[n++] = '-';
+			changed[n++] = 'o';
+		} else if (c != 'i' && c != 'w' && c != 'o')
 			unknown = true;
 	}
 	changed[n] = '\0';

@@ -107,6 +107,19 @@ void irc_send_names(struct worker *w, struct session *s, const char *name);
 /* What S is shown of ROOM's past on JOIN (SNAP, then released). */
 void irc_replay(struct worker *w, struct session *s, const char *room, struct history_snapshot *snap);
 
+/* Who asked the accounts thread (account_request.tag). */
+enum {
+	ASKED_BY_SASL,
+	ASKED_BY_REGISTER,
+	ASKED_BY_NICKSERV,
+	ASKED_BY_OPER,
+};
+
+/* ---- irc_oper.c ---- */
+
+/* The answer to OPER's password check. */
+void irc_oper_answer(struct worker *w, struct session *s, const struct account_request *r);
+
 /* ---- irc_accounts.c ---- */
 
 /* A PRIVMSG to NickServ: TEXT (LEN bytes), its command. */
@@ -120,6 +133,6 @@ typedef void irc_handler(struct worker *w, struct session *s, const struct irc_m
 irc_handler irc_cmd_join, irc_cmd_part, irc_cmd_privmsg, irc_cmd_notice, irc_cmd_names,
 	irc_cmd_who, irc_cmd_whois, irc_cmd_topic, irc_cmd_list, irc_cmd_kick, irc_cmd_mode,
 	irc_cmd_away, irc_cmd_ison, irc_cmd_userhost, irc_cmd_chathistory, irc_cmd_authenticate,
-	irc_cmd_register;
+	irc_cmd_register, irc_cmd_oper, irc_cmd_kill, irc_cmd_wallops, irc_cmd_rehash;
 
 #endif

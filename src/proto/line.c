@@ -615,8 +615,7 @@ void line_account(struct worker *w, struct session *s, const struct account_requ
 	case ACCOUNT_PASSWORD:
 		reply(w, s, "= password changed");
 		break;
-	case ACCOUNT_SCRAM:
-	case ACCOUNT_SCRAM_DONE:
+	default: /* never asked by a line client */
 		break;
 	}
 }

@@ -442,6 +442,22 @@ static int do_list(struct accounts *a, struct account_request *r)
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* An operator's password, with the login limits (an operator's name
+ * counts apart from the account of the same name). */
+static int do_oper(struct accounts *a, struct account_request *r)
+{
+	char key[NAME_MAX_LEN + 8];
+	snprintf(key, sizeof(key), "oper:%s", r->name);
+	ascii_lower(key, key, sizeof(key));
+	if (!may_try(a, key, r->address, &r->retry_s))
+		return -EAGAIN;
+	if (!check_password(r->password, r->oper_hash)) {
+		failed(a, key, r->address, "wrong operator password");
+		return -EACCES;
+	}
+	return 0;
+}
+
 static void logged_in(struct accounts *a, const char *key)
 {
 	sqlite3_stmt *q = a->stmt[ST_LOGGED_IN];
@@ -554,6 +570,9 @@ static void handle(struct accounts *a, struct account_request *r)
 		break;
 	case ACCOUNT_LIST:
 		r->result = do_list(a, r);
+		break;
+	case ACCOUNT_OPER:
+		r->result = do_oper(a, r);
 		break;
 	}
 	OPENSSL_cleanse(r->password, sizeof(r->password));

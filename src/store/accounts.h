@@ -45,6 +45,9 @@ enum account_op {
 	ACCOUNT_SET_PASSWORD, /* name, new_password */
 	ACCOUNT_DELETE,   /* name: the account and the registration of its rooms */
 	ACCOUNT_LIST,     /* every account, in list */
+	/* An IRC client's OPER: name (the operator's), password, checked
+	 * against oper_hash (from the config), with the login limits. */
+	ACCOUNT_OPER,
 };
 
 /* An account as ACCOUNT_LIST tells it. */
@@ -60,6 +63,7 @@ struct account_request {
 	char new_password[ACCOUNTS_PASSWORD_MAX + 1];
 	char address[64];                  /* the client's, for the limits and the log */
 	char actor[96];                    /* ACCOUNT_ADD and later: the admin, for the log */
+	char oper_hash[384];               /* ACCOUNT_OPER: CRYPT_OUTPUT_SIZE */
 	bool ok;                           /* ACCOUNT_SCRAM_DONE */
 
 	/* The answer: 0, or -EEXIST (already registered), -ENOENT (no such

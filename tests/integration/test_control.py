@@ -316,6 +316,77 @@ class WebBanTest(ChatdTestCase):
         WebSocket(srv.web_port, headers=["X-Forwarded-For: 203.0.113.7"]).close()
 
 
+def password_hash(password):
+    """A crypt(3) hash of PASSWORD, as an admin makes one (openssl passwd -6)."""
+    return subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password, text=True,
+                          capture_output=True, check=True).stdout.strip()
+
+
+class OperTest(ChatdTestCase):
+    """IRC operators: OPER with the config's hashed password, then KILL,
+    WALLOPS and REHASH, the same acts as chatctl's, logged with the
+    operator as actor."""
+
+    def setUp(self):
+        self.srv = self.start_irc_server({"operators": {"root-op": password_hash("s3cret pass")}})
+
+    def irc(self, nick):
+        c = Irc(self.srv.irc_port, nick)
+        self.addCleanup(c.close)
+        return c
+
+    def test_oper_and_its_commands(self):
+        op = self.irc("opnick")
+        victim = self.irc("victim")
+        line = self.connect(self.srv)
+        op.send("KILL victim :no")
+        self.assertEqual(op.msg().command, "481")
+        op.send("OPER root-op wrong")
+        self.assertEqual(op.msg().command, "464")
+        self.srv.log.wait(r"failed login to account oper:root-op")
+        op.send("OPER nobody s3cret pass")
+        self.assertEqual(op.msg().command, "464")
+        op.send("OPER root-op :s3cret pass")
+        self.assertEqual(op.msg().command, "381")
+        m = op.msg()
+        self.assertEqual((m.command, m.params), ("MODE", ["opnick", "+o"]))
+        self.srv.log.wait(r"opnick \(\S+\) is now the IRC operator root-op \[oper\] "
+                          r"\(by oper root-op \(opnick from 127\.0\.0\.1\)\)")
+        victim.send("WHOIS opnick")
+        self.assertIn("313", [m.command for m in victim.until("318")])
+        op.send("MODE opnick")
+        self.assertEqual(op.until("221")[-1].params[1], "+o")
+        op.send("KILL ghost :who")
+        self.assertEqual(op.msg().command, "401")
+        op.send("KILL victim :spamming")
+        m = victim.until("ERROR")[-1]
+        self.assertIn("Killed by opnick: spamming", m.params[-1])
+        self.assertTrue(victim.closed())
+        self.srv.log.wait(r"kicked \S+ victim: Killed by opnick: spamming \[kicked\] "
+                          r"\(by oper root-op \(opnick from 127\.0\.0\.1\)\)")
+        op.send("WALLOPS :back in five")
+        line.read_until(r"^# opnick: back in five$")
+        self.srv.log.wait(r"wall to \d online: opnick: back in five \[wall\] \(by oper root-op")
+        mark = self.srv.log.mark()
+        op.send("REHASH")
+        m = op.until("382")[-1]
+        self.assertEqual(m.params[1:], ["chatd.conf", "Rehashing"])
+        self.srv.log.wait(r"REHASH by oper root-op .*\[rehash\]", start=mark)
+        self.srv.log.wait(r"config reloaded", start=mark)
+        # Giving it up.
+        op.send("MODE opnick -o")
+        op.until("MODE")
+        op.send("WALLOPS :again")
+        self.assertEqual(op.msg().command, "481")
+
+    def test_operators_removed_by_a_reload(self):
+        op = self.irc("opnick")
+        self.srv.rewrite_config({"operators": {}})
+        self.assertEqual(self.srv.ctl("reload").returncode, 0)
+        op.send("OPER root-op :s3cret pass")
+        self.assertEqual(op.msg().command, "464")
+
+
 class AccountHistoryTest(ChatdTestCase):
     def setUp(self):
         self.srv = self.start_server({"history": {"keep": "100"}})

@@ -832,6 +832,34 @@ static void test_control_and_metrics(void)
 	       "t.conf:2: socket: too long for a socket's path (at most 107 bytes)");
 }
 
+static void test_operators(void)
+{
+	static const char sha512[] = "$6$aB3dEfGh$Kq2dCz8f0mR1m0TQ8kq6W2b5sY0nqkQe4m7WbZz9A3lU7n5bYjJrS1"
+				     "cQ0yD8pJ5f6g7h8i9j0k1l2m3n4o5p6q7";
+	char *text = xasprintf("[operators]\nalice = %s\nBob_2 = $y$j9T$Vq2P0lW5m1xJc8Zk3Ra9u.$"
+			       "Y5vEVVQN/leoBuusmsMkij3H3psjema1hULSgAbs.A1\n", sha512);
+	struct config *cfg = EXPECT_OK(text);
+	free(text);
+	if (cfg) {
+		CHECK_INT(cfg->operator_count, 2);
+		CHECK_STR(config_operator_hash(cfg, "ALICE"), sha512);
+		CHECK(config_operator_hash(cfg, "bob_2") != NULL);
+		CHECK(config_operator_hash(cfg, "carol") == NULL);
+	}
+	config_unref(cfg);
+	EXPECT("[operators]\nalice = secret\n",
+	       "t.conf:2: operator 'alice': not a password hash crypt(3) knows (make one with "
+	       "mkpasswd -m yescrypt, or openssl passwd -6)");
+	EXPECT("[operators]\nalice = abcdefghijklm\n",
+	       "t.conf:2: operator 'alice': not a password hash crypt(3) knows (make one with "
+	       "mkpasswd -m yescrypt, or openssl passwd -6)");
+	EXPECT("[operators]\nal!ce = $y$j9T$Vq2P0lW5m1xJc8Zk3Ra9u.$Y5vEVVQN/leoBuusmsMkij3H3psjema1hULSgAbs.A1\n",
+	       "t.conf:2: operator 'al!ce': a name is 1 to 32 letters, digits, _ or -");
+	EXPECT("[operators]\na = $y$j9T$Vq2P0lW5m1xJc8Zk3Ra9u.$Y5vEVVQN/leoBuusmsMkij3H3psjema1hULSgAbs.A1\n"
+	       "A = $y$j9T$Vq2P0lW5m1xJc8Zk3Ra9u.$Y5vEVVQN/leoBuusmsMkij3H3psjema1hULSgAbs.A1\n",
+	       "t.conf:3: operator 'A' is set twice");
+}
+
 static void test_store_and_history(void)
 {
 	/* max_age: seconds, or with a unit; 0 is no limit. */
@@ -1474,6 +1502,7 @@ int main(void)
 	test_store_and_history();
 	test_web();
 	test_control_and_metrics();
+	test_operators();
 	test_irc_unusable_host_name();
 	test_sendq_vs_line();
 	test_per_address_limits_off();
