@@ -8,46 +8,40 @@
 #define CHANGES false
 
 const struct admin_command admin_commands[ADMIN_COMMAND_COUNT] = {
-	[ADMIN_STATUS] = { "status", "", "the server: version, uptime, who is on, listeners, store",
+	[ADMIN_STATUS] = { "status", "", "the server: uptime, people, listeners, store",
 			   0, 0, false, READS, false },
 	[ADMIN_WHO] = { "who", "[ROOM]", "everyone online, or in ROOM", 0, 1, false, READS, false },
-	[ADMIN_ROOMS] = { "rooms", "", "every room, with its members and topic", 0, 0, false, READS,
+	[ADMIN_ROOMS] = { "rooms", "", "every room, its size and topic", 0, 0, false, READS,
 			  false },
 	[ADMIN_KICK] = { "kick", "NICK [REASON]", "disconnect NICK, telling it REASON", 1, 2, true,
 			 CHANGES, false },
 	[ADMIN_BAN_ADD] = { "ban add", "MASK [DURATION] [REASON]",
-			    "ban an address or network (192.0.2.7, 2001:db8::/32) or a nick mask "
-			    "(spam*), for DURATION (30m, 12h, 7d; none: until removed); who matches "
-			    "is disconnected at once",
+			    "ban an address, network or nick mask (spam*)",
 			    1, 3, true, CHANGES, false },
 	[ADMIN_BAN_DEL] = { "ban del", "MASK", "lift a ban", 1, 1, false, CHANGES, false },
 	[ADMIN_BAN_LIST] = { "ban list", "", "the bans in force", 0, 0, false, READS, false },
 	[ADMIN_WALL] = { "wall", "MESSAGE", "tell everyone online MESSAGE", 1, 1, true, CHANGES,
 			 false },
 	[ADMIN_RELOAD] = { "reload", "",
-			   "read the config again; prints \"reloaded\", or its errors (file:line) and "
-			   "keeps the config in use",
+			   "read the config again, or say its errors",
 			   0, 0, false, CHANGES, false },
 	[ADMIN_LOG_LEVEL] = { "log-level", "[LEVEL]",
-			      "the log level (debug, info, notice, warning, error) until the next "
-			      "reload; none: print it",
+			      "print or set the log level (until a reload)",
 			      0, 1, false, CHANGES, false },
 	[ADMIN_ACCOUNT_LIST] = { "account list", "", "the registered accounts", 0, 0, false, READS,
 				 false },
 	[ADMIN_ACCOUNT_ADD] = { "account add", "NAME",
-				"register account NAME; its password is read from the terminal or "
-				"standard input",
+				"register NAME (password from the terminal or stdin)",
 				1, 1, false, CHANGES, true },
 	[ADMIN_ACCOUNT_DEL] = { "account del", "NAME", "delete account NAME", 1, 1, false, CHANGES,
 				false },
 	[ADMIN_ACCOUNT_PASSWD] = { "account passwd", "NAME",
-				   "set account NAME's password (read as for account add)", 1, 1,
+				   "set NAME's password (read as for account add)", 1, 1,
 				   false, CHANGES, true },
 	[ADMIN_HISTORY_PURGE] = { "history purge", "ROOM", "forget every line said in ROOM", 1, 1,
 				  false, CHANGES, false },
 	[ADMIN_MONITOR] = { "monitor", "",
-			    "follow connects, disconnects, kicks, bans and admins' actions as they "
-			    "happen (until interrupted)",
+			    "follow connections, kicks, bans and admins' acts",
 			    0, 0, false, READS, false },
 };
 

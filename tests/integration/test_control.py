@@ -202,6 +202,15 @@ class ControlTest(ChatdTestCase):
         self.assertEqual(r.returncode, 0)
         for name in ("status", "who", "kick", "wall", "reload", "log-level", "monitor"):
             self.assertRegex(r.stdout, r"(?m)^  %s\b" % name)
+        # chatctl(8) has an entry for each command of the table.
+        srcdir = os.environ.get("CHATD_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+        with open(os.path.join(srcdir, "docs", "chatctl.8")) as f:
+            page = f.read().replace("\\-", "-")
+        names = re.findall(r"(?m)^  ([a-z-]+(?: [a-z]+)?)(?= [A-Z\[]| {2,})", r.stdout)
+        self.assertEqual(len(names), 16, r.stdout)
+        for name in names:
+            self.assertTrue(re.search(r"(?m)^\.B[IR]* \"?%s\b" % re.escape(name), page),
+                            "chatctl(8) has no entry for " + name)
         r = subprocess.run([CHATCTL, "-s", self.srv.control_path + ".none", "status"],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 3)
