@@ -41,6 +41,7 @@ DEFAULT_CONFIG = {
     "log": {"level": "debug", "target": "stderr", "per_address_burst": "0"},
     "irc": {"port": "0", "ping_timeout": "0"},
     "store": {"path": "chatd.db"},
+    "control": {"socket": "control.sock"},
     "history": {"keep": "0"},
 }
 
@@ -59,9 +60,7 @@ SYSTEMD_ENV = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
 # Where a chatd whose config names no database keeps it (XDG_STATE_HOME):
 # this process's own folder, gone when it ends, never the user's.
 _STATE_HOME = tempfile.TemporaryDirectory(prefix="chatd-test-state-")
-# And its control socket, when no Server gives it a folder of its own
-# (RUNTIME_DIRECTORY): never /run/chatd, which an installed chatd may use.
-_RUNTIME_HOME = tempfile.TemporaryDirectory(prefix="chatd-test-run-")
+
 
 
 def clean_env(extra=None, drop=()):
@@ -71,7 +70,6 @@ def clean_env(extra=None, drop=()):
     for var in SYSTEMD_ENV + tuple(drop):
         env.pop(var, None)
     env["XDG_STATE_HOME"] = _STATE_HOME.name
-    env["RUNTIME_DIRECTORY"] = _RUNTIME_HOME.name
     env.update(extra or {})
     return env
 
@@ -218,9 +216,12 @@ class Server:
         self.irc_wanted = config_text is None and merged_config(config)["irc"].get("port") != "0"
         self.web_wanted = (config_text is None and
                            merged_config(config).get("web", {}).get("port", "0") != "0")
-        # Its control socket in its own folder (unless env says otherwise).
-        full_env = clean_env(dict({"RUNTIME_DIRECTORY": self.dir.name}, **(env or {})))
-        self.control_path = os.path.join(full_env["RUNTIME_DIRECTORY"], "control.sock")
+        full_env = clean_env(env)
+        # Its control socket: in its folder, as DEFAULT_CONFIG says, or
+        # where its config says.
+        socket_path = "control.sock" if config_text is not None else \
+            merged_config(config)["control"].get("socket", "control.sock")
+        self.control_path = os.path.join(self.dir.name, socket_path)
         self.proc = subprocess.Popen(list(prefix) + WRAPPER + [CHATD, "-c", self.config_path] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=full_env,

@@ -260,9 +260,8 @@ class BanTest(ChatdTestCase):
         self.ctl_ok("ban", "add", "127.0.0.0/30", "temporary")
         self.ctl_ok("ban", "add", "10.1.0.0/16", "2s")
         self.srv.stop()
-        srv = self.start_server(env={"RUNTIME_DIRECTORY": os.path.dirname(self.srv.control_path)},
-                                config={"store": {"path": os.path.join(self.srv.dir.name,
-                                                                       "chatd.db")}})
+        srv = self.start_server({"store": {"path": os.path.join(self.srv.dir.name, "chatd.db")},
+                                 "control": {"socket": self.srv.control_path}})
         listed = json.loads(srv.ctl("ban", "list", json_out=True).stdout)["bans"]
         self.assertEqual({b["mask"] for b in listed}, {"127.0.0.0/30", "10.1.0.0/16"})
         self.assertEqual(next(b for b in listed if b["mask"] == "127.0.0.0/30")["reason"],
@@ -512,7 +511,7 @@ class OffTest(ChatdTestCase):
     def test_empty_socket_is_off(self):
         srv = self.start_server({"control": {"socket": ""}})
         srv.log.wait(r"no control socket: socket in \[control\] is empty")
-        self.assertFalse(os.path.exists(srv.control_path))
+        self.assertFalse(os.path.exists(os.path.join(srv.dir.name, "control.sock")))
 
     def test_socket_removed_at_exit_and_stale_one_replaced(self):
         srv = self.start_server()
@@ -520,15 +519,16 @@ class OffTest(ChatdTestCase):
         srv.stop()
         self.assertFalse(os.path.exists(srv.control_path))
         # One left by a chatd that died is taken over.
-        srv2 = self.enterContext(Server(env={"RUNTIME_DIRECTORY": os.path.dirname(srv.control_path)}))
+        shared = {"control": {"socket": srv.control_path}}
+        srv2 = self.enterContext(Server(shared))
         srv2.proc.kill()
         srv2.proc.wait()
         self.assertTrue(os.path.exists(srv.control_path))
-        srv3 = self.start_server(env={"RUNTIME_DIRECTORY": os.path.dirname(srv.control_path)})
+        srv3 = self.start_server(shared)
         r = srv3.ctl("status")
         self.assertEqual(r.returncode, 0, r.stderr)
         # While it runs, another chatd on the same socket does without.
-        srv4 = self.start_server(env={"RUNTIME_DIRECTORY": os.path.dirname(srv.control_path)})
+        srv4 = self.start_server(shared)
         srv4.log.wait(r"another chatd answers on it")
         self.assertIn("pid %d" % srv3.proc.pid, srv3.ctl("status").stdout)
 

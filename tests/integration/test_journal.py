@@ -55,7 +55,8 @@ RuntimeMaxUse=64M
 """
 
 DOCUMENTED_EVENTS = {"start", "connect", "disconnect", "reject", "reload",
-                     "reload_failed", "stop", "account_registered", "login_failed"}
+                     "reload_failed", "stop", "account_registered", "login_failed", "wall",
+                     "log_level"}
 
 # A config with one error, on line 5.
 BROKEN_CONFIG = ("[server]\n"
@@ -579,6 +580,13 @@ class JournalTest(unittest.TestCase):
                 c.read_until(r"^< guest4 left \(2 online\)$")
             c3.close()
             c1.expect("< guest3 left (1 online)")
+            # An admin's acts, with who did them.
+            ctl = [chatdtest.CHATCTL, "-s", os.path.join(d.dir.name, "control.sock")]
+            for args in (["wall", "maintenance at ten"], ["log-level", "debug"]):
+                r = subprocess.run(ctl + args, capture_output=True, text=True, env=clean_env(),
+                                   timeout=TIMEOUT)
+                check(r.returncode == 0, "chatctl %s: %s" % (args, r.stderr))
+            c1.expect("# maintenance at ten")
 
             d.rewrite({"server": {"max_clients": "3", "motd": "reloaded", "threads": "2"},
                        "log": {"level": "debug", "target": "journal"}})
@@ -718,6 +726,15 @@ class JournalTest(unittest.TestCase):
         e = self.one("reject")
         self.assert_entry(e, 5, "rejected %s: server full (max 3 clients)" % p,
                           CHATD_PEER=p, CHATD_REASON="full")
+
+    def test_admin_actions_have_their_actor(self):
+        e = self.one("wall")
+        self.assert_entry(e, 5, "wall to 1 online: maintenance at ten",
+                          CHATD_ONLINE="1")
+        e2 = self.one("log_level")
+        self.assert_entry(e2, 4, "log level debug (was debug) until the next reload")
+        for entry in (e, e2):
+            self.assertRegex(value(entry, "CHATD_ACTOR") or "", r"^root \(uid 0, pid \d+\)$")
 
     def test_reload(self):
         e = self.one("reload")
