@@ -57,20 +57,33 @@ SANITIZER_REPORT = r"ERROR: \w+Sanitizer|runtime error: |WARNING: ThreadSanitize
 SYSTEMD_ENV = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID",
                "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", "STATE_DIRECTORY",
                "CREDENTIALS_DIRECTORY", "RUNTIME_DIRECTORY")
-# Where a chatd whose config names no database keeps it (XDG_STATE_HOME):
-# this process's own folder, gone when it ends, never the user's.
-_STATE_HOME = tempfile.TemporaryDirectory(prefix="chatd-test-state-")
+# Where a chatd whose config names no database keeps it (XDG_STATE_HOME),
+# and its control socket when its config names none (RUNTIME_DIRECTORY, as
+# systemd's RuntimeDirectory= sets it): this process's own folders, gone
+# when it ends, never the user's nor /run/chatd. Made when first needed:
+# a test that re-executes itself must not leave the first one's behind.
+_HOMES = {}
+
+
+def _home(kind):
+    if kind not in _HOMES:
+        _HOMES[kind] = tempfile.TemporaryDirectory(prefix="chatd-test-%s-" % kind)
+    return _HOMES[kind].name
 
 
 
 def clean_env(extra=None, drop=()):
-    """This process's environment without SYSTEMD_ENV (and the names in
-    drop), plus extra: for chatd and the tools the tests run."""
+    """This process's environment without SYSTEMD_ENV, with chatd's state
+    and runtime folders in temporary ones, plus extra, without the names
+    in drop: for chatd and the tools the tests run."""
     env = dict(os.environ)
-    for var in SYSTEMD_ENV + tuple(drop):
+    for var in SYSTEMD_ENV:
         env.pop(var, None)
-    env["XDG_STATE_HOME"] = _STATE_HOME.name
+    env["XDG_STATE_HOME"] = _home("state")
+    env["RUNTIME_DIRECTORY"] = _home("run")
     env.update(extra or {})
+    for var in drop:
+        env.pop(var, None)
     return env
 
 

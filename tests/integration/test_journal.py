@@ -158,8 +158,11 @@ class PrivateJournal:
         except OSError as e:
             raise unittest.SkipTest("cannot mount the journal's directories: %s" % e)
         with open(self.output, "wb") as out:
+            # Not in chatd's RUNTIME_DIRECTORY: journald would put its
+            # sockets there.
             self.proc = subprocess.Popen([JOURNALD], stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, env=clean_env(),
+                                         stderr=subprocess.STDOUT,
+                                         env=clean_env(drop=("RUNTIME_DIRECTORY",)),
                                          preexec_fn=die_with_us)
         deadline = time.monotonic() + TIMEOUT
         while not (os.path.exists(JOURNAL_SOCKET) and os.path.exists(JOURNAL_VARLINK)):
@@ -212,8 +215,8 @@ class PrivateJournal:
         self.tmp.cleanup()
 
 
-def clean_env(extra=None):
-    return chatdtest.clean_env(extra, drop=(INNER_ENV,))
+def clean_env(extra=None, drop=()):
+    return chatdtest.clean_env(extra, drop=(INNER_ENV,) + tuple(drop))
 
 
 # ---- cgroup ---------------------------------------------------------------
