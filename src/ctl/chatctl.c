@@ -93,6 +93,18 @@ static char *read_password(const char *name)
 	return first;
 }
 
+/* Where chatd's control socket is when -s does not say: as chatd chooses
+ * it ($RUNTIME_DIRECTORY, /run/chatd for root, $XDG_RUNTIME_DIR/chatd),
+ * but the system service's for anyone, when it is there. */
+static char *default_socket(void)
+{
+	static const char system_socket[] = "/run/chatd/" CONFIG_CONTROL_FILE;
+	if (!getenv("RUNTIME_DIRECTORY") && access(system_socket, F_OK) == 0)
+		return xstrdup(system_socket);
+	char *path = runtime_path(CONFIG_CONTROL_FILE);
+	return path ? path : xstrdup(system_socket);
+}
+
 static int connect_to(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -307,12 +319,7 @@ int main(int argc, char **argv)
 	}
 	json_object_object_add(req, "args", args);
 
-	char *path = socket_path ? xstrdup(socket_path) : runtime_path(CONFIG_CONTROL_FILE);
-	if (!path) {
-		fprintf(stderr, "chatctl: where is chatd's socket? (no runtime folder is known: "
-				"chatctl -s PATH)\n");
-		return ADMIN_EXIT_USAGE;
-	}
+	char *path = socket_path ? xstrdup(socket_path) : default_socket();
 	if (cmd->password) {
 		char *password = read_password(words[used]);
 		if (!password)
