@@ -105,31 +105,33 @@ static char *default_socket(void)
 	return path ? path : xstrdup(system_socket);
 }
 
+/* A connection to PATH: its fd, or minus the exit status (said why). */
 static int connect_to(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(addr.sun_path)) {
 		fprintf(stderr, "chatctl: the socket's path is too long: %s\n", path);
-		exit(ADMIN_EXIT_USAGE);
+		return -ADMIN_EXIT_USAGE;
 	}
 	strcpy(addr.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		perror("chatctl: socket");
-		exit(ADMIN_EXIT_UNREACHABLE);
+		return -ADMIN_EXIT_UNREACHABLE;
 	}
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		int e = errno;
+		close(fd);
 		fprintf(stderr, "chatctl: cannot reach chatd at %s: %s\n", path, strerror(e));
 		if (e == EACCES || e == EPERM) {
 			fprintf(stderr, "chatctl: only root and members of chatd's admin group (chatd-admin "
 					"by default) may use it\n");
-			exit(ADMIN_EXIT_DENIED);
+			return -ADMIN_EXIT_DENIED;
 		}
 		if (e == ENOENT || e == ECONNREFUSED)
 			fprintf(stderr, "chatctl: is chatd running? (systemctl status chatd; another "
 					"socket: chatctl -s PATH)\n");
-		exit(ADMIN_EXIT_UNREACHABLE);
+		return -ADMIN_EXIT_UNREACHABLE;
 	}
 	return fd;
 }
@@ -146,7 +148,7 @@ static bool send_all(int fd, const char *data, size_t len)
 			return false;
 		if (n < 0) {
 			fprintf(stderr, "chatctl: sending to chatd: %s\n", strerror(errno));
-			exit(ADMIN_EXIT_UNREACHABLE);
+			return false;
 		}
 		data += n;
 		len -= (size_t)n;
@@ -320,22 +322,27 @@ int main(int argc, char **argv)
 	json_object_object_add(req, "args", args);
 
 	char *path = socket_path ? xstrdup(socket_path) : default_socket();
-	if (cmd->password) {
-		char *password = read_password(words[used]);
-		if (!password)
-			return ADMIN_EXIT_USAGE;
+	int fd = connect_to(path);
+	free(path);
+	char *password = NULL;
+	if (fd >= 0 && cmd->password && !(password = read_password(words[used]))) {
+		close(fd);
+		fd = -ADMIN_EXIT_USAGE;
+	}
+	if (fd < 0) {
+		json_object_put(req);
+		return -fd;
+	}
+	if (password) {
 		json_object_object_add(req, "password", json_object_new_string(password));
 		explicit_bzero(password, strlen(password));
 		free(password);
 	}
-	int fd = connect_to(path);
-	free(path);
 	const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	char *request = xasprintf("%s\n", line);
 	send_all(fd, request, strlen(request));
 	explicit_bzero(request, strlen(request)); /* it may hold a password */
 	free(request);
 	json_object_put(req);
-	signal(SIGPIPE, SIG_IGN);
 	return read_answers(fd, json, id == ADMIN_MONITOR);
 }
