@@ -37,7 +37,7 @@
 static const char *const monitored[] = {
 	"connect", "disconnect", "kicked", "banned", "ban_added", "ban_removed", "wall", "reload",
 	"reload_failed", "log_level", "account_registered", "account_deleted", "password_changed",
-	"history_purged", "reject", "oper", "oper_failed", NULL,
+	"history_purged", "reject", "oper", "rehash", "login_failed", NULL,
 };
 
 enum client_state {
@@ -363,7 +363,7 @@ static void run_request(struct control *ctl, struct client *c, const char *line)
 	const char *name = command ? json_object_get_string(command) : NULL;
 	size_t used = 0;
 	int id = name ? admin_command_find(&name, 1, &used) : -1;
-	size_t nargs = args ? json_object_array_length(args) : 0;
+	size_t nargs = args && json_object_is_type(args, json_type_array) ? json_object_array_length(args) : 0;
 	const char *argv[8] = { 0 };
 	char error[ACTION_ERROR_MAX];
 	if (!bad && id < 0) {
@@ -441,6 +441,9 @@ static void run_request(struct control *ctl, struct client *c, const char *line)
 		break;
 	}
 	free(text);
+	if (password)
+		explicit_bzero((char *)json_object_get_string(password),
+			       (size_t)json_object_get_string_len(password));
 	json_object_put(req);
 }
 
@@ -465,6 +468,7 @@ static void client_readable(struct control *ctl, struct client *c)
 	char *end = memchr(c->in, '\n', c->in_len);
 	if (!end) {
 		if (c->in_len == ADMIN_REQUEST_MAX) {
+			explicit_bzero(c->in, sizeof(c->in));
 			char *answer = action_answer_line(false, "the request is too long", NULL, NULL);
 			client_answer(ctl, c, answer);
 			free(answer);
@@ -472,14 +476,20 @@ static void client_readable(struct control *ctl, struct client *c)
 		return;
 	}
 	*end = '\0';
-	if (memchr(c->in, '\0', (size_t)(end - c->in))) {
+	size_t len = (size_t)(end - c->in);
+	/* The request leaves C (which answering may free), and is wiped
+	 * after: it may hold a password. */
+	char line[ADMIN_REQUEST_MAX + 1];
+	memcpy(line, c->in, len + 1);
+	explicit_bzero(c->in, sizeof(c->in));
+	if (memchr(line, '\0', len)) {
 		char *answer = action_answer_line(false, "the request holds a NUL byte", NULL, NULL);
 		client_answer(ctl, c, answer);
 		free(answer);
-		return;
+	} else {
+		run_request(ctl, c, line);
 	}
-	run_request(ctl, c, c->in);
-	explicit_bzero(c->in, sizeof(c->in)); /* it may have held a password */
+	explicit_bzero(line, len);
 }
 
 static struct client *client_by_id(struct control *ctl, uint64_t id)
@@ -596,14 +606,29 @@ static void resolve_group(struct control *ctl, const struct config *cfg)
 	ctl->group_said = true;
 }
 
+/* The socket's group and mode: [control] group's and 0660 when it can
+ * be given to it, else 0600 (root alone). Returns whether the group may
+ * use it. */
+static bool set_owner(struct control *ctl, const struct config *cfg)
+{
+	if (ctl->group_known && chown(ctl->path, (uid_t)-1, ctl->group) < 0) {
+		log_errno(LOG_WARNING, errno, "control socket %s: cannot give it to group %s (only "
+			  "root may use it)", ctl->path, cfg->control_group);
+		ctl->group_known = false;
+	}
+	if (chmod(ctl->path, ctl->group_known ? 0660 : 0600) < 0) {
+		log_errno(LOG_WARNING, errno, "control socket %s: chmod", ctl->path);
+		return false;
+	}
+	return ctl->group_known;
+}
+
 void control_set_config(struct control *ctl, const struct config *cfg)
 {
 	if (!ctl)
 		return;
 	resolve_group(ctl, cfg);
-	if (ctl->group_known && chown(ctl->path, (uid_t)-1, ctl->group) < 0)
-		log_errno(LOG_WARNING, errno, "control socket %s: cannot give it to group %s (only "
-			  "root may use it)", ctl->path, cfg->control_group);
+	set_owner(ctl, cfg);
 }
 
 /* Whether a server answers on PATH: a socket left by a chatd that died
@@ -624,7 +649,7 @@ static int add_watch(struct control *ctl, int fd, uint64_t tag)
 	return epoll_ctl(ctl->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static int make_socket(struct control *ctl)
+static int make_socket(struct control *ctl, const struct config *cfg)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	if (strlen(ctl->path) >= sizeof(addr.sun_path)) {
@@ -659,18 +684,14 @@ static int make_socket(struct control *ctl)
 		log_errno(LOG_ERR, errno, "control socket: socket");
 		return -1;
 	}
-	/* Nobody may connect before the mode and group are right. */
-	mode_t old = umask(0177);
-	int r = bind(ctl->listen_fd, (struct sockaddr *)&addr, sizeof(addr));
-	umask(old);
-	if (r < 0) {
+	/* Made with the umask's mode (the service's 0077: 0700), then set;
+	 * nobody connects before listen() in any case, and chatd checks
+	 * every peer. */
+	if (bind(ctl->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		log_errno(LOG_ERR, errno, "control socket %s: bind", ctl->path);
 		return -1;
 	}
-	if ((ctl->group_known && chown(ctl->path, (uid_t)-1, ctl->group) < 0) ||
-	    chmod(ctl->path, ctl->group_known ? 0660 : 0600) < 0)
-		log_errno(LOG_WARNING, errno, "control socket %s: mode or group (only root may use it)",
-			  ctl->path);
+	set_owner(ctl, cfg);
 	if (listen(ctl->listen_fd, 16) < 0) {
 		log_errno(LOG_ERR, errno, "control socket %s: listen", ctl->path);
 		unlink(ctl->path);
@@ -707,7 +728,7 @@ struct control *control_open(const struct config *cfg, const struct control_host
 		control_close(ctl);
 		return NULL;
 	}
-	if (make_socket(ctl) < 0) {
+	if (make_socket(ctl, cfg) < 0) {
 		free(ctl->path);
 		ctl->path = NULL; /* not ours to remove */
 		control_close(ctl);

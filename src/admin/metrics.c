@@ -70,7 +70,8 @@ void metrics_render(const struct metrics_snapshot *snap, FILE *out)
 	       "Connections turned away at once, by why.");
 	for (int r = 0; r < REJECT_COUNT; r++)
 		fprintf(out, "chatd_connections_rejected_total{reason=\"%s\"} %llu\n",
-			metrics_reject_names[r], (unsigned long long)snap->rejected[r]);
+			metrics_reject_names[r],
+			(unsigned long long)(snap->rejected[r] + (r == REJECT_BANNED ? sum->banned : 0)));
 	family(out, "chatd_disconnects_total", "counter",
 	       "Connections ended, by why (the close reason of the log).");
 	for (int r = 0; r < STATS_REASON_COUNT; r++)

@@ -200,12 +200,12 @@ void log_set_tap(log_tap_fn *fn, void *ctx, const char *const *events)
 
 void log_tap_enable(bool on)
 {
-	atomic_store_explicit(&tap_on, on, memory_order_relaxed);
+	atomic_store_explicit(&tap_on, on, memory_order_release);
 }
 
 bool log_tapping(const char *event)
 {
-	if (!atomic_load_explicit(&tap_on, memory_order_relaxed) || !tap_fn || !event)
+	if (!atomic_load_explicit(&tap_on, memory_order_acquire) || !tap_fn || !event)
 		return false;
 	for (const char *const *e = tap_events; *e; e++)
 		if (strcmp(*e, event) == 0)

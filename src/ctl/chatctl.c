@@ -105,6 +105,13 @@ static char *default_socket(void)
 	return path ? path : xstrdup(system_socket);
 }
 
+static void wipe_password(struct json_object *req)
+{
+	struct json_object *p;
+	if (json_object_object_get_ex(req, "password", &p))
+		explicit_bzero((char *)json_object_get_string(p), (size_t)json_object_get_string_len(p));
+}
+
 /* A connection to PATH: its fd, or minus the exit status (said why). */
 static int connect_to(const char *path)
 {
@@ -321,28 +328,32 @@ int main(int argc, char **argv)
 	}
 	json_object_object_add(req, "args", args);
 
-	char *path = socket_path ? xstrdup(socket_path) : default_socket();
-	int fd = connect_to(path);
-	free(path);
+	/* Asked before connecting: chatd gives a connection 10 s for its
+	 * request, a person typing a password twice may take longer. */
 	char *password = NULL;
-	if (fd >= 0 && cmd->password && !(password = read_password(words[used]))) {
-		close(fd);
-		fd = -ADMIN_EXIT_USAGE;
-	}
-	if (fd < 0) {
+	if (cmd->password && !(password = read_password(words[used]))) {
 		json_object_put(req);
-		return -fd;
+		return ADMIN_EXIT_USAGE;
 	}
 	if (password) {
 		json_object_object_add(req, "password", json_object_new_string(password));
 		explicit_bzero(password, strlen(password));
 		free(password);
 	}
+	char *path = socket_path ? xstrdup(socket_path) : default_socket();
+	int fd = connect_to(path);
+	free(path);
+	if (fd < 0) {
+		wipe_password(req);
+		json_object_put(req);
+		return -fd;
+	}
 	const char *line = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	char *request = xasprintf("%s\n", line);
 	send_all(fd, request, strlen(request));
 	explicit_bzero(request, strlen(request)); /* it may hold a password */
 	free(request);
+	wipe_password(req);
 	json_object_put(req);
 	return read_answers(fd, json, id == ADMIN_MONITOR);
 }

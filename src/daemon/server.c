@@ -336,11 +336,13 @@ static void reject(struct server *s, int fd, enum proto proto, bool tls, const c
 	}
 	close(fd);
 	struct log_note note;
-	if (ip_limit_log_allowed(s->pool.ip_limit, ip, LOG_NOTICE, now_ms, &note))
+	bool logged = ip_limit_log_allowed(s->pool.ip_limit, ip, LOG_NOTICE, now_ms, &note);
+	if (logged || log_tapping("reject"))
 		log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = peer,
 						 .reason = metrics_reject_names[reason],
 						 .suppressed = note.suppressed,
-						 LOG_ONLINE(rooms_online(s->pool.rooms))),
+						 LOG_ONLINE(rooms_online(s->pool.rooms)),
+						 .tap_only = !logged),
 			  "rejected %s: %s%s", peer, why, note.text);
 }
 

@@ -47,6 +47,7 @@ void stats_add_to(struct stats_sum *to, const struct worker_stats *from)
 	to->messages += stat_get(&from->messages);
 	to->tls_handshakes += stat_get(&from->tls_handshakes);
 	to->tls_failures += stat_get(&from->tls_failures);
+	to->banned += stat_get(&from->banned);
 	for (int r = 0; r < STATS_REASON_COUNT; r++)
 		to->disconnects[r] += stat_get(&from->disconnects[r]);
 }

@@ -55,6 +55,7 @@ struct worker_stats {
 	stat_t messages;       /* lines said, in rooms and privately */
 	stat_t tls_handshakes; /* done */
 	stat_t tls_failures;   /* failed */
+	stat_t banned;         /* refused as banned (a trusted proxy's client) */
 	stat_t disconnects[STATS_REASON_COUNT];
 	stat_t loops;          /* loop iterations */
 	stat_t busy_ns;        /* time spent outside epoll_wait */
@@ -83,6 +84,7 @@ static inline uint64_t stat_get(const stat_t *counter)
 struct stats_sum {
 	uint64_t open[PROTO_COUNT][2], accepted[PROTO_COUNT][2];
 	uint64_t lines_in, bytes_in, bytes_out, deliveries, messages, tls_handshakes, tls_failures;
+	uint64_t banned;
 	uint64_t disconnects[STATS_REASON_COUNT];
 };
 void stats_add_to(struct stats_sum *to, const struct worker_stats *from);

@@ -627,8 +627,14 @@ bool worker_refuse_banned(struct worker *w, struct conn *c)
 		return false;
 	char text[BAN_REASON_MAX + 16];
 	ban_message(b, text, sizeof(text));
-	log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = c->s.peer, .reason = "banned"),
-		  "rejected %s: %s", c->s.peer, text);
+	stat_add(&w->stats.banned, 1);
+	/* Within [log] per_address_burst, as the main thread's refusals. */
+	struct log_note note;
+	bool logged = ip_limit_log_allowed(w->pool->ip_limit, &c->ip, LOG_NOTICE, w->now_ms, &note);
+	if (logged || log_tapping("reject"))
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "reject", .peer = c->s.peer, .reason = "banned",
+						 .suppressed = note.suppressed, .tap_only = !logged),
+			  "rejected %s: %s%s", c->s.peer, text, note.text);
 	return true;
 }
 

@@ -26,11 +26,14 @@ static void actor_of(struct session *s, char *buf, size_t size)
 	snprintf(buf, size, "oper %s (%s from %s)", s->member.oper, s->member.nick, s->member.host);
 }
 
-/* Whether S is an operator; if not, it is told. */
+/* Whether S is an operator (still in [operators]: a reload may have
+ * removed it); if not, it is told. */
 static bool operator(struct worker *w, struct session *s)
 {
-	if (s->member.oper[0])
+	if (s->member.oper[0] && config_operator_hash(worker_config(w), s->member.oper))
 		return true;
+	if (s->member.oper[0])
+		rooms_set_oper(worker_rooms(w), &s->member, "");
 	irc_num(w, s, "481", ":Permission Denied- You're not an IRC operator");
 	return false;
 }

@@ -188,6 +188,10 @@ class ControlTest(ChatdTestCase):
         self.assertEqual(ask(path, b'{"command": "kick"}\n')["error"], "usage: kick NICK [REASON]")
         self.assertEqual(ask(path, b'{"command": "kick", "args": [1]}\n')["error"],
                          "every argument must be a string")
+        self.assertEqual(ask(path, b'{"command": "status", "args": "x"}\n')["error"],
+                         "args must be a list")
+        self.assertEqual(ask(path, b'{"command": "status", "args": {"a": 1}}\n')["error"],
+                         "args must be a list")
         self.assertEqual(ask(path, b'{"command": "who"}\x00\n')["error"],
                          "the request holds a NUL byte")
         self.assertEqual(ask(path, b"x" * 20000)["error"], "the request is too long")
@@ -389,8 +393,13 @@ class OperTest(ChatdTestCase):
 
     def test_operators_removed_by_a_reload(self):
         op = self.irc("opnick")
-        self.srv.rewrite_config({"operators": {}})
+        op.send("OPER root-op :s3cret pass")
+        self.assertEqual(op.msg().command, "381")
+        self.srv.rewrite_config({"operators": {}, "irc": {"port": str(self.srv.irc_port)}})
         self.assertEqual(self.srv.ctl("reload").returncode, 0)
+        # An operator no more: its powers went with the config's entry.
+        op.send("WALLOPS :still?")
+        self.assertEqual(op.until("481")[-1].command, "481")
         op.send("OPER root-op :s3cret pass")
         self.assertEqual(op.msg().command, "464")
 
@@ -502,9 +511,16 @@ class PermissionTest(ChatdTestCase):
         self.srv.rewrite_config({"control": {"group": "chatd-no-such-group"}})
         self.assertEqual(self.srv.ctl("reload").returncode, 0)
         self.srv.log.wait(r"group chatd-no-such-group does not exist; only root may use it")
+        self.assertEqual(os.stat(self.srv.control_path).st_mode & 0o777, 0o600)
         os.chmod(self.srv.control_path, 0o666)
         self.assertEqual(self.srv.ctl("status", user=self.member).returncode, 4)
         self.assertEqual(self.srv.ctl("status").returncode, 0)
+        # The group back: its members are let in again, mode and all.
+        self.srv.rewrite_config({"control": {"group": self.group}})
+        self.assertEqual(self.srv.ctl("reload").returncode, 0)
+        self.srv.log.wait(r"control socket: root and group %s may use it" % self.group)
+        self.assertEqual(os.stat(self.srv.control_path).st_mode & 0o777, 0o660)
+        self.assertEqual(self.srv.ctl("status", user=self.member).returncode, 0)
 
 
 class OffTest(ChatdTestCase):
