@@ -73,6 +73,7 @@ struct control {
 	int mail_fd;            /* eventfd: mail came */
 	int tick_fd;            /* once a second: timeouts */
 	char *path;
+	char *made_dir;         /* the folder it made for the socket, removed at exit */
 	const struct control_host *host;
 	gid_t group;
 	bool group_known;
@@ -662,7 +663,9 @@ static int make_socket(struct control *ctl, const struct config *cfg)
 	char *dir = xstrdup(ctl->path), *slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		if (mkdir(dir, 0755) == 0)
+			ctl->made_dir = dir, dir = NULL;
+		else if (errno != EEXIST)
 			log_errno(LOG_WARNING, errno, "control socket: cannot make %s", dir);
 	}
 	free(dir);
@@ -763,6 +766,10 @@ void control_close(struct control *ctl)
 		close(ctl->listen_fd);
 		if (ctl->path)
 			unlink(ctl->path);
+	}
+	if (ctl->made_dir) {
+		rmdir(ctl->made_dir); /* left if something else was put there */
+		free(ctl->made_dir);
 	}
 	struct mail *m = ctl->mail_head;
 	while (m) {
