@@ -130,8 +130,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			 "display = excluded.display, founder = excluded.founder, "
 			 "topic = excluded.topic, topic_by = excluded.topic_by, "
 			 "topic_time = excluded.topic_time",
-	[ST_SAVE_BAN] = "INSERT OR REPLACE INTO bans (mask, reason, actor, created, expires) "
-			"VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_SAVE_BAN] = ("INSERT OR REPLACE INTO bans (mask, reason, actor, created, expires) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5)"),
 	[ST_DELETE_BAN] = "DELETE FROM bans WHERE mask = ?1",
 	[ST_PURGE_ROOM] = "DELETE FROM lines WHERE room = ?1",
 };
