@@ -6,6 +6,7 @@ Environment (set by `make check`): CHATD = path of the built daemon.
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -70,6 +71,17 @@ def _home(kind):
         _HOMES[kind] = tempfile.TemporaryDirectory(prefix="chatd-test-%s-" % kind)
     return _HOMES[kind].name
 
+
+
+def chatctl_for_anyone():
+    """A copy of chatctl any user may run: the build tree may be in a
+    folder only its owner reaches (CI's sanitizer builds)."""
+    path = os.path.join(_home("ctl"), "chatctl")
+    if not os.path.exists(path):
+        os.chmod(_home("ctl"), 0o755)
+        shutil.copy(CHATCTL, path)
+        os.chmod(path, 0o755)
+    return path
 
 
 def clean_env(extra=None, drop=()):
@@ -276,7 +288,8 @@ class Server:
         """Runs chatctl on this server's control socket (the one its config
         names by default): a CompletedProcess with text stdout and stderr.
         user: run as that user (runuser), not as this process's."""
-        cmd = [CHATCTL, "-s", self.control_path] + (["--json"] if json_out else []) + list(args)
+        ctl = chatctl_for_anyone() if user else CHATCTL
+        cmd = [ctl, "-s", self.control_path] + (["--json"] if json_out else []) + list(args)
         if user:
             cmd = ["runuser", "-u", user, "--"] + cmd
         return subprocess.run(cmd, capture_output=True, text=True, input=input,
