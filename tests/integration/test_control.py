@@ -450,6 +450,7 @@ class AccountHistoryTest(ChatdTestCase):
         a.send("/join lobby")
         a.read_until(re.compile(r"^= you joined lobby"))
         a.send("and me")
+        self.sync(a)  # said before b comes: b is shown it as history
         b = self.connect(self.srv, [a])
         b.read_until(re.compile(r"~ .* \[%s\] and me" % a.nick))
         r = self.srv.ctl("history", "purge", "#lobby")
