@@ -78,37 +78,36 @@ void metrics_render(const struct metrics_snapshot *snap, FILE *out)
 		fprintf(out, "chatd_disconnects_total{reason=\"%s\"} %llu\n", stats_reason_names[r],
 			(unsigned long long)sum->disconnects[r]);
 
-	family(out, "chatd_online", "gauge", "People in the chat.");
-	sample(out, "chatd_online", (uint64_t)snap->online);
-	family(out, "chatd_online_max", "gauge", "The most people ever in the chat at once since start.");
-	sample(out, "chatd_online_max", (uint64_t)snap->max_online);
-	family(out, "chatd_rooms", "gauge", "Rooms that exist.");
-	sample(out, "chatd_rooms", (uint64_t)snap->rooms);
-	family(out, "chatd_accounts", "gauge", "Registered accounts.");
-	sample(out, "chatd_accounts", snap->accounts);
-
-	family(out, "chatd_lines_received_total", "counter", "Lines read from clients.");
-	sample(out, "chatd_lines_received_total", sum->lines_in);
-	family(out, "chatd_messages_total", "counter", "Lines said, in rooms and privately.");
-	sample(out, "chatd_messages_total", sum->messages);
-	family(out, "chatd_deliveries_total", "counter",
-	       "Lines of the chat queued to their recipients (one per recipient).");
-	sample(out, "chatd_deliveries_total", sum->deliveries);
-	family(out, "chatd_received_bytes_total", "counter", "Bytes read from clients (over TLS: encrypted).");
-	sample(out, "chatd_received_bytes_total", sum->bytes_in);
-	family(out, "chatd_sent_bytes_total", "counter", "Bytes written to clients (over TLS: encrypted).");
-	sample(out, "chatd_sent_bytes_total", sum->bytes_out);
-
-	family(out, "chatd_history_written_total", "counter", "Lines written to the room history.");
-	sample(out, "chatd_history_written_total", snap->history_written);
-	family(out, "chatd_history_dropped_total", "counter",
-	       "Lines the room history lost (a failed write, a full queue).");
-	sample(out, "chatd_history_dropped_total", snap->history_dropped);
-
-	family(out, "chatd_tls_handshakes_total", "counter", "TLS handshakes done.");
-	sample(out, "chatd_tls_handshakes_total", sum->tls_handshakes);
-	family(out, "chatd_tls_handshake_failures_total", "counter", "TLS handshakes that failed.");
-	sample(out, "chatd_tls_handshake_failures_total", sum->tls_failures);
+	/* The metrics of one value each. */
+	const struct {
+		const char *name, *type, *help;
+		uint64_t value;
+	} single[] = {
+		{ "chatd_online", "gauge", "People in the chat.", (uint64_t)snap->online },
+		{ "chatd_online_max", "gauge", "The most people ever in the chat at once since start.",
+		  (uint64_t)snap->max_online },
+		{ "chatd_rooms", "gauge", "Rooms that exist.", (uint64_t)snap->rooms },
+		{ "chatd_accounts", "gauge", "Registered accounts.", snap->accounts },
+		{ "chatd_lines_received_total", "counter", "Lines read from clients.", sum->lines_in },
+		{ "chatd_messages_total", "counter", "Lines said, in rooms and privately.", sum->messages },
+		{ "chatd_deliveries_total", "counter",
+		  "Lines of the chat queued to their recipients (one per recipient).", sum->deliveries },
+		{ "chatd_received_bytes_total", "counter",
+		  "Bytes read from clients (over TLS: encrypted).", sum->bytes_in },
+		{ "chatd_sent_bytes_total", "counter", "Bytes written to clients (over TLS: encrypted).",
+		  sum->bytes_out },
+		{ "chatd_history_written_total", "counter", "Lines written to the room history.",
+		  snap->history_written },
+		{ "chatd_history_dropped_total", "counter",
+		  "Lines the room history lost (a failed write, a full queue).", snap->history_dropped },
+		{ "chatd_tls_handshakes_total", "counter", "TLS handshakes done.", sum->tls_handshakes },
+		{ "chatd_tls_handshake_failures_total", "counter", "TLS handshakes that failed.",
+		  sum->tls_failures },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(single); i++) {
+		family(out, single[i].name, single[i].type, single[i].help);
+		sample(out, single[i].name, single[i].value);
+	}
 
 	family(out, "chatd_reloads_total", "counter", "Config reloads, by result.");
 	fprintf(out, "chatd_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)snap->reloads_ok);
