@@ -313,23 +313,18 @@ static enum action_outcome do_ban_add(struct action *a)
 
 static enum action_outcome do_ban_del(struct action *a)
 {
-	const struct ban_list *old = a->host->bans(a->host->server);
-	struct ban_list *l = ban_list_without(old, a->args[0]);
+	/* The mask as it is kept (a nick mask in lower case). */
+	struct ban key;
+	const char *why;
+	const char *mask = ban_parse_mask(a->args[0], &key, &why) ? key.mask : a->args[0];
+	struct ban_list *l = ban_list_without(a->host->bans(a->host->server), mask);
 	if (!l)
 		return fail(a, "no ban of %s (chatctl ban list shows them)", a->args[0]);
-	for (size_t i = 0; i < old->count; i++) {
-		bool kept = false;
-		for (size_t k = 0; k < l->count && !kept; k++)
-			kept = strcmp(l->bans[k].mask, old->bans[i].mask) == 0;
-		if (!kept) {
-			store_delete_ban(a->host->pool->store, old->bans[i].mask);
-			log_event(LOG_NOTICE, LOG_FIELDS(.event = "ban_removed", .actor = a->actor,
-							 .reason = old->bans[i].mask),
-				  "ban of %s lifted", old->bans[i].mask);
-			fprintf(a->text, "lifted the ban of %s\n", old->bans[i].mask);
-			put_string(a->result, "mask", old->bans[i].mask);
-		}
-	}
+	store_delete_ban(a->host->pool->store, mask);
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = "ban_removed", .actor = a->actor, .reason = mask),
+		  "ban of %s lifted", mask);
+	fprintf(a->text, "lifted the ban of %s\n", mask);
+	put_string(a->result, "mask", mask);
 	a->host->set_bans(a->host->server, l);
 	return ACTION_DONE;
 }

@@ -125,13 +125,9 @@ struct ban_list *ban_list_with(const struct ban_list *l, const struct ban *b)
 
 struct ban_list *ban_list_without(const struct ban_list *l, const char *mask)
 {
-	struct ban key;
-	const char *err;
-	/* The mask as it is kept (a nick mask in lower case). */
-	const char *kept = ban_parse_mask(mask, &key, &err) ? key.mask : mask;
 	struct ban_list *n = list_alloc(l->count);
 	for (size_t i = 0; i < l->count; i++)
-		if (strcmp(l->bans[i].mask, kept) != 0)
+		if (strcmp(l->bans[i].mask, mask) != 0)
 			n->bans[n->count++] = l->bans[i];
 	if (n->count == l->count) {
 		free(n);

@@ -57,7 +57,8 @@ void ban_list_unref(struct ban_list *l);
 struct ban_list *ban_list_of(const struct ban *b, size_t n);
 /* A new list: L with B (in the place of a ban of the same mask). */
 struct ban_list *ban_list_with(const struct ban_list *l, const struct ban *b);
-/* A new list: L without MASK's ban; NULL when L has none. */
+/* A new list: L without the ban of MASK (as kept: ban_parse_mask()'s);
+ * NULL when L has none. */
 struct ban_list *ban_list_without(const struct ban_list *l, const char *mask);
 /* A new list: L without the bans expired at NOW; NULL when none did. */
 struct ban_list *ban_list_expired(const struct ban_list *l, int64_t now);

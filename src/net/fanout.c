@@ -143,7 +143,6 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 				lifecycle_mark_for_flush(w, c);
 			}
 			w->queued[w->picked[0]] += queued;
-			stat_add(&w->stats.deliveries, (uint64_t)queued * line->lines);
 			continue;
 		}
 		TAILQ_FOREACH(ms, room_local(room, w->index, (enum format)f), local_link) {
@@ -167,7 +166,6 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 					break;
 				}
 				w->queued[w->picked[j]]++;
-				stat_add(&w->stats.deliveries, line->lines);
 				if (!any) {
 					lifecycle_mark_for_flush(w, c);
 					any = true;
@@ -175,6 +173,12 @@ static void deliver_room(struct worker *w, struct room *room, const struct event
 			}
 		}
 	}
+	/* Counted once per run of lines, from what was queued: not per
+	 * recipient. */
+	uint64_t delivered = 0;
+	for (size_t k = 0; k < n; k++)
+		delivered += (uint64_t)w->queued[k] * lines[k].lines;
+	stat_add(&w->stats.deliveries, delivered);
 }
 
 /* Sends MSG (per format) to ROOM's members on every worker, now. */

@@ -303,6 +303,10 @@ class BanTest(ChatdTestCase):
             r = self.srv.ctl("ban", "add", bad)
             self.assertEqual(r.returncode, 1, bad)
         self.assertEqual(json.loads(self.ctl_ok("who", json_out=True).stdout)["count"], 2)
+        # Lifted, however the mask is written: the nick is free again.
+        self.assertEqual(self.ctl_ok("ban", "del", "SPAM*").stdout, "lifted the ban of spam*\n")
+        b.send("/nick spammer")
+        b.expect("* %s is now known as spammer" % b.nick)
         self.sync(b)
 
 
