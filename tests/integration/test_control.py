@@ -36,14 +36,18 @@ def ask(path, raw, timeout=TIMEOUT):
     return json.loads(data)
 
 
-class ControlTest(ChatdTestCase):
-    def setUp(self):
-        self.srv = self.start_irc_server()
+class CtlTestCase(ChatdTestCase):
+    """self.srv, and chatctl on it that must succeed."""
 
     def ctl_ok(self, *args, **kw):
         r = self.srv.ctl(*args, **kw)
         self.assertEqual(r.returncode, 0, "chatctl %s: %s%s" % (args, r.stdout, r.stderr))
         return r
+
+
+class ControlTest(CtlTestCase):
+    def setUp(self):
+        self.srv = self.start_irc_server()
 
     def test_status(self):
         r = self.ctl_ok("status")
@@ -221,14 +225,9 @@ class ControlTest(ChatdTestCase):
         self.assertIn("is chatd running?", r.stderr)
 
 
-class BanTest(ChatdTestCase):
+class BanTest(CtlTestCase):
     def setUp(self):
         self.srv = self.start_irc_server({"limits": {"max_per_ip": "0"}})
-
-    def ctl_ok(self, *args, **kw):
-        r = self.srv.ctl(*args, **kw)
-        self.assertEqual(r.returncode, 0, "chatctl %s: %s%s" % (args, r.stdout, r.stderr))
-        return r
 
     def test_address_ban_disconnects_and_refuses(self):
         a = self.connect(self.srv)
