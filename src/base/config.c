@@ -42,6 +42,7 @@ enum section {
 	SEC_WEB,
 	SEC_CONTROL,
 	SEC_METRICS,
+	SEC_CLUSTER,
 	SEC_OPERATORS,
 };
 
@@ -57,6 +58,7 @@ static const char *const section_names[] = {
 	[SEC_WEB] = "web",
 	[SEC_CONTROL] = "control",
 	[SEC_METRICS] = "metrics",
+	[SEC_CLUSTER] = "cluster",
 	[SEC_OPERATORS] = "operators",
 };
 
@@ -110,6 +112,11 @@ enum key_id {
 	KEY_CONTROL_SOCKET,
 	KEY_CONTROL_GROUP,
 	KEY_METRICS_LISTEN,
+	KEY_CLUSTER_NATS,
+	KEY_CLUSTER_NODE,
+	KEY_CLUSTER_CREDENTIALS,
+	KEY_CLUSTER_CA,
+	KEY_CLUSTER_REPLICAS,
 	KEY_COUNT
 };
 
@@ -159,7 +166,8 @@ struct loader {
 static parse_fn parse_int, parse_size, parse_bind, parse_motd, parse_motd_file, parse_level,
 	parse_target, parse_bool, parse_irc_bind, parse_server_name, parse_password,
 	parse_network, parse_path, parse_duration, parse_web_bind, parse_origins, parse_proxies,
-	parse_control_socket, parse_control_group, parse_metrics_listen;
+	parse_control_socket, parse_control_group, parse_metrics_listen, parse_cluster_nats,
+	parse_cluster_node;
 static char *parse_operator(struct loader *ld, const char *name, const char *value);
 
 #define NUM(id, sec, name, fn, lo, hi, field) \
@@ -231,6 +239,11 @@ static const struct key keys[KEY_COUNT] = {
 	STR(KEY_CONTROL_SOCKET, SEC_CONTROL, "socket", parse_control_socket),
 	STR(KEY_CONTROL_GROUP, SEC_CONTROL, "group", parse_control_group),
 	STR(KEY_METRICS_LISTEN, SEC_METRICS, "listen", parse_metrics_listen),
+	STR(KEY_CLUSTER_NATS, SEC_CLUSTER, "nats", parse_cluster_nats),
+	STR(KEY_CLUSTER_NODE, SEC_CLUSTER, "node", parse_cluster_node),
+	PATH(KEY_CLUSTER_CREDENTIALS, SEC_CLUSTER, "credentials", cluster_credentials),
+	PATH(KEY_CLUSTER_CA, SEC_CLUSTER, "ca", cluster_ca),
+	NUM(KEY_CLUSTER_REPLICAS, SEC_CLUSTER, "replicas", parse_int, 1, 5, cluster_replicas),
 };
 
 static const struct {
@@ -787,6 +800,63 @@ static char *parse_metrics_listen(struct loader *ld, const struct key *key, cons
 	return NULL;
 }
 
+static void free_cluster_urls(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->cluster_url_count; i++)
+		free(cfg->cluster_urls[i]);
+	free(cfg->cluster_urls);
+	cfg->cluster_urls = NULL;
+	cfg->cluster_url_count = 0;
+}
+
+/* NATS servers, separated by commas or spaces: nats://, tls://, with
+ * user:password@ if needed; empty: no cluster. */
+static char *parse_cluster_nats(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	struct config *cfg = ld->cfg;
+	free_cluster_urls(cfg);
+	char *copy = xstrdup(value), *save = NULL;
+	for (char *url = strtok_r(copy, ", \t", &save); url; url = strtok_r(NULL, ", \t", &save)) {
+		const char *rest = strstr(url, "://");
+		bool scheme = rest && ((rest - url == 4 && strncmp(url, "nats", 4) == 0) ||
+				       (rest - url == 3 && strncmp(url, "tls", 3) == 0));
+		char *err = NULL;
+		if (!scheme || !rest[3] || strchr(rest + 3, '/'))
+			err = xasprintf("must be NATS server URLs, nats://HOST:PORT or tls://HOST:PORT, "
+					"separated by commas: %s%s", url, comment_hint(value));
+		else if (cfg->cluster_url_count == CONFIG_CLUSTER_URLS_MAX)
+			err = xasprintf("at most %d servers", CONFIG_CLUSTER_URLS_MAX);
+		if (err) {
+			free(copy);
+			free_cluster_urls(cfg);
+			return err;
+		}
+		cfg->cluster_urls = xrealloc(cfg->cluster_urls,
+					     (cfg->cluster_url_count + 1) * sizeof(*cfg->cluster_urls));
+		cfg->cluster_urls[cfg->cluster_url_count++] = xstrdup(url);
+	}
+	free(copy);
+	return NULL;
+}
+
+/* A node's name is part of NATS subjects and message ids. Empty: the
+ * host name's first label. */
+static char *parse_cluster_node(struct loader *ld, const struct key *key, const char *value)
+{
+	(void)key;
+	size_t len = strlen(value);
+	if (len > CONFIG_CLUSTER_NODE_MAX)
+		return xasprintf("at most %d characters: %s", CONFIG_CLUSTER_NODE_MAX, value);
+	for (size_t i = 0; i < len; i++)
+		if (!ascii_alnum(value[i]) && value[i] != '-' && value[i] != '_')
+			return xasprintf("must be letters, digits, - and _: %s%s", value,
+					 comment_hint(value));
+	free(ld->cfg->cluster_node);
+	ld->cfg->cluster_node = len ? xstrdup(value) : NULL;
+	return NULL;
+}
+
 static char *parse_motd(struct loader *ld, const struct key *key, const char *value)
 {
 	(void)key;
@@ -1229,6 +1299,30 @@ static void check_irc(struct loader *ld)
 	}
 }
 
+/* In a cluster, the node needs a name: by default, the host name's first
+ * label. */
+static void check_cluster(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	if (cfg->cluster_url_count == 0 || cfg->cluster_node || ld->key_bad[KEY_CLUSTER_NODE])
+		return;
+	char host[256];
+	if (gethostname(host, sizeof(host)) < 0)
+		host[0] = 0;
+	host[sizeof(host) - 1] = 0;
+	host[strcspn(host, ".")] = 0;
+	size_t len = strlen(host);
+	bool ok = len > 0 && len <= CONFIG_CLUSTER_NODE_MAX;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = ascii_alnum(host[i]) || host[i] == '-' || host[i] == '_';
+	if (ok)
+		cfg->cluster_node = xstrdup(host);
+	else
+		add_error(ld, ld->key_line[KEY_CLUSTER_NATS],
+			  "node: not set, and the host name \"%s\" cannot be one (letters, digits, - "
+			  "and _, at most %d): set node in [cluster]", host, CONFIG_CLUSTER_NODE_MAX);
+}
+
 /* Two listeners on one address and port cannot be: say so here, so that
  * chatd -t catches it, rather than as a failed bind at start. */
 static void check_ports(struct loader *ld)
@@ -1352,6 +1446,7 @@ static void finish(struct loader *ld)
 	check_irc(ld);
 	check_ports(ld);
 	check_tls(ld);
+	check_cluster(ld);
 }
 
 static void parse_file(struct loader *ld)
@@ -1451,6 +1546,7 @@ struct config *config_new_default(void)
 	cfg->web_port = 0;
 	cfg->web_tls_port = 0;
 	cfg->control_group = xstrdup(CONFIG_CONTROL_GROUP);
+	cfg->cluster_replicas = 1;
 	return cfg;
 }
 
@@ -1533,6 +1629,10 @@ void config_unref(struct config *cfg)
 	free(cfg->control_socket);
 	free(cfg->control_group);
 	free(cfg->metrics_address);
+	free_cluster_urls(cfg);
+	free(cfg->cluster_node);
+	free(cfg->cluster_credentials);
+	free(cfg->cluster_ca);
 	free(cfg);
 }
 

@@ -43,6 +43,9 @@
 #define CONFIG_CONTROL_GROUP "chatd-admin"
 #define CONFIG_SOCKET_PATH_MAX 108 /* sizeof(sun_path) */
 
+#define CONFIG_CLUSTER_URLS_MAX 16
+#define CONFIG_CLUSTER_NODE_MAX 32
+
 /* IRC operators ([operators]: NAME = crypt(3) hash), at most. */
 #define CONFIG_OPERATORS_MAX 64
 #define CONFIG_OPERATOR_NAME_MAX 32
@@ -142,6 +145,14 @@ struct config {
 	/* [metrics] */
 	char *metrics_address;     /* NULL: no metrics */
 	int metrics_port;          /* 0: any free one */
+
+	/* [cluster] */
+	char **cluster_urls;       /* NATS servers; none: no cluster */
+	size_t cluster_url_count;
+	char *cluster_node;        /* this node's name (a loaded config always has one) */
+	char *cluster_credentials; /* a NATS .creds file; NULL: none */
+	char *cluster_ca;          /* CAs for tls:// servers; NULL: the system's */
+	int cluster_replicas;      /* copies the stream keeps, on as many servers */
 
 	/* [log] */
 	int log_level;     /* syslog priority */

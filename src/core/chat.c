@@ -113,23 +113,28 @@ static void tell_room(struct worker *w, struct session *s, struct room *room, bo
 /* EV (said in ROOM) into the room's history, and to the store: its
  * number, taken with the history held, is the room's for the line (see
  * history.h). With history off, just the number. */
-static uint64_t keep_line(struct worker *w, struct room *room, const struct chat_event *ev)
+static uint64_t keep_line_in(struct worker *w, struct room_history *rh, struct room *room,
+			     const struct chat_event *ev)
 {
 	const struct config *cfg = worker_config(w);
 	if (cfg->history_keep == 0)
-		return room_line_seq(room);
+		return room ? room_line_seq(room) : 0;
 	enum hline_kind kind = ev->kind == CHAT_ACTION ? HLINE_ACTION
 			       : ev->notice            ? HLINE_NOTICE
 						       : HLINE_SAID;
-	struct hline *l = hline_new(room->name, 0, ev->time_ms, ev->id, kind, ev->nick, ev->user,
+	struct hline *l = hline_new(ev->room, 0, ev->time_ms, ev->id, kind, ev->nick, ev->user,
 				    ev->host, ev->text, ev->text_len, ev->formatting);
-	struct room_history *rh = room->history;
 	pthread_mutex_lock(&rh->lock);
-	uint64_t seq = room_line_seq(room);
+	uint64_t seq = room ? room_line_seq(room) : 0;
 	room_history_add_locked(rh, l, replay_count(w));
 	pthread_mutex_unlock(&rh->lock);
 	worker_store_line(w, l);
 	return seq;
+}
+
+static uint64_t keep_line(struct worker *w, struct room *room, const struct chat_event *ev)
+{
+	return keep_line_in(w, room->history, room, ev);
 }
 
 /* In a room of more than announce_max, each arrival and departure told to
@@ -413,13 +418,30 @@ bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_
 		ev.formatting = c.formatting;
 		ev.text_len = c.len;
 		ev.notice = notice;
-		tell_room_seq(w, s, room, false, &ev, keep_line(w, room, &ev));
+		/* In a cluster, the line comes back from the stream, in its
+		 * order, to be kept and told (chat_relayed). */
+		if (!worker_cluster_line(w, s->id, &ev))
+			tell_room_seq(w, s, room, false, &ev, keep_line(w, room, &ev));
 		if (echo)
 			tell_session(w, s, &ev);
 		worker_said(w);
 	}
 	text_buf_free(&c);
 	return said;
+}
+
+void chat_relayed(struct worker *w, const struct chat_event *ev, uint64_t except_id)
+{
+	struct room_history *rh;
+	struct room *room = rooms_room(worker_rooms(w), ev->room, &rh);
+	uint64_t seq = keep_line_in(w, rh, room, ev);
+	if (!room)
+		return;
+	struct encoded e = { 0 };
+	encode_for(&e, room, ev);
+	send_room(w, room, &e, except_id, seq, 0);
+	encoded_free(&e);
+	room_unref(room);
 }
 
 int chat_rename(struct worker *w, struct session *s, const char *nick)

@@ -66,6 +66,12 @@ int chat_move(struct worker *w, struct session *s, const char *name, unsigned *r
 bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_event_kind kind,
 	      bool notice, const char *text, size_t len, bool echo);
 
+/* In a cluster: EV, a line said in room EV->room (on this node or
+ * another), as the room stream orders it: kept in the room's history and
+ * the store, and told to the room's members here but the session
+ * EXCEPT_ID (0: none). */
+void chat_relayed(struct worker *w, const struct chat_event *ev, uint64_t except_id);
+
 /* S becomes NICK (a valid name; NULL: a fresh guest nick). 0, told once to
  * everyone who shares a room with S and to S; -EEXIST when another has it; -EALREADY when it is
  * S's exact nick already; -EACCES when it is banned. */

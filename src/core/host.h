@@ -56,6 +56,13 @@ bool worker_nick_banned(struct worker *w, const char *nick);
 /* A line was said (in a room, or privately): counted for the metrics. */
 void worker_said(struct worker *w);
 
+/* In a cluster ([cluster] nats): EV, said by the session SESSION, to the
+ * room stream, which brings it back to be told here in its order
+ * (chat_relayed): true. False when there is no cluster, or the stream
+ * cannot be reached now: the caller tells it here (it goes to the stream
+ * when the stream is back, for the other nodes). */
+bool worker_cluster_line(struct worker *w, uint64_t session, const struct chat_event *ev);
+
 /* L (its reference taken) to be written to the store, with the other
  * lines of this loop iteration. */
 void worker_store_line(struct worker *w, struct hline *l);

@@ -265,6 +265,17 @@ static struct room *find_room_locked(struct rooms *r, const char *name)
 	return e ? container_of(e, struct room, name_entry) : NULL;
 }
 
+struct room *rooms_room(struct rooms *r, const char *name, struct room_history **ret_history)
+{
+	pthread_mutex_lock(&r->lock);
+	struct room *room = find_room_locked(r, name);
+	if (room)
+		room_ref(room);
+	*ret_history = entry_locked(r, name)->history;
+	pthread_mutex_unlock(&r->lock);
+	return room;
+}
+
 static struct member *find_member_locked(struct rooms *r, const char *nick)
 {
 	struct name_entry *e = table_find(&r->nicks, nick);

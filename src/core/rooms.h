@@ -234,6 +234,10 @@ void rooms_room_load(struct rooms *r, const struct store_room *saved);
 void rooms_history_load(struct rooms *r, const char *name, int64_t last_no, struct hline **lines,
 			size_t n, unsigned cap);
 
+/* Room NAME (a reference, or NULL when nobody is in it) and its
+ * history, made if new, in *RET_HISTORY. */
+struct room *rooms_room(struct rooms *r, const char *name, struct room_history **ret_history);
+
 /* Takes M out of room NAME: 0 with the membership (off m->rooms, its
  * change_seq set; the caller unlinks it and frees it) in *RET and the
  * members left in *RET_COUNT; -ENOTCONN when M is not in it. */

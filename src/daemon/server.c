@@ -19,6 +19,7 @@
 
 #include "admin/control.h"
 #include "admin/metrics.h"
+#include "cluster/cluster.h"
 #include "daemon/daemonize.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
@@ -71,6 +72,7 @@ struct server {
 
 	struct control *control;   /* chatctl's socket; NULL: none */
 	struct metrics *metrics;   /* [metrics] listen; NULL: none */
+	bool cluster_told_down;    /* the cluster's thread's: users were told */
 	struct ban_list *bans;     /* in force, as the workers have them */
 	uint64_t rejected[REJECT_COUNT];
 	struct control_host control_host;
@@ -515,6 +517,24 @@ static void site_reload(struct server *s, const struct config *cfg, const char *
 		worker_post_site(s->pool.workers[i], site);
 }
 
+static bool same_string(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool cluster_config_changed(const struct config *a, const struct config *b)
+{
+	if (a->cluster_url_count != b->cluster_url_count || a->cluster_replicas != b->cluster_replicas ||
+	    !same_string(a->cluster_node, b->cluster_node) ||
+	    !same_string(a->cluster_credentials, b->cluster_credentials) ||
+	    !same_string(a->cluster_ca, b->cluster_ca))
+		return true;
+	for (size_t i = 0; i < a->cluster_url_count; i++)
+		if (strcmp(a->cluster_urls[i], b->cluster_urls[i]) != 0)
+			return true;
+	return false;
+}
+
 static void warn_restart_needed(const char *key, const char *path)
 {
 	log_warning("%s changed in %s: takes effect after a restart", key, path);
@@ -568,6 +588,8 @@ static int reload(struct server *s, const char *actor, struct config_errors *err
 	    (cfg->metrics_address == NULL) != (old->metrics_address == NULL) ||
 	    (cfg->metrics_address && strcmp(cfg->metrics_address, old->metrics_address) != 0))
 		warn_restart_needed("[metrics] listen", cfg->path);
+	if (cluster_config_changed(cfg, old))
+		warn_restart_needed("[cluster]", cfg->path);
 	site_reload(s, cfg, "reloaded");
 
 	/* The certificate is read again whether or not its files changed:
@@ -902,12 +924,62 @@ static int start_workers(struct server *s, int n)
 	return epoll_watch(s->epoll_fd, s->pool.status_fd, TAG_STATUS);
 }
 
+/* ---- the cluster ([cluster]) ---------------------------------------------- */
+
+/* On nats.c's thread: the room stream's messages go to worker 0, which
+ * tells them in order (one thread keeps the stream's order). */
+static void cluster_delivered(void *ctx, uint64_t seq, const uint8_t *data, size_t len)
+{
+	struct server *s = ctx;
+	worker_post_cluster(s->pool.workers[0], seq, data, len);
+}
+
+/* On the cluster's thread: everyone here is told when the other nodes
+ * cannot be reached, once, and when they can again. */
+static void cluster_changed(void *ctx, bool up)
+{
+	struct server *s = ctx;
+	const char *text;
+	if (!up) {
+		text = "the other servers of this network cannot be reached: you are chatting with "
+		       "this server's users only until they are back";
+		s->cluster_told_down = true;
+	} else if (s->cluster_told_down) {
+		text = "the other servers of this network are back";
+		s->cluster_told_down = false;
+	} else {
+		return;
+	}
+	for (int i = 0; i < s->pool.count; i++)
+		worker_post_wall(s->pool.workers[i], text);
+}
+
+static int start_cluster(struct server *s)
+{
+	if (s->cfg->cluster_url_count == 0)
+		return 0;
+	char *err = NULL;
+	struct cluster_host host = { .ctx = s, .deliver = cluster_delivered,
+				     .changed = cluster_changed };
+	s->pool.cluster = cluster_start(s->cfg, &host, &err);
+	if (!s->pool.cluster) {
+		log_event(LOG_ERR, LOG_FIELDS(.event = "cluster_failed"), "cluster: %s", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
 static void stop_workers(struct server *s)
 {
 	for (int i = 0; i < s->pool.count; i++)
 		worker_post_shutdown(s->pool.workers[i]);
 	for (int i = 0; i < s->pool.count; i++)
 		worker_join(s->pool.workers[i]);
+	/* What the workers handed over is published, for a second at most;
+	 * what the stream still delivers lands in inboxes that exist. */
+	cluster_stop(s->pool.cluster);
+	s->pool.cluster = NULL;
 	/* Every line said is in the store's hands now: written before the
 	 * workers are freed, as answers to questions still go to their
 	 * inboxes. */
@@ -1007,6 +1079,8 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 		goto out;
 	}
 	set_bans(&s, ban_list_ref(s.bans)); /* the workers' first */
+	if (start_cluster(&s) < 0)
+		goto out;
 	/* Before the listeners: a TLS socket needs the context, which the
 	 * workers are given as they will be at each reload. */
 	if (cfg->tls_certificate && tls_load(&s, cfg, "in use") < 0)

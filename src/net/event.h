@@ -33,6 +33,8 @@ enum event_kind {
 	EV_WALL,       /* ptr: the text (the receiver's to free): the server's
 			* notice to everyone */
 	EV_BANS,       /* ptr: struct ban_list, a reference: the bans from now on */
+	EV_CLUSTER,    /* ptr: struct cluster_delivery (the receiver's to free):
+			* a message of the cluster's room stream */
 	EV_PING,       /* id: sequence */
 	EV_SHUTDOWN,
 };
@@ -50,6 +52,13 @@ struct disconnect {
 	char reason[16];   /* the close reason: "kicked", "banned" */
 	char text[512];    /* what the client is told */
 	char actor[192];   /* who did it, for the log */
+};
+
+/* A message of the room stream, copied from nats.c's. */
+struct cluster_delivery {
+	uint64_t seq;      /* its sequence number in the stream */
+	size_t len;
+	uint8_t data[];    /* records (cluster/wire.h) */
 };
 
 struct event {

@@ -303,6 +303,7 @@ void lifecycle_settle(struct worker *w)
 
 	fanout_flush(w);
 	worker_store_flush(w);
+	worker_cluster_flush(w);
 	outboxes_flush(&w->outboxes, w->pool->inboxes);
 	while (!TAILQ_EMPTY(&w->flush_list) || !TAILQ_EMPTY(&w->close_list)) {
 		while ((c = TAILQ_FIRST(&w->close_list))) {
@@ -313,6 +314,7 @@ void lifecycle_settle(struct worker *w)
 		 * clients are written to (see handoff.h). */
 		fanout_flush(w);
 		worker_store_flush(w);
+		worker_cluster_flush(w);
 		outboxes_flush(&w->outboxes, w->pool->inboxes);
 		writer_flush(w->writer, &w->flush_list, &w->out_cache, written, w);
 	}

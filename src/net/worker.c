@@ -7,6 +7,7 @@
 #include "net/worker.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "cluster/cluster.h"
 #include "core/bans.h"
 #include "core/chat.h"
 #include "net/worker_impl.h"
@@ -119,6 +121,15 @@ int worker_pool_wall(struct worker_pool *pool, const char *text, const char *act
 	return online;
 }
 
+void worker_post_cluster(struct worker *w, uint64_t seq, const uint8_t *data, size_t len)
+{
+	struct cluster_delivery *d = xmalloc(sizeof(*d) + len);
+	d->seq = seq;
+	d->len = len;
+	memcpy(d->data, data, len);
+	post(w, (struct event){ .kind = EV_CLUSTER, .ptr = d });
+}
+
 void worker_post_ping(struct worker *w, uint64_t seq)
 {
 	post(w, (struct event){ .kind = EV_PING, .id = seq });
@@ -141,6 +152,84 @@ void worker_store_line(struct worker *w, struct hline *l)
 		w->store_lines = xrealloc(w->store_lines, w->store_cap * sizeof(*w->store_lines));
 	}
 	w->store_lines[w->store_count++] = l;
+}
+
+bool worker_cluster_line(struct worker *w, uint64_t session, const struct chat_event *ev)
+{
+	struct cluster *c = w->pool->cluster;
+	if (!c)
+		return false;
+	bool up = cluster_up(c);
+	struct wire_record r = {
+		.kind = ev->kind == CHAT_ACTION ? WIRE_ACTION : WIRE_SAID,
+		.flags = (ev->notice ? WIRE_NOTICE : 0) | (ev->formatting ? WIRE_FORMATTING : 0) |
+			 (up ? 0 : WIRE_DELIVERED),
+		.origin = cluster_self(c),
+		.session = session,
+		.id = ev->id,
+		.time_ms = ev->time_ms,
+		.text = ev->text,
+		.text_len = ev->text_len,
+	};
+	snprintf(r.room, sizeof(r.room), "%s", ev->room);
+	snprintf(r.nick, sizeof(r.nick), "%s", ev->nick);
+	snprintf(r.user, sizeof(r.user), "%s", ev->user ? ev->user : "");
+	snprintf(r.host, sizeof(r.host), "%s", ev->host ? ev->host : "");
+	cluster_batch_add(&w->cluster_out, &r);
+	return up;
+}
+
+void worker_cluster_flush(struct worker *w)
+{
+	if (w->cluster_out) {
+		cluster_post(w->pool->cluster, w->cluster_out);
+		w->cluster_out = NULL;
+	}
+}
+
+/* A message of the room stream: each line in it kept and told here, in
+ * the stream's order (only worker 0 gets them). A record that does not
+ * decode, or names what no client could, is dropped and logged: a node
+ * of another version, or something else publishing to the stream. */
+static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
+{
+	uint64_t self = w->pool->cluster ? cluster_self(w->pool->cluster) : 0;
+	struct wire_record r;
+	size_t off = 0;
+	int k;
+	while ((k = wire_decode(d->data, d->len, &off, &r)) > 0) {
+		if (r.origin == self && (r.flags & WIRE_DELIVERED))
+			continue; /* told here when it was said */
+		if (!text_is_valid_name(r.room, strlen(r.room)) ||
+		    !text_is_valid_name(r.nick, strlen(r.nick))) {
+			k = -EBADMSG;
+			break;
+		}
+		struct text_buf clean;
+		text_buf_clean_chat(&clean, r.text, r.text_len);
+		if (!text_buf_blank(&clean)) {
+			struct chat_event ev = {
+				.kind = r.kind == WIRE_ACTION ? CHAT_ACTION : CHAT_SAID,
+				.nick = r.nick, .user = r.user, .host = r.host, .room = r.room,
+				.text = clean.text, .text_len = clean.len,
+				.formatting = (r.flags & WIRE_FORMATTING) != 0,
+				.notice = (r.flags & WIRE_NOTICE) != 0,
+				/* The stream's number: the same on every node. */
+				.id = d->seq, .time_ms = r.time_ms, .server = w->cfg->irc_server_name,
+			};
+			chat_relayed(w, &ev, r.origin == self ? r.session : 0);
+		}
+		text_buf_free(&clean);
+	}
+	if (k < 0) {
+		uint64_t now = w->now_ms;
+		if (now - w->cluster_bad_logged_ms >= 60000 || !w->cluster_bad_logged_ms) {
+			w->cluster_bad_logged_ms = now ? now : 1;
+			log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
+				  "cluster: message %" PRIu64 " of the stream is not chatd's (%zu bytes), "
+				  "dropped", d->seq, d->len);
+		}
+	}
 }
 
 void worker_store_room(struct worker *w, const struct store_room *room)
@@ -723,6 +812,10 @@ static void handle_inbox(struct worker *w)
 			tell_everyone(w, ev->ptr, strlen(ev->ptr), false);
 			free(ev->ptr);
 			break;
+		case EV_CLUSTER:
+			relay_cluster(w, ev->ptr);
+			free(ev->ptr);
+			break;
 		case EV_PING:
 			atomic_store_explicit(&w->pong, ev->id, memory_order_release);
 			break;
@@ -890,7 +983,7 @@ static void release_event(struct event *ev, void *ctx)
 		store_query_free(ev->ptr);
 	} else if (ev->kind == EV_ACCOUNT) {
 		account_request_free(ev->ptr);
-	} else if (ev->kind == EV_DISCONNECT || ev->kind == EV_WALL) {
+	} else if (ev->kind == EV_DISCONNECT || ev->kind == EV_WALL || ev->kind == EV_CLUSTER) {
 		free(ev->ptr);
 	} else if (ev->kind == EV_BANS) {
 		ban_list_unref(ev->ptr);
@@ -913,6 +1006,7 @@ void worker_free(struct worker *w)
 	for (size_t i = 0; i < w->store_count; i++)
 		hline_unref(w->store_lines[i]);
 	free(w->store_lines);
+	cluster_batch_free(w->cluster_out);
 	free(w->by_fd);
 	free(w->queued);
 	free(w->picked);

@@ -43,6 +43,7 @@ struct worker_pool {
 	bool io_uring;             /* workers write with io_uring (checked at start) */
 	struct store *store;       /* the database's thread; NULL: none (tests) */
 	struct accounts *accounts; /* the accounts' thread; NULL: none (tests) */
+	struct cluster *cluster;   /* the link to other nodes; NULL: none */
 	/* Where worker_event_id() starts: the wall clock in µs at start, so
 	 * that ids (IRC's msgid, kept in the history) are not handed out again
 	 * after a restart, short of a million events a second. */
@@ -81,6 +82,9 @@ struct ban_list;
 void worker_post_bans(struct worker *w, struct ban_list *bans);
 /* TEXT, as the server's notice, to every client of W. */
 void worker_post_wall(struct worker *w, const char *text);
+/* From nats.c's thread: a message of the room stream (SEQ, LEN bytes of
+ * DATA, copied), in the stream's order. */
+void worker_post_cluster(struct worker *w, uint64_t seq, const uint8_t *data, size_t len);
 void worker_post_shutdown(struct worker *w);
 
 /* An admin's acts (chatctl's on the main thread, an IRC operator's on a

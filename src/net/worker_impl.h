@@ -84,6 +84,10 @@ struct worker {
 	 * was sent is in the store's hands before it arrives). */
 	struct hline **store_lines;
 	size_t store_count, store_cap;
+	/* Lines said here this iteration, for the cluster's stream: one
+	 * hand-over per iteration, like the store's. */
+	struct cluster_batch *cluster_out;
+	uint64_t cluster_bad_logged_ms; /* a bad message of the stream, logged */
 
 	struct out_cache out_cache;
 	struct writer *writer;    /* made on the worker's own thread */
@@ -102,6 +106,8 @@ static inline struct conn *conn_of(struct session *s)
 
 /* Hands the lines said this iteration to the store thread. */
 void worker_store_flush(struct worker *w);
+/* And to the cluster's. */
+void worker_cluster_flush(struct worker *w);
 /* LEN bytes of C's input, in the clear and unframed (net/web.c: a
  * WebSocket message's payload): lines to its protocol. False when C's
  * input is no longer read. */

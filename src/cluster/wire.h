@@ -1,0 +1,69 @@
+/* What chatd nodes tell each other through NATS, as bytes: a message of
+ * the room stream holds one or more records (a line said in a room, by
+ * whom, from which node), each encoded once by the node where it was
+ * said and decoded by every node, that one included. No I/O here.
+ *
+ * A record: a version byte, a kind byte, a flags byte, four 64-bit
+ * numbers (big-endian), then the room, nick, user and host (a length byte
+ * each) and the text (a 32-bit length). Anything short, too long or of an
+ * unknown version is refused whole. */
+#ifndef CHATD_CLUSTER_WIRE_H
+#define CHATD_CLUSTER_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/text.h"
+#include "core/rooms.h"
+
+#define WIRE_VERSION 1
+#define WIRE_TEXT_MAX (64 * 1024) /* bytes of one record's text, at most */
+
+enum wire_kind {
+	WIRE_SAID = 1,   /* nick said text in room */
+	WIRE_ACTION = 2, /* nick did text in room (/me) */
+	WIRE_KIND_MAX = WIRE_ACTION,
+};
+
+enum {
+	WIRE_NOTICE = 1,     /* said as an IRC notice */
+	WIRE_FORMATTING = 2, /* the text holds IRC formatting */
+	WIRE_ECHO = 4,       /* the sender hears it too */
+	WIRE_DELIVERED = 8,  /* the origin delivered it to its own members
+			      * already (said while the cluster was away) */
+	WIRE_FLAGS = 15,
+};
+
+struct wire_record {
+	enum wire_kind kind;
+	unsigned flags;
+	uint64_t origin;     /* the node's incarnation (cluster_self()) */
+	uint64_t session;    /* the sender's session id on that node */
+	uint64_t id;         /* the event's id on that node */
+	int64_t time_ms;     /* when, in ms since the epoch */
+	char room[NAME_MAX_LEN + 1];
+	char nick[NAME_MAX_LEN + 1];
+	char user[USER_MAX_LEN + 1];
+	char host[HOST_MAX_LEN + 1];
+	const char *text;    /* into the decoded bytes, not NUL-terminated */
+	size_t text_len;
+};
+
+/* A growing buffer of encoded records. */
+struct wire_buf {
+	uint8_t *data;
+	size_t len, cap;
+};
+
+/* Appends R (text at most WIRE_TEXT_MAX bytes, names within their
+ * limits) to B. */
+void wire_encode(struct wire_buf *b, const struct wire_record *r);
+
+void wire_buf_free(struct wire_buf *b);
+
+/* Decodes the record at *OFF of DATA[LEN] into RET and moves *OFF past
+ * it: 1, 0 at the end, or -EBADMSG (*OFF unchanged). */
+int wire_decode(const uint8_t *data, size_t len, size_t *off, struct wire_record *ret);
+
+#endif

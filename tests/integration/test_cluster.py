@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Several chatd nodes sharing rooms through NATS JetStream ([cluster]):
+real nats-server processes on loopback ports, started, stopped, killed and
+restarted here; chatd nodes on their own ports, each with its database.
+
+What is checked: a line said on one node reaches the room's members on the
+others, in both protocols; many senders on different nodes, and every
+receiver on every node sees one and the same order; NATS going away and
+coming back (each node's users chat among themselves meanwhile, are told
+so once, and the lines said on either side arrive once afterwards); a NATS
+cluster of three that loses one server goes on."""
+import os
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from chatdtest import *  # noqa: E402,F401,F403
+from natsserver import NatsServer, available  # noqa: E402
+from test_irc import Irc  # noqa: E402
+
+DOWN = "the other servers of this network cannot be reached"
+BACK = "the other servers of this network are back"
+# How long a node may take to notice NATS is back and read the stream
+# again (reconnecting every 0.5 s; a restarted server's consumer is made
+# again at once).
+RECOVERY = 30
+
+
+class ClusterTestCase(ChatdTestCase):
+    CLEAN_EXIT = True
+
+    def setUp(self):
+        if not available():
+            self.skipTest("nats-server is not installed (apt-get install nats-server)")
+
+    def nats(self, **kw):
+        ns = NatsServer(**kw)
+        self.addCleanup(ns.close)
+        return ns.start()
+
+    def node(self, name, urls, replicas=1, config=None):
+        """A chatd node speaking both protocols, connected to the stream."""
+        cfg = {"cluster": {"nats": ",".join(urls), "node": name, "replicas": str(replicas)}}
+        cfg.update(config or {})
+        srv = self.start_irc_server(cfg)
+        srv.log.wait(r"cluster: node %s is connected to NATS" % name, timeout=RECOVERY)
+        return srv
+
+    def line_client(self, srv, nick):
+        c = self.connect(srv)
+        c.send("/nick " + nick)
+        c.expect("* %s is now known as %s" % (c.nick, nick))
+        c.nick = nick
+        return c
+
+    def irc_client(self, srv, nick, channel="#lobby"):
+        c = Irc(srv.irc_port, nick)
+        self.addCleanup(c.sock.close)
+        c.send("JOIN " + channel)
+        c.until("366")
+        return c
+
+    def said_lines(self, c, n, timeout=TIMEOUT):
+        """The next n chat lines a line client reads, as (nick, text)."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n:
+            line = c.read_line(timeout=max(0.1, deadline - time.monotonic()))
+            m = re.match(r"\[([^\]]+)\] (.*)", line)
+            if m:
+                got.append((m.group(1), m.group(2)))
+        return got
+
+    def irc_said(self, c, n, timeout=TIMEOUT):
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n:
+            m = c.msg(timeout=max(0.1, deadline - time.monotonic()))
+            if m.command == "PRIVMSG":
+                got.append((m.source.split("!")[0], m.params[-1]))
+        return got
+
+
+class CrossNodeTest(ClusterTestCase):
+    def test_lines_reach_every_node_in_both_protocols(self):
+        ns = self.nats()
+        a, b, c = (self.node(n, [ns.url]) for n in ("a", "b", "c"))
+        alice = self.line_client(a, "alice")
+        bob = self.irc_client(b, "bob")
+        carol = self.line_client(c, "carol")
+
+        alice.send("hello from a")
+        self.assertEqual(self.irc_said(bob, 1), [("alice", "hello from a")])
+        carol.expect("[alice] hello from a")
+
+        bob.send("PRIVMSG #lobby :hello from b")
+        alice.expect("[bob] hello from b")
+        carol.expect("[bob] hello from b")
+
+        carol.send("/me waves")
+        alice.expect("* carol waves")
+        m = bob.msg()
+        self.assertEqual((m.command, m.params), ("PRIVMSG", ["#lobby", "\x01ACTION waves\x01"]))
+        # Nobody hears their own line back from the stream.
+        alice.expect_silence(0.3)
+        carol.expect_silence(0.1)
+
+    def test_one_order_for_every_receiver(self):
+        ns = self.nats()
+        nodes = [self.node(n, [ns.url]) for n in ("a", "b", "c")]
+        senders = [self.line_client(srv, "s%s%d" % (name, k))
+                   for srv, name in zip(nodes, "abc") for k in (1, 2)]
+        receivers = [self.line_client(srv, "r" + name) for srv, name in zip(nodes, "abc")]
+        irc = self.irc_client(nodes[1], "ircr")
+        per_sender = 150
+        for s in senders:
+            s.send_raw("".join("%s %d\n" % (s.nick, i) for i in range(per_sender)).encode())
+        total = per_sender * len(senders)
+        seen = [self.said_lines(r, total, timeout=60) for r in receivers]
+        seen.append(self.irc_said(irc, total, timeout=60))
+        for got in seen:
+            self.assertEqual(len(set(got)), total, "a line twice")
+            for s in senders:
+                mine = [int(t.split()[1]) for n, t in got if n == s.nick]
+                self.assertEqual(mine, list(range(per_sender)), "%s's lines" % s.nick)
+        for got in seen[1:]:
+            self.assertEqual(got, seen[0], "two receivers saw different orders")
+        for r in receivers:
+            r.expect_silence(0.2)
+
+    def test_history_on_joining_has_other_nodes_lines(self):
+        ns = self.nats()
+        history = {"history": {"keep": "100"}}
+        a = self.node("a", [ns.url], config=history)
+        b = self.node("b", [ns.url], config=history)
+        alice = self.irc_client(a, "alice", "#lobby,#tea")
+        watcher = self.line_client(b, "watcher")
+        for i in range(3):
+            alice.send("PRIVMSG #tea :tea %d" % i)
+        # Said in a room nobody on b is in, the lines are kept there all the
+        # same: once this later line is in, they are too (one stream, one
+        # order).
+        alice.send("PRIVMSG #lobby :done")
+        watcher.expect("[alice] done")
+        watcher.send("/join tea")
+        watcher.expect(re.compile(r"= you joined tea \(\d+ here\)"))
+        watcher.expect("= the last 3 lines in tea:")
+        for i in range(3):
+            watcher.expect(re.compile(r"~ \S+ \[alice\] tea %d" % i))
+
+
+class NatsOutageTest(ClusterTestCase):
+    def chat_and_notice(self, c, n, notice, timeout=RECOVERY):
+        """The next n chat lines c reads, and the notice among them or
+        before (the notice and the lines come by different paths)."""
+        got, told = [], 0
+        deadline = time.monotonic() + timeout
+        while len(got) < n or not told:
+            line = c.read_line(timeout=max(0.1, deadline - time.monotonic()))
+            if notice in line:
+                told += 1
+            m = re.match(r"\[([^\]]+)\] (.*)", line)
+            if m:
+                got.append((m.group(1), m.group(2)))
+        self.assertEqual(told, 1)
+        return got
+
+    def test_nats_restart_during_chat(self):
+        ns = self.nats()
+        a = self.node("a", [ns.url])
+        b = self.node("b", [ns.url])
+        alice = self.line_client(a, "alice")
+        anna = self.line_client(a, "anna")
+        bob = self.line_client(b, "bob")
+        alice.send("before")
+        anna.expect("[alice] before")
+        bob.expect("[alice] before")
+
+        ns.stop()
+        for c in (alice, anna, bob):
+            c.read_until(re.escape(DOWN))
+        # Each node's users chat among themselves meanwhile.
+        for i in range(5):
+            alice.send("a %d" % i)
+            bob.send("b %d" % i)
+        self.assertEqual(self.said_lines(anna, 5), [("alice", "a %d" % i) for i in range(5)])
+        alice.expect_silence(0.3)
+        a.log.wait(r"cluster: node a lost NATS")
+
+        ns.start()
+        # Told once it is back; what the other side said meanwhile comes
+        # once, in order; nothing said here comes twice.
+        self.assertEqual(self.chat_and_notice(bob, 5, BACK),
+                         [("alice", "a %d" % i) for i in range(5)])
+        self.assertEqual(self.chat_and_notice(anna, 5, BACK),
+                         [("bob", "b %d" % i) for i in range(5)])
+        self.assertEqual(self.chat_and_notice(alice, 5, BACK),
+                         [("bob", "b %d" % i) for i in range(5)])
+        alice.send("after")
+        anna.expect("[alice] after")
+        bob.expect("[alice] after")
+        for c in (alice, anna, bob):
+            c.expect_silence(0.3)
+        a.log.wait(r"cluster: node a is connected to NATS")
+
+    def test_nats_cluster_loses_a_server(self):
+        ports = [free_port() for _ in range(3)]
+        servers = [self.nats(name="n%d" % (i + 1), cluster_port=ports[i],
+                             routes=[p for p in ports if p != ports[i]]) for i in range(3)]
+        urls = [s.url for s in servers]
+        a = self.node("a", urls, replicas=3)
+        b = self.node("b", urls[::-1], replicas=3)
+        alice = self.line_client(a, "alice")
+        bob = self.line_client(b, "bob")
+        alice.send("one")
+        bob.expect("[alice] one", timeout=RECOVERY)
+
+        servers[0].kill()
+        # Whichever server each node was on, the chat goes on: lines said
+        # from now on arrive, once each, in order.
+        for i in range(20):
+            alice.send("a %d" % i)
+            bob.send("b %d" % i)
+            time.sleep(0.05)
+        self.assertEqual(self.said_lines(bob, 20, timeout=RECOVERY),
+                         [("alice", "a %d" % i) for i in range(20)])
+        self.assertEqual(self.said_lines(alice, 20, timeout=RECOVERY),
+                         [("bob", "b %d" % i) for i in range(20)])
+        bob.expect_silence(0.3)
+
+
+if __name__ == "__main__":
+    main()
