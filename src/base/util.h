@@ -44,6 +44,9 @@ bool parse_long(const char *s, long *ret);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t monotonic_ms(void);
+/* The wall clock in ms since the epoch, to a few ms (the coarse clock,
+ * which costs next to nothing). */
+int64_t wall_clock_ms(void);
 uint64_t monotonic_ns(void);
 
 /* FILE in chatd's runtime folder: $RUNTIME_DIRECTORY (systemd's

@@ -31,6 +31,22 @@
 #define SETUP_RETRY_MS 1000
 /* A lost message is logged at most once in this many ms. */
 #define LOSS_LOG_MS 60000
+/* A message the stream did not take (no leader: a NATS server lost, an
+ * election) is published again, in order, every RETRY_WAIT_MS, for at
+ * most RETRY_MAX_MS; new messages wait meanwhile. */
+#define RETRY_WAIT_MS 250
+#define CONSUMER_HEARTBEAT_NS 1000000000LL
+#define RETRY_MAX_MS 30000
+#define RETRY_KEPT_MAX 65536
+
+/* A message the stream refused, kept to be published again. */
+struct failed {
+	uint64_t n;          /* its number in Nats-Msg-Id: the order sent */
+	char subject[sizeof(CLUSTER_ROOM_SUBJECT) + 2 * NAME_MAX_LEN + 1];
+	char id[2 * NAME_MAX_LEN + 48];
+	size_t len;
+	char data[];
+};
 
 struct cluster {
 	struct cluster_host host;
@@ -44,6 +60,20 @@ struct cluster {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *sub;   /* the room stream's ordered consumer */
+	natsSubscription *private_sub; /* what is sent to this node alone */
+	natsSubscription *alive_sub;   /* the others' heartbeats */
+	uint64_t next_heartbeat_ms;
+
+	/* The other nodes heard, guarded by peers_lock (nats.c's thread adds,
+	 * the cluster's thread ages them). */
+	pthread_mutex_t peers_lock;
+	struct peer {
+		uint64_t origin;
+		char node[NAME_MAX_LEN + 1];
+		uint64_t heard_ms;   /* monotonic_ms(); 0: said it stops */
+		bool greeted;        /* asked for its members */
+	} peers[CLUSTER_NODES_MAX];
+	size_t peer_count;
 
 	pthread_t thread;
 	bool started;
@@ -56,16 +86,15 @@ struct cluster {
 	bool told_up;                        /* the cluster thread's: host told */
 	uint64_t next_msg;                   /* Nats-Msg-Id's counter */
 
+	/* What the stream refused, for the cluster's thread to publish again
+	 * (guarded by lock). */
+	struct failed **failed;
+	size_t failed_count, failed_cap;
+	atomic_bool any_failed;
+
 	atomic_uint_least64_t published, lost, received, last_seq;
 	atomic_int_least64_t loss_logged_ms;
 };
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void cluster_room_subject(const char *room, char *ret, size_t size)
 {
@@ -83,21 +112,24 @@ void cluster_room_subject(const char *room, char *ret, size_t size)
 
 /* ---- batches ------------------------------------------------------------- */
 
-void cluster_batch_add(struct cluster_batch **bp, const struct wire_record *r)
+void cluster_batch_add(struct cluster_batch **bp, enum cluster_to to, uint64_t node,
+		       const struct wire_record *r)
 {
 	if (!*bp)
 		*bp = xcalloc(1, sizeof(**bp));
 	struct cluster_batch *b = *bp;
 	struct cluster_run *run = b->run_count ? &b->runs[b->run_count - 1] : NULL;
-	if (!run || strcmp(run->room, r->room) != 0 || run->len >= CLUSTER_MESSAGE_MAX) {
+	if (!run || run->to != to || run->len >= CLUSTER_MESSAGE_MAX ||
+	    (to == CLUSTER_TO_ROOM && strcmp(run->room, r->room) != 0) ||
+	    (to == CLUSTER_TO_NODE && run->node != node)) {
 		if (b->run_count == b->run_cap) {
 			b->run_cap = b->run_cap ? 2 * b->run_cap : 8;
 			b->runs = xrealloc(b->runs, b->run_cap * sizeof(*b->runs));
 		}
 		run = &b->runs[b->run_count++];
-		memcpy(run->room, r->room, sizeof(run->room));
-		run->off = b->buf.len;
-		run->len = 0;
+		*run = (struct cluster_run){ .to = to, .node = node, .off = b->buf.len };
+		if (to == CLUSTER_TO_ROOM)
+			memcpy(run->room, r->room, sizeof(run->room));
 	}
 	size_t before = b->buf.len;
 	wire_encode(&b->buf, r);
@@ -153,7 +185,7 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 static void count_lost(struct cluster *c, uint64_t n, const char *why)
 {
 	atomic_fetch_add(&c->lost, n);
-	int64_t now = wall_ms(), last = atomic_load(&c->loss_logged_ms);
+	int64_t now = (int64_t)monotonic_ms(), last = atomic_load(&c->loss_logged_ms);
 	if (now - last >= LOSS_LOG_MS && atomic_compare_exchange_strong(&c->loss_logged_ms, &last, now))
 		log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_lost", .count = atomic_load(&c->lost)),
 			  "cluster: lines not published to the stream (%s); %" PRIu64 " messages lost "
@@ -164,7 +196,87 @@ static void on_publish_failed(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
 	(void)js;
 	struct cluster *c = closure;
-	count_lost(c, 1, pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+	const char *id = NULL, *at;
+	natsMsg *m = pae->Msg;
+	if (!m || natsMsgHeader_Get(m, "Nats-Msg-Id", &id) != NATS_OK || !(at = strrchr(id, '.'))) {
+		count_lost(c, 1, pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+		return;
+	}
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	struct failed *f = xmalloc(sizeof(*f) + len);
+	f->n = strtoull(at + 1, NULL, 10);
+	snprintf(f->subject, sizeof(f->subject), "%s", natsMsg_GetSubject(m));
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	f->len = len;
+	memcpy(f->data, natsMsg_GetData(m), len);
+	pthread_mutex_lock(&c->lock);
+	if (c->failed_count < RETRY_KEPT_MAX) {
+		if (c->failed_count == c->failed_cap) {
+			c->failed_cap = c->failed_cap ? 2 * c->failed_cap : 64;
+			c->failed = xrealloc(c->failed, c->failed_cap * sizeof(*c->failed));
+		}
+		c->failed[c->failed_count++] = f;
+		f = NULL;
+	}
+	atomic_store(&c->any_failed, true);
+	pthread_mutex_unlock(&c->lock);
+	if (f) {
+		free(f);
+		count_lost(c, 1, "too many messages waiting to be published again");
+	}
+}
+
+static int by_number(const void *a, const void *b)
+{
+	const struct failed *x = *(struct failed *const *)a, *y = *(struct failed *const *)b;
+	return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* What the stream refused is published again, in the order first sent,
+ * before anything newer: each until the stream takes it (the same
+ * Nats-Msg-Id, so one that did arrive is not kept twice), for at most
+ * RETRY_MAX_MS. */
+static void publish_again(struct cluster *c)
+{
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = 5000;
+	js_PublishAsyncComplete(c->js, &po); /* every answer in */
+	pthread_mutex_lock(&c->lock);
+	struct failed **list = c->failed;
+	size_t n = c->failed_count;
+	c->failed = NULL;
+	c->failed_count = c->failed_cap = 0;
+	atomic_store(&c->any_failed, false);
+	pthread_mutex_unlock(&c->lock);
+	qsort(list, n, sizeof(*list), by_number);
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_retry", .count = n),
+		  "cluster: the stream did not take %zu message%s; publishing %s again", n,
+		  n == 1 ? "" : "s", n == 1 ? "it" : "them");
+	uint64_t deadline = monotonic_ms() + RETRY_MAX_MS;
+	for (size_t i = 0; i < n; i++) {
+		struct failed *f = list[i];
+		natsStatus s = NATS_ERR;
+		while (s != NATS_OK && monotonic_ms() < deadline) {
+			natsMsg *m = NULL;
+			s = natsMsg_Create(&m, f->subject, NULL, f->data, (int)f->len);
+			if (s == NATS_OK)
+				s = natsMsgHeader_Set(m, "Nats-Msg-Id", f->id);
+			jsErrCode jerr = 0;
+			po.MaxWait = 2000;
+			if (s == NATS_OK)
+				s = js_PublishMsg(NULL, c->js, m, &po, &jerr);
+			natsMsg_Destroy(m);
+			if (s != NATS_OK)
+				usleep(RETRY_WAIT_MS * 1000);
+		}
+		if (s == NATS_OK)
+			atomic_fetch_add(&c->published, 1);
+		else
+			count_lost(c, 1, natsStatus_GetText(s));
+		free(f);
+	}
+	free(list);
 }
 
 static void on_room_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -184,6 +296,47 @@ static void on_room_message(natsConnection *nc, natsSubscription *sub, natsMsg *
 	natsMsg_Destroy(msg);
 }
 
+static void on_private(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	struct cluster *c = closure;
+	c->host.deliver(c->host.ctx, 0, (const uint8_t *)natsMsg_GetData(msg),
+			(size_t)natsMsg_GetDataLength(msg));
+	natsMsg_Destroy(msg);
+}
+
+/* A heartbeat: "NODE INCARNATION" (hex), or "NODE INCARNATION bye" from a
+ * node that stops. */
+static void on_alive(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	struct cluster *c = closure;
+	char text[NAME_MAX_LEN + 32], node[NAME_MAX_LEN + 1], bye[4] = "";
+	int len = natsMsg_GetDataLength(msg);
+	uint64_t origin;
+	if (len > 0 && (size_t)len < sizeof(text)) {
+		memcpy(text, natsMsg_GetData(msg), (size_t)len);
+		text[len] = 0;
+		if (sscanf(text, "%32s %" SCNx64 " %3s", node, &origin, bye) >= 2 && origin != c->self) {
+			pthread_mutex_lock(&c->peers_lock);
+			size_t i = 0;
+			while (i < c->peer_count && c->peers[i].origin != origin)
+				i++;
+			if (i == c->peer_count && c->peer_count < CLUSTER_NODES_MAX && !bye[0]) {
+				c->peers[c->peer_count++] = (struct peer){ .origin = origin };
+				snprintf(c->peers[i].node, sizeof(c->peers[i].node), "%s", node);
+			}
+			if (i < c->peer_count)
+				c->peers[i].heard_ms = bye[0] ? 0 : monotonic_ms();
+			pthread_mutex_unlock(&c->peers_lock);
+			poke(c);
+		}
+	}
+	natsMsg_Destroy(msg);
+}
+
 /* ---- the cluster's thread -------------------------------------------------- */
 
 /* The stream as this node wants it (made, or its limits brought up to
@@ -191,7 +344,7 @@ static void on_room_message(natsConnection *nc, natsSubscription *sub, natsMsg *
 static int set_up(struct cluster *c)
 {
 	jsErrCode jerr = 0;
-	const char *subjects[] = { CLUSTER_ROOM_SUBJECT "*" };
+	const char *subjects[] = { "chatd.stream.>" };
 	jsStreamConfig sc;
 	jsStreamConfig_Init(&sc);
 	sc.Name = CLUSTER_STREAM;
@@ -209,9 +362,21 @@ static int set_up(struct cluster *c)
 	if (s != NATS_OK) {
 		log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
 			  "cluster: cannot set the stream %s up: %s (JetStream error %d)", CLUSTER_STREAM,
-			  nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s),
-			  (int)jerr);
+			  natsStatus_GetText(s), (int)jerr);
 		return -1;
+	}
+	if (!c->private_sub) {
+		char subject[sizeof(CLUSTER_PRIVATE_SUBJECT) + 16];
+		snprintf(subject, sizeof(subject), CLUSTER_PRIVATE_SUBJECT "%016" PRIx64, c->self);
+		s = natsConnection_Subscribe(&c->private_sub, c->nc, subject, on_private, c);
+		if (s == NATS_OK)
+			s = natsConnection_Subscribe(&c->alive_sub, c->nc, CLUSTER_ALIVE_SUBJECT, on_alive,
+						     c);
+		if (s != NATS_OK) {
+			log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
+				  "cluster: cannot subscribe: %s", natsStatus_GetText(s));
+			return -1;
+		}
 	}
 	if (c->sub)
 		return 0;
@@ -219,6 +384,9 @@ static int set_up(struct cluster *c)
 	jsSubOptions_Init(&so);
 	so.Ordered = true;
 	so.Config.DeliverPolicy = js_DeliverNew;
+	/* A consumer lost with its NATS server is noticed after a few
+	 * missed heartbeats, and made again where the last line was. */
+	so.Config.Heartbeat = CONSUMER_HEARTBEAT_NS;
 	s = js_Subscribe(&c->sub, c->js, subjects[0], on_room_message, c, NULL, &so, &jerr);
 	if (s == NATS_OK)
 		s = natsSubscription_SetPendingLimits(c->sub, -1, 256 * 1024 * 1024);
@@ -239,13 +407,26 @@ static void publish(struct cluster *c, struct cluster_batch *b)
 {
 	for (size_t i = 0; i < b->run_count; i++) {
 		const struct cluster_run *run = &b->runs[i];
+		const char *data = (const char *)b->buf.data + run->off;
 		char subject[sizeof(CLUSTER_ROOM_SUBJECT) + 2 * NAME_MAX_LEN + 1];
+		natsStatus s;
+		if (run->to == CLUSTER_TO_NODE) {
+			/* Not kept: for a node that is there now. */
+			snprintf(subject, sizeof(subject), CLUSTER_PRIVATE_SUBJECT "%016" PRIx64,
+				 run->node);
+			s = natsConnection_Publish(c->nc, subject, data, (int)run->len);
+			if (s != NATS_OK)
+				count_lost(c, 1, natsStatus_GetText(s));
+			continue;
+		}
+		if (run->to == CLUSTER_TO_ROOM)
+			cluster_room_subject(run->room, subject, sizeof(subject));
+		else
+			snprintf(subject, sizeof(subject), CLUSTER_MEMBERS_SUBJECT "%s", c->node);
 		char id[2 * NAME_MAX_LEN + 48];
-		cluster_room_subject(run->room, subject, sizeof(subject));
 		snprintf(id, sizeof(id), "%s.%016" PRIx64 ".%" PRIu64, c->node, c->self, ++c->next_msg);
 		natsMsg *m = NULL;
-		natsStatus s = natsMsg_Create(&m, subject, NULL, (const char *)b->buf.data + run->off,
-					      (int)run->len);
+		s = natsMsg_Create(&m, subject, NULL, data, (int)run->len);
 		if (s == NATS_OK)
 			s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
 		if (s == NATS_OK)
@@ -257,6 +438,65 @@ static void publish(struct cluster *c, struct cluster_batch *b)
 			natsMsg_Destroy(m);
 		}
 	}
+}
+
+/* Says this node is alive (or, BYE, that it stops). */
+static void heartbeat(struct cluster *c, bool bye)
+{
+	char text[NAME_MAX_LEN + 32];
+	int n = snprintf(text, sizeof(text), "%s %016" PRIx64 "%s", c->node, c->self,
+			 bye ? " bye" : "");
+	natsConnection_Publish(c->nc, CLUSTER_ALIVE_SUBJECT, text, n);
+	if (bye)
+		natsConnection_FlushTimeout(c->nc, 500);
+}
+
+/* Asks the node ORIGIN for the state of each of its members. */
+static void greet(struct cluster *c, uint64_t origin)
+{
+	struct wire_record r = { .kind = WIRE_HELLO, .origin = c->self, .time_ms = wall_clock_ms() };
+	snprintf(r.node, sizeof(r.node), "%s", c->node);
+	struct cluster_batch *b = NULL;
+	cluster_batch_add(&b, CLUSTER_TO_NODE, origin, &r);
+	publish(c, b);
+	cluster_batch_free(b);
+}
+
+/* Heartbeats out, and the others' aged: a new one is asked for its
+ * members, a silent one is lost. */
+static void keep_peers(struct cluster *c)
+{
+	uint64_t now = monotonic_ms();
+	if (c->sub && atomic_load(&c->connected) && now >= c->next_heartbeat_ms) {
+		heartbeat(c, false);
+		c->next_heartbeat_ms = now + CLUSTER_HEARTBEAT_MS;
+	}
+	pthread_mutex_lock(&c->peers_lock);
+	for (size_t i = 0; i < c->peer_count;) {
+		struct peer p = c->peers[i];
+		if (now - p.heard_ms > CLUSTER_NODE_TIMEOUT_MS) {
+			c->peers[i] = c->peers[--c->peer_count];
+			pthread_mutex_unlock(&c->peers_lock);
+			log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_node_lost"),
+				  "cluster: node %s %s", p.node,
+				  p.heard_ms ? "is not heard from any more: its users leave"
+					     : "stops: its users leave");
+			c->host.node_lost(c->host.ctx, p.origin, p.node);
+			pthread_mutex_lock(&c->peers_lock);
+			continue;
+		}
+		if (!p.greeted) {
+			c->peers[i].greeted = true;
+			pthread_mutex_unlock(&c->peers_lock);
+			log_event(LOG_INFO, LOG_FIELDS(.event = "cluster_node_found"),
+				  "cluster: node %s (incarnation %016" PRIx64 ") is there", p.node,
+				  p.origin);
+			greet(c, p.origin);
+			pthread_mutex_lock(&c->peers_lock);
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&c->peers_lock);
 }
 
 /* Tells the host when reachability changed (only this thread does). */
@@ -285,39 +525,35 @@ static void *run(void *arg)
 
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		bool want_setup = !c->sub && atomic_load(&c->connected) &&
-				  (uint64_t)wall_ms() >= next_setup_ms;
-		if (want_setup) {
-			pthread_mutex_unlock(&c->lock);
-			if (set_up(c) < 0)
-				next_setup_ms = (uint64_t)wall_ms() + SETUP_RETRY_MS;
-			note_state(c);
-			pthread_mutex_lock(&c->lock);
-			continue;
-		}
+		bool stopping = c->stopping;
 		struct cluster_batch *b = c->queue;
 		c->queue = NULL;
 		c->tail = &c->queue;
-		if (b) {
-			pthread_mutex_unlock(&c->lock);
-			note_state(c);
-			for (struct cluster_batch *p = b; p; p = p->next)
-				publish(c, p);
-			cluster_batch_free(b);
-			pthread_mutex_lock(&c->lock);
-			continue;
-		}
-		if (c->stopping)
-			break;
 		pthread_mutex_unlock(&c->lock);
+
+		if (!c->sub && atomic_load(&c->connected) && monotonic_ms() >= next_setup_ms &&
+		    set_up(c) < 0)
+			next_setup_ms = monotonic_ms() + SETUP_RETRY_MS;
 		note_state(c);
+		keep_peers(c);
+		for (struct cluster_batch *p = b; p; p = p->next) {
+			if (atomic_load(&c->any_failed))
+				publish_again(c);
+			publish(c, p);
+		}
+		cluster_batch_free(b);
+		if (atomic_load(&c->any_failed))
+			publish_again(c);
+
 		pthread_mutex_lock(&c->lock);
-		if (c->queue || c->stopping)
-			continue;
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		pthread_cond_timedwait(&c->wake, &c->lock, &until);
+		if (stopping && !c->queue)
+			break;
+		if (!b && !c->queue && !c->stopping) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			pthread_cond_timedwait(&c->wake, &c->lock, &until);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -341,8 +577,9 @@ struct cluster *cluster_start(const struct config *cfg, const struct cluster_hos
 	c->max_age_ns = (int64_t)cfg->history_max_age * 1000000000;
 	c->per_room = cfg->history_keep > 0 ? cfg->history_keep : 1000;
 	if (getrandom(&c->self, sizeof(c->self), 0) != sizeof(c->self))
-		c->self = (uint64_t)wall_ms() ^ (uint64_t)getpid() << 32;
+		c->self = (uint64_t)wall_clock_ms() ^ (uint64_t)getpid() << 32;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->peers_lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
 	c->tail = &c->queue;
 
@@ -432,9 +669,14 @@ void cluster_stop(struct cluster *c)
 		po.MaxWait = 1000;
 		js_PublishAsyncComplete(c->js, &po);
 	}
-	if (c->sub) {
-		natsSubscription_Unsubscribe(c->sub);
-		natsSubscription_Destroy(c->sub);
+	if (c->sub && atomic_load(&c->connected))
+		heartbeat(c, true);
+	natsSubscription *subs[] = { c->sub, c->private_sub, c->alive_sub };
+	for (size_t i = 0; i < sizeof(subs) / sizeof(*subs); i++) {
+		if (subs[i]) {
+			natsSubscription_Unsubscribe(subs[i]);
+			natsSubscription_Destroy(subs[i]);
+		}
 	}
 	if (c->nc)
 		natsConnection_Close(c->nc);
@@ -442,7 +684,11 @@ void cluster_stop(struct cluster *c)
 	natsConnection_Destroy(c->nc);
 	natsOptions_Destroy(c->opts);
 	cluster_batch_free(c->queue);
+	for (size_t i = 0; i < c->failed_count; i++)
+		free(c->failed[i]);
+	free(c->failed);
 	pthread_cond_destroy(&c->wake);
+	pthread_mutex_destroy(&c->peers_lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	nats_CloseAndWait(1000);
@@ -451,6 +697,11 @@ void cluster_stop(struct cluster *c)
 uint64_t cluster_self(const struct cluster *c)
 {
 	return c->self;
+}
+
+const char *cluster_node(const struct cluster *c)
+{
+	return c->node;
 }
 
 bool cluster_up(const struct cluster *c)

@@ -7,6 +7,10 @@
  *   workers --batches--> cluster thread --publish--> stream "CHATD"
  *   stream --ordered consumer (nats.c's thread)--> host->deliver()
  *
+ * Besides, each node says it is alive every CLUSTER_HEARTBEAT_MS; one
+ * not heard for CLUSTER_NODE_TIMEOUT_MS is lost (host->node_lost()), and
+ * one heard for the first time is asked for its members (WIRE_HELLO).
+ *
  * The stream keeps each message with its sequence number, which is the
  * one order every node delivers a room's lines in. The consumer is
  * nats.c's ordered consumer: after a lost connection or a gap it starts
@@ -23,34 +27,62 @@
 #include "cluster/wire.h"
 
 #define CLUSTER_STREAM "CHATD"
-#define CLUSTER_ROOM_SUBJECT "chatd.room." /* + the room's lower-case name in hex */
+/* The stream's subjects: a room's lines (+ the room's lower-case name in
+ * hex), and a node's members (+ the node's name). */
+#define CLUSTER_ROOM_SUBJECT "chatd.stream.room."
+#define CLUSTER_MEMBERS_SUBJECT "chatd.stream.members."
+/* Outside the stream: a node's private messages and requests (+ its
+ * incarnation in hex), and every node's heartbeat. */
+#define CLUSTER_PRIVATE_SUBJECT "chatd.private."
+#define CLUSTER_ALIVE_SUBJECT "chatd.alive"
 #define CLUSTER_MESSAGE_MAX (64 * 1024)    /* bytes of records in one message */
+/* A node says it is alive this often; one not heard for NODE_TIMEOUT is
+ * taken for gone (its members leave). */
+#define CLUSTER_HEARTBEAT_MS 2000
+#define CLUSTER_NODE_TIMEOUT_MS 10000
+#define CLUSTER_NODES_MAX 256
 
 /* What the node running the cluster does with it; called from nats.c's
  * and the cluster's threads, never from a worker. */
 struct cluster_host {
 	void *ctx;
-	/* A message of the room stream, its sequence number SEQ: LEN bytes of
-	 * records (wire.h), valid during the call. In the stream's order. */
+	/* Records (wire.h), LEN bytes valid during the call: a message of the
+	 * stream numbered SEQ, in the stream's order; or (SEQ 0) one sent to
+	 * this node alone. */
 	void (*deliver)(void *ctx, uint64_t seq, const uint8_t *data, size_t len);
 	/* The stream is reachable (UP) or not any more: lines said here go
 	 * through it, or are delivered here alone meanwhile. */
 	void (*changed)(void *ctx, bool up);
+	/* The node ORIGIN, named NODE, was not heard for NODE_TIMEOUT, or said
+	 * it stops. */
+	void (*node_lost)(void *ctx, uint64_t origin, const char *node);
+};
+
+/* Where a run of records goes. */
+enum cluster_to {
+	CLUSTER_TO_ROOM,    /* the stream, the room's subject */
+	CLUSTER_TO_MEMBERS, /* the stream, this node's members' subject */
+	CLUSTER_TO_NODE,    /* one node, outside the stream */
 };
 
 /* Records said on one worker over a loop iteration, in order, for the
- * stream: each run of records to one room becomes one message. */
+ * stream: each run of records to one place becomes one message. */
 struct cluster_batch {
 	struct cluster_batch *next;
 	struct wire_buf buf;
 	struct cluster_run {
-		char room[NAME_MAX_LEN + 1];
+		enum cluster_to to;
+		char room[NAME_MAX_LEN + 1]; /* CLUSTER_TO_ROOM */
+		uint64_t node;               /* CLUSTER_TO_NODE: its incarnation */
 		size_t off, len;
 	} *runs;
 	size_t run_count, run_cap;
 };
 
-void cluster_batch_add(struct cluster_batch **b, const struct wire_record *r);
+/* R (to R->room, for CLUSTER_TO_ROOM; to the node NODE, for
+ * CLUSTER_TO_NODE) added to *B (made if NULL). */
+void cluster_batch_add(struct cluster_batch **b, enum cluster_to to, uint64_t node,
+		       const struct wire_record *r);
 void cluster_batch_free(struct cluster_batch *b);
 
 struct cluster;
@@ -66,8 +98,9 @@ struct cluster *cluster_start(const struct config *cfg, const struct cluster_hos
 void cluster_stop(struct cluster *c);
 
 /* This node's incarnation: a random number, new at each start, in every
- * record it says (wire_record.origin). */
+ * record it says (wire_record.origin); and its name. */
 uint64_t cluster_self(const struct cluster *c);
+const char *cluster_node(const struct cluster *c);
 
 /* Whether lines said now go through the stream (connected, subscribed). */
 bool cluster_up(const struct cluster *c);

@@ -3,6 +3,7 @@
 #include "cluster/wire.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -33,21 +34,34 @@ static void put_name(struct wire_buf *b, const char *s)
 	put(b, s, len);
 }
 
+static void put_u32(struct wire_buf *b, size_t n)
+{
+	uint8_t len[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
+	put(b, len, sizeof(len));
+}
+
 void wire_encode(struct wire_buf *b, const struct wire_record *r)
 {
-	uint8_t head[3] = { WIRE_VERSION, (uint8_t)r->kind, (uint8_t)(r->flags & WIRE_FLAGS) };
+	uint8_t head[4] = { WIRE_VERSION, (uint8_t)r->kind, (uint8_t)(r->flags & WIRE_FLAGS),
+			    (uint8_t)r->change };
 	put(b, head, sizeof(head));
 	put_u64(b, r->origin);
 	put_u64(b, r->session);
 	put_u64(b, r->id);
 	put_u64(b, (uint64_t)r->time_ms);
+	put_name(b, r->node);
 	put_name(b, r->room);
 	put_name(b, r->nick);
 	put_name(b, r->user);
 	put_name(b, r->host);
+	put_name(b, r->other);
+	put_name(b, r->realname);
+	put_name(b, r->account);
+	size_t rooms = strlen(r->rooms);
+	put_u32(b, rooms);
+	put(b, r->rooms, rooms);
 	size_t n = r->text_len > WIRE_TEXT_MAX ? WIRE_TEXT_MAX : r->text_len;
-	uint8_t len[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
-	put(b, len, sizeof(len));
+	put_u32(b, n);
 	put(b, r->text, n);
 }
 
@@ -93,34 +107,59 @@ static void get_name(struct reader *rd, char *ret, size_t size, bool may_be_empt
 	rd->p += n;
 }
 
+static size_t get_u32(struct reader *rd, size_t max)
+{
+	if (rd->bad || rd->end - rd->p < 4) {
+		rd->bad = true;
+		return 0;
+	}
+	size_t n = (size_t)rd->p[0] << 24 | (size_t)rd->p[1] << 16 | (size_t)rd->p[2] << 8 | rd->p[3];
+	rd->p += 4;
+	if (n > max || (size_t)(rd->end - rd->p) < n) {
+		rd->bad = true;
+		return 0;
+	}
+	return n;
+}
+
 int wire_decode(const uint8_t *data, size_t len, size_t *off, struct wire_record *ret)
 {
 	if (*off >= len)
 		return 0;
 	struct reader rd = { .p = data + *off, .end = data + len };
-	if (rd.end - rd.p < 3 || rd.p[0] != WIRE_VERSION || rd.p[1] == 0 || rd.p[1] > WIRE_KIND_MAX ||
-	    (rd.p[2] & ~WIRE_FLAGS))
+	if (rd.end - rd.p < 4 || rd.p[0] != WIRE_VERSION || rd.p[1] == 0 || rd.p[1] > WIRE_KIND_MAX ||
+	    (rd.p[2] & ~WIRE_FLAGS) || rd.p[3] > REMOTE_CHANGE_MAX)
 		return -EBADMSG;
-	struct wire_record r = { .kind = (enum wire_kind)rd.p[1], .flags = rd.p[2] };
-	rd.p += 3;
-	r.origin = get_u64(&rd);
-	r.session = get_u64(&rd);
-	r.id = get_u64(&rd);
-	r.time_ms = (int64_t)get_u64(&rd);
-	get_name(&rd, r.room, sizeof(r.room), false);
-	get_name(&rd, r.nick, sizeof(r.nick), false);
-	get_name(&rd, r.user, sizeof(r.user), true);
-	get_name(&rd, r.host, sizeof(r.host), true);
-	if (rd.bad || rd.end - rd.p < 4)
-		return -EBADMSG;
-	size_t n = (size_t)rd.p[0] << 24 | (size_t)rd.p[1] << 16 | (size_t)rd.p[2] << 8 | rd.p[3];
+	ret->kind = (enum wire_kind)rd.p[1];
+	ret->flags = rd.p[2];
+	ret->change = (enum remote_change)rd.p[3];
 	rd.p += 4;
-	if (n > WIRE_TEXT_MAX || (size_t)(rd.end - rd.p) < n)
+	ret->origin = get_u64(&rd);
+	ret->session = get_u64(&rd);
+	ret->id = get_u64(&rd);
+	ret->time_ms = (int64_t)get_u64(&rd);
+	get_name(&rd, ret->node, sizeof(ret->node), true);
+	get_name(&rd, ret->room, sizeof(ret->room), true);
+	get_name(&rd, ret->nick, sizeof(ret->nick), true);
+	get_name(&rd, ret->user, sizeof(ret->user), true);
+	get_name(&rd, ret->host, sizeof(ret->host), true);
+	get_name(&rd, ret->other, sizeof(ret->other), true);
+	get_name(&rd, ret->realname, sizeof(ret->realname), true);
+	get_name(&rd, ret->account, sizeof(ret->account), true);
+	size_t rooms = get_u32(&rd, WIRE_ROOMS_MAX);
+	if (!rd.bad) {
+		memcpy(ret->rooms, rd.p, rooms);
+		ret->rooms[rooms] = 0;
+		rd.p += rooms;
+		if (memchr(ret->rooms, 0, rooms))
+			rd.bad = true;
+	}
+	size_t n = get_u32(&rd, WIRE_TEXT_MAX);
+	if (rd.bad)
 		return -EBADMSG;
-	r.text = (const char *)rd.p;
-	r.text_len = n;
+	ret->text = (const char *)rd.p;
+	ret->text_len = n;
 	rd.p += n;
-	*ret = r;
 	*off = (size_t)(rd.p - data);
 	return 1;
 }

@@ -3,10 +3,11 @@
  * whom, from which node), each encoded once by the node where it was
  * said and decoded by every node, that one included. No I/O here.
  *
- * A record: a version byte, a kind byte, a flags byte, four 64-bit
- * numbers (big-endian), then the room, nick, user and host (a length byte
- * each) and the text (a 32-bit length). Anything short, too long or of an
- * unknown version is refused whole. */
+ * A record: a version byte, a kind byte, a flags byte, a change byte,
+ * four 64-bit numbers (big-endian), then the node, room, nick, user, host, other,
+ * realname and account (a length byte each), the rooms and the text (a
+ * 32-bit length each). Anything short, too long or of an unknown version
+ * is refused whole. */
 #ifndef CHATD_CLUSTER_WIRE_H
 #define CHATD_CLUSTER_WIRE_H
 
@@ -15,6 +16,7 @@
 #include <stdint.h>
 
 #include "base/text.h"
+#include "core/remote.h"
 #include "core/rooms.h"
 
 #define WIRE_VERSION 1
@@ -23,29 +25,42 @@
 enum wire_kind {
 	WIRE_SAID = 1,   /* nick said text in room */
 	WIRE_ACTION = 2, /* nick did text in room (/me) */
-	WIRE_KIND_MAX = WIRE_ACTION,
+	WIRE_PRIVATE = 3,/* nick said text to other alone (flags: notice, action) */
+	WIRE_MEMBER = 4, /* nick (session, of origin) is now as described: in
+			  * rooms, or gone; change says what happened */
+	WIRE_HELLO = 5,  /* origin asks for every member's state (WIRE_MEMBER) */
+	WIRE_KIND_MAX = WIRE_HELLO,
 };
 
 enum {
 	WIRE_NOTICE = 1,     /* said as an IRC notice */
 	WIRE_FORMATTING = 2, /* the text holds IRC formatting */
-	WIRE_ECHO = 4,       /* the sender hears it too */
+	WIRE_ACTION_FLAG = 4,/* WIRE_PRIVATE: an action */
 	WIRE_DELIVERED = 8,  /* the origin delivered it to its own members
 			      * already (said while the cluster was away) */
 	WIRE_FLAGS = 15,
 };
 
+#define WIRE_ROOMS_MAX (ROOMS_PER_MEMBER * (NAME_MAX_LEN + 1))
+
 struct wire_record {
 	enum wire_kind kind;
 	unsigned flags;
+	enum remote_change change; /* WIRE_MEMBER: what happened */
 	uint64_t origin;     /* the node's incarnation (cluster_self()) */
 	uint64_t session;    /* the sender's session id on that node */
-	uint64_t id;         /* the event's id on that node */
+	uint64_t id;         /* the event's id on that node; WIRE_MEMBER: the
+			      * member's version, higher at each change */
 	int64_t time_ms;     /* when, in ms since the epoch */
+	char node[NAME_MAX_LEN + 1];     /* the origin's name */
 	char room[NAME_MAX_LEN + 1];
 	char nick[NAME_MAX_LEN + 1];
 	char user[USER_MAX_LEN + 1];
 	char host[HOST_MAX_LEN + 1];
+	char other[NAME_MAX_LEN + 1];    /* a nick, or a room (WIRE_WENT) */
+	char realname[REALNAME_MAX_LEN + 1];
+	char account[NAME_MAX_LEN + 1];
+	char rooms[WIRE_ROOMS_MAX + 1];  /* WIRE_MEMBER: its rooms, space-separated */
 	const char *text;    /* into the decoded bytes, not NUL-terminated */
 	size_t text_len;
 };

@@ -1,6 +1,8 @@
 #include "autoconf.h"
 
 #include "core/chat.h"
+#include "core/chat_impl.h"
+#include "core/remote.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,15 +16,6 @@
 #include "base/util.h"
 #include "core/flood.h"
 
-/* For IRC's server-time: the coarse clock (a few ms of resolution) costs
- * next to nothing, and this runs for every line said. */
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *server_of(const struct worker *w)
 {
 	return worker_config(w)->irc_server_name;
@@ -34,7 +27,7 @@ static struct chat_event event_by(struct worker *w, const struct session *s,
 {
 	return (struct chat_event){ .kind = kind, .nick = s->member.nick, .user = s->member.user,
 				    .host = s->member.host, .id = worker_event_id(w),
-				    .time_ms = wall_ms(), .server = server_of(w) };
+				    .time_ms = wall_clock_ms(), .server = server_of(w) };
 }
 
 /* How many lines a joiner is shown: none with history off. */
@@ -47,13 +40,7 @@ static unsigned replay_count(const struct worker *w)
 								   : cfg->history_keep);
 }
 
-/* One event's encodings, made as the rooms it goes to need them. */
-struct encoded {
-	struct msg *msg[FORMAT_COUNT];
-};
-
-/* Encodes EV in every format someone in ROOM reads, that is not yet. */
-static void encode_for(struct encoded *e, struct room *room, const struct chat_event *ev)
+void encode_for(struct encoded *e, struct room *room, const struct chat_event *ev)
 {
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		if (!e->msg[f] && room_formats(room, (enum format)f))
@@ -67,7 +54,7 @@ static struct msg *encoded_in(struct encoded *e, enum format f, const struct cha
 	return e->msg[f];
 }
 
-static void encoded_free(struct encoded *e)
+void encoded_free(struct encoded *e)
 {
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		if (e->msg[f])
@@ -82,8 +69,7 @@ static void tell_session(struct worker *w, struct session *s, const struct chat_
 	msg_unref(m);
 }
 
-/* Sends E (encoded for ROOM) to ROOM; see struct room_send. */
-static void send_room(struct worker *w, struct room *room, struct encoded *e, uint64_t except_id,
+void send_room(struct worker *w, struct room *room, struct encoded *e, uint64_t except_id,
 		      uint64_t seq, uint64_t once)
 {
 	struct room_send rs = { .except_id = except_id, .seq = seq, .once = once };
@@ -137,23 +123,14 @@ static uint64_t keep_line(struct worker *w, struct room *room, const struct chat
 	return keep_line_in(w, room->history, room, ev);
 }
 
-/* In a room of more than announce_max, each arrival and departure told to
- * everyone would drown the chat (and cost N lines per connection, which a
- * connect/close loop could abuse): such rooms hear none. */
 static bool crowded(const struct worker *w, unsigned room_count)
 {
 	int max = worker_config(w)->announce_max;
 	return max > 0 && room_count > (unsigned)max;
 }
 
-/* Tells ROOM (of ROOM_COUNT members) of S's arrival or departure, EV,
- * encoded in E, numbered SEQ (see rooms.h), unless the room is crowded
- * (announce_max) or hears them faster than announce_rate: each connection
- * would otherwise cost everyone there two lines, which a connect/close
- * loop could turn into a flood. What was not told is counted in a notice
- * before the next one that is. ONCE as in struct room_send. */
-static void announce(struct worker *w, struct session *s, struct room *room, unsigned room_count,
-		     struct encoded *e, const struct chat_event *ev, uint64_t seq, uint64_t once)
+void announce(struct worker *w, uint64_t except_id, struct room *room, unsigned room_count,
+	      struct encoded *e, const struct chat_event *ev, uint64_t seq, uint64_t once)
 {
 	const struct config *cfg = worker_config(w);
 	unsigned suppressed;
@@ -170,10 +147,10 @@ static void announce(struct worker *w, struct session *s, struct room *room, uns
 					     .time_ms = ev->time_ms, .server = ev->server };
 		struct encoded noted = { 0 };
 		encode_for(&noted, room, &missed);
-		send_room(w, room, &noted, s->id, seq, 0);
+		send_room(w, room, &noted, except_id, seq, 0);
 		encoded_free(&noted);
 	}
-	send_room(w, room, e, s->id, seq, once);
+	send_room(w, room, e, except_id, seq, once);
 }
 
 static void log_connect(struct worker *w, struct session *s, int online)
@@ -215,6 +192,7 @@ int chat_register(struct worker *w, struct session *s, const char *nick, const c
 	int online = rooms_enter(worker_rooms(w), &s->member, nick, room, &ms, &count, snap);
 	if (online < 0)
 		return online;
+	worker_cluster_member(w, s, ms ? REMOTE_ENTERED : REMOTE_STATE, room, NULL, NULL, 0);
 	worker_online_changed(w);
 	flood_init(&s->flood, worker_config(w)->burst, worker_now_ms(w));
 	if (ms) {
@@ -223,7 +201,7 @@ int chat_register(struct worker *w, struct session *s, const char *nick, const c
 		ev.room = ms->room->name;
 		ev.online = online;
 		struct encoded e = { 0 };
-		announce(w, s, ms->room, count, &e, &ev, ms->joined_seq, 0);
+		announce(w, s->id, ms->room, count, &e, &ev, ms->joined_seq, 0);
 		encoded_free(&e);
 	}
 	log_connect(w, s, online);
@@ -237,6 +215,9 @@ void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 {
 	int online = rooms_leave(worker_rooms(w), &s->member);
 	worker_online_changed(w);
+	/* At shutdown the others are told the node stops, once. */
+	if (!worker_shutting_down(w))
+		worker_cluster_member(w, s, REMOTE_QUIT, NULL, NULL, farewell, farewell_len);
 
 	struct text_buf c;
 	text_buf_clean_chat(&c, farewell, farewell_len);
@@ -255,7 +236,7 @@ void chat_disconnected(struct worker *w, struct session *s, const char *reason,
 		if (!worker_shutting_down(w)) {
 			/* No encoding names the room but MISSED's. */
 			ev.room = ms->room->name;
-			announce(w, s, ms->room, ms->left_count + 1, &e, &ev, ms->change_seq, ev.id);
+			announce(w, s->id, ms->room, ms->left_count + 1, &e, &ev, ms->change_seq, ev.id);
 		}
 		membership_free(ms);
 	}
@@ -340,12 +321,13 @@ int chat_join(struct worker *w, struct session *s, const char *name, bool echo,
 			  "room %s registered to account %s", saved.name, saved.founder);
 	}
 	worker_room_link(w, ms);
+	worker_cluster_member(w, s, REMOTE_JOINED, ms->room->name, NULL, NULL, 0);
 	struct chat_event ev = event_by(w, s, CHAT_JOINED);
 	ev.room = ms->room->name;
 	struct encoded e = { 0 };
 	if (echo)
 		worker_send(w, s, encoded_in(&e, s->member.format, &ev));
-	announce(w, s, ms->room, *ret_count, &e, &ev, ms->joined_seq, 0);
+	announce(w, s->id, ms->room, *ret_count, &e, &ev, ms->joined_seq, 0);
 	encoded_free(&e);
 	return 0;
 }
@@ -357,9 +339,11 @@ static void departed(struct worker *w, struct session *s, struct membership *ms,
 {
 	struct encoded e = { 0 };
 	worker_room_unlink(w, ms);
+	worker_cluster_member(w, s, ev->kind == CHAT_WENT ? REMOTE_WENT : REMOTE_PARTED, ev->room,
+			      ev->other, ev->text, ev->text_len);
 	if (echo)
 		worker_send(w, s, encoded_in(&e, s->member.format, ev));
-	announce(w, s, ms->room, ms->left_count + 1, &e, ev, ms->change_seq, 0);
+	announce(w, s->id, ms->room, ms->left_count + 1, &e, ev, ms->change_seq, 0);
 	encoded_free(&e);
 	membership_free(ms);
 }
@@ -453,6 +437,7 @@ int chat_rename(struct worker *w, struct session *s, const char *nick)
 	if (r < 0)
 		return r;
 	nick = s->member.nick; /* a guest's, when NULL */
+	worker_cluster_member(w, s, REMOTE_RENAMED, NULL, old, NULL, 0);
 
 	struct chat_event ev = event_by(w, s, CHAT_RENAMED);
 	ev.nick = old;
@@ -476,6 +461,7 @@ int chat_rename(struct worker *w, struct session *s, const char *nick)
 void chat_logged_in(struct worker *w, struct session *s, const char *account)
 {
 	rooms_set_account(worker_rooms(w), &s->member, account);
+	worker_cluster_member(w, s, REMOTE_STATE, NULL, NULL, NULL, 0);
 	if (strcasecmp(account, s->member.nick) == 0)
 		s->guard_ms = 0;
 }
@@ -506,7 +492,7 @@ int chat_private(struct worker *w, struct session *s, const char *nick, const ch
 
 	if (!rooms_find(worker_rooms(w), nick, &to))
 		return -ENOENT;
-	if (to.conn_id == s->id && !echo)
+	if (to.conn_id == s->id && to.worker >= 0 && !echo)
 		return -ELOOP;
 	if (ret_away)
 		memcpy(ret_away, to.away, sizeof(to.away));
@@ -522,9 +508,10 @@ int chat_private(struct worker *w, struct session *s, const char *nick, const ch
 		ev.notice = notice;
 		ev.action = action;
 		struct encoded e = { 0 };
-		struct msg *m = encoded_in(&e, to.format, &ev);
-		if (to.conn_id != s->id)
-			worker_send_direct(w, &to, m);
+		if (to.worker < 0)
+			worker_cluster_private(w, &to, &ev);
+		else if (to.conn_id != s->id)
+			worker_send_direct(w, &to, encoded_in(&e, to.format, &ev));
 		if (echo)
 			worker_send(w, s, encoded_in(&e, s->member.format, &ev));
 		encoded_free(&e);
@@ -598,6 +585,10 @@ int chat_kick(struct worker *w, struct session *s, const char *name, const char 
 	int r = rooms_may_kick(worker_rooms(w), &s->member, name, nick, &to, &room, &joined_seq);
 	if (r < 0)
 		return r;
+	if (to.worker < 0) {
+		room_unref(room);
+		return -EREMOTE;
+	}
 	struct text_buf c;
 	text_buf_clean_chat(&c, reason, len);
 	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, TOPIC_MAX_LEN);
@@ -638,9 +629,10 @@ void chat_kicked(struct worker *w, struct session *s, struct kick *k)
 					 .other = s->member.nick, .text = k->reason,
 					 .text_len = k->reason_len, .id = worker_event_id(w),
 					 .formatting = text_has_formatting(k->reason, k->reason_len),
-					 .time_ms = wall_ms(), .server = server_of(w) };
+					 .time_ms = wall_clock_ms(), .server = server_of(w) };
 		struct encoded e = { 0 };
 		worker_room_unlink(w, ms);
+		worker_cluster_member(w, s, REMOTE_KICKED, ev.room, k->by, k->reason, k->reason_len);
 		/* Everyone is told, crowded room or not: it is no arrival. */
 		encode_for(&e, ms->room, &ev);
 		send_room(w, ms->room, &e, s->id, ms->change_seq, 0);

@@ -63,6 +63,17 @@ void worker_said(struct worker *w);
  * when the stream is back, for the other nodes). */
 bool worker_cluster_line(struct worker *w, uint64_t session, const struct chat_event *ev);
 
+/* In a cluster: S changed (CHANGE: what happened; ROOM, OTHER, TEXT as
+ * in struct remote_update, NULL when none): the other nodes are told
+ * S's whole state. Nothing without a cluster. */
+void worker_cluster_member(struct worker *w, struct session *s, int change, const char *room,
+			   const char *other, const char *text, size_t text_len);
+
+/* In a cluster: EV, a private message, to the member of another node at
+ * TO. */
+void worker_cluster_private(struct worker *w, const struct member_address *to,
+			    const struct chat_event *ev);
+
 /* L (its reference taken) to be written to the store, with the other
  * lines of this loop iteration. */
 void worker_store_line(struct worker *w, struct hline *l);

@@ -35,6 +35,7 @@ struct rooms {
 	int invisible;
 	uint64_t marks;   /* rooms_match()'s stamps handed out */
 	unsigned next_guest;
+	char guest_suffix[NAME_MAX_LEN + 1]; /* "-node", or "" */
 };
 
 static size_t name_hash(const char *key)
@@ -213,6 +214,24 @@ struct rooms *rooms_new(int workers)
 	return r;
 }
 
+void rooms_set_guest_suffix(struct rooms *r, const char *suffix)
+{
+	snprintf(r->guest_suffix, sizeof(r->guest_suffix), "-%s", suffix);
+}
+
+/* The next guest nick into RET (under the lock). */
+static void guest_nick(struct rooms *r, char ret[NAME_MAX_LEN + 1])
+{
+	do {
+		size_t n = (size_t)snprintf(ret, NAME_MAX_LEN + 1, "guest%u", r->next_guest++);
+		size_t k = strlen(r->guest_suffix);
+		if (k > NAME_MAX_LEN - n)
+			k = NAME_MAX_LEN - n; /* cut: still a valid name */
+		memcpy(ret + n, r->guest_suffix, k);
+		ret[n + k] = 0;
+	} while (table_find(&r->nicks, ret));
+}
+
 void rooms_free(struct rooms *r)
 {
 	if (!r)
@@ -359,7 +378,8 @@ static struct membership *join_locked(struct rooms *r, struct member *m, const c
 	m->room_count++;
 	/* Counted in its format before its arrival is numbered: see
 	 * room_formats(). */
-	atomic_fetch_add(&room->formats[m->format], 1);
+	if (!member_is_remote(m)) /* nothing is encoded for it here */
+		atomic_fetch_add(&room->formats[m->format], 1);
 	/* Numbered with the history held: the lines before are shown, the
 	 * lines after are sent (see history.h). */
 	pthread_mutex_lock(&room->history->lock);
@@ -381,7 +401,8 @@ static void part_locked(struct rooms *r, struct membership *ms)
 	TAILQ_REMOVE(&m->rooms, ms, member_link);
 	m->room_count--;
 	ms->change_seq = room_next_seq(room);
-	atomic_fetch_sub(&room->formats[m->format], 1);
+	if (!member_is_remote(m))
+		atomic_fetch_sub(&room->formats[m->format], 1);
 	ms->left_count = --room->count;
 	if (room->count == 0) {
 		table_remove(&r->rooms, &room->name_entry);
@@ -411,9 +432,7 @@ int rooms_enter(struct rooms *r, struct member *m, const char *nick, const char 
 	if (nick) {
 		snprintf(m->nick, sizeof(m->nick), "%s", nick);
 	} else {
-		do
-			snprintf(m->nick, sizeof(m->nick), "guest%u", r->next_guest++);
-		while (table_find(&r->nicks, m->nick));
+		guest_nick(r, m->nick);
 	}
 	table_insert(&r->nicks, &m->nick_entry, m->nick);
 	m->registered = true;
@@ -496,9 +515,7 @@ int rooms_rename(struct rooms *r, struct member *m, const char *nick,
 
 	pthread_mutex_lock(&r->lock);
 	if (!nick) {
-		do
-			snprintf(guest, sizeof(guest), "guest%u", r->next_guest++);
-		while (table_find(&r->nicks, guest));
+		guest_nick(r, guest);
 		nick = guest;
 	}
 	struct name_entry *e = table_find(&r->nicks, nick);
@@ -641,6 +658,7 @@ bool rooms_announce(struct rooms *r, struct room *room, int rate, uint64_t now_m
 static void address_of(const struct member *m, struct member_address *ret)
 {
 	ret->worker = m->worker;
+	ret->origin = m->origin;
 	ret->fd = m->fd;
 	ret->conn_id = m->conn_id;
 	memcpy(ret->nick, m->nick, sizeof(ret->nick));

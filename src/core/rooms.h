@@ -86,7 +86,8 @@ struct member {
 	char account[NAME_MAX_LEN + 1]; /* logged in to; "": none (rooms_set_account) */
 
 	/* Set before rooms_enter() and constant after. */
-	int worker;
+	int worker;                    /* -1: a member of another node (remote.h) */
+	uint64_t origin;               /* that node (0: this one) */
 	int fd;
 	uint64_t conn_id;
 	time_t signon;
@@ -95,6 +96,12 @@ struct member {
 	char realname[REALNAME_MAX_LEN + 1];
 	char via[12];                  /* the port it came in on: "irc", "web+tls", ... */
 };
+
+/* Whether M is a member of another node of a cluster (core/remote.h). */
+static inline bool member_is_remote(const struct member *m)
+{
+	return m->worker < 0;
+}
 
 struct room {
 	atomic_int refs;
@@ -128,7 +135,8 @@ struct room {
 
 /* Where a nick's connection lives, for a private message or a kick. */
 struct member_address {
-	int worker;
+	int worker;                    /* -1: on another node, origin */
+	uint64_t origin;
 	int fd;
 	uint64_t conn_id;
 	char nick[NAME_MAX_LEN + 1];
@@ -187,6 +195,9 @@ struct member_summary {
 struct rooms;
 
 struct rooms *rooms_new(int workers);
+/* Guests are named "guestN-SUFFIX" (cut to fit) from now on: in a cluster,
+ * the node's name, so that the nodes' guests do not collide. */
+void rooms_set_guest_suffix(struct rooms *r, const char *suffix);
 void rooms_free(struct rooms *r);
 
 /* Registers M as NICK (NULL: a fresh guest nick), and at once in room

@@ -28,6 +28,7 @@ struct session {
 	size_t dropped_bytes; /* of over-long lines, not yet charged to flood */
 	uint64_t guard_ms;    /* when its registered nick is taken from it, unless it
 			       * identifies (worker_now_ms); 0: no such deadline */
+	uint64_t cluster_version; /* its state's, as told to the other nodes */
 	void *codec_state;    /* the protocol's own, owned by proto/codec.c */
 };
 

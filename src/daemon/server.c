@@ -20,6 +20,7 @@
 #include "admin/control.h"
 #include "admin/metrics.h"
 #include "cluster/cluster.h"
+#include "core/remote.h"
 #include "daemon/daemonize.h"
 #include "net/iplimit.h"
 #include "net/listener.h"
@@ -954,13 +955,23 @@ static void cluster_changed(void *ctx, bool up)
 		worker_post_wall(s->pool.workers[i], text);
 }
 
+/* On the cluster's thread: the node's members leave, on worker 0 (which
+ * owns the members of other nodes). */
+static void cluster_node_lost(void *ctx, uint64_t origin, const char *node)
+{
+	struct server *s = ctx;
+	worker_post_node_lost(s->pool.workers[0], origin, node);
+}
+
 static int start_cluster(struct server *s)
 {
 	if (s->cfg->cluster_url_count == 0)
 		return 0;
 	char *err = NULL;
 	struct cluster_host host = { .ctx = s, .deliver = cluster_delivered,
-				     .changed = cluster_changed };
+				     .changed = cluster_changed, .node_lost = cluster_node_lost };
+	s->pool.remotes = remotes_new();
+	rooms_set_guest_suffix(s->pool.rooms, s->cfg->cluster_node);
 	s->pool.cluster = cluster_start(s->cfg, &host, &err);
 	if (!s->pool.cluster) {
 		log_event(LOG_ERR, LOG_FIELDS(.event = "cluster_failed"), "cluster: %s", err);
@@ -980,6 +991,8 @@ static void stop_workers(struct server *s)
 	 * what the stream still delivers lands in inboxes that exist. */
 	cluster_stop(s->pool.cluster);
 	s->pool.cluster = NULL;
+	remotes_free(s->pool.remotes, s->pool.rooms);
+	s->pool.remotes = NULL;
 	/* Every line said is in the store's hands now: written before the
 	 * workers are freed, as answers to questions still go to their
 	 * inboxes. */

@@ -33,8 +33,7 @@ enum event_kind {
 	EV_WALL,       /* ptr: the text (the receiver's to free): the server's
 			* notice to everyone */
 	EV_BANS,       /* ptr: struct ban_list, a reference: the bans from now on */
-	EV_CLUSTER,    /* ptr: struct cluster_delivery (the receiver's to free):
-			* a message of the cluster's room stream */
+	EV_CLUSTER,    /* ptr: struct cluster_delivery (the receiver's to free) */
 	EV_PING,       /* id: sequence */
 	EV_SHUTDOWN,
 };
@@ -54,11 +53,20 @@ struct disconnect {
 	char actor[192];   /* who did it, for the log */
 };
 
-/* A message of the room stream, copied from nats.c's. */
+/* What the cluster hands the workers. */
 struct cluster_delivery {
-	uint64_t seq;      /* its sequence number in the stream */
+	enum {
+		CLUSTER_RECORDS,   /* to worker 0: records (cluster/wire.h) */
+		CLUSTER_NODE_LOST, /* to worker 0: node origin is gone */
+		CLUSTER_TELL_ALL,  /* to each worker: tell the others the state of
+				    * each of its members */
+	} what;
+	uint64_t seq;      /* the records' number in the stream; 0: sent to this
+			    * node alone */
+	uint64_t origin;
+	char node[NAME_MAX_LEN + 1];
 	size_t len;
-	uint8_t data[];    /* records (cluster/wire.h) */
+	uint8_t data[];
 };
 
 struct event {

@@ -20,6 +20,7 @@
 #include "cluster/cluster.h"
 #include "core/bans.h"
 #include "core/chat.h"
+#include "core/remote.h"
 #include "net/worker_impl.h"
 #include "proto/codec.h"
 #include "tls/failures.h"
@@ -95,7 +96,7 @@ bool worker_pool_kick(struct worker_pool *pool, const char *nick, const char *te
 		      const char *actor, char ret_nick[NAME_MAX_LEN + 1])
 {
 	struct member_address to;
-	if (!rooms_find(pool->rooms, nick, &to))
+	if (!rooms_find(pool->rooms, nick, &to) || to.worker < 0)
 		return false;
 	worker_post_disconnect(pool->workers[to.worker], to.fd, to.conn_id, "kicked", text, actor);
 	memcpy(ret_nick, to.nick, NAME_MAX_LEN + 1);
@@ -121,13 +122,27 @@ int worker_pool_wall(struct worker_pool *pool, const char *text, const char *act
 	return online;
 }
 
+static void post_cluster(struct worker *w, struct cluster_delivery d, const uint8_t *data,
+			 size_t len)
+{
+	struct cluster_delivery *copy = xmalloc(sizeof(*copy) + len);
+	*copy = d;
+	copy->len = len;
+	if (len)
+		memcpy(copy->data, data, len);
+	post(w, (struct event){ .kind = EV_CLUSTER, .ptr = copy });
+}
+
 void worker_post_cluster(struct worker *w, uint64_t seq, const uint8_t *data, size_t len)
 {
-	struct cluster_delivery *d = xmalloc(sizeof(*d) + len);
-	d->seq = seq;
-	d->len = len;
-	memcpy(d->data, data, len);
-	post(w, (struct event){ .kind = EV_CLUSTER, .ptr = d });
+	post_cluster(w, (struct cluster_delivery){ .what = CLUSTER_RECORDS, .seq = seq }, data, len);
+}
+
+void worker_post_node_lost(struct worker *w, uint64_t origin, const char *node)
+{
+	struct cluster_delivery d = { .what = CLUSTER_NODE_LOST, .origin = origin };
+	snprintf(d.node, sizeof(d.node), "%s", node);
+	post_cluster(w, d, NULL, 0);
 }
 
 void worker_post_ping(struct worker *w, uint64_t seq)
@@ -154,29 +169,87 @@ void worker_store_line(struct worker *w, struct hline *l)
 	w->store_lines[w->store_count++] = l;
 }
 
+/* A record of this node, about what EV's nick did. */
+static struct wire_record record_of(struct worker *w, enum wire_kind kind,
+				    const struct chat_event *ev)
+{
+	struct cluster *c = w->pool->cluster;
+	struct wire_record r = {
+		.kind = kind,
+		.flags = (ev->notice ? WIRE_NOTICE : 0) | (ev->formatting ? WIRE_FORMATTING : 0),
+		.origin = cluster_self(c),
+		.id = ev->id,
+		.time_ms = ev->time_ms,
+		.text = ev->text,
+		.text_len = ev->text_len,
+	};
+	snprintf(r.node, sizeof(r.node), "%s", cluster_node(c));
+	snprintf(r.nick, sizeof(r.nick), "%s", ev->nick);
+	snprintf(r.user, sizeof(r.user), "%s", ev->user ? ev->user : "");
+	snprintf(r.host, sizeof(r.host), "%s", ev->host ? ev->host : "");
+	return r;
+}
+
 bool worker_cluster_line(struct worker *w, uint64_t session, const struct chat_event *ev)
 {
 	struct cluster *c = w->pool->cluster;
 	if (!c)
 		return false;
 	bool up = cluster_up(c);
-	struct wire_record r = {
-		.kind = ev->kind == CHAT_ACTION ? WIRE_ACTION : WIRE_SAID,
-		.flags = (ev->notice ? WIRE_NOTICE : 0) | (ev->formatting ? WIRE_FORMATTING : 0) |
-			 (up ? 0 : WIRE_DELIVERED),
-		.origin = cluster_self(c),
-		.session = session,
-		.id = ev->id,
-		.time_ms = ev->time_ms,
-		.text = ev->text,
-		.text_len = ev->text_len,
-	};
+	struct wire_record r = record_of(w, ev->kind == CHAT_ACTION ? WIRE_ACTION : WIRE_SAID, ev);
+	r.session = session;
+	if (!up)
+		r.flags |= WIRE_DELIVERED;
 	snprintf(r.room, sizeof(r.room), "%s", ev->room);
-	snprintf(r.nick, sizeof(r.nick), "%s", ev->nick);
-	snprintf(r.user, sizeof(r.user), "%s", ev->user ? ev->user : "");
-	snprintf(r.host, sizeof(r.host), "%s", ev->host ? ev->host : "");
-	cluster_batch_add(&w->cluster_out, &r);
+	cluster_batch_add(&w->cluster_out, CLUSTER_TO_ROOM, 0, &r);
 	return up;
+}
+
+void worker_cluster_private(struct worker *w, const struct member_address *to,
+			    const struct chat_event *ev)
+{
+	if (!w->pool->cluster)
+		return;
+	struct wire_record r = record_of(w, WIRE_PRIVATE, ev);
+	if (ev->action)
+		r.flags |= WIRE_ACTION_FLAG;
+	r.session = to->conn_id;
+	snprintf(r.other, sizeof(r.other), "%s", to->nick);
+	cluster_batch_add(&w->cluster_out, CLUSTER_TO_NODE, to->origin, &r);
+}
+
+void worker_cluster_member(struct worker *w, struct session *s, int change, const char *room,
+			   const char *other, const char *text, size_t text_len)
+{
+	struct cluster *c = w->pool->cluster;
+	if (!c)
+		return;
+	struct wire_record r = {
+		.kind = WIRE_MEMBER,
+		.change = (enum remote_change)change,
+		.origin = cluster_self(c),
+		.session = s->id,
+		.id = ++s->cluster_version,
+		.time_ms = wall_clock_ms(),
+		.text = text,
+		.text_len = text ? text_len : 0,
+	};
+	const struct member *m = &s->member;
+	snprintf(r.node, sizeof(r.node), "%s", cluster_node(c));
+	snprintf(r.room, sizeof(r.room), "%s", room ? room : "");
+	snprintf(r.nick, sizeof(r.nick), "%s", m->nick);
+	snprintf(r.user, sizeof(r.user), "%s", m->user);
+	snprintf(r.host, sizeof(r.host), "%s", m->host);
+	snprintf(r.other, sizeof(r.other), "%s", other ? other : "");
+	snprintf(r.realname, sizeof(r.realname), "%s", m->realname);
+	snprintf(r.account, sizeof(r.account), "%s", m->account);
+	size_t n = 0;
+	const struct membership *ms;
+	if (change != REMOTE_QUIT)
+		TAILQ_FOREACH(ms, &m->rooms, member_link)
+			n += (size_t)snprintf(r.rooms + n, sizeof(r.rooms) - n, "%s%s", n ? " " : "",
+					      ms->room->name);
+	cluster_batch_add(&w->cluster_out, CLUSTER_TO_MEMBERS, 0, &r);
 }
 
 void worker_cluster_flush(struct worker *w)
@@ -187,36 +260,87 @@ void worker_cluster_flush(struct worker *w)
 	}
 }
 
-/* A message of the room stream: each line in it kept and told here, in
- * the stream's order (only worker 0 gets them). A record that does not
- * decode, or names what no client could, is dropped and logged: a node
- * of another version, or something else publishing to the stream. */
+/* Another node asked for our members: each worker tells the state of
+ * its own. */
+static void tell_all_members(struct worker *w)
+{
+	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
+		struct conn *c = w->by_fd[fd];
+		if (c && c->state == CONN_OPEN && chat_joined(&c->s))
+			worker_cluster_member(w, &c->s, REMOTE_STATE, NULL, NULL, NULL, 0);
+	}
+}
+
+/* A private message from another node, for the session it names. */
+static void relay_private(struct worker *w, const struct wire_record *r,
+			  const struct chat_event *ev)
+{
+	struct member_address to;
+	if (!rooms_find(w->pool->rooms, r->other, &to) || to.worker < 0 || to.conn_id != r->session)
+		return; /* gone meanwhile */
+	struct msg *m = event_encode(to.format, ev);
+	worker_send_direct(w, &to, m);
+	msg_unref(m);
+}
+
+/* Records of the stream (SEQ > 0), each kept and told here in the
+ * stream's order, or sent to this node alone (SEQ 0): only worker 0 gets
+ * them. A record that does not decode, or names what no client could, is
+ * dropped and logged: a node of another version, or something else
+ * publishing to the stream. */
 static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 {
-	uint64_t self = w->pool->cluster ? cluster_self(w->pool->cluster) : 0;
+	uint64_t self = cluster_self(w->pool->cluster);
 	struct wire_record r;
 	size_t off = 0;
 	int k;
 	while ((k = wire_decode(d->data, d->len, &off, &r)) > 0) {
-		if (r.origin == self && (r.flags & WIRE_DELIVERED))
-			continue; /* told here when it was said */
-		if (!text_is_valid_name(r.room, strlen(r.room)) ||
-		    !text_is_valid_name(r.nick, strlen(r.nick))) {
+		bool from_stream = d->seq > 0;
+		if (r.kind == WIRE_HELLO) {
+			if (!from_stream)
+				for (int i = 0; i < w->pool->count; i++)
+					post_cluster(w->pool->workers[i],
+						     (struct cluster_delivery){ .what = CLUSTER_TELL_ALL },
+						     NULL, 0);
+			continue;
+		}
+		if (r.origin == self && (r.kind == WIRE_MEMBER || (r.flags & WIRE_DELIVERED)))
+			continue; /* told here when it happened */
+		if (!text_is_valid_name(r.nick, strlen(r.nick)) ||
+		    (r.kind != WIRE_MEMBER && r.kind != WIRE_PRIVATE &&
+		     !text_is_valid_name(r.room, strlen(r.room)))) {
 			k = -EBADMSG;
 			break;
 		}
 		struct text_buf clean;
 		text_buf_clean_chat(&clean, r.text, r.text_len);
-		if (!text_buf_blank(&clean)) {
-			struct chat_event ev = {
-				.kind = r.kind == WIRE_ACTION ? CHAT_ACTION : CHAT_SAID,
-				.nick = r.nick, .user = r.user, .host = r.host, .room = r.room,
-				.text = clean.text, .text_len = clean.len,
-				.formatting = (r.flags & WIRE_FORMATTING) != 0,
-				.notice = (r.flags & WIRE_NOTICE) != 0,
-				/* The stream's number: the same on every node. */
-				.id = d->seq, .time_ms = r.time_ms, .server = w->cfg->irc_server_name,
+		struct chat_event ev = {
+			.nick = r.nick, .user = r.user, .host = r.host, .room = r.room,
+			.text = clean.text, .text_len = clean.len,
+			.formatting = (r.flags & WIRE_FORMATTING) != 0,
+			.notice = (r.flags & WIRE_NOTICE) != 0,
+			/* The stream's number: the same on every node. */
+			.id = from_stream ? d->seq : worker_event_id(w), .time_ms = r.time_ms,
+			.server = w->cfg->irc_server_name,
+		};
+		if (r.kind == WIRE_MEMBER && from_stream) {
+			struct remote_update u = {
+				.change = r.change, .origin = r.origin, .node = r.node,
+				.session = r.session, .version = r.id, .nick = r.nick, .user = r.user,
+				.host = r.host, .realname = r.realname, .account = r.account,
+				.rooms = r.rooms, .room = r.room, .other = r.other, .text = clean.text,
+				.text_len = text_buf_blank(&clean) ? 0 : clean.len,
+				.formatting = clean.formatting, .id = d->seq, .time_ms = r.time_ms,
 			};
+			chat_remote(w, w->pool->remotes, &u);
+		} else if (r.kind == WIRE_PRIVATE && !from_stream && !text_buf_blank(&clean)) {
+			ev.kind = CHAT_PRIVATE;
+			ev.other = r.other;
+			ev.action = (r.flags & WIRE_ACTION_FLAG) != 0;
+			relay_private(w, &r, &ev);
+		} else if ((r.kind == WIRE_SAID || r.kind == WIRE_ACTION) && from_stream &&
+			   !text_buf_blank(&clean)) {
+			ev.kind = r.kind == WIRE_ACTION ? CHAT_ACTION : CHAT_SAID;
 			chat_relayed(w, &ev, r.origin == self ? r.session : 0);
 		}
 		text_buf_free(&clean);
@@ -226,10 +350,22 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 		if (now - w->cluster_bad_logged_ms >= 60000 || !w->cluster_bad_logged_ms) {
 			w->cluster_bad_logged_ms = now ? now : 1;
 			log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
-				  "cluster: message %" PRIu64 " of the stream is not chatd's (%zu bytes), "
-				  "dropped", d->seq, d->len);
+				  "cluster: a message (%zu bytes) %s is not chatd's, dropped", d->len,
+				  d->seq ? "of the stream" : "sent to this node");
 		}
 	}
+}
+
+static void handle_cluster(struct worker *w, const struct cluster_delivery *d)
+{
+	if (!w->pool->cluster)
+		return;
+	if (d->what == CLUSTER_RECORDS)
+		relay_cluster(w, d);
+	else if (d->what == CLUSTER_NODE_LOST)
+		chat_remote_node_lost(w, w->pool->remotes, d->origin, d->node);
+	else
+		tell_all_members(w);
 }
 
 void worker_store_room(struct worker *w, const struct store_room *room)
@@ -813,7 +949,7 @@ static void handle_inbox(struct worker *w)
 			free(ev->ptr);
 			break;
 		case EV_CLUSTER:
-			relay_cluster(w, ev->ptr);
+			handle_cluster(w, ev->ptr);
 			free(ev->ptr);
 			break;
 		case EV_PING:

@@ -44,6 +44,7 @@ struct worker_pool {
 	struct store *store;       /* the database's thread; NULL: none (tests) */
 	struct accounts *accounts; /* the accounts' thread; NULL: none (tests) */
 	struct cluster *cluster;   /* the link to other nodes; NULL: none */
+	struct remotes *remotes;   /* their members (worker 0's) */
 	/* Where worker_event_id() starts: the wall clock in µs at start, so
 	 * that ids (IRC's msgid, kept in the history) are not handed out again
 	 * after a restart, short of a million events a second. */
@@ -82,9 +83,12 @@ struct ban_list;
 void worker_post_bans(struct worker *w, struct ban_list *bans);
 /* TEXT, as the server's notice, to every client of W. */
 void worker_post_wall(struct worker *w, const char *text);
-/* From nats.c's thread: a message of the room stream (SEQ, LEN bytes of
- * DATA, copied), in the stream's order. */
+/* From nats.c's thread: records (LEN bytes of DATA, copied) of the
+ * stream, numbered SEQ, in the stream's order, or (SEQ 0) for this node
+ * alone. To worker 0. */
 void worker_post_cluster(struct worker *w, uint64_t seq, const uint8_t *data, size_t len);
+/* From the cluster's thread: the node ORIGIN (NODE) is gone. To worker 0. */
+void worker_post_node_lost(struct worker *w, uint64_t origin, const char *node);
 void worker_post_shutdown(struct worker *w);
 
 /* An admin's acts (chatctl's on the main thread, an IRC operator's on a

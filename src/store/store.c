@@ -178,13 +178,6 @@ struct store {
 	atomic_uint_least64_t written, dropped;
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- opening ----------------------------------------------------------- */
 
 static char *db_error(const char *path, sqlite3 *db, const char *what)
@@ -474,7 +467,7 @@ static int floor_of(struct store *st, const char *room, const struct store_polic
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return -EIO;
 	ret->no = last - (int64_t)policy->keep + 1;
-	ret->time_ms = policy->max_age_ms ? wall_ms() - policy->max_age_ms : 0;
+	ret->time_ms = policy->max_age_ms ? wall_clock_ms() - policy->max_age_ms : 0;
 	return 0;
 }
 
@@ -622,7 +615,7 @@ static void prune_keep(struct store *st, const char *room, int64_t no, unsigned 
 static void prune_age(struct store *st, int64_t max_age_ms)
 {
 	sqlite3_stmt *q = st->stmt[ST_PRUNE_AGE];
-	sqlite3_bind_int64(q, 1, wall_ms() - max_age_ms);
+	sqlite3_bind_int64(q, 1, wall_clock_ms() - max_age_ms);
 	step_done(q);
 	sqlite3_clear_bindings(q);
 }

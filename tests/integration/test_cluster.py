@@ -41,20 +41,29 @@ class ClusterTestCase(ChatdTestCase):
         self.addCleanup(ns.close)
         return ns.start()
 
-    def node(self, name, urls, replicas=1, config=None):
-        """A chatd node speaking both protocols, connected to the stream."""
+    def node(self, name, urls, replicas=1, config=None, clean_exit=True):
+        """A chatd node speaking both protocols, connected to the stream;
+        checked for a clean exit at cleanup unless the test kills it."""
         cfg = {"cluster": {"nats": ",".join(urls), "node": name, "replicas": str(replicas)}}
         cfg.update(config or {})
-        srv = self.start_irc_server(cfg)
+        srv = irc_server(cfg)
+        self.addCleanup(srv.close)
+        if clean_exit:
+            self.addCleanup(self.check_clean_exit, srv)
         srv.log.wait(r"cluster: node %s is connected to NATS" % name, timeout=RECOVERY)
         return srv
 
     def line_client(self, srv, nick):
         c = self.connect(srv)
         c.send("/nick " + nick)
-        c.expect("* %s is now known as %s" % (c.nick, nick))
+        c.read_until(r"^\* %s is now known as %s$" % (re.escape(c.nick), nick))
         c.nick = nick
         return c
+
+    def hears(self, c, nick, text, timeout=TIMEOUT):
+        """The next chat line c reads (past arrivals, departures and
+        renames) is nick's text."""
+        self.assertEqual(self.said_lines(c, 1, timeout), [(nick, text)])
 
     def irc_client(self, srv, nick, channel="#lobby"):
         c = Irc(srv.irc_port, nick)
@@ -94,15 +103,15 @@ class CrossNodeTest(ClusterTestCase):
 
         alice.send("hello from a")
         self.assertEqual(self.irc_said(bob, 1), [("alice", "hello from a")])
-        carol.expect("[alice] hello from a")
+        self.hears(carol, "alice", "hello from a")
 
         bob.send("PRIVMSG #lobby :hello from b")
-        alice.expect("[bob] hello from b")
-        carol.expect("[bob] hello from b")
+        self.hears(alice, "bob", "hello from b")
+        self.hears(carol, "bob", "hello from b")
 
         carol.send("/me waves")
-        alice.expect("* carol waves")
-        m = bob.msg()
+        alice.read_until(r"^\* carol waves$")
+        m = bob.until("PRIVMSG")[-1]
         self.assertEqual((m.command, m.params), ("PRIVMSG", ["#lobby", "\x01ACTION waves\x01"]))
         # Nobody hears their own line back from the stream.
         alice.expect_silence(0.3)
@@ -144,12 +153,79 @@ class CrossNodeTest(ClusterTestCase):
         # same: once this later line is in, they are too (one stream, one
         # order).
         alice.send("PRIVMSG #lobby :done")
-        watcher.expect("[alice] done")
+        self.hears(watcher, "alice", "done")
         watcher.send("/join tea")
-        watcher.expect(re.compile(r"= you joined tea \(\d+ here\)"))
+        watcher.read_until(r"^= you joined tea \(\d+ here\)$")
         watcher.expect("= the last 3 lines in tea:")
         for i in range(3):
             watcher.expect(re.compile(r"~ \S+ \[alice\] tea %d" % i))
+
+
+class PresenceTest(ClusterTestCase):
+    def test_arrivals_departures_and_lists_across_nodes(self):
+        ns = self.nats()
+        a = self.node("a", [ns.url])
+        b = self.node("b", [ns.url])
+        alice = self.line_client(a, "alice")
+        bob = Irc(b.irc_port, "bob")
+        self.addCleanup(bob.sock.close)
+        bob.send("JOIN #lobby")
+        bob.until("366")
+        alice.read_until(r"^> bob joined lobby$")
+        # NAMES has alice as soon as b has read her arrival from the stream.
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            bob.send("NAMES #lobby")
+            names = " ".join(m.params[-1] for m in bob.until("366") if m.command == "353")
+            if "alice" in names.split() or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(sorted(names.replace("@", "").split()), ["alice", "bob"])
+        # /who, WHO and LIST see the members of every node.
+        alice.send("/who")
+        who = "\n".join(alice.read_until(r"^= \d+ in lobby|bob"))
+        self.assertIn("bob", who)
+        bob.send("WHO #lobby")
+        who = bob.until("315")
+        self.assertEqual(sorted(m.params[5] for m in who if m.command == "352"), ["alice", "bob"])
+        bob.send("LIST")
+        listed = [m for m in bob.until("323") if m.command == "322"]
+        self.assertEqual([(m.params[1], m.params[2]) for m in listed], [("#lobby", "2")])
+        # Private messages both ways.
+        bob.send("PRIVMSG alice :psst")
+        alice.read_until(r"^\[bob -> alice\] psst$")
+        alice.send("/msg bob hi bob")
+        m = bob.until("PRIVMSG")[-1]
+        self.assertEqual((m.source.split("!")[0], m.params), ("alice", ["bob", "hi bob"]))
+        # A rename, a part and a quit are seen on the other node.
+        bob.send("NICK robert")
+        alice.read_until(r"^\* bob is now known as robert$")
+        bob.send("PART #lobby :bye")
+        alice.read_until(r"^< robert left lobby: bye$")
+        bob.send("JOIN #lobby")
+        alice.read_until(r"^> robert joined lobby$")
+        bob.send("QUIT :gone")
+        alice.read_until(r"^< robert left: gone \(1 online\)$")
+        # The nick is free again, on the other node too.
+        alice.send("/nick robert")
+        alice.read_until(r"^\* alice is now known as robert$")
+
+    def test_a_killed_node_s_users_leave_within_15_seconds(self):
+        ns = self.nats()
+        a = self.node("a", [ns.url])
+        b = self.node("b", [ns.url], clean_exit=False)
+        alice = self.line_client(a, "alice")
+        bob = self.line_client(b, "bob")
+        alice.read_until(r"^\* \S+ is now known as bob$")
+        bob.send("hi")
+        self.hears(alice, "bob", "hi")
+        b.proc.kill()
+        b.proc.wait()
+        start = time.monotonic()
+        alice.read_until(r"^< bob left: server b lost \(1 online\)$", timeout=20)
+        self.assertLess(time.monotonic() - start, 15)
+        alice.send("/nick bob")
+        alice.read_until(r"^\* alice is now known as bob$")
 
 
 class NatsOutageTest(ClusterTestCase):
@@ -176,8 +252,8 @@ class NatsOutageTest(ClusterTestCase):
         anna = self.line_client(a, "anna")
         bob = self.line_client(b, "bob")
         alice.send("before")
-        anna.expect("[alice] before")
-        bob.expect("[alice] before")
+        self.hears(anna, "alice", "before")
+        self.hears(bob, "alice", "before")
 
         ns.stop()
         for c in (alice, anna, bob):
@@ -200,8 +276,8 @@ class NatsOutageTest(ClusterTestCase):
         self.assertEqual(self.chat_and_notice(alice, 5, BACK),
                          [("bob", "b %d" % i) for i in range(5)])
         alice.send("after")
-        anna.expect("[alice] after")
-        bob.expect("[alice] after")
+        self.hears(anna, "alice", "after")
+        self.hears(bob, "alice", "after")
         for c in (alice, anna, bob):
             c.expect_silence(0.3)
         a.log.wait(r"cluster: node a is connected to NATS")
@@ -216,7 +292,7 @@ class NatsOutageTest(ClusterTestCase):
         alice = self.line_client(a, "alice")
         bob = self.line_client(b, "bob")
         alice.send("one")
-        bob.expect("[alice] one", timeout=RECOVERY)
+        self.hears(bob, "alice", "one", timeout=RECOVERY)
 
         servers[0].kill()
         # Whichever server each node was on, the chat goes on: lines said
