@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "cluster/nicks.h"
 
 /* How long a publish may wait for room among the acks in flight; what
  * still finds none is lost (counted, logged). */
@@ -60,6 +61,7 @@ struct cluster {
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *sub;   /* the room stream's ordered consumer */
+	struct nicks *nicks;     /* the nicks' thread */
 	natsSubscription *private_sub; /* what is sent to this node alone */
 	natsSubscription *alive_sub;   /* the others' heartbeats */
 	uint64_t next_heartbeat_ms;
@@ -83,6 +85,8 @@ struct cluster {
 	bool stopping;                       /* guarded by lock */
 	atomic_bool connected;               /* set by nats.c's callbacks */
 	atomic_bool up;                      /* connected and subscribed */
+	atomic_uint_least64_t listening_since_ms; /* hearing heartbeats since
+						   * (monotonic_ms(); 0: not) */
 	bool told_up;                        /* the cluster thread's: host told */
 	uint64_t next_msg;                   /* Nats-Msg-Id's counter */
 
@@ -506,6 +510,7 @@ static void note_state(struct cluster *c)
 	atomic_store(&c->up, up);
 	if (up == c->told_up)
 		return;
+	atomic_store(&c->listening_since_ms, up ? monotonic_ms() : 0);
 	c->told_up = up;
 	if (up)
 		log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_up"),
@@ -636,6 +641,8 @@ struct cluster *cluster_start(const struct config *cfg, const struct cluster_hos
 		err = nats_problem(s, "JetStream");
 		goto fail;
 	}
+	if (!(c->nicks = nicks_start(c, &c->host, c->replicas, &err)))
+		goto fail;
 	int r = pthread_create(&c->thread, NULL, run, c);
 	if (r != 0) {
 		err = xasprintf("cannot start the cluster's thread: %s", strerror(r));
@@ -656,6 +663,7 @@ void cluster_stop(struct cluster *c)
 {
 	if (!c)
 		return;
+	nicks_stop(c->nicks);
 	if (c->started) {
 		pthread_mutex_lock(&c->lock);
 		c->stopping = true;
@@ -716,6 +724,37 @@ void cluster_post(struct cluster *c, struct cluster_batch *b)
 	c->tail = &b->next;
 	pthread_cond_signal(&c->wake);
 	pthread_mutex_unlock(&c->lock);
+}
+
+void cluster_claim(struct cluster *c, const char *nick, uint64_t session, int worker, int fd)
+{
+	nicks_claim(c->nicks, nick, session, worker, fd);
+}
+
+void cluster_release(struct cluster *c, const char *nick, uint64_t session)
+{
+	nicks_release(c->nicks, nick, session);
+}
+
+jsCtx *cluster_js(const struct cluster *c)
+{
+	return c->js;
+}
+
+enum peer_state cluster_peer_state(struct cluster *c, uint64_t origin)
+{
+	uint64_t now = monotonic_ms();
+	enum peer_state state = PEER_GONE;
+	pthread_mutex_lock(&c->peers_lock);
+	for (size_t i = 0; i < c->peer_count; i++)
+		if (c->peers[i].origin == origin && c->peers[i].heard_ms &&
+		    now - c->peers[i].heard_ms <= CLUSTER_NODE_TIMEOUT_MS)
+			state = PEER_ALIVE;
+	pthread_mutex_unlock(&c->peers_lock);
+	uint64_t since = atomic_load(&c->listening_since_ms);
+	if (state == PEER_GONE && (!since || now - since <= CLUSTER_NODE_TIMEOUT_MS))
+		state = PEER_UNKNOWN;
+	return state;
 }
 
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *ret)

@@ -41,6 +41,8 @@
 #define CLUSTER_HEARTBEAT_MS 2000
 #define CLUSTER_NODE_TIMEOUT_MS 10000
 #define CLUSTER_NODES_MAX 256
+/* The key-value bucket of the nicks taken (nicks.h). */
+#define CLUSTER_NICKS "chatd_nicks"
 
 /* What the node running the cluster does with it; called from nats.c's
  * and the cluster's threads, never from a worker. */
@@ -56,6 +58,9 @@ struct cluster_host {
 	/* The node ORIGIN, named NODE, was not heard for NODE_TIMEOUT, or said
 	 * it stops. */
 	void (*node_lost)(void *ctx, uint64_t origin, const char *node);
+	/* NICK, which the session SESSION (worker WORKER, socket FD) took, is
+	 * another node's. */
+	void (*nick_refused)(void *ctx, int worker, int fd, uint64_t session, const char *nick);
 };
 
 /* Where a run of records goes. */
@@ -107,6 +112,18 @@ bool cluster_up(const struct cluster *c);
 
 /* From a worker: B (taken) to be published, after what was posted before. */
 void cluster_post(struct cluster *c, struct cluster_batch *b);
+
+/* From a worker: NICK is now the session SESSION's (worker WORKER,
+ * socket FD), or not any more (nicks.h). */
+void cluster_claim(struct cluster *c, const char *nick, uint64_t session, int worker, int fd);
+void cluster_release(struct cluster *c, const char *nick, uint64_t session);
+
+/* For nicks.c: the JetStream context, and whether the node ORIGIN is
+ * there (heard within CLUSTER_NODE_TIMEOUT_MS), gone, or not known yet
+ * (this node has not listened that long). */
+struct __jsCtx *cluster_js(const struct cluster *c);
+enum peer_state { PEER_ALIVE, PEER_GONE, PEER_UNKNOWN };
+enum peer_state cluster_peer_state(struct cluster *c, uint64_t origin);
 
 /* Counters, for the metrics and the log. */
 struct cluster_stats {

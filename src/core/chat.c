@@ -485,6 +485,16 @@ void chat_guard_expired(struct worker *w, struct session *s)
 			  nick, s->member.nick, note.text);
 }
 
+void chat_nick_taken(struct worker *w, struct session *s)
+{
+	char nick[NAME_MAX_LEN + 1];
+	snprintf(nick, sizeof(nick), "%s", s->member.nick);
+	if (chat_rename(w, s, NULL) < 0)
+		return;
+	tell_session(w, s, &(struct chat_event){ .kind = CHAT_NICK_TAKEN, .nick = nick,
+						 .other = s->member.nick, .server = server_of(w) });
+}
+
 int chat_private(struct worker *w, struct session *s, const char *nick, const char *text,
 		 size_t len, bool notice, bool action, bool echo, char *ret_away)
 {

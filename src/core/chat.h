@@ -85,6 +85,10 @@ void chat_logged_in(struct worker *w, struct session *s, const char *account);
  * becomes a guest, which everyone who shares a room with it is told. */
 void chat_guard_expired(struct worker *w, struct session *s);
 
+/* In a cluster: S's nick is another node's (it claimed it first): S
+ * becomes a guest, and is told why. */
+void chat_nick_taken(struct worker *w, struct session *s);
+
 /* S says TEXT to NICK alone (as a notice, or an action), and is sent it
  * too with ECHO. 0; -ENOENT: no such nick; -ELOOP: NICK is S (unless
  * ECHO); -ENODATA: the text cleans to nothing. *RET_AWAY (when not NULL)

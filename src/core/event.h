@@ -35,6 +35,8 @@ enum chat_event_kind {
 			* in to: it has rate seconds to identify */
 	CHAT_GUARD_EXPIRED, /* it did not identify for nick within rate seconds,
 			     * and is now other */
+	CHAT_NICK_TAKEN, /* nick is another server's (a cluster's): this client
+			  * is now other */
 };
 
 struct chat_event {

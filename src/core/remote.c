@@ -20,6 +20,12 @@ struct remote_member {
 	struct remote_member *next;   /* in its hash chain */
 	uint64_t origin, session, version;
 	char node[NAME_MAX_LEN + 1];
+	/* The nick its node gives it, while another member here has it (two
+	 * nodes took it at once, and the cluster's bucket decides which keeps
+	 * it: the other is renamed soon): "" when none. Not in the registry
+	 * yet (member.registered false), it waits with its rooms. */
+	char wanted[NAME_MAX_LEN + 1];
+	char *wanted_rooms;
 	struct member member;
 };
 
@@ -29,6 +35,7 @@ struct remote_member {
 struct remotes {
 	struct remote_member **buckets;
 	size_t size, count;  /* size: a power of two */
+	size_t waiting;      /* members with a wanted nick */
 };
 
 struct remotes *remotes_new(void)
@@ -76,13 +83,37 @@ static void insert(struct remotes *rs, struct remote_member *rm)
 	rs->count++;
 }
 
-static void remove_member(struct remotes *rs, struct remote_member *rm)
+static void set_wanted(struct remotes *rs, struct remote_member *rm, const char *nick,
+		       const char *rooms)
+{
+	if (!rm->wanted[0])
+		rs->waiting++;
+	snprintf(rm->wanted, sizeof(rm->wanted), "%s", nick);
+	if (rooms) {
+		free(rm->wanted_rooms);
+		rm->wanted_rooms = xstrdup(rooms);
+	}
+}
+
+static void clear_wanted(struct remotes *rs, struct remote_member *rm)
+{
+	if (rm->wanted[0])
+		rs->waiting--;
+	rm->wanted[0] = 0;
+	free(rm->wanted_rooms);
+	rm->wanted_rooms = NULL;
+}
+
+/* RM out of the table, and freed. */
+static void forget(struct remotes *rs, struct remote_member *rm)
 {
 	struct remote_member **p = slot_of(rs, rm->origin, rm->session);
 	if (*p == rm) {
 		*p = rm->next;
 		rs->count--;
 	}
+	clear_wanted(rs, rm);
+	free(rm);
 }
 
 void remotes_free(struct remotes *rs, struct rooms *r)
@@ -92,7 +123,9 @@ void remotes_free(struct remotes *rs, struct rooms *r)
 	for (size_t i = 0; i < rs->size; i++) {
 		for (struct remote_member *rm = rs->buckets[i], *next; rm; rm = next) {
 			next = rm->next;
-			rooms_leave(r, &rm->member);
+			if (rm->member.registered)
+				rooms_leave(r, &rm->member);
+			free(rm->wanted_rooms);
 			struct membership *ms;
 			while ((ms = TAILQ_FIRST(&rm->member.rooms))) {
 				TAILQ_REMOVE(&rm->member.rooms, ms, member_link);
@@ -135,22 +168,19 @@ static void quit(struct worker *w, struct remotes *rs, struct remote_member *rm,
 		membership_free(ms);
 	}
 	encoded_free(&e);
-	remove_member(rs, rm);
-	free(rm);
+	forget(rs, rm);
 }
 
-static void renamed(struct worker *w, struct remote_member *rm, const struct remote_update *u)
+/* RM is now U->nick, which the rooms it is in are told: false when
+ * another member here has that nick. */
+static bool renamed(struct worker *w, struct remote_member *rm, const struct remote_update *u)
 {
 	char old[NAME_MAX_LEN + 1];
 	int r = rooms_rename(worker_rooms(w), &rm->member, u->nick, old);
 	if (r == -EALREADY)
-		return;
-	if (r < 0) {
-		log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_conflict", .nick = u->nick),
-			  "cluster: %s of node %s is now %s, a nick taken here: still shown as %s",
-			  rm->member.nick, u->node, u->nick, rm->member.nick);
-		return;
-	}
+		return true;
+	if (r < 0)
+		return false;
 	struct chat_event ev = event_of(w, rm, u, CHAT_RENAMED);
 	ev.nick = old;
 	ev.other = rm->member.nick;
@@ -162,6 +192,7 @@ static void renamed(struct worker *w, struct remote_member *rm, const struct rem
 		send_room(w, ms->room, &e, 0, ms->change_seq, u->id);
 	}
 	encoded_free(&e);
+	return true;
 }
 
 /* Whether NAME is among the space-separated ROOMS. */
@@ -257,6 +288,22 @@ static void arrivals(struct worker *w, struct remote_member *rm, const struct re
 	}
 }
 
+/* RM into the registry as NICK: false when another member here has it. */
+static bool enter(struct worker *w, struct remote_member *rm, const char *nick)
+{
+	if (rooms_enter(worker_rooms(w), &rm->member, nick, NULL, NULL, NULL, NULL) < 0)
+		return false;
+	worker_online_changed(w);
+	return true;
+}
+
+static void log_waiting(const struct remote_member *rm, const char *nick)
+{
+	log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict", .nick = nick),
+		  "cluster: %s of node %s has a nick a member here has: shown once the cluster "
+		  "decides whose it is", nick, rm->node);
+}
+
 void chat_remote(struct worker *w, struct remotes *rs, const struct remote_update *u)
 {
 	struct remote_member **slot = slot_of(rs, u->origin, u->session);
@@ -279,29 +326,63 @@ void chat_remote(struct worker *w, struct remotes *rs, const struct remote_updat
 		snprintf(m->host, sizeof(m->host), "%s", u->host);
 		snprintf(m->realname, sizeof(m->realname), "%s", u->realname);
 		snprintf(m->via, sizeof(m->via), "@%s", u->node);
-		if (rooms_enter(worker_rooms(w), m, u->nick, NULL, NULL, NULL, NULL) < 0) {
-			log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_conflict", .nick = u->nick),
-				  "cluster: %s of node %s has a nick taken here: not shown", u->nick,
-				  u->node);
-			free(rm);
-			return;
-		}
 		insert(rs, rm);
-		worker_online_changed(w);
 	} else if (u->version <= rm->version) {
 		return; /* seen already, or older than what was */
-	} else if (strcmp(rm->member.nick, u->nick) != 0) {
-		renamed(w, rm, u);
 	}
 	rm->version = u->version;
-	if (strcmp(rm->member.account, u->account) != 0)
-		rooms_set_account(worker_rooms(w), &rm->member, u->account);
 	if (u->change == REMOTE_QUIT) {
-		quit(w, rs, rm, u);
+		if (rm->member.registered)
+			quit(w, rs, rm, u);
+		else
+			forget(rs, rm);
 		return;
 	}
+	if (!rm->member.registered) {
+		if (!enter(w, rm, u->nick)) {
+			if (strcasecmp(rm->wanted, u->nick) != 0)
+				log_waiting(rm, u->nick);
+			set_wanted(rs, rm, u->nick, u->rooms);
+			return;
+		}
+		clear_wanted(rs, rm);
+	} else if (strcmp(rm->member.nick, u->nick) != 0) {
+		if (renamed(w, rm, u)) {
+			clear_wanted(rs, rm);
+		} else {
+			if (strcasecmp(rm->wanted, u->nick) != 0)
+				log_waiting(rm, u->nick);
+			set_wanted(rs, rm, u->nick, NULL);
+		}
+	}
+	if (strcmp(rm->member.account, u->account) != 0)
+		rooms_set_account(worker_rooms(w), &rm->member, u->account);
 	departures(w, rm, u);
 	arrivals(w, rm, u);
+}
+
+void chat_remote_retry(struct worker *w, struct remotes *rs)
+{
+	for (size_t i = 0; rs->waiting && i < rs->size; i++) {
+		for (struct remote_member *rm = rs->buckets[i]; rm; rm = rm->next) {
+			if (!rm->wanted[0])
+				continue;
+			struct remote_update u = {
+				.change = REMOTE_STATE, .origin = rm->origin, .node = rm->node,
+				.session = rm->session, .version = rm->version, .nick = rm->wanted,
+				.rooms = rm->wanted_rooms ? rm->wanted_rooms : "", .room = "", .other = "",
+				.id = worker_event_id(w), .time_ms = wall_clock_ms(),
+			};
+			if (!rm->member.registered) {
+				if (!enter(w, rm, rm->wanted))
+					continue;
+				arrivals(w, rm, &u);
+			} else if (!renamed(w, rm, &u)) {
+				continue;
+			}
+			clear_wanted(rs, rm);
+		}
+	}
 }
 
 size_t chat_remote_node_lost(struct worker *w, struct remotes *rs, uint64_t origin,

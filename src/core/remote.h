@@ -58,6 +58,10 @@ void remotes_free(struct remotes *rs, struct rooms *r);
 /* On the cluster's worker: U applied, and told here. */
 void chat_remote(struct worker *w, struct remotes *rs, const struct remote_update *u);
 
+/* On the cluster's worker, every second: members whose nick another
+ * member here had take it, if it is free now. */
+void chat_remote_retry(struct worker *w, struct remotes *rs);
+
 /* On the cluster's worker: the node ORIGIN (named NODE) is gone; each of
  * its members quits here. Returns how many. */
 size_t chat_remote_node_lost(struct worker *w, struct remotes *rs, uint64_t origin,

@@ -951,8 +951,20 @@ static void cluster_changed(void *ctx, bool up)
 	} else {
 		return;
 	}
-	for (int i = 0; i < s->pool.count; i++)
+	for (int i = 0; i < s->pool.count; i++) {
 		worker_post_wall(s->pool.workers[i], text);
+		/* Another node may have taken a nick of ours meanwhile. */
+		if (up)
+			worker_post_tell_all(s->pool.workers[i], true);
+	}
+}
+
+/* On the nicks' thread: the session is renamed by its own worker. */
+static void cluster_nick_refused(void *ctx, int worker, int fd, uint64_t session, const char *nick)
+{
+	struct server *s = ctx;
+	if (worker >= 0 && worker < s->pool.count)
+		worker_post_nick_refused(s->pool.workers[worker], fd, session, nick);
 }
 
 /* On the cluster's thread: the node's members leave, on worker 0 (which
@@ -969,7 +981,8 @@ static int start_cluster(struct server *s)
 		return 0;
 	char *err = NULL;
 	struct cluster_host host = { .ctx = s, .deliver = cluster_delivered,
-				     .changed = cluster_changed, .node_lost = cluster_node_lost };
+				     .changed = cluster_changed, .node_lost = cluster_node_lost,
+				     .nick_refused = cluster_nick_refused };
 	s->pool.remotes = remotes_new();
 	rooms_set_guest_suffix(s->pool.rooms, s->cfg->cluster_node);
 	s->pool.cluster = cluster_start(s->cfg, &host, &err);

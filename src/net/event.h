@@ -59,8 +59,13 @@ struct cluster_delivery {
 		CLUSTER_RECORDS,   /* to worker 0: records (cluster/wire.h) */
 		CLUSTER_NODE_LOST, /* to worker 0: node origin is gone */
 		CLUSTER_TELL_ALL,  /* to each worker: tell the others the state of
-				    * each of its members */
+				    * each of its members (and with reclaim, claim
+				    * their nicks again) */
+		CLUSTER_NICK_REFUSED, /* to a worker: node is the nick another node
+				       * claimed, of its session origin (socket
+				       * seq) */
 	} what;
+	bool reclaim;
 	uint64_t seq;      /* the records' number in the stream; 0: sent to this
 			    * node alone */
 	uint64_t origin;

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "core/chat.h"
+#include "core/remote.h"
 #include "net/worker_impl.h"
 #include "proto/codec.h"
 #include "tls/failures.h"
@@ -58,6 +59,8 @@ void timeouts_tick(struct worker *w)
 	uint64_t expirations;
 	if (read(w->tick_fd, &expirations, sizeof(expirations)) < 0)
 		return;
+	if (w->index == 0 && w->pool->remotes)
+		chat_remote_retry(w, w->pool->remotes);
 	/* Right after a stall, lines sent meanwhile may still be unread: the
 	 * server's pause is not the clients' silence. */
 	if (w->stall_end_ms && w->now_ms - w->stall_end_ms < 2 * TICK_MS)

@@ -145,6 +145,20 @@ void worker_post_node_lost(struct worker *w, uint64_t origin, const char *node)
 	post_cluster(w, d, NULL, 0);
 }
 
+void worker_post_tell_all(struct worker *w, bool reclaim)
+{
+	post_cluster(w, (struct cluster_delivery){ .what = CLUSTER_TELL_ALL, .reclaim = reclaim },
+		     NULL, 0);
+}
+
+void worker_post_nick_refused(struct worker *w, int fd, uint64_t session, const char *nick)
+{
+	struct cluster_delivery d = { .what = CLUSTER_NICK_REFUSED, .origin = session,
+				      .seq = (uint64_t)fd };
+	snprintf(d.node, sizeof(d.node), "%s", nick);
+	post_cluster(w, d, NULL, 0);
+}
+
 void worker_post_ping(struct worker *w, uint64_t seq)
 {
 	post(w, (struct event){ .kind = EV_PING, .id = seq });
@@ -167,6 +181,12 @@ void worker_store_line(struct worker *w, struct hline *l)
 		w->store_lines = xrealloc(w->store_lines, w->store_cap * sizeof(*w->store_lines));
 	}
 	w->store_lines[w->store_count++] = l;
+}
+
+static struct conn *open_conn(struct worker *w, int fd, uint64_t id)
+{
+	struct conn *c = fd >= 0 && (size_t)fd < w->by_fd_size ? w->by_fd[fd] : NULL;
+	return c && c->s.id == id && c->state == CONN_OPEN ? c : NULL;
 }
 
 /* A record of this node, about what EV's nick did. */
@@ -250,6 +270,12 @@ void worker_cluster_member(struct worker *w, struct session *s, int change, cons
 			n += (size_t)snprintf(r.rooms + n, sizeof(r.rooms) - n, "%s%s", n ? " " : "",
 					      ms->room->name);
 	cluster_batch_add(&w->cluster_out, CLUSTER_TO_MEMBERS, 0, &r);
+	/* Its nick claimed when taken (its first record, or a rename), given
+	 * back when it goes. */
+	if (change == REMOTE_QUIT || change == REMOTE_RENAMED)
+		cluster_release(c, change == REMOTE_QUIT ? m->nick : other, s->id);
+	if (change == REMOTE_RENAMED || s->cluster_version == 1)
+		cluster_claim(c, m->nick, s->id, w->index, conn_of(s)->fd);
 }
 
 void worker_cluster_flush(struct worker *w)
@@ -261,14 +287,27 @@ void worker_cluster_flush(struct worker *w)
 }
 
 /* Another node asked for our members: each worker tells the state of
- * its own. */
-static void tell_all_members(struct worker *w)
+ * its own; after NATS was away (RECLAIM), their nicks are claimed again,
+ * as another node may have taken one meanwhile. */
+static void tell_all_members(struct worker *w, bool reclaim)
 {
 	for (size_t fd = 0; fd < w->by_fd_size; fd++) {
 		struct conn *c = w->by_fd[fd];
-		if (c && c->state == CONN_OPEN && chat_joined(&c->s))
-			worker_cluster_member(w, &c->s, REMOTE_STATE, NULL, NULL, NULL, 0);
+		if (!c || c->state != CONN_OPEN || !chat_joined(&c->s))
+			continue;
+		worker_cluster_member(w, &c->s, REMOTE_STATE, NULL, NULL, NULL, 0);
+		if (reclaim)
+			cluster_claim(w->pool->cluster, c->s.member.nick, c->s.id, w->index, c->fd);
 	}
+}
+
+/* The nick D names is another node's: its session, if it still has it,
+ * is renamed. */
+static void nick_refused(struct worker *w, const struct cluster_delivery *d)
+{
+	struct conn *c = open_conn(w, (int)d->seq, d->origin);
+	if (c && chat_joined(&c->s) && strcasecmp(c->s.member.nick, d->node) == 0)
+		chat_nick_taken(w, &c->s);
 }
 
 /* A private message from another node, for the session it names. */
@@ -299,9 +338,7 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 		if (r.kind == WIRE_HELLO) {
 			if (!from_stream)
 				for (int i = 0; i < w->pool->count; i++)
-					post_cluster(w->pool->workers[i],
-						     (struct cluster_delivery){ .what = CLUSTER_TELL_ALL },
-						     NULL, 0);
+					worker_post_tell_all(w->pool->workers[i], false);
 			continue;
 		}
 		if (r.origin == self && (r.kind == WIRE_MEMBER || (r.flags & WIRE_DELIVERED)))
@@ -364,8 +401,10 @@ static void handle_cluster(struct worker *w, const struct cluster_delivery *d)
 		relay_cluster(w, d);
 	else if (d->what == CLUSTER_NODE_LOST)
 		chat_remote_node_lost(w, w->pool->remotes, d->origin, d->node);
+	else if (d->what == CLUSTER_NICK_REFUSED)
+		nick_refused(w, d);
 	else
-		tell_all_members(w);
+		tell_all_members(w, d->reclaim);
 }
 
 void worker_store_room(struct worker *w, const struct store_room *room)
@@ -432,11 +471,6 @@ void worker_account_request(struct worker *w, struct session *s, struct account_
 }
 
 /* The connection FD + ID, if it is still there and open. */
-static struct conn *open_conn(struct worker *w, int fd, uint64_t id)
-{
-	struct conn *c = fd >= 0 && (size_t)fd < w->by_fd_size ? w->by_fd[fd] : NULL;
-	return c && c->s.id == id && c->state == CONN_OPEN ? c : NULL;
-}
 
 void worker_post_shutdown(struct worker *w)
 {

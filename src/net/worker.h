@@ -89,6 +89,12 @@ void worker_post_wall(struct worker *w, const char *text);
 void worker_post_cluster(struct worker *w, uint64_t seq, const uint8_t *data, size_t len);
 /* From the cluster's thread: the node ORIGIN (NODE) is gone. To worker 0. */
 void worker_post_node_lost(struct worker *w, uint64_t origin, const char *node);
+/* From the cluster's threads: each worker tells the other nodes its
+ * members' states again (RECLAIM: and claims their nicks again). */
+void worker_post_tell_all(struct worker *w, bool reclaim);
+/* From the cluster's nicks' thread: NICK, which the session SESSION on
+ * socket FD of W took, is another node's. */
+void worker_post_nick_refused(struct worker *w, int fd, uint64_t session, const char *nick);
 void worker_post_shutdown(struct worker *w);
 
 /* An admin's acts (chatctl's on the main thread, an IRC operator's on a

@@ -211,6 +211,11 @@ struct msg *irc_encode(enum format format, const struct chat_event *ev)
 			 "second%s: your nick is now %s", server, ev->other, ev->nick, ev->rate,
 			 ev->rate == 1 ? "" : "s", ev->other);
 		return put_cut(format, ev, head, "", 0, "");
+	case CHAT_NICK_TAKEN:
+		snprintf(head, sizeof(head),
+			 ":%s NOTICE %s :%s is taken on another server of this network: your nick is "
+			 "now %s", server, ev->other, ev->nick, ev->other);
+		return put_cut(format, ev, head, "", 0, "");
 	case CHAT_MISSED:
 		snprintf(head, sizeof(head),
 			 ":%s NOTICE #%s :%u more arrival%s and departure%s not shown "

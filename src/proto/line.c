@@ -117,6 +117,9 @@ struct msg *line_encode(const struct chat_event *ev)
 	case CHAT_GUARD:
 		return msg_printf("! %s is a registered nick: /identify PASSWORD within %d second%s, "
 				  "or you will be renamed\n", ev->nick, ev->rate, ev->rate == 1 ? "" : "s");
+	case CHAT_NICK_TAKEN:
+		return msg_printf("! %s is taken on another server of this network: you are now %s\n",
+				  ev->nick, ev->other);
 	case CHAT_GUARD_EXPIRED:
 		return msg_printf("! you did not identify for %s within %d second%s: you are now %s\n",
 				  ev->nick, ev->rate, ev->rate == 1 ? "" : "s", ev->other);

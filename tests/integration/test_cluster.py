@@ -60,6 +60,18 @@ class ClusterTestCase(ChatdTestCase):
         c.nick = nick
         return c
 
+    def until_listed(self, c, nick):
+        """Asks /who until nick is among those in c's room (another node's
+        member is known once its node's record is read from the stream)."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            c.send("/who")
+            listed = c.read_until(r"^= \d+ in ")[-1]
+            if nick in listed.split(":", 1)[1].split():
+                return
+            self.assertLess(time.monotonic(), deadline, "%s never listed" % nick)
+            time.sleep(0.1)
+
     def hears(self, c, nick, text, timeout=TIMEOUT):
         """The next chat line c reads (past arrivals, departures and
         renames) is nick's text."""
@@ -209,6 +221,45 @@ class PresenceTest(ClusterTestCase):
         # The nick is free again, on the other node too.
         alice.send("/nick robert")
         alice.read_until(r"^\* alice is now known as robert$")
+
+    def test_nick_collision_across_nodes(self):
+        ns = self.nats()
+        a = self.node("a", [ns.url])
+        b = self.node("b", [ns.url])
+        # Known here already: refused at once.
+        alice = self.line_client(a, "alice")
+        other = self.connect(b)
+        self.until_listed(other, "alice")
+        other.send("/nick alice")
+        other.expect("! nick taken: alice")
+        # Taken on both at once: one keeps it, the other is renamed and told.
+        z1 = Irc(a.irc_port, "zed%d" % os.getpid())
+        z2 = Irc(b.irc_port, "zz%d" % os.getpid())
+        for c in (z1, z2):
+            self.addCleanup(c.sock.close)
+        nick = "zed"
+        z1.send("NICK " + nick)
+        z2.send("NICK " + nick)
+        for c in (z1, z2):
+            m = c.until("NICK")[-1]
+            self.assertEqual(m.params[0], nick)
+        # The bucket decides within a few seconds; the one refused is told
+        # and renamed.
+        renamed = []
+        for c in (z1, z2):
+            got = []
+            end = time.monotonic() + 4
+            while time.monotonic() < end:
+                try:
+                    got.append(c.msg(timeout=max(0.05, end - time.monotonic())))
+                except AssertionError:
+                    break
+            told = [m for m in got if m.command == "NOTICE" and
+                    "zed is taken on another server" in m.params[-1]]
+            if told:
+                self.assertEqual([m.command for m in got if m.command == "NICK"], ["NICK"])
+                renamed.append(c)
+        self.assertEqual(len(renamed), 1, "exactly one loses the nick")
 
     def test_a_killed_node_s_users_leave_within_15_seconds(self):
         ns = self.nats()
