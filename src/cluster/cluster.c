@@ -54,6 +54,7 @@ struct cluster {
 	uint64_t self;
 	char node[NAME_MAX_LEN + 1];
 	int replicas;
+	uint64_t resume_after;   /* the stream's newest line in the store */
 	int64_t max_age_ns;
 	int64_t per_room;
 
@@ -360,9 +361,10 @@ static int set_up(struct cluster *c)
 	sc.MaxAge = c->max_age_ns;
 	sc.MaxMsgsPerSubject = c->per_room;
 	sc.Duplicates = DUPLICATES_WINDOW_NS;
-	natsStatus s = js_AddStream(NULL, c->js, &sc, NULL, &jerr);
+	jsStreamInfo *si = NULL;
+	natsStatus s = js_AddStream(&si, c->js, &sc, NULL, &jerr);
 	if (s != NATS_OK && jerr == JSStreamNameExistErr)
-		s = js_UpdateStream(NULL, c->js, &sc, NULL, &jerr);
+		s = js_UpdateStream(&si, c->js, &sc, NULL, &jerr);
 	if (s != NATS_OK) {
 		log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
 			  "cluster: cannot set the stream %s up: %s (JetStream error %d)", CLUSTER_STREAM,
@@ -382,12 +384,31 @@ static int set_up(struct cluster *c)
 			return -1;
 		}
 	}
+	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
 	if (c->sub)
 		return 0;
 	jsSubOptions so;
 	jsSubOptions_Init(&so);
 	so.Ordered = true;
 	so.Config.DeliverPolicy = js_DeliverNew;
+	if (c->resume_after && c->resume_after <= last) {
+		/* From the line after the newest this node wrote: what was said
+		 * while it was away is kept and stored here too. */
+		so.Config.DeliverPolicy = js_DeliverByStartSequence;
+		so.Config.OptStartSeq = c->resume_after + 1;
+		log_event(LOG_INFO, LOG_FIELDS(.event = "cluster_catch_up",
+					       .count = last - c->resume_after),
+			  "cluster: reading the stream from %" PRIu64 " (%" PRIu64 " message%s since "
+			  "this node stopped)%s", c->resume_after + 1, last - c->resume_after,
+			  last - c->resume_after == 1 ? "" : "s",
+			  first > c->resume_after + 1 ? "; older ones are no longer kept" : "");
+	} else if (c->resume_after) {
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_catch_up"),
+			  "cluster: the stream %s ends at %" PRIu64 ", before the line %" PRIu64 " this "
+			  "node wrote last: it was made anew; reading from its end", CLUSTER_STREAM, last,
+			  c->resume_after);
+	}
 	/* A consumer lost with its NATS server is noticed after a few
 	 * missed heartbeats, and made again where the last line was. */
 	so.Config.Heartbeat = CONSUMER_HEARTBEAT_NS;
@@ -573,10 +594,11 @@ static char *nats_problem(natsStatus s, const char *what)
 }
 
 struct cluster *cluster_start(const struct config *cfg, const struct cluster_host *host,
-			      char **ret_err)
+			      uint64_t resume_after, char **ret_err)
 {
 	struct cluster *c = xcalloc(1, sizeof(*c));
 	c->host = *host;
+	c->resume_after = resume_after;
 	snprintf(c->node, sizeof(c->node), "%s", cfg->cluster_node);
 	c->replicas = cfg->cluster_replicas;
 	c->max_age_ns = (int64_t)cfg->history_max_age * 1000000000;

@@ -93,10 +93,12 @@ void cluster_batch_free(struct cluster_batch *b);
 struct cluster;
 
 /* Connects to [cluster] nats in the background (it retries for ever) and
- * starts the publishing thread: NULL with *RET_ERR (to free) when it
- * cannot start at all (a bad credentials file, no thread). */
+ * starts the publishing thread; the stream is read from after
+ * RESUME_AFTER (the newest of its lines this node's store has; 0: from
+ * now). NULL with *RET_ERR (to free) when it cannot start at all (a bad
+ * credentials file, no thread). */
 struct cluster *cluster_start(const struct config *cfg, const struct cluster_host *host,
-			      char **ret_err);
+			      uint64_t resume_after, char **ret_err);
 
 /* Stops publishing (what is queued is published first, for at most a
  * second), closes the connection, frees C. */

@@ -110,6 +110,7 @@ static uint64_t keep_line_in(struct worker *w, struct room_history *rh, struct r
 						       : HLINE_SAID;
 	struct hline *l = hline_new(ev->room, 0, ev->time_ms, ev->id, kind, ev->nick, ev->user,
 				    ev->host, ev->text, ev->text_len, ev->formatting);
+	l->stream_seq = ev->stream_seq;
 	pthread_mutex_lock(&rh->lock);
 	uint64_t seq = room ? room_line_seq(room) : 0;
 	room_history_add_locked(rh, l, replay_count(w));

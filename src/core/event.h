@@ -55,6 +55,7 @@ struct chat_event {
 	bool action;       /* CHAT_PRIVATE: an action (/me) */
 	bool formatting;   /* text holds IRC formatting (text_is_formatting) */
 	uint64_t id;       /* unique for the server's life (IRC msgid); 0: none */
+	uint64_t stream_seq; /* a line of a cluster's stream: its number there */
 	const char *server; /* the server's name ([irc] server_name) */
 	int64_t time_ms;   /* when, in ms since the epoch (IRC server-time) */
 	const char *batch; /* IRC: the batch it is sent in (a line of history

@@ -385,6 +385,33 @@ void chat_remote_retry(struct worker *w, struct remotes *rs)
 	}
 }
 
+size_t chat_remote_sweep(struct worker *w, struct remotes *rs,
+			 bool (*gone)(void *ctx, uint64_t origin), void *ctx)
+{
+	/* Nodes asked about once each per sweep. */
+	struct { uint64_t origin; bool gone; char node[NAME_MAX_LEN + 1]; } seen[64];
+	size_t nseen = 0, n = 0;
+	for (size_t i = 0; i < rs->size; i++) {
+		for (struct remote_member *rm = rs->buckets[i]; rm; rm = rm->next) {
+			size_t k = 0;
+			while (k < nseen && seen[k].origin != rm->origin)
+				k++;
+			if (k == nseen) {
+				if (nseen == sizeof(seen) / sizeof(*seen))
+					continue;
+				seen[nseen].origin = rm->origin;
+				seen[nseen].gone = gone(ctx, rm->origin);
+				snprintf(seen[nseen].node, sizeof(seen[nseen].node), "%s", rm->node);
+				nseen++;
+			}
+		}
+	}
+	for (size_t k = 0; k < nseen; k++)
+		if (seen[k].gone)
+			n += chat_remote_node_lost(w, rs, seen[k].origin, seen[k].node);
+	return n;
+}
+
 size_t chat_remote_node_lost(struct worker *w, struct remotes *rs, uint64_t origin,
 			     const char *node)
 {

@@ -62,6 +62,12 @@ void chat_remote(struct worker *w, struct remotes *rs, const struct remote_updat
  * member here had take it, if it is free now. */
 void chat_remote_retry(struct worker *w, struct remotes *rs);
 
+/* On the cluster's worker, now and then: the members of nodes GONE says
+ * are gone (never heard: their records read again after a restart) quit.
+ * Returns how many. */
+size_t chat_remote_sweep(struct worker *w, struct remotes *rs,
+			 bool (*gone)(void *ctx, uint64_t origin), void *ctx);
+
 /* On the cluster's worker: the node ORIGIN (named NODE) is gone; each of
  * its members quits here. Returns how many. */
 size_t chat_remote_node_lost(struct worker *w, struct remotes *rs, uint64_t origin,

@@ -74,6 +74,7 @@ struct server {
 	struct control *control;   /* chatctl's socket; NULL: none */
 	struct metrics *metrics;   /* [metrics] listen; NULL: none */
 	bool cluster_told_down;    /* the cluster's thread's: users were told */
+	uint64_t stream_seq;       /* the cluster stream's newest line in the store */
 	struct ban_list *bans;     /* in force, as the workers have them */
 	uint64_t rejected[REJECT_COUNT];
 	struct control_host control_host;
@@ -879,7 +880,8 @@ static int load_rooms(struct server *s, int n)
 	if (r < 0 ||
 	    store_load_recent(s->store, (unsigned)s->cfg->history_replay, since, history_loaded, s,
 			      &err) < 0 ||
-	    store_load_rooms(s->store, room_loaded, s, &err) < 0) {
+	    store_load_rooms(s->store, room_loaded, s, &err) < 0 ||
+	    store_load_stream_seq(s->store, &s->stream_seq, &err) < 0) {
 		log_event(LOG_ERR, LOG_FIELDS(.event = "store_failed"), "%s", err);
 		free(err);
 		return -1;
@@ -985,7 +987,7 @@ static int start_cluster(struct server *s)
 				     .nick_refused = cluster_nick_refused };
 	s->pool.remotes = remotes_new();
 	rooms_set_guest_suffix(s->pool.rooms, s->cfg->cluster_node);
-	s->pool.cluster = cluster_start(s->cfg, &host, &err);
+	s->pool.cluster = cluster_start(s->cfg, &host, s->stream_seq, &err);
 	if (!s->pool.cluster) {
 		log_event(LOG_ERR, LOG_FIELDS(.event = "cluster_failed"), "cluster: %s", err);
 		free(err);

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "core/chat.h"
+#include "cluster/cluster.h"
 #include "core/remote.h"
 #include "net/worker_impl.h"
 #include "proto/codec.h"
@@ -54,13 +55,25 @@ static void time_out(struct worker *w, struct conn *c, const char *reason, const
 	lifecycle_drain(w, c, reason, NULL, 0);
 }
 
+/* The members of other nodes are checked against the nodes heard this
+ * often (ticks). */
+#define SWEEP_TICKS 5
+
+static bool peer_gone(void *ctx, uint64_t origin)
+{
+	return cluster_peer_state(ctx, origin) == PEER_GONE;
+}
+
 void timeouts_tick(struct worker *w)
 {
 	uint64_t expirations;
 	if (read(w->tick_fd, &expirations, sizeof(expirations)) < 0)
 		return;
-	if (w->index == 0 && w->pool->remotes)
+	if (w->index == 0 && w->pool->remotes) {
 		chat_remote_retry(w, w->pool->remotes);
+		if (++w->cluster_ticks % SWEEP_TICKS == 0)
+			chat_remote_sweep(w, w->pool->remotes, peer_gone, w->pool->cluster);
+	}
 	/* Right after a stall, lines sent meanwhile may still be unread: the
 	 * server's pause is not the clients' silence. */
 	if (w->stall_end_ms && w->now_ms - w->stall_end_ms < 2 * TICK_MS)

@@ -341,8 +341,12 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 					worker_post_tell_all(w->pool->workers[i], false);
 			continue;
 		}
-		if (r.origin == self && (r.kind == WIRE_MEMBER || (r.flags & WIRE_DELIVERED)))
-			continue; /* told here when it happened */
+		/* Told here when it happened; or, read again after a restart,
+		 * by this node's earlier life (its members gone, its lines
+		 * said while the stream was away in the store already). */
+		bool ours = r.origin == self || strcmp(r.node, cluster_node(w->pool->cluster)) == 0;
+		if (ours && (r.kind == WIRE_MEMBER || (r.flags & WIRE_DELIVERED)))
+			continue;
 		if (!text_is_valid_name(r.nick, strlen(r.nick)) ||
 		    (r.kind != WIRE_MEMBER && r.kind != WIRE_PRIVATE &&
 		     !text_is_valid_name(r.room, strlen(r.room)))) {
@@ -378,6 +382,7 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 		} else if ((r.kind == WIRE_SAID || r.kind == WIRE_ACTION) && from_stream &&
 			   !text_buf_blank(&clean)) {
 			ev.kind = r.kind == WIRE_ACTION ? CHAT_ACTION : CHAT_SAID;
+			ev.stream_seq = d->seq;
 			chat_relayed(w, &ev, r.origin == self ? r.session : 0);
 		}
 		text_buf_free(&clean);

@@ -88,6 +88,7 @@ struct worker {
 	 * hand-over per iteration, like the store's. */
 	struct cluster_batch *cluster_out;
 	uint64_t cluster_bad_logged_ms; /* a bad message of the stream, logged */
+	unsigned cluster_ticks;   /* worker 0: ticks, for chat_remote_sweep() */
 
 	struct out_cache out_cache;
 	struct writer *writer;    /* made on the worker's own thread */

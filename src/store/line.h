@@ -24,6 +24,9 @@ struct hline {
 	int64_t no;          /* the room's line number: 1, 2, ... for its whole life */
 	int64_t time_ms;     /* when, in ms since the epoch */
 	uint64_t msgid;      /* IRC's msgid (struct chat_event.id) */
+	uint64_t stream_seq; /* in a cluster, its number in the stream (0: said
+			      * here while the stream was away); set before it
+			      * is shared */
 	enum hline_kind kind;
 	bool formatting;     /* the text holds IRC formatting */
 	const char *room;    /* the room's name as made, NUL-terminated, in data */

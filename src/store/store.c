@@ -80,7 +80,14 @@ static const char *const migrations[STORE_SCHEMA_VERSION + 1] = {
 	      " created INTEGER NOT NULL,"   /* seconds since the epoch */
 	      " expires INTEGER NOT NULL"    /* 0: never */
 	      ") WITHOUT ROWID;",
+	[5] = "CREATE TABLE streams ("
+	      " name TEXT PRIMARY KEY,"      /* a cluster's stream (CHATD) */
+	      " seq INTEGER NOT NULL"        /* the newest of its lines written */
+	      ") WITHOUT ROWID;",
 };
+
+/* The cluster's stream, as the streams table knows it. */
+#define STORE_STREAM "CHATD"
 
 #define LINE_COLUMNS "no, time_ms, msgid, kind, nick, user, host, text, formatting"
 
@@ -101,6 +108,7 @@ enum stmt {
 	ST_SAVE_BAN,
 	ST_DELETE_BAN,
 	ST_PURGE_ROOM,
+	ST_SAVE_SEQ,
 	ST_COUNT
 };
 
@@ -133,6 +141,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SAVE_BAN] = ("INSERT OR REPLACE INTO bans (mask, reason, actor, created, expires) "
 			 "VALUES (?1, ?2, ?3, ?4, ?5)"),
 	[ST_DELETE_BAN] = "DELETE FROM bans WHERE mask = ?1",
+	[ST_SAVE_SEQ] = "INSERT INTO streams (name, seq) VALUES ('" STORE_STREAM "', ?1) "
+			"ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)",
 	[ST_PURGE_ROOM] = "DELETE FROM lines WHERE room = ?1",
 };
 
@@ -170,6 +180,7 @@ struct store {
 	/* The store thread's. */
 	bool in_txn;
 	size_t txn_lines;          /* written in the open transaction */
+	uint64_t txn_seq;          /* the newest stream number among them */
 	uint64_t last_age_prune_ms;
 	uint64_t last_warn_ms;
 	uint64_t unwarned;         /* lost since the last warning */
@@ -566,6 +577,7 @@ static void rollback(struct store *st, const char *why)
 	st->in_txn = false;
 	lost(st, st->txn_lines, why);
 	st->txn_lines = 0;
+	st->txn_seq = 0;
 	st->failing = true;
 }
 
@@ -577,6 +589,7 @@ static bool begin(struct store *st)
 		return false;
 	st->in_txn = true;
 	st->txn_lines = 0;
+	st->txn_seq = 0;
 	return true;
 }
 
@@ -584,6 +597,14 @@ static void commit(struct store *st)
 {
 	if (!st->in_txn)
 		return;
+	if (st->txn_seq) {
+		/* With the lines: a restart reads the stream from the next. */
+		sqlite3_stmt *q = st->stmt[ST_SAVE_SEQ];
+		sqlite3_bind_int64(q, 1, (int64_t)st->txn_seq);
+		step_done(q);
+		sqlite3_clear_bindings(q);
+		st->txn_seq = 0;
+	}
 	if (!step_done(st->stmt[ST_COMMIT])) {
 		char why[256];
 		snprintf(why, sizeof(why), "%s", sqlite3_errmsg(st->db));
@@ -643,6 +664,8 @@ static void write_line(struct store *st, const struct hline *l, const struct sto
 	sqlite3_bind_int(q, 10, l->formatting);
 	if (step_done(q)) {
 		st->txn_lines++;
+		if (l->stream_seq > st->txn_seq)
+			st->txn_seq = l->stream_seq;
 		prune_keep(st, room, l->no, policy->keep);
 	} else {
 		/* A full disk fails the statement and may end the transaction. */
@@ -713,6 +736,26 @@ static void apply_change(struct store *st, const struct change *c)
 	if (!step_done(q))
 		log_warning("%s: cannot write an admin's change: %s", st->path, sqlite3_errmsg(st->db));
 	sqlite3_clear_bindings(q);
+}
+
+int store_load_stream_seq(struct store *st, uint64_t *ret, char **err)
+{
+	sqlite3_stmt *q = NULL;
+	*ret = 0;
+	if (sqlite3_prepare_v2(st->db, "SELECT seq FROM streams WHERE name = '" STORE_STREAM "'", -1, &q,
+			       NULL) != SQLITE_OK) {
+		*err = db_error(st->path, st->db, "reading the stream's position");
+		return -1;
+	}
+	int r = sqlite3_step(q);
+	if (r == SQLITE_ROW)
+		*ret = (uint64_t)sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	if (r != SQLITE_ROW && r != SQLITE_DONE) {
+		*err = db_error(st->path, st->db, "reading the stream's position");
+		return -1;
+	}
+	return 0;
 }
 
 int store_load_bans(struct store *st, void (*fn)(void *ctx, const struct ban *b), void *ctx,

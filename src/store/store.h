@@ -20,7 +20,7 @@
 #include "store/line.h"
 
 /* The schema this chatd writes; older files are migrated at open. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 /* Lines waiting for the store thread, at most; beyond, lines are dropped
  * (and counted) rather than memory grown without end. */
 #define STORE_QUEUE_MAX 1000000
@@ -115,6 +115,10 @@ void store_save_room(struct store *st, const struct store_room *room);
 /* FN for each registered room. Before store_start. 0, or -1 with *ERR. */
 int store_load_rooms(struct store *st, void (*fn)(void *ctx, const struct store_room *room),
 		     void *ctx, char **err);
+
+/* In a cluster: the newest number of the cluster's stream whose line is
+ * written (0: none). Before store_start. 0, or -1 with *ERR. */
+int store_load_stream_seq(struct store *st, uint64_t *ret, char **err);
 
 /* An admin's changes, written after what was queued before them. Any
  * thread. B (copied) is kept, in the place of a ban of the same mask. */

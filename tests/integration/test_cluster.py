@@ -12,6 +12,7 @@ cluster of three that loses one server goes on."""
 import os
 import re
 import sys
+import tempfile
 import time
 import unittest
 
@@ -171,6 +172,41 @@ class CrossNodeTest(ClusterTestCase):
         watcher.expect("= the last 3 lines in tea:")
         for i in range(3):
             watcher.expect(re.compile(r"~ \S+ \[alice\] tea %d" % i))
+
+
+    def test_a_restarted_node_catches_up_from_the_stream(self):
+        ns = self.nats()
+        folder = self.enterContext(tempfile.TemporaryDirectory(prefix="chatd-node-"))
+        history = {"history": {"keep": "100"}}
+        b_config = dict(history, store={"path": os.path.join(folder, "b.db")})
+        a = self.node("a", [ns.url], config=history)
+        b = self.node("b", [ns.url], config=b_config)
+        alice = self.line_client(a, "alice")
+        watcher = self.line_client(b, "watcher")
+        alice.send("before")
+        self.hears(watcher, "alice", "before")
+        watcher.close()
+        self.assertEqual(b.stop(), 0)
+        for i in range(3):
+            alice.send("while b was away %d" % i)
+        alice.send("/who")  # the lines are in the stream once a answered
+        alice.read_until(r"^= \d+ in lobby")
+        b = self.node("b", [ns.url], config=b_config)
+        b.log.wait(r"cluster: reading the stream from \d+")
+        reader = self.connect(b)
+        wanted = ["before"] + ["while b was away %d" % i for i in range(3)]
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            reader.send("/history 100")
+            head = reader.read_until(r"^= (the last|no lines)")[-1]
+            n = int(re.search(r"last (\d+) lines", head).group(1)) if "lines" in head \
+                else (1 if "last line" in head else 0)
+            said = [re.sub(r"^~ \S+ \[alice\] ", "", line)
+                    for line in reader.read_lines(n) if "[alice]" in line]
+            if said == wanted or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(said, wanted)
 
 
 class PresenceTest(ClusterTestCase):

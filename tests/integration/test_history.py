@@ -476,14 +476,14 @@ class StoreFileTest(ChatdTestCase):
         self.sync(a)
         self.assertEqual(srv.stop(), 0)
         db = sqlite3.connect(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 5)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
         self.assertEqual(db.execute("SELECT text FROM lines").fetchall(), [("hello",)])
         db.close()
 
     def test_a_version_1_file_is_migrated(self):
         """A file of the first schema (history only) gains the accounts,
-        rooms and bans tables at start, and keeps its lines."""
+        rooms, bans and streams tables at start, and keeps its lines."""
         path = os.path.join(self.dir, "v1.db")
         db = sqlite3.connect(path)
         db.executescript("""
@@ -498,7 +498,7 @@ class StoreFileTest(ChatdTestCase):
         db.commit()
         db.close()
         srv = self.start_server({"store": {"path": path}, "history": {"keep": "10"}})
-        srv.log.wait(r"v1\.db: schema updated from version 1 to 4")
+        srv.log.wait(r"v1\.db: schema updated from version 1 to 5")
         a = self.connect(srv)
         a.expect("= the last line in lobby:")
         a.expect(history_line("old", "from version 1"))
@@ -508,9 +508,10 @@ class StoreFileTest(ChatdTestCase):
         a.expect("= registered zed: you are logged in")
         self.assertEqual(srv.stop(), 0)
         db = sqlite3.connect(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 5)
         self.assertEqual(db.execute("SELECT name FROM accounts").fetchall(), [("zed",)])
         self.assertEqual(db.execute("SELECT count(*) FROM bans").fetchone()[0], 0)
+        self.assertEqual(db.execute("SELECT count(*) FROM streams").fetchone()[0], 0)
         db.close()
 
 
