@@ -404,7 +404,7 @@ class PersistenceTest(ChatdTestCase):
         self.sync(a)
         self.wait_stored("before")
         filler = os.path.join(mnt, "filler")
-        with open(filler, "wb") as f:
+        with open(filler, "wb", buffering=0) as f:  # nothing left to flush at close
             try:
                 while True:
                     f.write(b"\0" * 65536)
