@@ -90,6 +90,7 @@ struct client {
 	bool got_bytes;           /* the server has said something */
 	int retries;              /* connection attempts that were reset */
 	int sender;               /* index among senders, or -1 */
+	bool second;              /* --port2: connects there */
 	uint64_t expected;        /* lines this client should get */
 	uint64_t received;
 	/* Receiving checks, per sender: */
@@ -108,6 +109,7 @@ struct options {
 	const char *host;
 	const char *port;
 	const char *irc_port;     /* --proto mixed: the IRC clients' port */
+	const char *port2;        /* another node of a cluster: half the receivers */
 	int clients, senders, rooms, threads;
 	int connect_parallel;     /* connections in progress at once, all threads */
 	uint32_t messages;
@@ -182,6 +184,7 @@ static atomic_int *room_dead;        /* clients of each room lost during the loa
 static struct gen *gens;
 static struct addrinfo *server_addr;      /* the line protocol's, or IRC's with --proto irc */
 static struct addrinfo *irc_addr;         /* --proto mixed: the IRC clients' */
+static struct addrinfo *second_addr;      /* --port2 */
 static SSL_CTX *tls_ctx;                  /* --tls */
 static uint64_t expected_deliveries;
 
@@ -1124,11 +1127,15 @@ static void start_uring_reads(struct gen *g)
 
 static const struct addrinfo *client_addr(const struct client *c)
 {
+	if (c->second)
+		return second_addr;
 	return opt.proto == PROTO_MIXED && c->proto == PROTO_IRC ? irc_addr : server_addr;
 }
 
 static const char *client_port(const struct client *c)
 {
+	if (c->second)
+		return opt.port2;
 	return opt.proto == PROTO_MIXED && c->proto == PROTO_IRC ? opt.irc_port : opt.port;
 }
 
@@ -1448,6 +1455,8 @@ static void usage(FILE *out)
 		"  --proto mixed      every other client of a room speaks chatd's lines (to --port),\n"
 		"                     the others IRC (to --irc-port, needed): room benchK is #benchK\n"
 		"  --irc-port P       the server's IRC port, for --proto mixed\n"
+		"  --port2 P          every other client of a room that does not send connects to P:\n"
+		"                     another node of a cluster of chatd servers\n"
 		"  --proto ws         IRC over WebSocket to --port, a web port (GET /ws, text frames)\n"
 		"  --tls              connect over TLS (to the server's TLS ports; the certificate is\n"
 		"                     not checked: this is a load generator)\n"
@@ -1481,6 +1490,7 @@ static void parse_options(int argc, char **argv)
 		{ "threads", required_argument, NULL, 'T' },  { "connect-parallel", required_argument, NULL, 'C' },
 		{ "no-io-uring", no_argument, NULL, 'U' },    { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },        { "irc-port", required_argument, NULL, 'I' },
+		{ "port2", required_argument, NULL, '2' },
 		{ "tls", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1493,6 +1503,7 @@ static void parse_options(int argc, char **argv)
 		case 'L': opt.tls = true; break;
 		case 'P': opt.port = optarg; break;
 		case 'I': opt.irc_port = optarg; break;
+		case '2': opt.port2 = optarg; break;
 		case 'n': opt.clients = (int)parse_number("--clients", optarg, 1, 1000000); break;
 		case 's': opt.senders = (int)parse_number("--senders", optarg, 0, 100000); break;
 		case 'm': opt.messages = (uint32_t)parse_number("--messages", optarg, 1, 100000000); break;
@@ -1532,6 +1543,8 @@ static void parse_options(int argc, char **argv)
 		die("--proto mixed needs --irc-port");
 	if (opt.tls && opt.proto == PROTO_MIXED)
 		die("--tls is not for --proto mixed");
+	if (opt.port2 && opt.proto == PROTO_MIXED)
+		die("--port2 is not for --proto mixed");
 	if (opt.irc_port && opt.proto != PROTO_MIXED)
 		die("--irc-port is for --proto mixed (with --proto irc, --port is the IRC port)");
 	if (opt.rate > 0 && window_given)
@@ -1598,6 +1611,9 @@ static void setup(void)
 		clients[i].proto = opt.proto == PROTO_MIXED && (i / opt.rooms) % 2 ? PROTO_IRC :
 				   opt.proto == PROTO_MIXED ? PROTO_CHATD : opt.proto;
 		clients[i].sender = -1;
+		/* --port2: every other client of a room on the other node; the
+		 * senders (the first ones) stay on --port. */
+		clients[i].second = opt.port2 && i >= opt.senders && (i / opt.rooms) % 2;
 		clients[i].fd = -1;
 		room_size[clients[i].room]++;
 	}
@@ -1687,6 +1703,11 @@ int main(int argc, char **argv)
 		r = getaddrinfo(opt.host, opt.irc_port, &hints, &irc_addr);
 		if (r != 0)
 			die("cannot resolve the host or the IRC port: %s", gai_strerror(r));
+	}
+	if (opt.port2) {
+		r = getaddrinfo(opt.host, opt.port2, &hints, &second_addr);
+		if (r != 0)
+			die("cannot resolve the host or --port2: %s", gai_strerror(r));
 	}
 	setup();
 
@@ -1794,7 +1815,8 @@ int main(int argc, char **argv)
 	printf("chatd-bench %s: %d clients in %d room%s%s, %d thread%s\n", PACKAGE_VERSION, opt.clients,
 	       opt.rooms, opt.rooms == 1 ? "" : "s",
 	       opt.ws ? ", IRC over WebSocket" : opt.proto == PROTO_IRC ? ", IRC protocol" :
-	       opt.proto == PROTO_MIXED ? ", half of each room IRC" : "",
+	       opt.proto == PROTO_MIXED ? ", half of each room IRC" :
+	       opt.port2 ? ", half the receivers on --port2" : "",
 	       opt.threads, opt.threads == 1 ? "" : "s");
 	if (connect_timed_out)
 		printf("  connect      only %d of %d clients ready after %.3f s\n", ready_count, opt.clients,

@@ -641,6 +641,9 @@ struct cluster *cluster_start(const struct config *cfg, const struct cluster_hos
 	natsOptions_SetMaxReconnect(c->opts, -1);
 	natsOptions_SetReconnectWait(c->opts, RECONNECT_WAIT_MS);
 	natsOptions_SetReconnectBufSize(c->opts, RECONNECT_BUFFER);
+	/* What the cluster thread publishes is a batch already: no waiting
+	 * for more in nats.c's flusher. */
+	natsOptions_SetSendAsap(c->opts, true);
 	natsOptions_SetDisconnectedCB(c->opts, on_disconnected, c);
 	natsOptions_SetReconnectedCB(c->opts, on_connected, c);
 	natsOptions_SetErrorHandler(c->opts, on_error, c);
