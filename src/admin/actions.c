@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "cluster/cluster.h"
 #include "base/text.h"
 #include "base/util.h"
 #include "core/bans.h"
@@ -297,6 +298,8 @@ static enum action_outcome do_ban_add(struct action *a)
 		return fail(a, "too many bans (at most %d): lift some first", BANS_MAX);
 	struct ban_list *l = ban_list_with(old, &b);
 	store_save_ban(a->host->pool->store, &b);
+	if (a->host->pool->cluster)
+		cluster_ban_added(a->host->pool->cluster, &b);
 	a->host->set_bans(a->host->server, l);
 	char until[32] = "until lifted";
 	if (b.expires) {
@@ -321,6 +324,8 @@ static enum action_outcome do_ban_del(struct action *a)
 	if (!l)
 		return fail(a, "no ban of %s (chatctl ban list shows them)", a->args[0]);
 	store_delete_ban(a->host->pool->store, mask);
+	if (a->host->pool->cluster)
+		cluster_ban_removed(a->host->pool->cluster, mask);
 	log_event(LOG_NOTICE, LOG_FIELDS(.event = "ban_removed", .actor = a->actor, .reason = mask),
 		  "ban of %s lifted", mask);
 	fprintf(a->text, "lifted the ban of %s\n", mask);

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "cluster/nicks.h"
+#include "cluster/shared.h"
 
 /* How long a publish may wait for room among the acks in flight; what
  * still finds none is lost (counted, logged). */
@@ -36,6 +37,8 @@
  * election) is published again, in order, every RETRY_WAIT_MS, for at
  * most RETRY_MAX_MS; new messages wait meanwhile. */
 #define RETRY_WAIT_MS 250
+/* How long a JetStream request (a stream, a bucket, a key) may take. */
+#define JS_API_WAIT_MS 2000
 #define CONSUMER_HEARTBEAT_NS 1000000000LL
 #define RETRY_MAX_MS 30000
 #define RETRY_KEPT_MAX 65536
@@ -63,6 +66,7 @@ struct cluster {
 	jsCtx *js;
 	natsSubscription *sub;   /* the room stream's ordered consumer */
 	struct nicks *nicks;     /* the nicks' thread */
+	struct shared *shared;   /* the accounts' and bans' buckets' thread */
 	natsSubscription *private_sub; /* what is sent to this node alone */
 	natsSubscription *alive_sub;   /* the others' heartbeats */
 	uint64_t next_heartbeat_ms;
@@ -96,6 +100,7 @@ struct cluster {
 	struct failed **failed;
 	size_t failed_count, failed_cap;
 	atomic_bool any_failed;
+	atomic_bool quitting;    /* stopping: retries give up */
 
 	atomic_uint_least64_t published, lost, received, last_seq;
 	atomic_int_least64_t loss_logged_ms;
@@ -245,7 +250,7 @@ static void publish_again(struct cluster *c)
 {
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
-	po.MaxWait = 5000;
+	po.MaxWait = JS_API_WAIT_MS;
 	js_PublishAsyncComplete(c->js, &po); /* every answer in */
 	pthread_mutex_lock(&c->lock);
 	struct failed **list = c->failed;
@@ -262,7 +267,7 @@ static void publish_again(struct cluster *c)
 	for (size_t i = 0; i < n; i++) {
 		struct failed *f = list[i];
 		natsStatus s = NATS_ERR;
-		while (s != NATS_OK && monotonic_ms() < deadline) {
+		while (s != NATS_OK && monotonic_ms() < deadline && !atomic_load(&c->quitting)) {
 			natsMsg *m = NULL;
 			s = natsMsg_Create(&m, f->subject, NULL, f->data, (int)f->len);
 			if (s == NATS_OK)
@@ -658,6 +663,7 @@ struct cluster *cluster_start(const struct config *cfg, const struct cluster_hos
 		atomic_store(&c->connected, true);
 	jsOptions jo;
 	jsOptions_Init(&jo);
+	jo.Wait = JS_API_WAIT_MS;
 	jo.PublishAsync.MaxPending = PUBLISH_MAX_PENDING;
 	jo.PublishAsync.StallWait = PUBLISH_STALL_MS;
 	jo.PublishAsync.ErrHandler = on_publish_failed;
@@ -666,7 +672,8 @@ struct cluster *cluster_start(const struct config *cfg, const struct cluster_hos
 		err = nats_problem(s, "JetStream");
 		goto fail;
 	}
-	if (!(c->nicks = nicks_start(c, &c->host, c->replicas, &err)))
+	if (!(c->nicks = nicks_start(c, &c->host, c->replicas, &err)) ||
+	    !(c->shared = shared_start(c, &c->host, c->replicas, &err)))
 		goto fail;
 	int r = pthread_create(&c->thread, NULL, run, c);
 	if (r != 0) {
@@ -684,11 +691,22 @@ fail:
 	return NULL;
 }
 
-void cluster_stop(struct cluster *c)
+void cluster_halt(struct cluster *c)
 {
 	if (!c)
 		return;
 	nicks_stop(c->nicks);
+	c->nicks = NULL;
+	shared_halt(c->shared);
+}
+
+void cluster_stop(struct cluster *c)
+{
+	if (!c)
+		return;
+	cluster_halt(c);
+	shared_stop(c->shared);
+	atomic_store(&c->quitting, true);
 	if (c->started) {
 		pthread_mutex_lock(&c->lock);
 		c->stopping = true;
@@ -753,12 +771,34 @@ void cluster_post(struct cluster *c, struct cluster_batch *b)
 
 void cluster_claim(struct cluster *c, const char *nick, uint64_t session, int worker, int fd)
 {
-	nicks_claim(c->nicks, nick, session, worker, fd);
+	if (c->nicks)
+		nicks_claim(c->nicks, nick, session, worker, fd);
 }
 
 void cluster_release(struct cluster *c, const char *nick, uint64_t session)
 {
-	nicks_release(c->nicks, nick, session);
+	if (c->nicks)
+		nicks_release(c->nicks, nick, session);
+}
+
+int cluster_account_create(struct cluster *c, const struct account_row *row)
+{
+	return shared_account_create(c->shared, row);
+}
+
+void cluster_account_changed(struct cluster *c, const struct account_row *row)
+{
+	shared_account_changed(c->shared, row);
+}
+
+void cluster_ban_added(struct cluster *c, const struct ban *b)
+{
+	shared_ban_added(c->shared, b);
+}
+
+void cluster_ban_removed(struct cluster *c, const char *mask)
+{
+	shared_ban_removed(c->shared, mask);
 }
 
 jsCtx *cluster_js(const struct cluster *c)

@@ -25,6 +25,8 @@
 
 #include "base/config.h"
 #include "cluster/wire.h"
+#include "core/bans.h"
+#include "store/accounts.h"
 
 #define CLUSTER_STREAM "CHATD"
 /* The stream's subjects: a room's lines (+ the room's lower-case name in
@@ -41,8 +43,11 @@
 #define CLUSTER_HEARTBEAT_MS 2000
 #define CLUSTER_NODE_TIMEOUT_MS 10000
 #define CLUSTER_NODES_MAX 256
-/* The key-value bucket of the nicks taken (nicks.h). */
+/* The key-value buckets: the nicks taken (nicks.h), the accounts and the
+ * bans (shared.h). */
 #define CLUSTER_NICKS "chatd_nicks"
+#define CLUSTER_ACCOUNTS "chatd_accounts"
+#define CLUSTER_BANS "chatd_bans"
 
 /* What the node running the cluster does with it; called from nats.c's
  * and the cluster's threads, never from a worker. */
@@ -61,6 +66,11 @@ struct cluster_host {
 	/* NICK, which the session SESSION (worker WORKER, socket FD) took, is
 	 * another node's. */
 	void (*nick_refused)(void *ctx, int worker, int fd, uint64_t session, const char *nick);
+	/* An account as the nodes share it now (row->deleted: gone), on the
+	 * shared buckets' thread. */
+	void (*account)(void *ctx, const struct account_row *row);
+	/* A ban the nodes share now (ADDED), or the ban of REMOVED no more. */
+	void (*ban)(void *ctx, const struct ban *added, const char *removed);
 };
 
 /* Where a run of records goes. */
@@ -100,6 +110,11 @@ struct cluster;
 struct cluster *cluster_start(const struct config *cfg, const struct cluster_host *host,
 			      uint64_t resume_after, char **ret_err);
 
+/* The threads that call the host on their own (nicks, shared buckets)
+ * stop: from then on only the stream's deliveries and the cluster's own
+ * thread do. Before the accounts close. */
+void cluster_halt(struct cluster *c);
+
 /* Stops publishing (what is queued is published first, for at most a
  * second), closes the connection, frees C. */
 void cluster_stop(struct cluster *c);
@@ -119,6 +134,12 @@ void cluster_post(struct cluster *c, struct cluster_batch *b);
  * socket FD), or not any more (nicks.h). */
 void cluster_claim(struct cluster *c, const char *nick, uint64_t session, int worker, int fd);
 void cluster_release(struct cluster *c, const char *nick, uint64_t session);
+
+/* Accounts and bans, for the other nodes (shared.h). */
+int cluster_account_create(struct cluster *c, const struct account_row *row);
+void cluster_account_changed(struct cluster *c, const struct account_row *row);
+void cluster_ban_added(struct cluster *c, const struct ban *b);
+void cluster_ban_removed(struct cluster *c, const char *mask);
 
 /* For nicks.c: the JetStream context, and whether the node ORIGIN is
  * there (heard within CLUSTER_NODE_TIMEOUT_MS), gone, or not known yet

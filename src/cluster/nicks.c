@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ struct nicks {
 	struct request *queue;   /* guarded by lock */
 	size_t count, cap;
 	bool stopping;
+	atomic_bool quitting;    /* stopping, readable without the lock */
 	unsigned long overflowed;
 	/* Claims to try again (the thread's own). */
 	struct request *deferred;
@@ -129,8 +131,8 @@ static void release(struct nicks *n, const struct request *r)
 	bool ours = owner_of(e, &origin, &session) && origin == cluster_self(n->cluster) &&
 		    session == r->session;
 	kvEntry_Destroy(e);
-	if (ours)
-		kvStore_Delete(n->kv, r->nick);
+	if (ours && kvStore_Delete(n->kv, r->nick) == NATS_OK)
+		log_debug("cluster: the nick %s is free again", r->nick);
 }
 
 /* R waits until its owner's node could have been heard (the thread's
@@ -204,7 +206,7 @@ static void *run(void *arg)
 			pthread_cond_timedwait(&n->wake, &n->lock, &until);
 			continue;
 		}
-		for (size_t i = 0; i < count; i++) {
+		for (size_t i = 0; i < count && !atomic_load(&n->quitting); i++) {
 			const struct request *r = &batch[i];
 			if (!r->claim) {
 				release(n, r);
@@ -251,6 +253,7 @@ void nicks_stop(struct nicks *n)
 {
 	if (!n)
 		return;
+	atomic_store(&n->quitting, true);
 	if (n->started) {
 		pthread_mutex_lock(&n->lock);
 		n->stopping = true;

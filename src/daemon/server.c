@@ -45,7 +45,8 @@
 #define DAY_SECONDS (24 * 60 * 60)
 
 /* epoll tags of the main loop's fds; listeners are tagged by index. */
-enum { TAG_SIGNAL = LISTENER_MAX, TAG_STATUS, TAG_WATCHDOG, TAG_TLS_WATCH, TAG_CONTROL, TAG_METRICS };
+enum { TAG_SIGNAL = LISTENER_MAX, TAG_STATUS, TAG_WATCHDOG, TAG_TLS_WATCH, TAG_CONTROL, TAG_METRICS,
+       TAG_SHARED_BANS };
 
 struct server {
 	struct config *cfg;
@@ -74,6 +75,13 @@ struct server {
 	struct control *control;   /* chatctl's socket; NULL: none */
 	struct metrics *metrics;   /* [metrics] listen; NULL: none */
 	bool cluster_told_down;    /* the cluster's thread's: users were told */
+	/* Bans the other nodes shared, for the main thread (TAG_SHARED_BANS). */
+	struct {
+		pthread_mutex_t lock;
+		struct shared_ban { struct ban ban; bool removed; } *items;
+		size_t count, cap;
+		int fd;            /* an eventfd */
+	} shared_bans;
 	uint64_t stream_seq;       /* the cluster stream's newest line in the store */
 	struct ban_list *bans;     /* in force, as the workers have them */
 	uint64_t rejected[REJECT_COUNT];
@@ -889,6 +897,20 @@ static int load_rooms(struct server *s, int n)
 	return 0;
 }
 
+/* On the accounts thread: a new account's name, claimed for the cluster. */
+static int replica_create(void *ctx, const struct account_row *row)
+{
+	struct server *s = ctx;
+	return s->pool.cluster ? cluster_account_create(s->pool.cluster, row) : 0;
+}
+
+static void replica_changed(void *ctx, const struct account_row *row)
+{
+	struct server *s = ctx;
+	if (s->pool.cluster)
+		cluster_account_changed(s->pool.cluster, row);
+}
+
 static int start_workers(struct server *s, int n)
 {
 	struct store_policy sp = store_policy(s->cfg);
@@ -896,6 +918,10 @@ static int start_workers(struct server *s, int n)
 	if (err_store < 0)
 		return err_store;
 	s->pool.store = s->store;
+	/* In a cluster, accounts are the nodes' (cluster/shared.h). */
+	if (s->cfg->cluster_url_count)
+		accounts_set_replica(s->accounts, &(struct accounts_replica){
+			.ctx = s, .create = replica_create, .changed = replica_changed });
 	if ((err_store = accounts_start(s->accounts)) < 0)
 		return err_store;
 	s->pool.accounts = s->accounts;
@@ -977,14 +1003,93 @@ static void cluster_node_lost(void *ctx, uint64_t origin, const char *node)
 	worker_post_node_lost(s->pool.workers[0], origin, node);
 }
 
+/* On the shared buckets' thread: another node's account, kept here too. */
+static void cluster_account(void *ctx, const struct account_row *row)
+{
+	struct server *s = ctx;
+	accounts_apply(s->accounts, row);
+}
+
+/* On the shared buckets' thread: a ban the nodes share, for the main
+ * thread. */
+static void cluster_ban(void *ctx, const struct ban *added, const char *removed)
+{
+	struct server *s = ctx;
+	pthread_mutex_lock(&s->shared_bans.lock);
+	if (s->shared_bans.count == s->shared_bans.cap) {
+		s->shared_bans.cap = s->shared_bans.cap ? 2 * s->shared_bans.cap : 16;
+		s->shared_bans.items = xrealloc(s->shared_bans.items,
+						s->shared_bans.cap * sizeof(*s->shared_bans.items));
+	}
+	struct shared_ban *sb = &s->shared_bans.items[s->shared_bans.count++];
+	memset(sb, 0, sizeof(*sb));
+	if (added) {
+		sb->ban = *added;
+	} else {
+		snprintf(sb->ban.mask, sizeof(sb->ban.mask), "%s", removed);
+		sb->removed = true;
+	}
+	pthread_mutex_unlock(&s->shared_bans.lock);
+	uint64_t one = 1;
+	if (write(s->shared_bans.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_errno(LOG_WARNING, errno, "cannot wake the main thread for a shared ban");
+}
+
+/* The bans other nodes shared (and ours, back from the bucket: those
+ * change nothing), into the list in force and the store. */
+static void apply_shared_bans(struct server *s)
+{
+	uint64_t n;
+	if (read(s->shared_bans.fd, &n, sizeof(n)) < 0)
+		return;
+	pthread_mutex_lock(&s->shared_bans.lock);
+	struct shared_ban *items = s->shared_bans.items;
+	size_t count = s->shared_bans.count;
+	s->shared_bans.items = NULL;
+	s->shared_bans.count = s->shared_bans.cap = 0;
+	pthread_mutex_unlock(&s->shared_bans.lock);
+	for (size_t i = 0; i < count; i++) {
+		const struct ban *b = &items[i].ban;
+		const struct ban *had = NULL;
+		for (size_t k = 0; k < s->bans->count && !had; k++)
+			if (strcmp(s->bans->bans[k].mask, b->mask) == 0)
+				had = &s->bans->bans[k];
+		struct ban_list *l = NULL;
+		if (items[i].removed && had) {
+			l = ban_list_without(s->bans, b->mask);
+			store_delete_ban(s->store, b->mask);
+		} else if (!items[i].removed && (!had || had->created != b->created ||
+						 had->expires != b->expires)) {
+			l = ban_list_with(s->bans, b);
+			store_save_ban(s->store, b);
+		}
+		if (!l)
+			continue;
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = items[i].removed ? "ban_removed" : "ban_added",
+						 .actor = "another node", .reason = b->mask),
+			  "ban of %s %s by another node", b->mask, items[i].removed ? "lifted" : "set");
+		set_bans(s, l);
+	}
+	free(items);
+}
+
 static int start_cluster(struct server *s)
 {
 	if (s->cfg->cluster_url_count == 0)
 		return 0;
+	pthread_mutex_init(&s->shared_bans.lock, NULL);
+	s->shared_bans.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int r;
+	if (s->shared_bans.fd < 0 ||
+	    (r = epoll_watch(s->epoll_fd, s->shared_bans.fd, TAG_SHARED_BANS)) < 0) {
+		log_errno(LOG_ERR, errno, "cluster: eventfd");
+		return -1;
+	}
 	char *err = NULL;
 	struct cluster_host host = { .ctx = s, .deliver = cluster_delivered,
 				     .changed = cluster_changed, .node_lost = cluster_node_lost,
-				     .nick_refused = cluster_nick_refused };
+				     .nick_refused = cluster_nick_refused, .account = cluster_account,
+				     .ban = cluster_ban };
 	s->pool.remotes = remotes_new();
 	rooms_set_guest_suffix(s->pool.rooms, s->cfg->cluster_node);
 	s->pool.cluster = cluster_start(s->cfg, &host, s->stream_seq, &err);
@@ -1002,12 +1107,9 @@ static void stop_workers(struct server *s)
 		worker_post_shutdown(s->pool.workers[i]);
 	for (int i = 0; i < s->pool.count; i++)
 		worker_join(s->pool.workers[i]);
-	/* What the workers handed over is published, for a second at most;
-	 * what the stream still delivers lands in inboxes that exist. */
-	cluster_stop(s->pool.cluster);
-	s->pool.cluster = NULL;
-	remotes_free(s->pool.remotes, s->pool.rooms);
-	s->pool.remotes = NULL;
+	/* Nothing of the cluster's calls the accounts any more; they may
+	 * still call it. */
+	cluster_halt(s->pool.cluster);
 	/* Every line said is in the store's hands now: written before the
 	 * workers are freed, as answers to questions still go to their
 	 * inboxes. */
@@ -1017,6 +1119,12 @@ static void stop_workers(struct server *s)
 	accounts_close(s->accounts);
 	s->accounts = NULL;
 	s->pool.accounts = NULL;
+	/* What the workers handed over is published, for a second at most;
+	 * what the stream still delivers lands in inboxes that exist. */
+	cluster_stop(s->pool.cluster);
+	s->pool.cluster = NULL;
+	remotes_free(s->pool.remotes, s->pool.rooms);
+	s->pool.remotes = NULL;
 	for (int i = 0; i < s->pool.count; i++)
 		worker_free(s->pool.workers[i]);
 	free(s->pool.workers);
@@ -1053,6 +1161,8 @@ static void loop(struct server *s)
 				tls_watch_tick(s);
 			else if (tag == TAG_CONTROL)
 				control_run(s->control);
+			else if (tag == TAG_SHARED_BANS)
+				apply_shared_bans(s);
 			else if (tag == TAG_METRICS)
 				metrics_run(s->metrics);
 		}
@@ -1063,6 +1173,7 @@ int server_run(struct config *cfg, const struct options *opts, int ready_fd)
 {
 	struct server s = { .cfg = cfg, .opts = opts, .signal_fd = -1, .watchdog_fd = -1,
 			    .tls_watch_fd = -1, .pool.status_fd = -1, .listener.reserve_fd = -1,
+			    .shared_bans.fd = -1,
 			    .started = time(NULL) };
 	int exit_code = 1, r;
 
@@ -1160,6 +1271,11 @@ out:
 	SSL_CTX_free(s.tls_ctx);
 	site_unref(s.site);
 	ban_list_unref(s.bans);
+	if (s.shared_bans.fd >= 0) {
+		close(s.shared_bans.fd);
+		free(s.shared_bans.items);
+		pthread_mutex_destroy(&s.shared_bans.lock);
+	}
 	if (s.signal_fd >= 0)
 		close(s.signal_fd);
 	if (s.epoll_fd >= 0)

@@ -32,6 +32,8 @@ enum stmt {
 	ST_DELETE,
 	ST_DELETE_ROOMS,
 	ST_LIST,
+	ST_KEEP_ROW,
+	ST_CREATED,
 	ST_COUNT
 };
 
@@ -50,6 +52,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	 * again is not their founder. */
 	[ST_DELETE_ROOMS] = "DELETE FROM rooms WHERE lower(founder) = ?1",
 	[ST_LIST] = "SELECT display, created, last_login FROM accounts ORDER BY name",
+	[ST_CREATED] = "SELECT created FROM accounts WHERE name = ?1",
+	/* Another copy's row: its last login here stays this node's. */
+	[ST_KEEP_ROW] = "INSERT INTO accounts (name, display, hash, scram_salt, scram_iterations, "
+			"scram_stored_key, scram_server_key, created, last_login) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0) ON CONFLICT (name) DO UPDATE SET "
+			"display = excluded.display, hash = excluded.hash, "
+			"scram_salt = excluded.scram_salt, scram_iterations = excluded.scram_iterations, "
+			"scram_stored_key = excluded.scram_stored_key, "
+			"scram_server_key = excluded.scram_server_key, created = excluded.created",
 };
 
 /* Failed logins of one account or from one address, in one window. */
@@ -86,6 +97,7 @@ struct accounts {
 
 	/* The thread's. */
 	struct fail_table by_account, by_address;
+	struct accounts_replica replica; /* create NULL: none */
 };
 
 static int64_t now_s(void)
@@ -314,6 +326,83 @@ static bool password_fits(const char *p)
 	return n >= ACCOUNTS_PASSWORD_MIN && n <= ACCOUNTS_PASSWORD_MAX;
 }
 
+static void row_of(struct account_row *row, const char *key, const char *display, const char *hash,
+		   const struct scram_keys *k, int64_t created)
+{
+	memset(row, 0, sizeof(*row));
+	snprintf(row->name, sizeof(row->name), "%s", key);
+	snprintf(row->display, sizeof(row->display), "%s", display);
+	snprintf(row->hash, sizeof(row->hash), "%s", hash);
+	memcpy(row->salt, k->salt, sizeof(row->salt));
+	row->iterations = k->iterations;
+	memcpy(row->stored_key, k->stored_key, sizeof(row->stored_key));
+	memcpy(row->server_key, k->server_key, sizeof(row->server_key));
+	row->created = created;
+}
+
+static int64_t find_created(struct accounts *a, const char *key)
+{
+	sqlite3_stmt *q = a->stmt[ST_CREATED];
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	int64_t created = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return created;
+}
+
+static void remove_name(struct accounts *a, const char *key);
+
+/* KEY's row, as kept, to the replica (deleted: only its name). */
+static void tell_replica(struct accounts *a, const char *key, bool deleted)
+{
+	if (!a->replica.changed)
+		return;
+	struct account_row row = { .deleted = deleted };
+	snprintf(row.name, sizeof(row.name), "%s", key);
+	if (!deleted) {
+		char display[NAME_MAX_LEN + 1], hash[CRYPT_OUTPUT_SIZE];
+		struct scram_keys k;
+		if (find(a, key, display, hash, &k) <= 0)
+			return;
+		row_of(&row, key, display, hash, &k, find_created(a, key));
+		OPENSSL_cleanse(&k, sizeof(k));
+		OPENSSL_cleanse(hash, sizeof(hash));
+	}
+	a->replica.changed(a->replica.ctx, &row);
+	OPENSSL_cleanse(&row, sizeof(row));
+}
+
+/* Another copy's ROW, kept here. */
+static void keep_row(struct accounts *a, const struct account_row *row)
+{
+	if (row->deleted) {
+		sqlite3_stmt *q = a->stmt[ST_DELETE];
+		sqlite3_bind_text(q, 1, row->name, -1, SQLITE_STATIC);
+		if (step_done(q))
+			remove_name(a, row->name);
+		sqlite3_clear_bindings(q);
+		return;
+	}
+	sqlite3_stmt *q = a->stmt[ST_KEEP_ROW];
+	sqlite3_bind_text(q, 1, row->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, row->display, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, row->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 4, row->salt, sizeof(row->salt), SQLITE_STATIC);
+	sqlite3_bind_int(q, 5, (int)row->iterations);
+	sqlite3_bind_blob(q, 6, row->stored_key, sizeof(row->stored_key), SQLITE_STATIC);
+	sqlite3_bind_blob(q, 7, row->server_key, sizeof(row->server_key), SQLITE_STATIC);
+	sqlite3_bind_int64(q, 8, row->created);
+	bool done = step_done(q);
+	sqlite3_clear_bindings(q);
+	if (!done) {
+		log_warning("%s: cannot keep the account %s of another node: %s", a->path, row->name,
+			    sqlite3_errmsg(a->db));
+		return;
+	}
+	if (!accounts_registered(a, row->name))
+		add_name(a, row->name);
+}
+
 static int do_register(struct accounts *a, struct account_request *r, const char *key)
 {
 	if (!password_fits(r->password))
@@ -325,6 +414,16 @@ static int do_register(struct accounts *a, struct account_request *r, const char
 	struct scram_keys k;
 	if (!hash_password(r->password, hash) || !scram_keys(r->password, &k))
 		return -EIO;
+	if (a->replica.create) {
+		struct account_row row;
+		row_of(&row, key, r->name, hash, &k, now_s());
+		int taken = a->replica.create(a->replica.ctx, &row);
+		OPENSSL_cleanse(&row, sizeof(row));
+		if (taken) {
+			OPENSSL_cleanse(&k, sizeof(k));
+			return taken;
+		}
+	}
 	sqlite3_stmt *q = a->stmt[ST_INSERT];
 	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, r->name, -1, SQLITE_STATIC);
@@ -376,6 +475,7 @@ static int do_set_password(struct accounts *a, struct account_request *r, const 
 	int err = set_password(a, key, r->new_password);
 	if (err)
 		return err;
+	tell_replica(a, key, false);
 	snprintf(r->account, sizeof(r->account), "%s", display);
 	log_event(LOG_NOTICE, LOG_FIELDS(.event = "password_changed", .nick = display,
 					 .actor = r->actor),
@@ -415,6 +515,7 @@ static int do_delete(struct accounts *a, struct account_request *r, const char *
 			    sqlite3_errmsg(a->db));
 	sqlite3_clear_bindings(q);
 	remove_name(a, key);
+	tell_replica(a, key, true);
 	snprintf(r->account, sizeof(r->account), "%s", display);
 	log_event(LOG_NOTICE, LOG_FIELDS(.event = "account_deleted", .nick = display,
 					 .actor = r->actor),
@@ -496,6 +597,7 @@ static int do_password(struct accounts *a, struct account_request *r, const char
 		return err;
 	if (set_password(a, key, r->new_password) < 0)
 		return -EIO;
+	tell_replica(a, key, false);
 	log_event(LOG_INFO, LOG_FIELDS(.event = "password_changed", .nick = r->account,
 				       .peer = r->address),
 		  "account %s: password changed from %s", r->account, r->address);
@@ -574,6 +676,10 @@ static void handle(struct accounts *a, struct account_request *r)
 	case ACCOUNT_OPER:
 		r->result = do_oper(a, r);
 		break;
+	case ACCOUNT_REPLICA:
+		keep_row(a, r->row);
+		r->result = 0;
+		break;
 	}
 	OPENSSL_cleanse(r->password, sizeof(r->password));
 	OPENSSL_cleanse(r->new_password, sizeof(r->new_password));
@@ -592,7 +698,10 @@ static void *accounts_main(void *arg)
 		memmove(a->queue, a->queue + 1, --a->count * sizeof(*a->queue));
 		pthread_mutex_unlock(&a->lock);
 		handle(a, r);
-		r->done(r);
+		if (r->done)
+			r->done(r);
+		else
+			account_request_free(r);
 		pthread_mutex_lock(&a->lock);
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -642,6 +751,21 @@ fail:
 	return NULL;
 }
 
+void accounts_set_replica(struct accounts *a, const struct accounts_replica *rep)
+{
+	a->replica = *rep;
+}
+
+void accounts_apply(struct accounts *a, const struct account_row *row)
+{
+	struct account_request *r = xcalloc(1, sizeof(*r));
+	r->op = ACCOUNT_REPLICA;
+	snprintf(r->name, sizeof(r->name), "%s", row->name);
+	r->row = xmalloc(sizeof(*r->row));
+	*r->row = *row;
+	accounts_request(a, r);
+}
+
 int accounts_start(struct accounts *a)
 {
 	int r = pthread_create(&a->thread, NULL, accounts_main, a);
@@ -668,6 +792,10 @@ void account_request_free(struct account_request *r)
 {
 	if (r) {
 		free(r->list);
+		if (r->row) {
+			OPENSSL_cleanse(r->row, sizeof(*r->row));
+			free(r->row);
+		}
 		OPENSSL_cleanse(r, sizeof(*r));
 		free(r);
 	}

@@ -33,6 +33,31 @@
 
 struct accounts;
 
+/* An account as it is kept, for another copy of the accounts (a
+ * cluster's shared bucket). */
+struct account_row {
+	char name[NAME_MAX_LEN + 1];       /* lower case */
+	char display[NAME_MAX_LEN + 1];    /* as registered */
+	char hash[384];                    /* crypt(3)'s: CRYPT_OUTPUT_SIZE */
+	unsigned char salt[ACCOUNTS_SCRAM_SALT];
+	unsigned iterations;
+	unsigned char stored_key[ACCOUNTS_SCRAM_KEY];
+	unsigned char server_key[ACCOUNTS_SCRAM_KEY];
+	int64_t created;                   /* seconds since the epoch */
+	bool deleted;                      /* it is no more */
+};
+
+/* Where the accounts are copied to, with a say on new names (in a
+ * cluster: the other nodes'). Called on the accounts thread. */
+struct accounts_replica {
+	void *ctx;
+	/* Before a new account is kept: 0, or -EEXIST when the name is
+	 * another copy's already. */
+	int (*create)(void *ctx, const struct account_row *row);
+	/* After a change was kept here: a new password, or deleted. */
+	void (*changed)(void *ctx, const struct account_row *row);
+};
+
 enum account_op {
 	ACCOUNT_REGISTER, /* name, password: a new account, logged in */
 	ACCOUNT_LOGIN,    /* name, password */
@@ -48,6 +73,8 @@ enum account_op {
 	/* An IRC client's OPER: name (the operator's), password, checked
 	 * against oper_hash (from the config), with the login limits. */
 	ACCOUNT_OPER,
+	/* accounts_apply(): row, another copy's (no answer). */
+	ACCOUNT_REPLICA,
 };
 
 /* An account as ACCOUNT_LIST tells it. */
@@ -78,6 +105,8 @@ struct account_request {
 	unsigned iterations;
 	unsigned char stored_key[ACCOUNTS_SCRAM_KEY];
 	unsigned char server_key[ACCOUNTS_SCRAM_KEY];
+	/* ACCOUNT_REPLICA (freed with the request) */
+	struct account_row *row;
 	/* ACCOUNT_LIST (freed with the request) */
 	struct account_info *list;
 	size_t list_count;
@@ -96,8 +125,16 @@ struct account_request {
  * loads the registered names. NULL and *ERR on failure. */
 struct accounts *accounts_open(const char *path, char **err);
 
+/* Before accounts_start: changes are copied to REP (copied), which has a
+ * say on new names. */
+void accounts_set_replica(struct accounts *a, const struct accounts_replica *rep);
+
 /* Starts the thread: 0 or -errno. */
 int accounts_start(struct accounts *a);
+
+/* Any thread: ROW as another copy has it now (or deleted), to be kept
+ * here too, after what was asked before. */
+void accounts_apply(struct accounts *a, const struct account_row *row);
 
 /* Queues R (taken). Any thread. */
 void accounts_request(struct accounts *a, struct account_request *r);

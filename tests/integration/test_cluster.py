@@ -315,6 +315,62 @@ class PresenceTest(ClusterTestCase):
         alice.read_until(r"^\* alice is now known as bob$")
 
 
+class SharedTest(ClusterTestCase):
+    """Accounts and bans, kept by every node from the cluster's buckets."""
+
+    def test_an_account_registered_on_one_node_works_on_another(self):
+        ns = self.nats()
+        a = self.node("a", [ns.url])
+        b = self.node("b", [ns.url])
+        alice = self.line_client(a, "alice")
+        alice.send("/register a-good-password")
+        alice.read_until(r"^= registered alice: you are logged in$")
+        alice.close()
+        a.log.wait(r"cluster: the nick alice is free again")
+        # b copies it from the bucket: alice's password works there too.
+        other = self.line_client(b, "alice")
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            other.send("/identify a-good-password")
+            line = other.read_until(r"^(= you are logged in as|! alice is not registered)")[-1]
+            if line.startswith("= ") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(line, "= you are logged in as alice")
+
+    def test_a_name_is_registered_once_in_the_cluster(self):
+        ns = self.nats()
+        a = self.node("a", [ns.url])
+        b = self.node("b", [ns.url])
+        carol = self.line_client(a, "carol")
+        carol.send("/register a-good-password")
+        carol.read_until(r"^= registered carol: you are logged in$")
+        carol.close()
+        a.log.wait(r"cluster: the nick carol is free again")
+        # Whether or not b has copied it yet: the bucket knows the name.
+        c2 = self.line_client(b, "carol")
+        c2.send("/register another-password")
+        c2.read_until(r"^! carol is registered already: /identify PASSWORD$")
+
+    def test_a_ban_set_on_one_node_holds_on_another(self):
+        ns = self.nats()
+        a = self.node("a", [ns.url])
+        b = self.node("b", [ns.url])
+        spammer = self.line_client(b, "SpamKing")
+        r = a.ctl("ban", "add", "spam*", "no spam")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        spammer.read_until(r"^! banned: no spam")
+        b.log.wait(r"ban of spam\* set by another node")
+        other = self.connect(b)
+        other.send("/nick spammer")
+        other.read_until(r"^! nick banned on this server: spammer$")
+        r = a.ctl("ban", "del", "spam*")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        b.log.wait(r"ban of spam\* lifted by another node")
+        other.send("/nick spammer")
+        other.read_until(r"^\* \S+ is now known as spammer$")
+
+
 class NatsOutageTest(ClusterTestCase):
     def chat_and_notice(self, c, n, notice, timeout=RECOVERY):
         """The next n chat lines c reads, and the notice among them or
