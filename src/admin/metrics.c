@@ -109,6 +109,28 @@ void metrics_render(const struct metrics_snapshot *snap, FILE *out)
 		sample(out, single[i].name, single[i].value);
 	}
 
+	if (snap->clustered) {
+		const struct {
+			const char *name, *type, *help;
+			uint64_t value;
+		} cluster[] = {
+			{ "chatd_cluster_up", "gauge",
+			  "1 while this node reaches NATS and reads the cluster's stream.", snap->cluster_up },
+			{ "chatd_cluster_nodes", "gauge", "Other nodes of the cluster heard.",
+			  (uint64_t)snap->cluster_nodes },
+			{ "chatd_cluster_published_total", "counter",
+			  "Messages this node published to the cluster's stream.", snap->cluster_published },
+			{ "chatd_cluster_lost_total", "counter",
+			  "Messages the cluster's stream could not be given.", snap->cluster_lost },
+			{ "chatd_cluster_received_total", "counter",
+			  "Messages read from the cluster's stream.", snap->cluster_received },
+		};
+		for (size_t i = 0; i < ARRAY_SIZE(cluster); i++) {
+			family(out, cluster[i].name, cluster[i].type, cluster[i].help);
+			sample(out, cluster[i].name, cluster[i].value);
+		}
+	}
+
 	family(out, "chatd_reloads_total", "counter", "Config reloads, by result.");
 	fprintf(out, "chatd_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)snap->reloads_ok);
 	fprintf(out, "chatd_reloads_total{result=\"failed\"} %llu\n",

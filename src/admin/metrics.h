@@ -41,6 +41,10 @@ struct metrics_snapshot {
 	uint64_t history_written, history_dropped;
 	uint64_t reloads_ok, reloads_failed;
 	uint64_t rejected[REJECT_COUNT];
+	bool clustered;                 /* [cluster]: the figures below */
+	bool cluster_up;
+	int cluster_nodes;
+	uint64_t cluster_published, cluster_lost, cluster_received;
 };
 
 /* Writes SNAP to OUT in the Prometheus text format. */

@@ -824,6 +824,12 @@ enum peer_state cluster_peer_state(struct cluster *c, uint64_t origin)
 
 void cluster_get_stats(const struct cluster *c, struct cluster_stats *ret)
 {
+	ret->up = cluster_up(c);
+	ret->nodes = 0;
+	pthread_mutex_lock(&((struct cluster *)c)->peers_lock);
+	for (size_t i = 0; i < c->peer_count; i++)
+		ret->nodes += c->peers[i].heard_ms != 0;
+	pthread_mutex_unlock(&((struct cluster *)c)->peers_lock);
 	ret->published = atomic_load(&((struct cluster *)c)->published);
 	ret->lost = atomic_load(&((struct cluster *)c)->lost);
 	ret->received = atomic_load(&((struct cluster *)c)->received);

@@ -150,6 +150,8 @@ enum peer_state cluster_peer_state(struct cluster *c, uint64_t origin);
 
 /* Counters, for the metrics and the log. */
 struct cluster_stats {
+	bool up;               /* cluster_up() */
+	int nodes;             /* other nodes heard */
 	uint64_t published;    /* messages the stream took */
 	uint64_t lost;         /* messages it could not be given */
 	uint64_t received;     /* messages delivered from it */

@@ -832,6 +832,24 @@ static void host_status(void *server, struct json_object *o, FILE *text)
 	fprintf(text, "database:    %s (%llu lines written since start, %llu lost)\n", db ? db : "?",
 		(unsigned long long)st.written, (unsigned long long)st.dropped);
 	free(db);
+	if (s->pool.cluster) {
+		struct cluster_stats cs;
+		cluster_get_stats(s->pool.cluster, &cs);
+		struct json_object *c = json_object_new_object();
+		json_object_object_add(c, "node", json_object_new_string(s->cfg->cluster_node));
+		json_object_object_add(c, "up", json_object_new_boolean(cs.up));
+		json_object_object_add(c, "nodes", json_object_new_int(cs.nodes));
+		json_object_object_add(c, "published", json_object_new_int64((int64_t)cs.published));
+		json_object_object_add(c, "lost", json_object_new_int64((int64_t)cs.lost));
+		json_object_object_add(c, "received", json_object_new_int64((int64_t)cs.received));
+		json_object_object_add(c, "stream_seq", json_object_new_int64((int64_t)cs.last_seq));
+		json_object_object_add(o, "cluster", c);
+		fprintf(text, "cluster:     node %s, %s NATS, %d other node%s heard (%llu messages "
+			"published, %llu lost, %llu read)\n", s->cfg->cluster_node,
+			cs.up ? "reaches" : "does not reach", cs.nodes, cs.nodes == 1 ? "" : "s",
+			(unsigned long long)cs.published, (unsigned long long)cs.lost,
+			(unsigned long long)cs.received);
+	}
 	fprintf(text, "log level:   %s\n", log_level_name(log_get_level()));
 }
 
@@ -857,6 +875,16 @@ static void collect_metrics(void *server, struct metrics_snapshot *snap)
 	store_get_stats(s->store, &st);
 	snap->history_written = st.written;
 	snap->history_dropped = st.dropped;
+	if (s->pool.cluster) {
+		struct cluster_stats cs;
+		cluster_get_stats(s->pool.cluster, &cs);
+		snap->clustered = true;
+		snap->cluster_up = cs.up;
+		snap->cluster_nodes = cs.nodes;
+		snap->cluster_published = cs.published;
+		snap->cluster_lost = cs.lost;
+		snap->cluster_received = cs.received;
+	}
 	snap->reloads_ok = s->reloads[1];
 	snap->reloads_failed = s->reloads[0];
 	memcpy(snap->rejected, s->rejected, sizeof(snap->rejected));

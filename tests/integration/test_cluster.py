@@ -11,9 +11,12 @@ so once, and the lines said on either side arrive once afterwards); a NATS
 cluster of three that loses one server goes on."""
 import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -207,6 +210,36 @@ class CrossNodeTest(ClusterTestCase):
                 break
             time.sleep(0.1)
         self.assertEqual(said, wanted)
+
+
+class OperatingTest(ClusterTestCase):
+    def test_status_and_metrics_show_the_cluster(self):
+        ns = self.nats()
+        a = self.node("a", [ns.url], config={"metrics": {"listen": "127.0.0.1:0"}})
+        b = self.node("b", [ns.url])
+        a.log.wait(r"cluster: node b .* is there")
+        alice = self.line_client(a, "alice")
+        bob = self.line_client(b, "bob")
+        alice.send("hi")
+        self.hears(bob, "alice", "hi")
+        r = a.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"cluster: +node a, reaches NATS, 1 other node heard "
+                                   r"\(\d+ messages published, 0 lost, \d+ read\)")
+        port = a.log.wait(r"metrics: http://127\.0\.0\.1:(\d+)/metrics").group(1)
+        with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=TIMEOUT) as f:
+            text = f.read().decode()
+        samples = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                       if line and not line.startswith("#"))
+        self.assertEqual(samples["chatd_cluster_up"], "1")
+        self.assertEqual(samples["chatd_cluster_nodes"], "1")
+        self.assertGreater(int(samples["chatd_cluster_published_total"]), 0)
+        self.assertGreater(int(samples["chatd_cluster_received_total"]), 0)
+        promtool = shutil.which("promtool")
+        if promtool:
+            r = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                               capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
 class PresenceTest(ClusterTestCase):
