@@ -57,6 +57,7 @@ void wire_encode(struct wire_buf *b, const struct wire_record *r)
 	put_name(b, r->other);
 	put_name(b, r->realname);
 	put_name(b, r->account);
+	put_name(b, r->actor);
 	size_t rooms = strlen(r->rooms);
 	put_u32(b, rooms);
 	put(b, r->rooms, rooms);
@@ -146,6 +147,7 @@ int wire_decode(const uint8_t *data, size_t len, size_t *off, struct wire_record
 	get_name(&rd, ret->other, sizeof(ret->other), true);
 	get_name(&rd, ret->realname, sizeof(ret->realname), true);
 	get_name(&rd, ret->account, sizeof(ret->account), true);
+	get_name(&rd, ret->actor, sizeof(ret->actor), true);
 	size_t rooms = get_u32(&rd, WIRE_ROOMS_MAX);
 	if (!rd.bad) {
 		memcpy(ret->rooms, rd.p, rooms);

@@ -5,8 +5,8 @@
  *
  * A record: a version byte, a kind byte, a flags byte, a change byte,
  * four 64-bit numbers (big-endian), then the node, room, nick, user, host, other,
- * realname and account (a length byte each), the rooms and the text (a
- * 32-bit length each). Anything short, too long or of an unknown version
+ * realname, account and actor (a length byte each), the rooms and the text
+ * (a 32-bit length each). Anything short, too long or of an unknown version
  * is refused whole. */
 #ifndef CHATD_CLUSTER_WIRE_H
 #define CHATD_CLUSTER_WIRE_H
@@ -29,7 +29,10 @@ enum wire_kind {
 	WIRE_MEMBER = 4, /* nick (session, of origin) is now as described: in
 			  * rooms, or gone; change says what happened */
 	WIRE_HELLO = 5,  /* origin asks for every member's state (WIRE_MEMBER) */
-	WIRE_KIND_MAX = WIRE_HELLO,
+	WIRE_KICK = 6,   /* nick (of origin) puts other (session, of the node it
+			  * is sent to) out of room, for text; no room: out of
+			  * the chat (chatctl kick, IRC KILL, by actor) */
+	WIRE_KIND_MAX = WIRE_KICK,
 };
 
 enum {
@@ -61,6 +64,7 @@ struct wire_record {
 	char realname[REALNAME_MAX_LEN + 1];
 	char account[NAME_MAX_LEN + 1];
 	char rooms[WIRE_ROOMS_MAX + 1];  /* WIRE_MEMBER: its rooms, space-separated */
+	char actor[96];                  /* WIRE_KICK out of the chat: the admin */
 	const char *text;    /* into the decoded bytes, not NUL-terminated */
 	size_t text_len;
 };

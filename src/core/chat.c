@@ -596,10 +596,6 @@ int chat_kick(struct worker *w, struct session *s, const char *name, const char 
 	int r = rooms_may_kick(worker_rooms(w), &s->member, name, nick, &to, &room, &joined_seq);
 	if (r < 0)
 		return r;
-	if (to.worker < 0) {
-		room_unref(room);
-		return -EREMOTE;
-	}
 	struct text_buf c;
 	text_buf_clean_chat(&c, reason, len);
 	size_t n = text_buf_blank(&c) ? 0 : text_utf8_prefix(c.text, c.len, TOPIC_MAX_LEN);
@@ -615,7 +611,10 @@ int chat_kick(struct worker *w, struct session *s, const char *name, const char 
 	memcpy(k->reason, c.text, n);
 	k->reason_len = n;
 	text_buf_free(&c);
-	worker_send_kick(w, &to, k);
+	if (to.worker < 0)
+		worker_cluster_kick(w, &to, k); /* done by its own node */
+	else
+		worker_send_kick(w, &to, k);
 	return 0;
 }
 
@@ -633,7 +632,7 @@ void chat_kicked(struct worker *w, struct session *s, struct kick *k)
 	/* The same membership the kick was decided on: not one of a room
 	 * made anew since, nor a later arrival in it. */
 	if (s->id == k->conn_id && ms && ms->room == k->room_ref &&
-	    ms->joined_seq == k->joined_seq &&
+	    (ms->joined_seq == k->joined_seq || k->joined_seq == 0) &&
 	    rooms_part(worker_rooms(w), &s->member, k->room, &ms, &count) == 0) {
 		struct chat_event ev = { .kind = CHAT_KICKED, .nick = k->by, .user = k->by_user,
 					 .host = k->by_host, .room = ms->room->name,

@@ -114,8 +114,8 @@ int chat_kick(struct worker *w, struct session *s, const char *name, const char 
 	      const char *reason, size_t len);
 
 /* On S's worker: K (see worker_send_kick) puts S out of K's room, if S is
- * still in it since the kick was decided; the room and S hear of it.
- * Frees K. */
+ * still in it since the kick was decided (K->joined_seq; 0: any time, for
+ * a kick decided on another node); the room and S hear of it. Frees K. */
 void chat_kicked(struct worker *w, struct session *s, struct kick *k);
 
 /* Frees a kick nobody carried out. */

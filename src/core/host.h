@@ -138,6 +138,10 @@ struct kick {
  * the session at A. */
 void worker_send_kick(struct worker *w, const struct member_address *a, struct kick *k);
 
+/* In a cluster: K, a kick of the member of another node at TO, to be
+ * carried out there (K is freed). */
+void worker_cluster_kick(struct worker *w, const struct member_address *to, struct kick *k);
+
 /* Puts MS in, or takes it out of, its room's list of this worker's
  * members (after rooms_join/rooms_part/rooms_leave). */
 void worker_room_link(struct worker *w, struct membership *ms);

@@ -96,8 +96,25 @@ bool worker_pool_kick(struct worker_pool *pool, const char *nick, const char *te
 		      const char *actor, char ret_nick[NAME_MAX_LEN + 1])
 {
 	struct member_address to;
-	if (!rooms_find(pool->rooms, nick, &to) || to.worker < 0)
+	if (!rooms_find(pool->rooms, nick, &to))
 		return false;
+	if (to.worker < 0) {
+		/* A member of another node: put out there. */
+		if (!pool->cluster)
+			return false;
+		struct wire_record r = { .kind = WIRE_KICK, .origin = cluster_self(pool->cluster),
+					 .session = to.conn_id, .time_ms = wall_clock_ms(), .text = text,
+					 .text_len = strlen(text) };
+		snprintf(r.node, sizeof(r.node), "%s", cluster_node(pool->cluster));
+		snprintf(r.nick, sizeof(r.nick), "%s", cluster_node(pool->cluster));
+		snprintf(r.other, sizeof(r.other), "%s", to.nick);
+		snprintf(r.actor, sizeof(r.actor), "%s on node %s", actor, cluster_node(pool->cluster));
+		struct cluster_batch *b = NULL;
+		cluster_batch_add(&b, CLUSTER_TO_NODE, to.origin, &r);
+		cluster_post(pool->cluster, b);
+		memcpy(ret_nick, to.nick, NAME_MAX_LEN + 1);
+		return true;
+	}
 	worker_post_disconnect(pool->workers[to.worker], to.fd, to.conn_id, "kicked", text, actor);
 	memcpy(ret_nick, to.nick, NAME_MAX_LEN + 1);
 	return true;
@@ -238,6 +255,56 @@ void worker_cluster_private(struct worker *w, const struct member_address *to,
 	cluster_batch_add(&w->cluster_out, CLUSTER_TO_NODE, to->origin, &r);
 }
 
+void worker_cluster_kick(struct worker *w, const struct member_address *to, struct kick *k)
+{
+	if (w->pool->cluster) {
+		struct wire_record r = { .kind = WIRE_KICK, .origin = cluster_self(w->pool->cluster),
+					 .session = to->conn_id, .time_ms = wall_clock_ms(),
+					 .text = k->reason, .text_len = k->reason_len };
+		snprintf(r.node, sizeof(r.node), "%s", cluster_node(w->pool->cluster));
+		snprintf(r.room, sizeof(r.room), "%s", k->room);
+		snprintf(r.nick, sizeof(r.nick), "%s", k->by);
+		snprintf(r.user, sizeof(r.user), "%s", k->by_user);
+		snprintf(r.host, sizeof(r.host), "%s", k->by_host);
+		snprintf(r.other, sizeof(r.other), "%s", to->nick);
+		cluster_batch_add(&w->cluster_out, CLUSTER_TO_NODE, to->origin, &r);
+	}
+	chat_kick_free(k);
+}
+
+/* A kick from another node, for a member here: carried out by its own
+ * worker, in the room of that name now (or, with no room, out of the
+ * chat). */
+static void relay_kick(struct worker *w, const struct wire_record *r)
+{
+	struct member_address to;
+	if (!rooms_find(w->pool->rooms, r->other, &to) || to.worker < 0 || to.conn_id != r->session)
+		return; /* gone meanwhile */
+	if (!r->room[0]) {
+		char text[sizeof(((struct disconnect *)NULL)->text)];
+		snprintf(text, sizeof(text), "%.*s", (int)r->text_len, r->text);
+		worker_post_disconnect(w->pool->workers[to.worker], to.fd, to.conn_id, "kicked", text,
+				       r->actor);
+		return;
+	}
+	struct room_history *rh;
+	struct room *room = rooms_room(w->pool->rooms, r->room, &rh);
+	if (!room)
+		return;
+	size_t n = r->text_len > TOPIC_MAX_LEN ? TOPIC_MAX_LEN : r->text_len;
+	struct kick *k = xcalloc(1, sizeof(*k) + n + 1);
+	snprintf(k->room, sizeof(k->room), "%s", room->name);
+	snprintf(k->by, sizeof(k->by), "%s", r->nick);
+	snprintf(k->by_user, sizeof(k->by_user), "%s", r->user);
+	snprintf(k->by_host, sizeof(k->by_host), "%s", r->host);
+	k->conn_id = r->session;
+	k->room_ref = room;
+	k->joined_seq = 0; /* decided there: whatever its arrival here */
+	memcpy(k->reason, r->text, n);
+	k->reason_len = n;
+	worker_send_kick(w, &to, k);
+}
+
 void worker_cluster_member(struct worker *w, struct session *s, int change, const char *room,
 			   const char *other, const char *text, size_t text_len)
 {
@@ -335,6 +402,11 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 	int k;
 	while ((k = wire_decode(d->data, d->len, &off, &r)) > 0) {
 		bool from_stream = d->seq > 0;
+		if (r.kind == WIRE_KICK) {
+			if (!from_stream && r.origin != self)
+				relay_kick(w, &r);
+			continue;
+		}
 		if (r.kind == WIRE_HELLO) {
 			if (!from_stream)
 				for (int i = 0; i < w->pool->count; i++)

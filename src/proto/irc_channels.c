@@ -488,9 +488,6 @@ static bool kick_one(struct worker *w, struct session *s, const char *channel, s
 		irc_num(w, s, "401", "%s :No such nick/channel", irc_echo(&e, nick_p, nick_len));
 	else if (r == -ESRCH)
 		irc_num(w, s, "441", "%s #%s :They aren't on that channel", nick, info.name);
-	else if (r == -EREMOTE)
-		irc_num(w, s, "400", "KICK :%s is on another server of this network: kick them there",
-			nick);
 	return r != -ENOTCONN && r != -EPERM;
 }
 

@@ -352,8 +352,6 @@ static void op_failed(struct worker *w, struct session *s, const char *room, con
 		reply(w, s, "! no such nick: %s", nick);
 	else if (r == -ESRCH)
 		reply(w, s, "! %s is not in %s", nick, room);
-	else if (r == -EREMOTE)
-		reply(w, s, "! %s is on another server of this network: kick them there", nick);
 }
 
 static void do_kick(struct worker *w, struct session *s, const struct command *cmd)

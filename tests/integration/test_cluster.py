@@ -330,6 +330,26 @@ class PresenceTest(ClusterTestCase):
                 renamed.append(c)
         self.assertEqual(len(renamed), 1, "exactly one loses the nick")
 
+    def test_kicks_reach_a_member_of_another_node(self):
+        ns = self.nats()
+        a = self.node("a", [ns.url])
+        b = self.node("b", [ns.url])
+        alice = self.irc_client(a, "alice", "#ops")
+        bob = self.irc_client(b, "bob", "#ops")
+        m = alice.until("JOIN")[-1]
+        self.assertEqual((m.source.split("!")[0], m.params[0]), ("bob", "#ops"))
+        alice.send("KICK #ops bob :behave")
+        m = bob.until("KICK")[-1]
+        self.assertEqual((m.source.split("!")[0], m.params), ("alice", ["#ops", "bob", "behave"]))
+        m = alice.until("KICK")[-1]
+        self.assertEqual(m.params, ["#ops", "bob", "behave"])
+        # And out of the chat, by an admin of the other node.
+        r = a.ctl("kick", "bob", "enough")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = bob.until("ERROR")[-1]
+        self.assertIn("enough", m.params[-1])
+        b.log.wait(r"kicked \S+ bob: enough")
+
     def test_a_killed_node_s_users_leave_within_15_seconds(self):
         ns = self.nats()
         a = self.node("a", [ns.url])
