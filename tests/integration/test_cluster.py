@@ -348,7 +348,7 @@ class PresenceTest(ClusterTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         m = bob.until("ERROR")[-1]
         self.assertIn("enough", m.params[-1])
-        b.log.wait(r"kicked \S+ bob: enough")
+        b.log.wait(r"kicked \S+ bob: .*enough.* on node a\)")
 
     def test_a_killed_node_s_users_leave_within_15_seconds(self):
         ns = self.nats()
