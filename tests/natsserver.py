@@ -21,8 +21,12 @@ class NatsServer:
     """One nats-server with JetStream. routes: the cluster ports of the
     others, for a NATS cluster (then cluster_port is its own)."""
 
-    def __init__(self, name="n1", cluster_port=None, routes=(), store=None):
+    def __init__(self, name="n1", cluster_port=None, routes=(), store=None, tls=None, user=None):
+        """tls: (certificate, key): clients must speak TLS; user: (name,
+        password) clients must give."""
         self.name = name
+        self.tls = tls
+        self.user = user
         self.port = free_port()
         self.cluster_port = cluster_port
         self.routes = list(routes)
@@ -33,11 +37,16 @@ class NatsServer:
 
     @property
     def url(self):
-        return "nats://127.0.0.1:%d" % self.port
+        login = "%s:%s@" % self.user if self.user else ""
+        return "%s://%s127.0.0.1:%d" % ("tls" if self.tls else "nats", login, self.port)
 
     def start(self):
         cmd = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-n", self.name,
                "-js", "-sd", self.store]
+        if self.tls:
+            cmd += ["--tls", "--tlscert", self.tls[0], "--tlskey", self.tls[1]]
+        if self.user:
+            cmd += ["--user", self.user[0], "--pass", self.user[1]]
         if self.cluster_port:
             cmd += ["--cluster_name", "chatd-test",
                     "--cluster", "nats://127.0.0.1:%d" % self.cluster_port]

@@ -93,6 +93,8 @@ struct cluster {
 	atomic_uint_least64_t listening_since_ms; /* hearing heartbeats since
 						   * (monotonic_ms(); 0: not) */
 	bool told_up;                        /* the cluster thread's: host told */
+	char last_why[256];                  /* the cluster thread's: the last error said */
+	uint64_t why_again_ms;
 	uint64_t next_msg;                   /* Nats-Msg-Id's counter */
 
 	/* What the stream refused, for the cluster's thread to publish again
@@ -529,6 +531,24 @@ static void keep_peers(struct cluster *c)
 	pthread_mutex_unlock(&c->peers_lock);
 }
 
+/* While NATS cannot be reached, why (nats.c's last error), when it
+ * changes and once a minute. */
+static void say_why_not_connected(struct cluster *c)
+{
+	if (atomic_load(&c->connected) || !c->nc)
+		return;
+	const char *why = NULL;
+	if (natsConnection_GetLastError(c->nc, &why) == NATS_OK || !why || !*why)
+		return;
+	uint64_t now = monotonic_ms();
+	if (strcmp(why, c->last_why) == 0 && now < c->why_again_ms)
+		return;
+	snprintf(c->last_why, sizeof(c->last_why), "%s", why);
+	c->why_again_ms = now + LOSS_LOG_MS;
+	log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
+		  "cluster: node %s cannot reach NATS: %s (trying again)", c->node, why);
+}
+
 /* Tells the host when reachability changed (only this thread does). */
 static void note_state(struct cluster *c)
 {
@@ -566,6 +586,7 @@ static void *run(void *arg)
 		    set_up(c) < 0)
 			next_setup_ms = monotonic_ms() + SETUP_RETRY_MS;
 		note_state(c);
+		say_why_not_connected(c);
 		keep_peers(c);
 		for (struct cluster_batch *p = b; p; p = p->next) {
 			if (atomic_load(&c->any_failed))

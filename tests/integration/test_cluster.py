@@ -242,6 +242,26 @@ class OperatingTest(ClusterTestCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
+class SecuredNatsTest(ClusterTestCase):
+    def test_tls_and_a_password(self):
+        from test_tls import Certs
+        certs = Certs()
+        self.addCleanup(certs.tmp.cleanup)
+        ns = self.nats(tls=certs.leaf, user=("chatd", "s3cret"))
+        a = self.node("a", [ns.url], config={"cluster": {"nats": ns.url, "node": "a", "ca": certs.ca}})
+        b = self.node("b", [ns.url], config={"cluster": {"nats": ns.url, "node": "b", "ca": certs.ca}})
+        alice = self.line_client(a, "alice")
+        bob = self.line_client(b, "bob")
+        alice.send("over TLS")
+        self.hears(bob, "alice", "over TLS")
+        # A wrong password: the node never reaches NATS, and says so.
+        wrong = ns.url.replace("s3cret", "wrong")
+        srv = irc_server({"cluster": {"nats": wrong, "node": "c", "ca": certs.ca}})
+        self.addCleanup(srv.close)
+        srv.log.wait(r"cluster: node c cannot reach NATS: .+ \(trying again\)", timeout=RECOVERY)
+        self.assertIsNone(re.search(r"node c is connected", srv.log.text()))
+
+
 class PresenceTest(ClusterTestCase):
     def test_arrivals_departures_and_lists_across_nodes(self):
         ns = self.nats()

@@ -832,6 +832,51 @@ static void test_control_and_metrics(void)
 	       "t.conf:2: socket: too long for a socket's path (at most 107 bytes)");
 }
 
+static void test_cluster(void)
+{
+	struct config *cfg = EXPECT_OK("[cluster]\nnats = nats://10.0.0.1:4222, tls://u:p@nats2:4222 "
+				       "nats://[::1]:4222\nnode = chat-1_a\nreplicas = 3\n"
+				       "credentials = nats.creds\n");
+	if (cfg) {
+		CHECK_INT(cfg->cluster_url_count, 3);
+		if (cfg->cluster_url_count == 3) {
+			CHECK_STR(cfg->cluster_urls[0], "nats://10.0.0.1:4222");
+			CHECK_STR(cfg->cluster_urls[1], "tls://u:p@nats2:4222");
+			CHECK_STR(cfg->cluster_urls[2], "nats://[::1]:4222");
+		}
+		CHECK_STR(cfg->cluster_node, "chat-1_a");
+		CHECK_INT(cfg->cluster_replicas, 3);
+		CHECK_STR(cfg->cluster_credentials, "nats.creds");
+		CHECK(cfg->cluster_ca == NULL);
+	}
+	config_unref(cfg);
+	/* None: no cluster, and no node name is needed. */
+	cfg = EXPECT_OK("[cluster]\nnats =\n");
+	if (cfg) {
+		CHECK_INT(cfg->cluster_url_count, 0);
+		CHECK_INT(cfg->cluster_replicas, 1);
+	}
+	config_unref(cfg);
+	/* The node's name defaults to the host name's first label. */
+	cfg = EXPECT_OK("[cluster]\nnats = nats://127.0.0.1:4222\n");
+	if (cfg) {
+		char host[256];
+		gethostname(host, sizeof(host));
+		host[strcspn(host, ".")] = 0;
+		CHECK_STR(cfg->cluster_node, host);
+	}
+	config_unref(cfg);
+	EXPECT("[cluster]\nnats = http://127.0.0.1:4222\n",
+	       "t.conf:2: nats: must be NATS server URLs, nats://HOST:PORT or tls://HOST:PORT, "
+	       "separated by commas: http://127.0.0.1:4222");
+	EXPECT("[cluster]\nnats = nats://127.0.0.1:4222/x\n",
+	       "t.conf:2: nats: must be NATS server URLs, nats://HOST:PORT or tls://HOST:PORT, "
+	       "separated by commas: nats://127.0.0.1:4222/x");
+	EXPECT("[cluster]\nnode = chat.example\n",
+	       "t.conf:2: node: must be letters, digits, - and _: chat.example");
+	EXPECT("[cluster]\nreplicas = 7\n", "t.conf:2: replicas: must be 1..5");
+}
+
 static void test_operators(void)
 {
 	static const char sha512[] = "$6$aB3dEfGh$Kq2dCz8f0mR1m0TQ8kq6W2b5sY0nqkQe4m7WbZz9A3lU7n5bYjJrS1"
@@ -1502,6 +1547,7 @@ int main(void)
 	test_store_and_history();
 	test_web();
 	test_control_and_metrics();
+	test_cluster();
 	test_operators();
 	test_irc_unusable_host_name();
 	test_sendq_vs_line();
