@@ -14,7 +14,8 @@ static void put(struct wire_buf *b, const void *p, size_t n)
 		b->cap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n + 256;
 		b->data = xrealloc(b->data, b->cap);
 	}
-	memcpy(b->data + b->len, p, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
 	b->len += n;
 }
 
