@@ -39,6 +39,8 @@
 #define RETRY_WAIT_MS 250
 /* How long a JetStream request (a stream, a bucket, a key) may take. */
 #define JS_API_WAIT_MS 2000
+/* How long stopping waits for nats.c's threads. */
+#define CLOSE_WAIT_MS 5000
 #define CONSUMER_HEARTBEAT_NS 1000000000LL
 #define RETRY_MAX_MS 30000
 #define RETRY_KEPT_MAX 65536
@@ -755,6 +757,16 @@ void cluster_stop(struct cluster *c)
 	jsCtx_Destroy(c->js);
 	natsConnection_Destroy(c->nc);
 	natsOptions_Destroy(c->opts);
+	/* nats.c's threads may still be calling us back (the connection's
+	 * disconnected and closed callbacks, a message being delivered):
+	 * they are all gone once the library is closed, and only then is C. */
+	natsStatus s = nats_CloseAndWait(CLOSE_WAIT_MS);
+	if (s != NATS_OK) {
+		log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
+			  "cluster: NATS's threads did not stop within %d ms: %s", CLOSE_WAIT_MS,
+			  natsStatus_GetText(s));
+		return; /* C stays: a callback may yet come */
+	}
 	cluster_batch_free(c->queue);
 	for (size_t i = 0; i < c->failed_count; i++)
 		free(c->failed[i]);
@@ -763,7 +775,6 @@ void cluster_stop(struct cluster *c)
 	pthread_mutex_destroy(&c->peers_lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
-	nats_CloseAndWait(1000);
 }
 
 uint64_t cluster_self(const struct cluster *c)
