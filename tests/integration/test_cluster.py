@@ -329,13 +329,13 @@ class PresenceTest(ClusterTestCase):
         nick = "zed"
         z1.send("NICK " + nick)
         z2.send("NICK " + nick)
-        for c in (z1, z2):
-            m = c.until("NICK")[-1]
-            self.assertEqual(m.params[0], nick)
-        # The bucket decides within a few seconds; the one refused is told
-        # and renamed.
+        # Each node took it (433 when the other's had reached it first).
+        took = [c for c in (z1, z2) if c.until("NICK", "433")[-1].command == "NICK"]
+        self.assertGreaterEqual(len(took), 1)
+        # The bucket decides within a few seconds; one refused there is
+        # told and renamed.
         renamed = []
-        for c in (z1, z2):
+        for c in took:
             got = []
             end = time.monotonic() + 4
             while time.monotonic() < end:
@@ -348,7 +348,7 @@ class PresenceTest(ClusterTestCase):
             if told:
                 self.assertEqual([m.command for m in got if m.command == "NICK"], ["NICK"])
                 renamed.append(c)
-        self.assertEqual(len(renamed), 1, "exactly one loses the nick")
+        self.assertEqual(len(took) - len(renamed), 1, "exactly one keeps the nick")
 
     def test_kicks_reach_a_member_of_another_node(self):
         ns = self.nats()
