@@ -76,6 +76,17 @@ class ClusterTestCase(ChatdTestCase):
             self.assertLess(time.monotonic(), deadline, "%s never listed" % nick)
             time.sleep(0.1)
 
+    def no_more_chat(self, c, seconds):
+        """No chat line comes to c for that long (arrivals and departures
+        may)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                line = c.read_line(timeout=max(0.01, end - time.monotonic()))
+            except AssertionError:
+                return
+            self.assertIsNone(re.match(r"\[[^\]]+\] ", line), "a line more: %r" % line)
+
     def hears(self, c, nick, text, timeout=TIMEOUT):
         """The next chat line c reads (past arrivals, departures and
         renames) is nick's text."""
@@ -244,6 +255,11 @@ class OperatingTest(ClusterTestCase):
 
 class SecuredNatsTest(ClusterTestCase):
     def test_tls_and_a_password(self):
+        if "-fsanitize=thread" in os.environ.get("CHATD_SANITIZERS", ""):
+            # nats.c reads and writes one OpenSSL connection from two of its
+            # threads (its reader, and whoever publishes): ThreadSanitizer
+            # reports that race in libnats and libssl, not in chatd.
+            self.skipTest("ThreadSanitizer build: nats.c's TLS reading and writing race")
         from test_tls import Certs
         certs = Certs()
         self.addCleanup(certs.tmp.cleanup)
@@ -494,8 +510,11 @@ class NatsOutageTest(ClusterTestCase):
         alice.send("after")
         self.hears(anna, "alice", "after")
         self.hears(bob, "alice", "after")
+        # Nothing said comes twice. (Arrivals may: had the nodes not heard
+        # each other for 10 s, a slow machine's, each lost the other's
+        # users and tells them back now.)
         for c in (alice, anna, bob):
-            c.expect_silence(0.3)
+            self.no_more_chat(c, 0.5)
         a.log.wait(r"cluster: node a is connected to NATS")
 
     def test_nats_cluster_loses_a_server(self):
