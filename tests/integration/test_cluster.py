@@ -59,10 +59,22 @@ class ClusterTestCase(ChatdTestCase):
 
     def line_client(self, srv, nick):
         c = self.connect(srv)
-        c.send("/nick " + nick)
-        c.read_until(r"^\* %s is now known as %s$" % (re.escape(c.nick), nick))
-        c.nick = nick
+        self.take_nick(c, nick)
         return c
+
+    def take_nick(self, c, nick):
+        """c becomes nick, asking again while the node still has it taken or
+        banned (what another node changed reaches this one a little later)."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            c.send("/nick " + nick)
+            line = c.read_until(r"^(\* %s is now known as %s|! nick (taken|banned on this server): "
+                                r"%s)$" % (re.escape(c.nick), nick, nick))[-1]
+            if line.startswith("* "):
+                c.nick = nick
+                return
+            self.assertLess(time.monotonic(), deadline, "%s stays refused: %s" % (nick, line))
+            time.sleep(0.1)
 
     def until_listed(self, c, nick):
         """Asks /who until nick is among those in c's room (another node's
@@ -456,8 +468,7 @@ class SharedTest(ClusterTestCase):
         r = a.ctl("ban", "del", "spam*")
         self.assertEqual(r.returncode, 0, r.stderr)
         b.log.wait(r"ban of spam\* lifted by another node")
-        other.send("/nick spammer")
-        other.read_until(r"^\* \S+ is now known as spammer$")
+        self.take_nick(other, "spammer")
 
 
 class NatsOutageTest(ClusterTestCase):
