@@ -110,7 +110,8 @@ struct cluster {
 	atomic_int_least64_t loss_logged_ms;
 };
 
-void cluster_room_subject(const char *room, char *ret, size_t size)
+/* The subject of ROOM's messages: its lower-case name in hex. */
+static void cluster_room_subject(const char *room, char *ret, size_t size)
 {
 	static const char hex[] = "0123456789abcdef";
 	char lower[NAME_MAX_LEN + 1];
@@ -854,16 +855,16 @@ enum peer_state cluster_peer_state(struct cluster *c, uint64_t origin)
 	return state;
 }
 
-void cluster_get_stats(const struct cluster *c, struct cluster_stats *ret)
+void cluster_get_stats(struct cluster *c, struct cluster_stats *ret)
 {
 	ret->up = cluster_up(c);
 	ret->nodes = 0;
-	pthread_mutex_lock(&((struct cluster *)c)->peers_lock);
+	pthread_mutex_lock(&c->peers_lock);
 	for (size_t i = 0; i < c->peer_count; i++)
 		ret->nodes += c->peers[i].heard_ms != 0;
-	pthread_mutex_unlock(&((struct cluster *)c)->peers_lock);
-	ret->published = atomic_load(&((struct cluster *)c)->published);
-	ret->lost = atomic_load(&((struct cluster *)c)->lost);
-	ret->received = atomic_load(&((struct cluster *)c)->received);
-	ret->last_seq = atomic_load(&((struct cluster *)c)->last_seq);
+	pthread_mutex_unlock(&c->peers_lock);
+	ret->published = atomic_load(&c->published);
+	ret->lost = atomic_load(&c->lost);
+	ret->received = atomic_load(&c->received);
+	ret->last_seq = atomic_load(&c->last_seq);
 }

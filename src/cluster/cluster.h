@@ -157,10 +157,6 @@ struct cluster_stats {
 	uint64_t received;     /* messages delivered from it */
 	uint64_t last_seq;     /* the newest delivered */
 };
-void cluster_get_stats(const struct cluster *c, struct cluster_stats *ret);
-
-/* The subject of ROOM's messages into RET (SIZE at least
- * sizeof(CLUSTER_ROOM_SUBJECT) + 2 * NAME_MAX_LEN). */
-void cluster_room_subject(const char *room, char *ret, size_t size);
+void cluster_get_stats(struct cluster *c, struct cluster_stats *ret);
 
 #endif

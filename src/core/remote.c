@@ -14,8 +14,6 @@
 #include "base/util.h"
 #include "core/chat_impl.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
 struct remote_member {
 	struct remote_member *next;   /* in its hash chain */
 	uint64_t origin, session, version;
