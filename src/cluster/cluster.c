@@ -834,6 +834,16 @@ void cluster_ban_removed(struct cluster *c, const char *mask)
 	shared_ban_removed(c->shared, mask);
 }
 
+void cluster_account_offer(struct cluster *c, const struct account_row *row)
+{
+	shared_account_offer(c->shared, row);
+}
+
+void cluster_ban_offer(struct cluster *c, const struct ban *b)
+{
+	shared_ban_offer(c->shared, b);
+}
+
 jsCtx *cluster_js(const struct cluster *c)
 {
 	return c->js;

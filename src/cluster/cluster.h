@@ -140,6 +140,10 @@ int cluster_account_create(struct cluster *c, const struct account_row *row);
 void cluster_account_changed(struct cluster *c, const struct account_row *row);
 void cluster_ban_added(struct cluster *c, const struct ban *b);
 void cluster_ban_removed(struct cluster *c, const char *mask);
+/* What this node kept before it shared it: put in the buckets unless the
+ * others ever had it. */
+void cluster_account_offer(struct cluster *c, const struct account_row *row);
+void cluster_ban_offer(struct cluster *c, const struct ban *b);
 
 /* For nicks.c: the JetStream context, and whether the node ORIGIN is
  * there (heard within CLUSTER_NODE_TIMEOUT_MS), gone, or not known yet

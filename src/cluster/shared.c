@@ -29,6 +29,7 @@ struct put {
 	enum bucket_id bucket;
 	char key[2 * BAN_MASK_MAX + 1];
 	char *value;                 /* JSON; NULL: delete the key */
+	bool offered;                /* kept only if the key never was there */
 };
 
 struct shared {
@@ -44,6 +45,7 @@ struct shared {
 	pthread_mutex_t lock;
 	struct put *queue;           /* guarded by lock */
 	size_t count, cap;
+	bool told_full;              /* the queue's overflow, once it is told */
 	bool stopping;
 };
 
@@ -250,11 +252,55 @@ static void apply(struct shared *s, enum bucket_id b, kvEntry *e)
 			  bucket_names[b], key);
 }
 
+/* What this node had before it shared it, put in the bucket only if the
+ * key never was there: revision 0 expected, which a key another node
+ * deleted has not either (its delete marker), so nothing deleted comes
+ * back. Told when the others' value differs: theirs is kept, here too. */
+static void write_offered(struct shared *s, struct put *p)
+{
+	uint64_t rev;
+	kvStore *kv = s->kv[p->bucket];
+	const char *what = p->bucket == B_ACCOUNTS ? "account" : "ban of";
+	char mask[BAN_MASK_MAX];
+	const char *name = p->bucket == B_ACCOUNTS || !mask_of_key(p->key, mask, sizeof(mask))
+				   ? p->key : mask;
+	natsStatus refused = kvStore_UpdateString(&rev, kv, p->key, p->value, 0);
+	if (refused == NATS_OK) {
+		log_event(LOG_INFO, LOG_FIELDS(.event = "cluster_shared"),
+			  "cluster: the %s %s this node had is shared with the other nodes", what,
+			  name);
+		return;
+	}
+	/* NATS_ERR: the server's answer, here a revision other than 0. */
+	kvEntry *e = NULL;
+	natsStatus st = refused == NATS_ERR ? kvStore_Get(&e, kv, p->key) : refused;
+	if (st == NATS_OK) {
+		if ((size_t)kvEntry_ValueLen(e) != strlen(p->value) ||
+		    memcmp(kvEntry_Value(e), p->value, strlen(p->value)) != 0)
+			log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict"),
+				  "cluster: the %s %s differs on the other nodes: theirs is kept", what,
+				  name);
+	} else if (st == NATS_NOT_FOUND) {
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict"),
+			  "cluster: the %s %s was deleted on another node: not shared", what, name);
+	} else {
+		log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
+			  "cluster: the %s %s not shared with the other nodes (bucket %s): %s", what,
+			  name, bucket_names[p->bucket], natsStatus_GetText(st));
+	}
+	kvEntry_Destroy(e);
+}
+
 static void write_put(struct shared *s, struct put *p)
 {
 	uint64_t rev;
-	natsStatus st = p->value ? kvStore_PutString(&rev, s->kv[p->bucket], p->key, p->value)
-				 : kvStore_Delete(s->kv[p->bucket], p->key);
+	natsStatus st = NATS_OK;
+	if (p->offered)
+		write_offered(s, p);
+	else if (p->value)
+		st = kvStore_PutString(&rev, s->kv[p->bucket], p->key, p->value);
+	else
+		st = kvStore_Delete(s->kv[p->bucket], p->key);
 	if (st != NATS_OK)
 		log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
 			  "cluster: %s not shared with the other nodes (bucket %s): %s", p->key,
@@ -306,9 +352,12 @@ static void *run(void *arg)
 	return NULL;
 }
 
-static void queue(struct shared *s, enum bucket_id b, const char *key, char *value)
+static void queue(struct shared *s, enum bucket_id b, const char *key, char *value, bool offered)
 {
+	bool tell = false;
 	pthread_mutex_lock(&s->lock);
+	if (s->count == 0)
+		s->told_full = false;
 	if (s->count < SHARED_QUEUE_MAX) {
 		if (s->count == s->cap) {
 			s->cap = s->cap ? 2 * s->cap : 16;
@@ -318,12 +367,19 @@ static void queue(struct shared *s, enum bucket_id b, const char *key, char *val
 		p->bucket = b;
 		snprintf(p->key, sizeof(p->key), "%s", key);
 		p->value = value;
+		p->offered = offered;
 		value = NULL;
+	} else {
+		tell = !s->told_full; /* once until the queue has drained */
+		s->told_full = true;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (value) {
+	if (tell)
 		log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
-			  "cluster: %s not shared with the other nodes: too many changes waiting", key);
+			  "cluster: %s and any more changes not shared with the other nodes: %d "
+			  "waiting already", key, SHARED_QUEUE_MAX);
+	if (value) {
+		explicit_bzero(value, strlen(value));
 		free(value);
 	}
 }
@@ -387,7 +443,7 @@ int shared_account_create(struct shared *s, const struct account_row *row)
 		usleep(20 * 1000);
 	if (!atomic_load(&s->bound)) {
 		/* NATS away: kept here, and shared once it is back. */
-		queue(s, B_ACCOUNTS, row->name, account_json(row));
+		queue(s, B_ACCOUNTS, row->name, account_json(row), false);
 		return 0;
 	}
 	char *value = account_json(row);
@@ -402,7 +458,7 @@ int shared_account_create(struct shared *s, const struct account_row *row)
 			free(value);
 			return -EEXIST;
 		}
-		queue(s, B_ACCOUNTS, row->name, value); /* tried again by the thread */
+		queue(s, B_ACCOUNTS, row->name, value, false); /* tried again by the thread */
 		return 0;
 	}
 	explicit_bzero(value, strlen(value));
@@ -412,19 +468,31 @@ int shared_account_create(struct shared *s, const struct account_row *row)
 
 void shared_account_changed(struct shared *s, const struct account_row *row)
 {
-	queue(s, B_ACCOUNTS, row->name, row->deleted ? NULL : account_json(row));
+	queue(s, B_ACCOUNTS, row->name, row->deleted ? NULL : account_json(row), false);
 }
 
 void shared_ban_added(struct shared *s, const struct ban *b)
 {
 	char key[2 * BAN_MASK_MAX + 1];
 	ban_key(b->mask, key, sizeof(key));
-	queue(s, B_BANS, key, ban_json(b));
+	queue(s, B_BANS, key, ban_json(b), false);
 }
 
 void shared_ban_removed(struct shared *s, const char *mask)
 {
 	char key[2 * BAN_MASK_MAX + 1];
 	ban_key(mask, key, sizeof(key));
-	queue(s, B_BANS, key, NULL);
+	queue(s, B_BANS, key, NULL, false);
+}
+
+void shared_account_offer(struct shared *s, const struct account_row *row)
+{
+	queue(s, B_ACCOUNTS, row->name, account_json(row), true);
+}
+
+void shared_ban_offer(struct shared *s, const struct ban *b)
+{
+	char key[2 * BAN_MASK_MAX + 1];
+	ban_key(b->mask, key, sizeof(key));
+	queue(s, B_BANS, key, ban_json(b), true);
 }

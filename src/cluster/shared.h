@@ -27,5 +27,10 @@ int shared_account_create(struct shared *s, const struct account_row *row);
 void shared_account_changed(struct shared *s, const struct account_row *row);
 void shared_ban_added(struct shared *s, const struct ban *b);
 void shared_ban_removed(struct shared *s, const char *mask);
+/* What a node had before it joined (or while it ran alone): put in the
+ * bucket unless the key ever was there (a differing value is logged, and
+ * the bucket's kept). */
+void shared_account_offer(struct shared *s, const struct account_row *row);
+void shared_ban_offer(struct shared *s, const struct ban *b);
 
 #endif

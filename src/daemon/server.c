@@ -939,6 +939,14 @@ static void replica_changed(void *ctx, const struct account_row *row)
 		cluster_account_changed(s->pool.cluster, row);
 }
 
+/* On the accounts thread: an account this node had before it joined. */
+static void replica_offer(void *ctx, const struct account_row *row)
+{
+	struct server *s = ctx;
+	if (s->pool.cluster)
+		cluster_account_offer(s->pool.cluster, row);
+}
+
 static int start_workers(struct server *s, int n)
 {
 	struct store_policy sp = store_policy(s->cfg);
@@ -949,7 +957,8 @@ static int start_workers(struct server *s, int n)
 	/* In a cluster, accounts are the nodes' (cluster/shared.h). */
 	if (s->cfg->cluster_url_count)
 		accounts_set_replica(s->accounts, &(struct accounts_replica){
-			.ctx = s, .create = replica_create, .changed = replica_changed });
+			.ctx = s, .create = replica_create, .changed = replica_changed,
+			.offer = replica_offer });
 	if ((err_store = accounts_start(s->accounts)) < 0)
 		return err_store;
 	s->pool.accounts = s->accounts;
@@ -1126,6 +1135,12 @@ static int start_cluster(struct server *s)
 		free(err);
 		return -1;
 	}
+	/* What this node kept alone (before it joined, or while it ran
+	 * without [cluster]) becomes the others' too, unless they ever had
+	 * it: sent once the buckets are open. */
+	for (size_t i = 0; i < s->bans->count; i++)
+		cluster_ban_offer(s->pool.cluster, &s->bans->bans[i]);
+	accounts_offer(s->accounts);
 	return 0;
 }
 

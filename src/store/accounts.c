@@ -352,6 +352,20 @@ static int64_t find_created(struct accounts *a, const char *key)
 
 static void remove_name(struct accounts *a, const char *key);
 
+/* KEY's row as kept, in *ROW: false when there is none (or the database
+ * failed). */
+static bool load_row(struct accounts *a, const char *key, struct account_row *row)
+{
+	char display[NAME_MAX_LEN + 1], hash[CRYPT_OUTPUT_SIZE];
+	struct scram_keys k;
+	bool found = find(a, key, display, hash, &k) > 0;
+	if (found)
+		row_of(row, key, display, hash, &k, find_created(a, key));
+	OPENSSL_cleanse(&k, sizeof(k));
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return found;
+}
+
 /* KEY's row, as kept, to the replica (deleted: only its name). */
 static void tell_replica(struct accounts *a, const char *key, bool deleted)
 {
@@ -359,17 +373,41 @@ static void tell_replica(struct accounts *a, const char *key, bool deleted)
 		return;
 	struct account_row row = { .deleted = deleted };
 	snprintf(row.name, sizeof(row.name), "%s", key);
-	if (!deleted) {
-		char display[NAME_MAX_LEN + 1], hash[CRYPT_OUTPUT_SIZE];
-		struct scram_keys k;
-		if (find(a, key, display, hash, &k) <= 0)
-			return;
-		row_of(&row, key, display, hash, &k, find_created(a, key));
-		OPENSSL_cleanse(&k, sizeof(k));
-		OPENSSL_cleanse(hash, sizeof(hash));
-	}
+	if (!deleted && !load_row(a, key, &row))
+		return;
 	a->replica.changed(a->replica.ctx, &row);
 	OPENSSL_cleanse(&row, sizeof(row));
+}
+
+/* Every account, to the replica's offer(). The names first: offering
+ * reads each row with statements of its own. */
+static void offer_all(struct accounts *a)
+{
+	if (!a->replica.offer)
+		return;
+	char (*keys)[NAME_MAX_LEN + 1] = NULL;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *q = a->stmt[ST_NAMES];
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? 2 * cap : 64;
+			keys = xrealloc(keys, cap * sizeof(*keys));
+		}
+		snprintf(keys[count++], sizeof(*keys), "%s", (const char *)sqlite3_column_text(q, 0));
+	}
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE)
+		log_event(LOG_WARNING, LOG_FIELDS(.event = "store_failed"),
+			  "%s: cannot read the accounts to share them: %s", a->path,
+			  sqlite3_errmsg(a->db));
+	for (size_t i = 0; i < count; i++) {
+		struct account_row row;
+		if (load_row(a, keys[i], &row))
+			a->replica.offer(a->replica.ctx, &row);
+		OPENSSL_cleanse(&row, sizeof(row));
+	}
+	free(keys);
 }
 
 /* Another copy's ROW, kept here. */
@@ -680,6 +718,10 @@ static void handle(struct accounts *a, struct account_request *r)
 		keep_row(a, r->row);
 		r->result = 0;
 		break;
+	case ACCOUNT_OFFER:
+		offer_all(a);
+		r->result = 0;
+		break;
 	}
 	OPENSSL_cleanse(r->password, sizeof(r->password));
 	OPENSSL_cleanse(r->new_password, sizeof(r->new_password));
@@ -763,6 +805,13 @@ void accounts_apply(struct accounts *a, const struct account_row *row)
 	snprintf(r->name, sizeof(r->name), "%s", row->name);
 	r->row = xmalloc(sizeof(*r->row));
 	*r->row = *row;
+	accounts_request(a, r);
+}
+
+void accounts_offer(struct accounts *a)
+{
+	struct account_request *r = xcalloc(1, sizeof(*r));
+	r->op = ACCOUNT_OFFER;
 	accounts_request(a, r);
 }
 

@@ -56,6 +56,9 @@ struct accounts_replica {
 	int (*create)(void *ctx, const struct account_row *row);
 	/* After a change was kept here: a new password, or deleted. */
 	void (*changed)(void *ctx, const struct account_row *row);
+	/* An account kept here, offered by accounts_offer() (NULL: none):
+	 * the replica takes it if the name was never its own. */
+	void (*offer)(void *ctx, const struct account_row *row);
 };
 
 enum account_op {
@@ -75,6 +78,9 @@ enum account_op {
 	ACCOUNT_OPER,
 	/* accounts_apply(): row, another copy's (no answer). */
 	ACCOUNT_REPLICA,
+	/* accounts_offer(): every account, to the replica's offer() (no
+	 * answer). */
+	ACCOUNT_OFFER,
 };
 
 /* An account as ACCOUNT_LIST tells it. */
@@ -135,6 +141,11 @@ int accounts_start(struct accounts *a);
 /* Any thread: ROW as another copy has it now (or deleted), to be kept
  * here too, after what was asked before. */
 void accounts_apply(struct accounts *a, const struct account_row *row);
+
+/* Any thread: every account kept here, to the replica's offer(), after
+ * what was asked before (in a cluster: the accounts a node had before it
+ * joined become the others' too). */
+void accounts_offer(struct accounts *a);
 
 /* Queues R (taken). Any thread. */
 void accounts_request(struct accounts *a, struct account_request *r);

@@ -8,7 +8,9 @@ others, in both protocols; many senders on different nodes, and every
 receiver on every node sees one and the same order; NATS going away and
 coming back (each node's users chat among themselves meanwhile, are told
 so once, and the lines said on either side arrive once afterwards); a NATS
-cluster of three that loses one server goes on."""
+cluster of three that loses one server goes on; accounts and bans shared,
+those a node had alone included."""
+import json
 import os
 import re
 import shutil
@@ -31,6 +33,8 @@ BACK = "the other servers of this network are back"
 # again (reconnecting every 0.5 s; a restarted server's consumer is made
 # again at once).
 RECOVERY = 30
+# What /identify is answered.
+ANSWERS = r"^(= you are logged in as |! wrong password|! \S+ is not registered|! too many failed)"
 
 
 class ClusterTestCase(ChatdTestCase):
@@ -469,6 +473,83 @@ class SharedTest(ClusterTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         b.log.wait(r"ban of spam\* lifted by another node")
         self.take_nick(other, "spammer")
+
+
+    def until_accounts(self, srv, names):
+        """Asks srv's account list until it is names (what another node
+        changed reaches srv a little later)."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            r = srv.ctl("account", "list", json_out=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            listed = [a["name"] for a in json.loads(r.stdout)["accounts"]]
+            if listed == names:
+                return
+            self.assertLess(time.monotonic(), deadline, "accounts: %r" % listed)
+            time.sleep(0.1)
+
+    def login(self, srv, nick, password, wanted):
+        """The answer a client of srv gets logging in as nick with password."""
+        c = self.line_client(srv, nick)
+        c.send("/identify " + password)
+        line = c.read_until(ANSWERS)[-1]
+        self.assertTrue(line.startswith(wanted), line)
+        c.close()
+
+    def test_what_a_node_had_alone_is_shared_when_it_joins(self):
+        folder = self.enterContext(tempfile.TemporaryDirectory(prefix="chatd-node-"))
+        a_store = {"store": {"path": os.path.join(folder, "a.db")}}
+        logged_in = "= you are logged in as"
+        # a, alone: two accounts and a ban.
+        alone = irc_server(a_store)
+        self.addCleanup(alone.close)
+        for nick, password in (("dora", "doras-password"), ("erin", "erins-old-password")):
+            c = self.line_client(alone, nick)
+            c.send("/register " + password)
+            c.read_until(r"^= registered %s: you are logged in$" % nick)
+            c.close()
+        r = alone.ctl("ban", "add", "troll*", "no trolls")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(alone.stop(), 0)
+        # The cluster has an erin of its own already.
+        ns = self.nats()
+        b = self.node("b", [ns.url])
+        erin = self.line_client(b, "erin")
+        erin.send("/register erins-cluster-password")
+        erin.read_until(r"^= registered erin: you are logged in$")
+        erin.close()
+        b.log.wait(r"cluster: the nick erin is free again")
+        a = self.node("a", [ns.url], config=a_store)
+        a.log.wait(r"cluster: the account dora this node had is shared with the other nodes")
+        a.log.wait(r"cluster: the ban of troll\* this node had is shared with the other nodes")
+        # a's own account and ban hold on b; the cluster's erin wins on a.
+        self.until_accounts(b, ["dora", "erin"])
+        self.login(b, "dora", "doras-password", logged_in)
+        b.log.wait(r"ban of troll\* set by another node")
+        troll = self.connect(b)
+        troll.send("/nick trollface")
+        troll.read_until(r"^! nick banned on this server: trollface$")
+        a.log.wait(r"cluster: the account erin differs on the other nodes: theirs is kept")
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # once a has copied the bucket's erin
+            c = self.line_client(a, "erin")
+            c.send("/identify erins-cluster-password")
+            line = c.read_until(ANSWERS)[-1]
+            c.close()
+            if line.startswith(logged_in) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertTrue(line.startswith(logged_in), line)
+        # An account deleted on b while a was away does not come back
+        # when a offers it again.
+        self.assertEqual(a.stop(), 0)
+        r = b.ctl("account", "del", "dora")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        a = self.node("a", [ns.url], config=a_store)
+        a.log.wait(r"cluster: the account dora was deleted on another node: not shared")
+        self.until_accounts(a, ["erin"])
+        self.until_accounts(b, ["erin"])
+        self.login(a, "erin", "erins-cluster-password", logged_in)
 
 
 class NatsOutageTest(ClusterTestCase):
