@@ -423,34 +423,40 @@ class PresenceTest(ClusterTestCase):
 class SharedTest(ClusterTestCase):
     """Accounts and bans, kept by every node from the cluster's buckets."""
 
+    def register(self, srv, nick, password):
+        c = self.line_client(srv, nick)
+        c.send("/register " + password)
+        c.read_until(r"^= registered %s: you are logged in$" % nick)
+        c.close()
+
+    def until_logged_in(self, srv, nick, password):
+        """Logs in as nick on srv, asking again while srv has not copied
+        the account (or its password) from the bucket yet."""
+        c = self.line_client(srv, nick)
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            c.send("/identify " + password)
+            line = c.read_until(ANSWERS)[-1]
+            if line.startswith("= ") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        c.close()
+        self.assertEqual(line, "= you are logged in as " + nick)
+
     def test_an_account_registered_on_one_node_works_on_another(self):
         ns = self.nats()
         a = self.node("a", [ns.url])
         b = self.node("b", [ns.url])
-        alice = self.line_client(a, "alice")
-        alice.send("/register a-good-password")
-        alice.read_until(r"^= registered alice: you are logged in$")
-        alice.close()
+        self.register(a, "alice", "a-good-password")
         a.log.wait(r"cluster: the nick alice is free again")
         # b copies it from the bucket: alice's password works there too.
-        other = self.line_client(b, "alice")
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            other.send("/identify a-good-password")
-            line = other.read_until(r"^(= you are logged in as|! alice is not registered)")[-1]
-            if line.startswith("= ") or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        self.assertEqual(line, "= you are logged in as alice")
+        self.until_logged_in(b, "alice", "a-good-password")
 
     def test_a_name_is_registered_once_in_the_cluster(self):
         ns = self.nats()
         a = self.node("a", [ns.url])
         b = self.node("b", [ns.url])
-        carol = self.line_client(a, "carol")
-        carol.send("/register a-good-password")
-        carol.read_until(r"^= registered carol: you are logged in$")
-        carol.close()
+        self.register(a, "carol", "a-good-password")
         a.log.wait(r"cluster: the nick carol is free again")
         # Whether or not b has copied it yet: the bucket knows the name.
         c2 = self.line_client(b, "carol")
@@ -488,58 +494,34 @@ class SharedTest(ClusterTestCase):
             self.assertLess(time.monotonic(), deadline, "accounts: %r" % listed)
             time.sleep(0.1)
 
-    def login(self, srv, nick, password, wanted):
-        """The answer a client of srv gets logging in as nick with password."""
-        c = self.line_client(srv, nick)
-        c.send("/identify " + password)
-        line = c.read_until(ANSWERS)[-1]
-        self.assertTrue(line.startswith(wanted), line)
-        c.close()
-
     def test_what_a_node_had_alone_is_shared_when_it_joins(self):
         folder = self.enterContext(tempfile.TemporaryDirectory(prefix="chatd-node-"))
         a_store = {"store": {"path": os.path.join(folder, "a.db")}}
-        logged_in = "= you are logged in as"
         # a, alone: two accounts and a ban.
         alone = irc_server(a_store)
         self.addCleanup(alone.close)
-        for nick, password in (("dora", "doras-password"), ("erin", "erins-old-password")):
-            c = self.line_client(alone, nick)
-            c.send("/register " + password)
-            c.read_until(r"^= registered %s: you are logged in$" % nick)
-            c.close()
+        self.register(alone, "dora", "doras-password")
+        self.register(alone, "erin", "erins-old-password")
         r = alone.ctl("ban", "add", "troll*", "no trolls")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(alone.stop(), 0)
         # The cluster has an erin of its own already.
         ns = self.nats()
         b = self.node("b", [ns.url])
-        erin = self.line_client(b, "erin")
-        erin.send("/register erins-cluster-password")
-        erin.read_until(r"^= registered erin: you are logged in$")
-        erin.close()
+        self.register(b, "erin", "erins-cluster-password")
         b.log.wait(r"cluster: the nick erin is free again")
         a = self.node("a", [ns.url], config=a_store)
         a.log.wait(r"cluster: the account dora this node had is shared with the other nodes")
         a.log.wait(r"cluster: the ban of troll\* this node had is shared with the other nodes")
         # a's own account and ban hold on b; the cluster's erin wins on a.
         self.until_accounts(b, ["dora", "erin"])
-        self.login(b, "dora", "doras-password", logged_in)
+        self.until_logged_in(b, "dora", "doras-password")
         b.log.wait(r"ban of troll\* set by another node")
         troll = self.connect(b)
         troll.send("/nick trollface")
         troll.read_until(r"^! nick banned on this server: trollface$")
         a.log.wait(r"cluster: the account erin differs on the other nodes: theirs is kept")
-        deadline = time.monotonic() + TIMEOUT
-        while True:  # once a has copied the bucket's erin
-            c = self.line_client(a, "erin")
-            c.send("/identify erins-cluster-password")
-            line = c.read_until(ANSWERS)[-1]
-            c.close()
-            if line.startswith(logged_in) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        self.assertTrue(line.startswith(logged_in), line)
+        self.until_logged_in(a, "erin", "erins-cluster-password")
         # An account deleted on b while a was away does not come back
         # when a offers it again.
         self.assertEqual(a.stop(), 0)
@@ -549,7 +531,7 @@ class SharedTest(ClusterTestCase):
         a.log.wait(r"cluster: the account dora was deleted on another node: not shared")
         self.until_accounts(a, ["erin"])
         self.until_accounts(b, ["erin"])
-        self.login(a, "erin", "erins-cluster-password", logged_in)
+        self.until_logged_in(a, "erin", "erins-cluster-password")
 
 
 class NatsOutageTest(ClusterTestCase):
