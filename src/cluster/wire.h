@@ -32,7 +32,20 @@ enum wire_kind {
 	WIRE_KICK = 6,   /* nick (of origin) puts other (session, of the node it
 			  * is sent to) out of room, for text; no room: out of
 			  * the chat (chatctl kick, IRC KILL, by actor) */
-	WIRE_KIND_MAX = WIRE_KICK,
+	WIRE_ROOM = 7,   /* room's topic or modes, as change says */
+	WIRE_KIND_MAX = WIRE_ROOM,
+};
+
+/* What a WIRE_ROOM record changes. */
+enum wire_room_change {
+	WIRE_TOPIC = 1,  /* nick set the topic to text */
+	WIRE_MODE = 2,   /* nick set text ("+t", "-o") for the room, or for
+			  * other's membership of it ('o', 'v') */
+	WIRE_STATE = 3,  /* the room as it is (to a node that asks): text
+			  * the topic, other its setter, time_ms its time,
+			  * rooms the modes set ("tn"), id the stream's
+			  * number of the last change told */
+	WIRE_ROOM_CHANGE_MAX = WIRE_STATE,
 };
 
 enum {
@@ -44,12 +57,13 @@ enum {
 	WIRE_FLAGS = 15,
 };
 
-#define WIRE_ROOMS_MAX (ROOMS_PER_MEMBER * (NAME_MAX_LEN + 1))
+#define WIRE_ROOMS_MAX (ROOMS_PER_MEMBER * (NAME_MAX_LEN + 2)) /* each: status, name, space */
 
 struct wire_record {
 	enum wire_kind kind;
 	unsigned flags;
-	enum remote_change change; /* WIRE_MEMBER: what happened */
+	unsigned change;     /* WIRE_MEMBER: what happened (enum remote_change);
+			      * WIRE_ROOM: enum wire_room_change */
 	uint64_t origin;     /* the node's incarnation (cluster_self()) */
 	uint64_t session;    /* the sender's session id on that node */
 	uint64_t id;         /* the event's id on that node; WIRE_MEMBER: the
@@ -63,7 +77,8 @@ struct wire_record {
 	char other[NAME_MAX_LEN + 1];    /* a nick, or a room (WIRE_WENT) */
 	char realname[REALNAME_MAX_LEN + 1];
 	char account[NAME_MAX_LEN + 1];
-	char rooms[WIRE_ROOMS_MAX + 1];  /* WIRE_MEMBER: its rooms, space-separated */
+	char rooms[WIRE_ROOMS_MAX + 1];  /* WIRE_MEMBER: its rooms, space-separated,
+					  * each after its status ('@', '+') */
 	char actor[96];                  /* WIRE_KICK out of the chat: the admin */
 	const char *text;    /* into the decoded bytes, not NUL-terminated */
 	size_t text_len;

@@ -546,12 +546,47 @@ static size_t clean_into(char *ret, size_t max, const char *text, size_t len)
 	return n;
 }
 
+/* EV, a room change another node decided (or this one, in a cluster),
+ * with TEXT and OTHER as made here, to everyone in the room here. */
+static void tell_room_change(struct worker *w, const struct chat_event *ev, const char *text,
+			     size_t len, const char *other)
+{
+	struct room_history *rh;
+	struct room *room = rooms_room(worker_rooms(w), ev->room, &rh);
+	if (!room)
+		return;
+	struct chat_event e = *ev;
+	e.room = room->name;
+	e.text = text;
+	e.text_len = len;
+	e.other = other;
+	struct encoded enc = { 0 };
+	encode_for(&enc, room, &e);
+	send_room(w, room, &enc, 0, room_line_seq(room), 0);
+	encoded_free(&enc);
+	room_unref(room);
+}
+
 int chat_topic(struct worker *w, struct session *s, const char *name, const char *text,
 	       size_t len)
 {
 	char topic[TOPIC_MAX_LEN + 1];
 	size_t n = clean_into(topic, TOPIC_MAX_LEN, text, len);
+	struct chat_event ev = event_by(w, s, CHAT_TOPIC);
+	ev.text = topic;
+	ev.text_len = n;
+	ev.formatting = text_has_formatting(topic, n);
 
+	/* In a cluster, decided here and made on every node (this one too)
+	 * in the stream's order (chat_room_relayed). */
+	if (worker_clustered(w)) {
+		int r = rooms_may_set_topic(worker_rooms(w), &s->member, name, topic);
+		if (r < 0)
+			return r;
+		ev.room = rooms_membership(&s->member, name)->room->name;
+		if (worker_cluster_room(w, &ev))
+			return 0;
+	}
 	struct store_room saved = { 0 };
 	int r = rooms_set_topic(worker_rooms(w), &s->member, name, topic, &saved);
 	if (r < 0)
@@ -559,11 +594,7 @@ int chat_topic(struct worker *w, struct session *s, const char *name, const char
 	if (saved.founder[0])
 		worker_store_room(w, &saved);
 	struct membership *ms = rooms_membership(&s->member, name);
-	struct chat_event ev = event_by(w, s, CHAT_TOPIC);
 	ev.room = ms->room->name;
-	ev.text = topic;
-	ev.text_len = n;
-	ev.formatting = text_has_formatting(topic, n);
 	tell_room(w, s, ms->room, true, &ev);
 	return 0;
 }
@@ -572,19 +603,58 @@ int chat_mode(struct worker *w, struct session *s, const char *name, char mode, 
 	      const char *nick)
 {
 	char target[NAME_MAX_LEN + 1] = "";
-	int r = nick ? rooms_set_status(worker_rooms(w), &s->member, name, nick, mode, on, target)
-		     : rooms_set_mode(worker_rooms(w), &s->member, name, mode, on);
-	if (r < 0)
-		return r;
-	struct membership *ms = rooms_membership(&s->member, name);
 	char change[3] = { on ? '+' : '-', mode, '\0' };
 	struct chat_event ev = event_by(w, s, CHAT_MODE);
-	ev.room = ms->room->name;
 	ev.text = change;
 	ev.text_len = 2;
 	ev.other = nick ? target : NULL;
+	struct rooms *rs = worker_rooms(w);
+	int r;
+
+	if (worker_clustered(w)) { /* as for the topic */
+		r = nick ? rooms_may_set_status(rs, &s->member, name, nick, mode, on, target)
+			 : rooms_may_set_mode(rs, &s->member, name, mode, on);
+		if (r < 0)
+			return r;
+		ev.room = rooms_membership(&s->member, name)->room->name;
+		if (worker_cluster_room(w, &ev))
+			return 0;
+	}
+	r = nick ? rooms_set_status(rs, &s->member, name, nick, mode, on, target)
+		 : rooms_set_mode(rs, &s->member, name, mode, on);
+	if (r < 0)
+		return r;
+	struct membership *ms = rooms_membership(&s->member, name);
+	ev.room = ms->room->name;
 	tell_room(w, s, ms->room, true, &ev);
 	return 0;
+}
+
+void chat_room_relayed(struct worker *w, const struct chat_event *ev)
+{
+	struct rooms *rs = worker_rooms(w);
+	char target[NAME_MAX_LEN + 1] = "";
+	int r;
+	if (ev->kind == CHAT_TOPIC) {
+		char topic[TOPIC_MAX_LEN + 1];
+		size_t n = clean_into(topic, TOPIC_MAX_LEN, ev->text, ev->text_len);
+		struct store_room saved = { 0 };
+		r = rooms_apply_topic(rs, ev->room, topic, ev->nick, (time_t)(ev->time_ms / 1000),
+				      ev->stream_seq, &saved);
+		if (r == 0 && saved.founder[0])
+			worker_store_room(w, &saved);
+		if (r == 0)
+			tell_room_change(w, ev, topic, n, NULL);
+		return;
+	}
+	if (ev->text_len != 2 || (ev->text[0] != '+' && ev->text[0] != '-'))
+		return;
+	bool on = ev->text[0] == '+';
+	r = ev->other ? rooms_apply_status(rs, ev->room, ev->other, ev->text[1], on,
+					   ev->stream_seq, target)
+		      : rooms_apply_mode(rs, ev->room, ev->text[1], on, ev->stream_seq);
+	if (r == 0)
+		tell_room_change(w, ev, ev->text, 2, ev->other ? target : NULL);
 }
 
 int chat_kick(struct worker *w, struct session *s, const char *name, const char *nick,

@@ -63,6 +63,16 @@ void worker_said(struct worker *w);
  * when the stream is back, for the other nodes). */
 bool worker_cluster_line(struct worker *w, uint64_t session, const struct chat_event *ev);
 
+/* Whether this node is one of a cluster ([cluster] nats). */
+bool worker_clustered(const struct worker *w);
+
+/* In a cluster: EV, a change of a room (CHAT_TOPIC, or CHAT_MODE: text
+ * "+t", or "+o" for other), decided here, to the room stream, which
+ * brings it back to be made and told on every node in its order
+ * (chat_room_relayed): true. False as for worker_cluster_line(): the
+ * caller makes it here. */
+bool worker_cluster_room(struct worker *w, const struct chat_event *ev);
+
 /* In a cluster: S changed (CHANGE: what happened; ROOM, OTHER, TEXT as
  * in struct remote_update, NULL when none): the other nodes are told
  * S's whole state. Nothing without a cluster. */

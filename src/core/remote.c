@@ -193,11 +193,22 @@ static bool renamed(struct worker *w, struct remote_member *rm, const struct rem
 	return true;
 }
 
+/* The status before a room's name in a member's record ('@': operator,
+ * '+': voice): its length. */
+static size_t status_mark(const char *p, bool *op, bool *voice)
+{
+	*op = *p == '@';
+	*voice = *p == '+';
+	return *op || *voice;
+}
+
 /* Whether NAME is among the space-separated ROOMS. */
 static bool listed(const char *rooms, const char *name)
 {
 	size_t len = strlen(name);
 	for (const char *p = rooms; *p;) {
+		bool op, voice;
+		p += status_mark(p, &op, &voice);
 		size_t n = strcspn(p, " ");
 		if (n == len && strncasecmp(p, name, n) == 0)
 			return true;
@@ -261,6 +272,8 @@ static void departures(struct worker *w, struct remote_member *rm, const struct 
 static void arrivals(struct worker *w, struct remote_member *rm, const struct remote_update *u)
 {
 	for (const char *p = u->rooms; *p;) {
+		bool op, voice;
+		p += status_mark(p, &op, &voice);
 		size_t n = strcspn(p, " ");
 		char name[NAME_MAX_LEN + 1];
 		bool valid = n < sizeof(name) && text_is_valid_name(p, n);
@@ -274,6 +287,9 @@ static void arrivals(struct worker *w, struct remote_member *rm, const struct re
 		unsigned count;
 		if (rooms_join(worker_rooms(w), &rm->member, name, &ms, &count, NULL, NULL, NULL) < 0)
 			continue;
+		/* Its status as its node has it, not as a first arrival here
+		 * would make it; later changes come as the room's. */
+		rooms_set_member_status(worker_rooms(w), ms, op, voice);
 		struct chat_event ev = event_of(w, rm, u, CHAT_JOINED);
 		ev.room = ms->room->name;
 		if (concerns(u, REMOTE_ENTERED, name)) {

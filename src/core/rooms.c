@@ -726,6 +726,7 @@ static void info_of(const struct room *room, struct room_info *ret)
 	ret->topic_ops = room->topic_ops;
 	ret->no_external = room->no_external;
 	ret->secret = room->secret;
+	ret->state_seq = room->state_seq;
 }
 
 bool rooms_info(struct rooms *r, const char *name, struct room_info *ret)
@@ -852,45 +853,167 @@ static int acting_locked(struct rooms *r, struct member *m, const char *name, bo
 	return 0;
 }
 
-/* NICK's membership of MS's room: -ENOENT, -ESRCH. */
-static int target_locked(struct rooms *r, const struct membership *ms, const char *nick,
+/* NICK's membership of ROOM: -ENOENT, -ESRCH. */
+static int target_locked(struct rooms *r, struct room *room, const char *nick,
 			 struct membership **ret)
 {
 	struct member *t = find_member_locked(r, nick);
 	if (!t)
 		return -ENOENT;
-	struct membership *tms = membership_of(t, ms->room);
+	struct membership *tms = membership_of(t, room);
 	if (!tms)
 		return -ESRCH;
 	*ret = tms;
 	return 0;
 }
 
-int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic,
-		    struct store_room *ret_saved)
+void rooms_member_rooms(struct rooms *r, const struct member *m, char *buf, size_t size)
+{
+	size_t n = 0;
+	const struct membership *ms;
+	buf[0] = 0;
+	pthread_mutex_lock(&r->lock);
+	TAILQ_FOREACH(ms, &m->rooms, member_link) {
+		const char *mark = ms->op ? "@" : ms->voice ? "+" : "";
+		size_t want = (n ? 1 : 0) + strlen(mark) + strlen(ms->room->name);
+		if (n + want >= size)
+			break;
+		n += (size_t)snprintf(buf + n, size - n, "%s%s%s", n ? " " : "", mark, ms->room->name);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void rooms_set_member_status(struct rooms *r, struct membership *ms, bool op, bool voice)
+{
+	pthread_mutex_lock(&r->lock);
+	ms->op = op;
+	ms->voice = voice;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Whether M may set room NAME's topic to TOPIC, under the lock. */
+static int topic_check_locked(struct rooms *r, struct member *m, const char *name,
+			      const char *topic, struct room **ret)
 {
 	struct membership *ms;
-
-	pthread_mutex_lock(&r->lock);
 	int err = acting_locked(r, m, name, false, &ms);
 	if (err == 0 && ms->room->topic_ops && !ms->op)
 		err = -EPERM;
 	if (err == 0 && strcmp(ms->room->topic, topic) == 0)
 		err = -EALREADY;
-	if (err == 0) {
-		struct room *room = ms->room;
-		snprintf(room->topic, sizeof(room->topic), "%s", topic);
-		memcpy(room->topic_by, m->nick, sizeof(room->topic_by));
-		room->topic_time = time(NULL);
-		struct store_room *saved = &entry_locked(r, room->name)->saved;
-		if (saved->founder[0]) {
-			snprintf(saved->topic, sizeof(saved->topic), "%s", room->topic);
-			memcpy(saved->topic_by, room->topic_by, sizeof(saved->topic_by));
-			saved->topic_time = (int64_t)room->topic_time;
-			if (ret_saved)
-				*ret_saved = *saved;
-		}
+	if (err == 0)
+		*ret = ms->room;
+	return err;
+}
+
+static void topic_apply_locked(struct rooms *r, struct room *room, const char *topic,
+			       const char *by, time_t when, struct store_room *ret_saved)
+{
+	snprintf(room->topic, sizeof(room->topic), "%s", topic);
+	snprintf(room->topic_by, sizeof(room->topic_by), "%s", by);
+	room->topic_time = when;
+	struct store_room *saved = &entry_locked(r, room->name)->saved;
+	if (saved->founder[0]) {
+		snprintf(saved->topic, sizeof(saved->topic), "%s", room->topic);
+		memcpy(saved->topic_by, room->topic_by, sizeof(saved->topic_by));
+		saved->topic_time = (int64_t)room->topic_time;
+		if (ret_saved)
+			*ret_saved = *saved;
 	}
+}
+
+int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic,
+		    struct store_room *ret_saved)
+{
+	struct room *room;
+	pthread_mutex_lock(&r->lock);
+	int err = topic_check_locked(r, m, name, topic, &room);
+	if (err == 0)
+		topic_apply_locked(r, room, topic, m->nick, time(NULL), ret_saved);
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+int rooms_may_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic)
+{
+	struct room *room;
+	pthread_mutex_lock(&r->lock);
+	int err = topic_check_locked(r, m, name, topic, &room);
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+/* ROOM is as of the stream's change SEQ, under the lock. */
+static void seen_change_locked(struct room *room, uint64_t seq)
+{
+	if (room && seq > room->state_seq)
+		room->state_seq = seq;
+}
+
+int rooms_apply_topic(struct rooms *r, const char *name, const char *topic, const char *by,
+		      time_t when, uint64_t seq, struct store_room *ret_saved)
+{
+	pthread_mutex_lock(&r->lock);
+	struct room *room = find_room_locked(r, name);
+	int err = !room ? -ENOENT : strcmp(room->topic, topic) == 0 ? -EALREADY : 0;
+	if (err == 0)
+		topic_apply_locked(r, room, topic, by, when, ret_saved);
+	seen_change_locked(room, seq);
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+int rooms_apply_state(struct rooms *r, const struct room_info *st, struct store_room *ret_saved)
+{
+	pthread_mutex_lock(&r->lock);
+	struct room *room = find_room_locked(r, st->name);
+	int err = !room ? -ENOENT : st->state_seq <= room->state_seq ? -EALREADY : 0;
+	if (err == 0) {
+		topic_apply_locked(r, room, st->topic, st->topic_by, st->topic_time, ret_saved);
+		room->topic_ops = st->topic_ops;
+		room->no_external = st->no_external;
+		room->secret = st->secret;
+		room->state_seq = st->state_seq;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+/* MODE's flag of NICK's membership of ROOM ('o', 'v'), under the lock. */
+static int status_locked(struct rooms *r, struct room *room, const char *nick, char mode,
+			 bool on, bool **ret_flag, char ret_nick[NAME_MAX_LEN + 1])
+{
+	struct membership *tms;
+	int err = target_locked(r, room, nick, &tms);
+	if (err < 0)
+		return err;
+	bool *flag = mode == 'o' ? &tms->op : &tms->voice;
+	if (*flag == on)
+		return -EALREADY;
+	*ret_flag = flag;
+	memcpy(ret_nick, tms->member->nick, NAME_MAX_LEN + 1);
+	return 0;
+}
+
+/* Room NAME's status MODE of NICK to be ON: by M when M is not NULL (and
+ * then only if M may), else as decided elsewhere; changed unless
+ * CHECK_ONLY. */
+static int set_status(struct rooms *r, struct member *m, const char *name, const char *nick,
+		      char mode, bool on, bool check_only, uint64_t seq,
+		      char ret_nick[NAME_MAX_LEN + 1])
+{
+	struct membership *ms;
+	bool *flag;
+	if (mode != 'o' && mode != 'v')
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	struct room *room = find_room_locked(r, name);
+	int err = m ? acting_locked(r, m, name, true, &ms) : room ? 0 : -ENOENT;
+	if (err == 0)
+		err = status_locked(r, room, nick, mode, on, &flag, ret_nick);
+	if (err == 0 && !check_only)
+		*flag = on;
+	seen_change_locked(room, seq);
 	pthread_mutex_unlock(&r->lock);
 	return err;
 }
@@ -898,42 +1021,57 @@ int rooms_set_topic(struct rooms *r, struct member *m, const char *name, const c
 int rooms_set_status(struct rooms *r, struct member *m, const char *name, const char *nick,
 		     char mode, bool on, char ret_nick[NAME_MAX_LEN + 1])
 {
-	struct membership *ms, *tms;
+	return set_status(r, m, name, nick, mode, on, false, 0, ret_nick);
+}
 
-	if (mode != 'o' && mode != 'v')
+int rooms_may_set_status(struct rooms *r, struct member *m, const char *name, const char *nick,
+			 char mode, bool on, char ret_nick[NAME_MAX_LEN + 1])
+{
+	return set_status(r, m, name, nick, mode, on, true, 0, ret_nick);
+}
+
+int rooms_apply_status(struct rooms *r, const char *name, const char *nick, char mode, bool on,
+		       uint64_t seq, char ret_nick[NAME_MAX_LEN + 1])
+{
+	return set_status(r, NULL, name, nick, mode, on, false, seq, ret_nick);
+}
+
+/* Room NAME's MODE ('t', 'n', 's') to be ON: as set_status(). */
+static int set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on,
+		    bool check_only, uint64_t seq)
+{
+	struct membership *ms;
+	if (mode != 't' && mode != 'n' && mode != 's')
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
-	int err = acting_locked(r, m, name, true, &ms);
-	if (err == 0)
-		err = target_locked(r, ms, nick, &tms);
-	bool *flag = err == 0 ? (mode == 'o' ? &tms->op : &tms->voice) : NULL;
-	if (err == 0 && *flag == on)
-		err = -EALREADY;
+	struct room *room = find_room_locked(r, name);
+	int err = m ? acting_locked(r, m, name, true, &ms) : room ? 0 : -ENOENT;
 	if (err == 0) {
-		*flag = on;
-		memcpy(ret_nick, tms->member->nick, NAME_MAX_LEN + 1);
+		bool *flag = mode == 't' ? &room->topic_ops
+			   : mode == 'n' ? &room->no_external : &room->secret;
+		if (*flag == on)
+			err = -EALREADY;
+		else if (!check_only)
+			*flag = on;
 	}
+	seen_change_locked(room, seq);
 	pthread_mutex_unlock(&r->lock);
 	return err;
 }
 
 int rooms_set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on)
 {
-	struct membership *ms;
+	return set_mode(r, m, name, mode, on, false, 0);
+}
 
-	if (mode != 't' && mode != 'n' && mode != 's')
-		return -EINVAL;
-	pthread_mutex_lock(&r->lock);
-	int err = acting_locked(r, m, name, true, &ms);
-	if (err == 0) {
-		bool *flag = mode == 't' ? &ms->room->topic_ops
-			   : mode == 'n' ? &ms->room->no_external : &ms->room->secret;
-		if (*flag == on)
-			err = -EALREADY;
-		*flag = on;
-	}
-	pthread_mutex_unlock(&r->lock);
-	return err;
+int rooms_may_set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on)
+{
+	return set_mode(r, m, name, mode, on, true, 0);
+}
+
+int rooms_apply_mode(struct rooms *r, const char *name, char mode, bool on, uint64_t seq)
+{
+	return set_mode(r, NULL, name, mode, on, false, seq);
 }
 
 int rooms_may_kick(struct rooms *r, struct member *m, const char *name, const char *nick,
@@ -944,7 +1082,7 @@ int rooms_may_kick(struct rooms *r, struct member *m, const char *name, const ch
 	pthread_mutex_lock(&r->lock);
 	int err = acting_locked(r, m, name, true, &ms);
 	if (err == 0)
-		err = target_locked(r, ms, nick, &tms);
+		err = target_locked(r, ms->room, nick, &tms);
 	if (err == 0) {
 		address_of(tms->member, ret);
 		*ret_room = room_ref(tms->room);

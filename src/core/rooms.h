@@ -128,6 +128,8 @@ struct room {
 	bool topic_ops;                /* +t: only operators set the topic */
 	bool no_external;              /* +n: only members say things to it */
 	bool secret;                   /* +s: not shown to those outside it */
+	uint64_t state_seq;            /* in a cluster: the stream's number of
+					* the last change made here (0: none) */
 	uint64_t mark;                 /* rooms_match()'s, under the lock */
 	struct room_history *history;  /* its lines: the registry's, constant */
 	struct membership_list *local; /* see room_local() */
@@ -153,6 +155,7 @@ struct room_info {
 	time_t topic_time;
 	time_t created;
 	bool topic_ops, no_external, secret;
+	uint64_t state_seq;
 };
 
 /* A member of a room, as NAMES and WHO show it. */
@@ -261,6 +264,14 @@ void membership_free(struct membership *ms);
 /* M's membership of room NAME, or NULL (M's own worker only). */
 struct membership *rooms_membership(const struct member *m, const char *name);
 
+/* M's rooms (M's worker's to ask), space-separated, each after '@' where
+ * M is an operator, '+' where it has voice, into BUF (cut to whole names
+ * at SIZE). */
+void rooms_member_rooms(struct rooms *r, const struct member *m, char *buf, size_t size);
+
+/* MS's status (a member of another node, as its node has it). */
+void rooms_set_member_status(struct rooms *r, struct membership *ms, bool op, bool voice);
+
 /* Renames M (NICK NULL: to a fresh guest nick). Returns 0 (old nick in
  * ret_old; each membership's change_seq set), -EEXIST when another member
  * has the name (or it is reserved), -EALREADY when it is already M's exact
@@ -339,6 +350,25 @@ int rooms_set_status(struct rooms *r, struct member *m, const char *name, const 
 		     char mode, bool on, char ret_nick[NAME_MAX_LEN + 1]);
 /* Sets a room mode: 't', 'n' or 's'; -EINVAL for any other. */
 int rooms_set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on);
+/* The same checks, nothing changed (in a cluster, the change is made
+ * when it comes back in the stream's order: rooms_apply_*()). */
+int rooms_may_set_topic(struct rooms *r, struct member *m, const char *name, const char *topic);
+int rooms_may_set_status(struct rooms *r, struct member *m, const char *name, const char *nick,
+			 char mode, bool on, char ret_nick[NAME_MAX_LEN + 1]);
+int rooms_may_set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on);
+/* The changes, decided elsewhere (by BY, at WHEN, for the topic), SEQ
+ * the cluster stream's number of the change: no check of who; -ENOENT
+ * when there is no room NAME here. */
+int rooms_apply_topic(struct rooms *r, const char *name, const char *topic, const char *by,
+		      time_t when, uint64_t seq, struct store_room *ret_saved);
+int rooms_apply_status(struct rooms *r, const char *name, const char *nick, char mode, bool on,
+		       uint64_t seq, char ret_nick[NAME_MAX_LEN + 1]);
+int rooms_apply_mode(struct rooms *r, const char *name, char mode, bool on, uint64_t seq);
+/* Room ST->name as another node has it, after the stream's change
+ * ST->state_seq: taken (topic and modes) only if this node has made no
+ * later change of it: 0, -EALREADY, or -ENOENT. *RET_SAVED as for
+ * rooms_set_topic(). */
+int rooms_apply_state(struct rooms *r, const struct room_info *st, struct store_room *ret_saved);
 /* Whether M may kick NICK from room NAME; its address in *RET, the room
  * (a reference) in *RET_ROOM and NICK's arrival there in *RET_JOINED_SEQ.
  * The kick itself is done by NICK's own worker (chat_kicked). */

@@ -242,6 +242,27 @@ bool worker_cluster_line(struct worker *w, uint64_t session, const struct chat_e
 	return up;
 }
 
+bool worker_clustered(const struct worker *w)
+{
+	return w->pool->cluster != NULL;
+}
+
+bool worker_cluster_room(struct worker *w, const struct chat_event *ev)
+{
+	struct cluster *c = w->pool->cluster;
+	if (!c)
+		return false;
+	bool up = cluster_up(c);
+	struct wire_record r = record_of(w, WIRE_ROOM, ev);
+	r.change = ev->kind == CHAT_TOPIC ? WIRE_TOPIC : WIRE_MODE;
+	if (!up)
+		r.flags |= WIRE_DELIVERED;
+	snprintf(r.room, sizeof(r.room), "%s", ev->room);
+	snprintf(r.other, sizeof(r.other), "%s", ev->other ? ev->other : "");
+	cluster_batch_add(&w->cluster_out, CLUSTER_TO_ROOM, 0, &r);
+	return up;
+}
+
 void worker_cluster_private(struct worker *w, const struct member_address *to,
 			    const struct chat_event *ev)
 {
@@ -330,12 +351,8 @@ void worker_cluster_member(struct worker *w, struct session *s, int change, cons
 	snprintf(r.other, sizeof(r.other), "%s", other ? other : "");
 	snprintf(r.realname, sizeof(r.realname), "%s", m->realname);
 	snprintf(r.account, sizeof(r.account), "%s", m->account);
-	size_t n = 0;
-	const struct membership *ms;
 	if (change != REMOTE_QUIT)
-		TAILQ_FOREACH(ms, &m->rooms, member_link)
-			n += (size_t)snprintf(r.rooms + n, sizeof(r.rooms) - n, "%s%s", n ? " " : "",
-					      ms->room->name);
+		rooms_member_rooms(w->pool->rooms, m, r.rooms, sizeof(r.rooms));
 	cluster_batch_add(&w->cluster_out, CLUSTER_TO_MEMBERS, 0, &r);
 	/* Its nick claimed when taken (its first record, or a rename), given
 	 * back when it goes. */
@@ -365,6 +382,88 @@ static void tell_all_members(struct worker *w, bool reclaim)
 		worker_cluster_member(w, &c->s, REMOTE_STATE, NULL, NULL, NULL, 0);
 		if (reclaim)
 			cluster_claim(w->pool->cluster, c->s.member.nick, c->s.id, w->index, c->fd);
+	}
+}
+
+/* Node TO, new to this one, asked for what it may not know: the topic
+ * and modes of each room changed through the cluster, as made here. */
+static void tell_rooms(struct worker *w, uint64_t to)
+{
+	struct cluster *c = w->pool->cluster;
+	struct room_info *list;
+	size_t n = rooms_list(w->pool->rooms, &list);
+	for (size_t i = 0; i < n; i++) {
+		const struct room_info *st = &list[i];
+		if (st->state_seq == 0)
+			continue;
+		struct wire_record r = { .kind = WIRE_ROOM, .change = WIRE_STATE,
+					 .origin = cluster_self(c), .id = st->state_seq,
+					 .time_ms = (int64_t)st->topic_time * 1000, .text = st->topic,
+					 .text_len = strlen(st->topic) };
+		snprintf(r.node, sizeof(r.node), "%s", cluster_node(c));
+		snprintf(r.nick, sizeof(r.nick), "%s", cluster_node(c));
+		snprintf(r.room, sizeof(r.room), "%s", st->name);
+		snprintf(r.other, sizeof(r.other), "%s", st->topic_by);
+		snprintf(r.rooms, sizeof(r.rooms), "%s%s%s", st->topic_ops ? "t" : "",
+			 st->no_external ? "n" : "", st->secret ? "s" : "");
+		cluster_batch_add(&w->cluster_out, CLUSTER_TO_NODE, to, &r);
+	}
+	free(list);
+}
+
+#define ROOM_STATE_WAIT_MS 30000
+#define ROOM_STATES_WAITING 1024
+
+struct pending_room {
+	struct room_info st;
+	uint64_t until_ms;
+};
+
+/* ST taken if this node knows no later change of the room: false while
+ * there is no such room here. */
+static bool apply_room_state(struct worker *w, const struct room_info *st)
+{
+	struct store_room saved = { 0 };
+	int r = rooms_apply_state(w->pool->rooms, st, &saved);
+	if (r == 0 && saved.founder[0])
+		worker_store_room(w, &saved);
+	return r != -ENOENT;
+}
+
+/* A room as another node has it (tell_rooms()); kept for a while if the
+ * member that makes it here is still on its way (the member's record
+ * comes through the stream, this one straight). */
+static void room_state(struct worker *w, const struct wire_record *r, const struct text_buf *topic)
+{
+	struct room_info st = { .topic_time = (time_t)(r->time_ms / 1000), .state_seq = r->id,
+				.topic_ops = strchr(r->rooms, 't') != NULL,
+				.no_external = strchr(r->rooms, 'n') != NULL,
+				.secret = strchr(r->rooms, 's') != NULL };
+	snprintf(st.name, sizeof(st.name), "%s", r->room);
+	snprintf(st.topic, sizeof(st.topic), "%.*s", text_buf_blank(topic) ? 0 : (int)topic->len,
+		 topic->text);
+	snprintf(st.topic_by, sizeof(st.topic_by), "%s", r->other);
+	if (apply_room_state(w, &st) || w->pending_count == ROOM_STATES_WAITING)
+		return;
+	w->pending_rooms = xrealloc(w->pending_rooms, (w->pending_count + 1) * sizeof(*w->pending_rooms));
+	w->pending_rooms[w->pending_count++] = (struct pending_room){
+		.st = st, .until_ms = w->now_ms + ROOM_STATE_WAIT_MS };
+}
+
+/* The rooms waiting for a member, tried again (and those waiting too
+ * long dropped). */
+static void retry_room_states(struct worker *w)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < w->pending_count; i++) {
+		struct pending_room *p = &w->pending_rooms[i];
+		if (!apply_room_state(w, &p->st) && w->now_ms < p->until_ms)
+			w->pending_rooms[kept++] = *p;
+	}
+	w->pending_count = kept;
+	if (kept == 0) {
+		free(w->pending_rooms);
+		w->pending_rooms = NULL;
 	}
 }
 
@@ -408,9 +507,11 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 			continue;
 		}
 		if (r.kind == WIRE_HELLO) {
-			if (!from_stream)
+			if (!from_stream) {
 				for (int i = 0; i < w->pool->count; i++)
 					worker_post_tell_all(w->pool->workers[i], false);
+				tell_rooms(w, r.origin);
+			}
 			continue;
 		}
 		/* Told here when it happened; or, read again after a restart,
@@ -446,6 +547,8 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 				.formatting = clean.formatting, .id = d->seq, .time_ms = r.time_ms,
 			};
 			chat_remote(w, w->pool->remotes, &u);
+			if (w->pending_count)
+				retry_room_states(w);
 		} else if (r.kind == WIRE_PRIVATE && !from_stream && !text_buf_blank(&clean)) {
 			ev.kind = CHAT_PRIVATE;
 			ev.other = r.other;
@@ -456,6 +559,15 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 			ev.kind = r.kind == WIRE_ACTION ? CHAT_ACTION : CHAT_SAID;
 			ev.stream_seq = d->seq;
 			chat_relayed(w, &ev, r.origin == self ? r.session : 0);
+		} else if (r.kind == WIRE_ROOM && !from_stream && r.change == WIRE_STATE) {
+			room_state(w, &r, &clean);
+		} else if (r.kind == WIRE_ROOM && from_stream && r.change != WIRE_STATE) {
+			ev.kind = r.change == WIRE_TOPIC ? CHAT_TOPIC : CHAT_MODE;
+			ev.other = r.other[0] ? r.other : NULL;
+			ev.stream_seq = d->seq;
+			if (ev.kind == CHAT_TOPIC && text_buf_blank(&clean))
+				ev.text_len = 0;
+			chat_room_relayed(w, &ev);
 		}
 		text_buf_free(&clean);
 	}
@@ -1254,6 +1366,7 @@ void worker_free(struct worker *w)
 		hline_unref(w->store_lines[i]);
 	free(w->store_lines);
 	cluster_batch_free(w->cluster_out);
+	free(w->pending_rooms);
 	free(w->by_fd);
 	free(w->queued);
 	free(w->picked);

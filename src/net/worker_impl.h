@@ -88,6 +88,11 @@ struct worker {
 	 * hand-over per iteration, like the store's. */
 	struct cluster_batch *cluster_out;
 	uint64_t cluster_bad_logged_ms; /* a bad message of the stream, logged */
+	/* Rooms as other nodes have them (worker 0's), come before the
+	 * member that makes the room here: tried again after each member's
+	 * record, for ROOM_STATE_WAIT_MS. */
+	struct pending_room *pending_rooms;
+	size_t pending_count;
 	unsigned cluster_ticks;   /* worker 0: ticks, for chat_remote_sweep() */
 
 	struct out_cache out_cache;

@@ -9,7 +9,8 @@ receiver on every node sees one and the same order; NATS going away and
 coming back (each node's users chat among themselves meanwhile, are told
 so once, and the lines said on either side arrive once afterwards); a NATS
 cluster of three that loses one server goes on; accounts and bans shared,
-those a node had alone included."""
+those a node had alone included; a room's topic, modes and operators the
+same on every node, one started later too."""
 import json
 import os
 import re
@@ -61,6 +62,11 @@ class ClusterTestCase(ChatdTestCase):
         srv.log.wait(r"cluster: node %s is connected to NATS" % name, timeout=RECOVERY)
         return srv
 
+    def two_nodes(self):
+        """A nats-server and the nodes a and b on it."""
+        ns = self.nats()
+        return ns, self.node("a", [ns.url]), self.node("b", [ns.url])
+
     def line_client(self, srv, nick):
         c = self.connect(srv)
         self.take_nick(c, nick)
@@ -87,7 +93,7 @@ class ClusterTestCase(ChatdTestCase):
         while True:
             c.send("/who")
             listed = c.read_until(r"^= \d+ in ")[-1]
-            if nick in listed.split(":", 1)[1].split():
+            if nick in [n.lstrip("@+") for n in listed.split(":", 1)[1].split()]:
                 return
             self.assertLess(time.monotonic(), deadline, "%s never listed" % nick)
             time.sleep(0.1)
@@ -296,9 +302,7 @@ class SecuredNatsTest(ClusterTestCase):
 
 class PresenceTest(ClusterTestCase):
     def test_arrivals_departures_and_lists_across_nodes(self):
-        ns = self.nats()
-        a = self.node("a", [ns.url])
-        b = self.node("b", [ns.url])
+        ns, a, b = self.two_nodes()
         alice = self.line_client(a, "alice")
         bob = Irc(b.irc_port, "bob")
         self.addCleanup(bob.sock.close)
@@ -344,9 +348,7 @@ class PresenceTest(ClusterTestCase):
         alice.read_until(r"^\* alice is now known as robert$")
 
     def test_nick_collision_across_nodes(self):
-        ns = self.nats()
-        a = self.node("a", [ns.url])
-        b = self.node("b", [ns.url])
+        ns, a, b = self.two_nodes()
         # Known here already: refused at once.
         alice = self.line_client(a, "alice")
         other = self.connect(b)
@@ -383,9 +385,7 @@ class PresenceTest(ClusterTestCase):
         self.assertEqual(len(took) - len(renamed), 1, "exactly one keeps the nick")
 
     def test_kicks_reach_a_member_of_another_node(self):
-        ns = self.nats()
-        a = self.node("a", [ns.url])
-        b = self.node("b", [ns.url])
+        ns, a, b = self.two_nodes()
         alice = self.irc_client(a, "alice", "#ops")
         bob = self.irc_client(b, "bob", "#ops")
         m = alice.until("JOIN")[-1]
@@ -444,18 +444,14 @@ class SharedTest(ClusterTestCase):
         self.assertEqual(line, "= you are logged in as " + nick)
 
     def test_an_account_registered_on_one_node_works_on_another(self):
-        ns = self.nats()
-        a = self.node("a", [ns.url])
-        b = self.node("b", [ns.url])
+        ns, a, b = self.two_nodes()
         self.register(a, "alice", "a-good-password")
         a.log.wait(r"cluster: the nick alice is free again")
         # b copies it from the bucket: alice's password works there too.
         self.until_logged_in(b, "alice", "a-good-password")
 
     def test_a_name_is_registered_once_in_the_cluster(self):
-        ns = self.nats()
-        a = self.node("a", [ns.url])
-        b = self.node("b", [ns.url])
+        ns, a, b = self.two_nodes()
         self.register(a, "carol", "a-good-password")
         a.log.wait(r"cluster: the nick carol is free again")
         # Whether or not b has copied it yet: the bucket knows the name.
@@ -464,9 +460,7 @@ class SharedTest(ClusterTestCase):
         c2.read_until(r"^! carol is registered already: /identify PASSWORD$")
 
     def test_a_ban_set_on_one_node_holds_on_another(self):
-        ns = self.nats()
-        a = self.node("a", [ns.url])
-        b = self.node("b", [ns.url])
+        ns, a, b = self.two_nodes()
         spammer = self.line_client(b, "SpamKing")
         r = a.ctl("ban", "add", "spam*", "no spam")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -534,6 +528,98 @@ class SharedTest(ClusterTestCase):
         self.until_logged_in(a, "erin", "erins-cluster-password")
 
 
+class RoomStateTest(ClusterTestCase):
+    """A room's topic, modes and operators: decided on one node, made on
+    every node in the stream's order."""
+
+    def in_tea(self, srv, nick):
+        c = self.line_client(srv, nick)
+        c.send("/join tea")
+        c.read_until(r"^= you joined tea")
+        return c
+
+    def until_in_room(self, srv, room, nicks):
+        """Asks srv who is in room until it has all of nicks (members of
+        other nodes come with their nodes' records)."""
+        deadline = time.monotonic() + TIMEOUT
+        while not all(re.search(r"\b%s\b" % n, srv.ctl("who", room).stdout) for n in nicks):
+            self.assertLess(time.monotonic(), deadline, "%s never all in %s" % (nicks, room))
+            time.sleep(0.1)
+
+    def test_topic_modes_and_operators_hold_on_every_node(self):
+        ns, a, b = self.two_nodes()
+        alice = self.in_tea(a, "alice")
+        watcher = self.in_tea(b, "watcher")
+        self.until_listed(watcher, "alice")
+        bob = self.irc_client(b, "bob", "#tea")
+        # alice made the room: its operator on both nodes, bob is not.
+        bob.send("NAMES #tea")
+        names = bob.until("353")[-1].params[-1].split()
+        self.assertIn("@alice", names)
+        self.assertIn("bob", names)
+
+        alice.send("/topic Tea time")
+        for c in (alice, watcher):
+            c.read_until(r"^\* alice set the topic of tea: Tea time$")
+        m = bob.until("TOPIC")[-1]
+        self.assertEqual((m.source.split("!")[0], m.params), ("alice", ["#tea", "Tea time"]))
+
+        bob.send("TOPIC #tea :bob was here")  # +t, and bob no operator
+        self.assertEqual(bob.until("482", "TOPIC")[-1].command, "482")
+
+        self.until_in_room(a, "tea", ["bob"])
+        alice.send("/op bob")
+        watcher.read_until(r"^\* alice set mode \+o bob in tea$")
+        m = bob.until("MODE")[-1]
+        self.assertEqual(m.params, ["#tea", "+o", "bob"])
+        bob.send("TOPIC #tea :bob was here")
+        for c in (alice, watcher):
+            c.read_until(r"^\* bob set the topic of tea: bob was here$")
+
+        bob.send("MODE #tea -t")
+        alice.read_until(r"^\* bob set mode -t in tea$")
+        watcher.send("/topic anyone may")
+        for c in (alice, watcher):
+            c.read_until(r"^\* watcher set the topic of tea: anyone may$")
+        alice.send("/topic")
+        alice.read_until(r"anyone may")
+
+    def test_a_node_started_later_learns_them(self):
+        ns, a, b = self.two_nodes()
+        alice = self.in_tea(a, "alice")
+        self.until_in_room(b, "tea", ["alice"])
+        bob = self.irc_client(b, "bob", "#tea")
+        bob.send("NAMES #tea")
+        self.assertIn("@alice", bob.until("353")[-1].params[-1].split())
+        alice.send("/topic Tea time")
+        bob.until("TOPIC")
+        self.until_in_room(a, "tea", ["bob"])
+        alice.send("/op bob")
+        bob.until("MODE")
+        bob.send("MODE #tea -t")
+        alice.read_until(r"^\* bob set mode -t in tea$")
+        # c comes: it learns the members from their nodes, and the room
+        # as they have it.
+        c = self.node("c", [ns.url])
+        self.until_in_room(c, "tea", ["alice", "bob"])
+        carol = self.irc_client(c, "carol", "#tea")
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            carol.send("TOPIC #tea")
+            m = carol.until("331", "332")[-1]
+            if m.command == "332" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(m.params[1:], ["#tea", "Tea time"])
+        carol.send("NAMES #tea")
+        names = carol.until("353")[-1].params[-1].split()
+        self.assertEqual(sorted(names), ["@alice", "@bob", "carol"])
+        carol.send("MODE #tea")
+        self.assertEqual(carol.until("324")[-1].params[2], "+n")
+        carol.send("TOPIC #tea :carol may too")  # -t
+        alice.read_until(r"^\* carol set the topic of tea: carol may too$")
+
+
 class NatsOutageTest(ClusterTestCase):
     def chat_and_notice(self, c, n, notice, timeout=RECOVERY):
         """The next n chat lines c reads, and the notice among them or
@@ -551,9 +637,7 @@ class NatsOutageTest(ClusterTestCase):
         return got
 
     def test_nats_restart_during_chat(self):
-        ns = self.nats()
-        a = self.node("a", [ns.url])
-        b = self.node("b", [ns.url])
+        ns, a, b = self.two_nodes()
         alice = self.line_client(a, "alice")
         anna = self.line_client(a, "anna")
         bob = self.line_client(b, "bob")

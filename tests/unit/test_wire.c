@@ -105,6 +105,26 @@ int main(void)
 	CHECK(wire_decode(b2.data, b2.len, &off, &out) == 1 && out.text_len == WIRE_TEXT_MAX);
 	wire_buf_free(&b2);
 	free(big);
+
+	/* A room's change round-trips; one that says no known change is
+	 * refused. */
+	struct wire_record room = sample();
+	room.kind = WIRE_ROOM;
+	room.change = WIRE_STATE;
+	snprintf(room.rooms, sizeof(room.rooms), "tn");
+	snprintf(room.other, sizeof(room.other), "bob");
+	wire_encode(&b2, &room);
+	off = 0;
+	CHECK(wire_decode(b2.data, b2.len, &off, &out) == 1 && out.kind == WIRE_ROOM &&
+	      out.change == WIRE_STATE);
+	CHECK_STR(out.rooms, "tn");
+	CHECK_STR(out.other, "bob");
+	for (unsigned change = 0; change <= WIRE_ROOM_CHANGE_MAX + 1; change += WIRE_ROOM_CHANGE_MAX + 1) {
+		b2.data[3] = (uint8_t)change;
+		off = 0;
+		CHECK(wire_decode(b2.data, b2.len, &off, &out) == -EBADMSG);
+	}
+	wire_buf_free(&b2);
 	wire_buf_free(&b);
 	return unit_finish("test_wire");
 }
