@@ -20,6 +20,8 @@
 #define BIND_RETRY_MS 1000
 #define BIND_WAIT_MS 2000
 #define SHARED_QUEUE_MAX 100000
+/* Changes written between two looks at the buckets' changes. */
+#define PUTS_PER_TURN 256
 
 enum bucket_id { B_ACCOUNTS, B_BANS, B_COUNT };
 static const char *const bucket_names[B_COUNT] = { CLUSTER_ACCOUNTS, CLUSTER_BANS };
@@ -30,6 +32,12 @@ struct put {
 	char key[2 * BAN_MASK_MAX + 1];
 	char *value;                 /* JSON; NULL: delete the key */
 	bool offered;                /* kept only if the key never was there */
+};
+
+/* A key the bucket had when this node began to watch it. */
+struct known {
+	uint64_t key, value;         /* hashes (fnv1a()) */
+	bool deleted;
 };
 
 struct shared {
@@ -43,8 +51,13 @@ struct shared {
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t lock;
-	struct put *queue;           /* guarded by lock */
-	size_t count, cap;
+	struct put *queue;           /* guarded by lock: queue[head..count) */
+	size_t head, count, cap;
+	/* The thread's: what each bucket had (sorted by key) once its first
+	 * values are all in (listed), for what this node offers. */
+	struct known *known[B_COUNT];
+	size_t known_count[B_COUNT];
+	bool listed[B_COUNT];
 	bool told_full;              /* the queue's overflow, once it is told */
 	bool stopping;
 };
@@ -252,6 +265,32 @@ static void apply(struct shared *s, enum bucket_id b, kvEntry *e)
 			  bucket_names[b], key);
 }
 
+static uint64_t fnv1a(const void *data, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *p = data; len--; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return h;
+}
+
+static int compare_known(const void *a, const void *b)
+{
+	uint64_t x = ((const struct known *)a)->key, y = ((const struct known *)b)->key;
+	return x < y ? -1 : x > y;
+}
+
+/* E, one of the values bucket B had when this node began to watch it. */
+static void note_known(struct shared *s, enum bucket_id b, kvEntry *e)
+{
+	if (s->known_count[b] % 1024 == 0)
+		s->known[b] = xrealloc(s->known[b], (s->known_count[b] + 1024) * sizeof(**s->known));
+	struct known *k = &s->known[b][s->known_count[b]++];
+	const char *key = kvEntry_Key(e);
+	k->key = fnv1a(key, strlen(key));
+	k->value = fnv1a(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e));
+	k->deleted = kvEntry_Operation(e) != kvOp_Put;
+}
+
 /* What this node had before it shared it, put in the bucket only if the
  * key never was there: revision 0 expected, which a key another node
  * deleted has not either (its delete marker), so nothing deleted comes
@@ -264,6 +303,24 @@ static void write_offered(struct shared *s, struct put *p)
 	char mask[BAN_MASK_MAX];
 	const char *name = p->bucket == B_ACCOUNTS || !mask_of_key(p->key, mask, sizeof(mask))
 				   ? p->key : mask;
+	struct known *k = NULL;
+	if (s->known_count[p->bucket]) {
+		struct known want = { .key = fnv1a(p->key, strlen(p->key)) };
+		k = bsearch(&want, s->known[p->bucket], s->known_count[p->bucket], sizeof(*k),
+			    compare_known);
+	}
+	if (k && k->deleted) {
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict"),
+			  "cluster: the %s %s was deleted on another node: not shared", what, name);
+		return;
+	}
+	if (k) {
+		if (k->value != fnv1a(p->value, strlen(p->value)))
+			log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict"),
+				  "cluster: the %s %s differs on the other nodes: theirs is kept", what,
+				  name);
+		return;
+	}
 	natsStatus refused = kvStore_UpdateString(&rev, kv, p->key, p->value, 0);
 	if (refused == NATS_OK) {
 		log_event(LOG_INFO, LOG_FIELDS(.event = "cluster_shared"),
@@ -326,11 +383,16 @@ static void *run(void *arg)
 					usleep(50 * 1000);
 			continue;
 		}
+		/* A turn's share of the changes, in order; what this node
+		 * offers waits until its bucket's first values are in. */
+		struct put puts[PUTS_PER_TURN];
+		size_t n = 0;
 		pthread_mutex_lock(&s->lock);
-		struct put *puts = s->queue;
-		size_t n = s->count;
-		s->queue = NULL;
-		s->count = s->cap = 0;
+		while (s->head < s->count && n < PUTS_PER_TURN &&
+		       (!s->queue[s->head].offered || s->listed[s->queue[s->head].bucket]))
+			puts[n++] = s->queue[s->head++];
+		if (s->head == s->count)
+			s->head = s->count = 0;
 		pthread_mutex_unlock(&s->lock);
 		for (size_t i = 0; i < n; i++) {
 			if (!atomic_load(&s->quitting))
@@ -338,12 +400,18 @@ static void *run(void *arg)
 			else
 				free(puts[i].value);
 		}
-		free(puts);
 		for (int b = 0; b < B_COUNT; b++) {
 			kvEntry *e = NULL;
 			while (kvWatcher_Next(&e, s->watch[b], WATCH_WAIT_MS) == NATS_OK) {
-				if (e) /* NULL: the values there were are all in */
+				if (!e) { /* the values there were are all in */
+					qsort(s->known[b], s->known_count[b], sizeof(**s->known),
+					      compare_known);
+					s->listed[b] = true;
+				} else {
+					if (!s->listed[b])
+						note_known(s, (enum bucket_id)b, e);
 					apply(s, (enum bucket_id)b, e);
+				}
 				kvEntry_Destroy(e);
 				e = NULL;
 			}
@@ -356,10 +424,14 @@ static void queue(struct shared *s, enum bucket_id b, const char *key, char *val
 {
 	bool tell = false;
 	pthread_mutex_lock(&s->lock);
-	if (s->count == 0)
+	if (s->count == s->head)
 		s->told_full = false;
-	if (s->count < SHARED_QUEUE_MAX) {
-		if (s->count == s->cap) {
+	if (s->count - s->head < SHARED_QUEUE_MAX) {
+		if (s->count == s->cap && s->head > 0) { /* the taken ones' room */
+			memmove(s->queue, s->queue + s->head, (s->count - s->head) * sizeof(*s->queue));
+			s->count -= s->head;
+			s->head = 0;
+		} else if (s->count == s->cap) {
 			s->cap = s->cap ? 2 * s->cap : 16;
 			s->queue = xrealloc(s->queue, s->cap * sizeof(*s->queue));
 		}
@@ -427,9 +499,11 @@ void shared_stop(struct shared *s)
 		if (s->kv[b])
 			kvStore_Destroy(s->kv[b]);
 	}
-	for (size_t i = 0; i < s->count; i++)
+	for (size_t i = s->head; i < s->count; i++)
 		free(s->queue[i].value);
 	free(s->queue);
+	for (int b = 0; b < B_COUNT; b++)
+		free(s->known[b]);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

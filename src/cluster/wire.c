@@ -129,7 +129,7 @@ int wire_decode(const uint8_t *data, size_t len, size_t *off, struct wire_record
 	if (*off >= len)
 		return 0;
 	struct reader rd = { .p = data + *off, .end = data + len };
-	if (rd.end - rd.p < 4 || rd.p[0] != WIRE_VERSION || rd.p[1] == 0 || rd.p[1] > WIRE_KIND_MAX ||
+	if (rd.end - rd.p < 4 || (rd.p[0] != WIRE_VERSION && rd.p[0] != 1) || rd.p[1] == 0 || rd.p[1] > WIRE_KIND_MAX ||
 	    (rd.p[2] & ~WIRE_FLAGS) || rd.p[3] > REMOTE_CHANGE_MAX)
 		return -EBADMSG;
 	ret->kind = (enum wire_kind)rd.p[1];

@@ -7,7 +7,8 @@
  * four 64-bit numbers (big-endian), then the node, room, nick, user, host, other,
  * realname, account and actor (a length byte each), the rooms and the text
  * (a 32-bit length each). Anything short, too long or of an unknown version
- * is refused whole. */
+ * is refused whole; version 1's records (still in a stream a node may read
+ * again) are version 2's too. */
 #ifndef CHATD_CLUSTER_WIRE_H
 #define CHATD_CLUSTER_WIRE_H
 
@@ -19,7 +20,7 @@
 #include "core/remote.h"
 #include "core/rooms.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2  /* 1: no WIRE_ROOM, no status before a member's rooms */
 #define WIRE_TEXT_MAX (64 * 1024) /* bytes of one record's text, at most */
 
 enum wire_kind {

@@ -567,35 +567,47 @@ static void tell_room_change(struct worker *w, const struct chat_event *ev, cons
 	room_unref(room);
 }
 
+/* S's change of room NAME, which S is in: TEXT and OTHER as the event's. */
+static struct chat_event change_by(struct worker *w, struct session *s, enum chat_event_kind kind,
+				   const char *name, const char *text, size_t len, const char *other)
+{
+	struct chat_event ev = event_by(w, s, kind);
+	ev.room = rooms_membership(&s->member, name)->room->name;
+	ev.text = text;
+	ev.text_len = len;
+	ev.formatting = text_has_formatting(text, len);
+	ev.other = other;
+	return ev;
+}
+
 int chat_topic(struct worker *w, struct session *s, const char *name, const char *text,
 	       size_t len)
 {
 	char topic[TOPIC_MAX_LEN + 1];
 	size_t n = clean_into(topic, TOPIC_MAX_LEN, text, len);
-	struct chat_event ev = event_by(w, s, CHAT_TOPIC);
-	ev.text = topic;
-	ev.text_len = n;
-	ev.formatting = text_has_formatting(topic, n);
+	struct rooms *rs = worker_rooms(w);
+	bool clustered = worker_clustered(w);
+	struct chat_event ev;
+	int r;
 
 	/* In a cluster, decided here and made on every node (this one too)
 	 * in the stream's order (chat_room_relayed). */
-	if (worker_clustered(w)) {
-		int r = rooms_may_set_topic(worker_rooms(w), &s->member, name, topic);
-		if (r < 0)
+	if (clustered) {
+		if ((r = rooms_may_set_topic(rs, &s->member, name, topic)) < 0)
 			return r;
-		ev.room = rooms_membership(&s->member, name)->room->name;
-		if (worker_cluster_room(w, &ev))
+		ev = change_by(w, s, CHAT_TOPIC, name, topic, n, NULL);
+		if (worker_cluster_room(w, &ev, false))
 			return 0;
 	}
 	struct store_room saved = { 0 };
-	int r = rooms_set_topic(worker_rooms(w), &s->member, name, topic, &saved);
-	if (r < 0)
+	if ((r = rooms_set_topic(rs, &s->member, name, topic, &saved)) < 0)
 		return r;
 	if (saved.founder[0])
 		worker_store_room(w, &saved);
-	struct membership *ms = rooms_membership(&s->member, name);
-	ev.room = ms->room->name;
-	tell_room(w, s, ms->room, true, &ev);
+	ev = change_by(w, s, CHAT_TOPIC, name, topic, n, NULL);
+	tell_room(w, s, rooms_membership(&s->member, name)->room, true, &ev);
+	if (clustered)
+		worker_cluster_room(w, &ev, true);
 	return 0;
 }
 
@@ -604,33 +616,33 @@ int chat_mode(struct worker *w, struct session *s, const char *name, char mode, 
 {
 	char target[NAME_MAX_LEN + 1] = "";
 	char change[3] = { on ? '+' : '-', mode, '\0' };
-	struct chat_event ev = event_by(w, s, CHAT_MODE);
-	ev.text = change;
-	ev.text_len = 2;
-	ev.other = nick ? target : NULL;
 	struct rooms *rs = worker_rooms(w);
+	bool clustered = worker_clustered(w);
+	const char *other = nick ? target : NULL;
+	struct chat_event ev;
 	int r;
 
-	if (worker_clustered(w)) { /* as for the topic */
+	if (clustered) { /* as for the topic */
 		r = nick ? rooms_may_set_status(rs, &s->member, name, nick, mode, on, target)
 			 : rooms_may_set_mode(rs, &s->member, name, mode, on);
 		if (r < 0)
 			return r;
-		ev.room = rooms_membership(&s->member, name)->room->name;
-		if (worker_cluster_room(w, &ev))
+		ev = change_by(w, s, CHAT_MODE, name, change, 2, other);
+		if (worker_cluster_room(w, &ev, false))
 			return 0;
 	}
 	r = nick ? rooms_set_status(rs, &s->member, name, nick, mode, on, target)
 		 : rooms_set_mode(rs, &s->member, name, mode, on);
 	if (r < 0)
 		return r;
-	struct membership *ms = rooms_membership(&s->member, name);
-	ev.room = ms->room->name;
-	tell_room(w, s, ms->room, true, &ev);
+	ev = change_by(w, s, CHAT_MODE, name, change, 2, other);
+	tell_room(w, s, rooms_membership(&s->member, name)->room, true, &ev);
+	if (clustered)
+		worker_cluster_room(w, &ev, true);
 	return 0;
 }
 
-void chat_room_relayed(struct worker *w, const struct chat_event *ev)
+int chat_room_relayed(struct worker *w, const struct chat_event *ev)
 {
 	struct rooms *rs = worker_rooms(w);
 	char target[NAME_MAX_LEN + 1] = "";
@@ -645,16 +657,17 @@ void chat_room_relayed(struct worker *w, const struct chat_event *ev)
 			worker_store_room(w, &saved);
 		if (r == 0)
 			tell_room_change(w, ev, topic, n, NULL);
-		return;
+		return r;
 	}
 	if (ev->text_len != 2 || (ev->text[0] != '+' && ev->text[0] != '-'))
-		return;
+		return -EINVAL;
 	bool on = ev->text[0] == '+';
 	r = ev->other ? rooms_apply_status(rs, ev->room, ev->other, ev->text[1], on,
 					   ev->stream_seq, target)
 		      : rooms_apply_mode(rs, ev->room, ev->text[1], on, ev->stream_seq);
 	if (r == 0)
 		tell_room_change(w, ev, ev->text, 2, ev->other ? target : NULL);
+	return r;
 }
 
 int chat_kick(struct worker *w, struct session *s, const char *name, const char *nick,

@@ -73,9 +73,11 @@ bool chat_say(struct worker *w, struct session *s, struct room *room, enum chat_
 void chat_relayed(struct worker *w, const struct chat_event *ev, uint64_t except_id);
 
 /* EV, a room's topic or mode changed by another node (or this one) in
- * the cluster's order: made here, whoever decided it, and told to the
- * room. A mode change that is not one of the room's is dropped. */
-void chat_room_relayed(struct worker *w, const struct chat_event *ev);
+ * the cluster's order (EV->stream_seq): made here, whoever decided it,
+ * and told to the room. 0, or -ENOENT when the room is not here (yet),
+ * -EALREADY when nothing changed (or the room is as of a later change
+ * already), -EINVAL for a change that is not one of a room's. */
+int chat_room_relayed(struct worker *w, const struct chat_event *ev);
 
 /* S becomes NICK (a valid name; NULL: a fresh guest nick). 0, told once to
  * everyone who shares a room with S and to S; -EEXIST when another has it; -EALREADY when it is

@@ -69,9 +69,11 @@ bool worker_clustered(const struct worker *w);
 /* In a cluster: EV, a change of a room (CHAT_TOPIC, or CHAT_MODE: text
  * "+t", or "+o" for other), decided here, to the room stream, which
  * brings it back to be made and told on every node in its order
- * (chat_room_relayed): true. False as for worker_cluster_line(): the
- * caller makes it here. */
-bool worker_cluster_room(struct worker *w, const struct chat_event *ev);
+ * (chat_room_relayed): true. False when there is no cluster, or the
+ * stream cannot be reached now: the caller makes the change here, and
+ * then, MADE, hands it on (published when the stream is back, for the
+ * other nodes). */
+bool worker_cluster_room(struct worker *w, const struct chat_event *ev, bool made);
 
 /* In a cluster: S changed (CHANGE: what happened; ROOM, OTHER, TEXT as
  * in struct remote_update, NULL when none): the other nodes are told

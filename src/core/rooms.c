@@ -955,7 +955,10 @@ int rooms_apply_topic(struct rooms *r, const char *name, const char *topic, cons
 {
 	pthread_mutex_lock(&r->lock);
 	struct room *room = find_room_locked(r, name);
-	int err = !room ? -ENOENT : strcmp(room->topic, topic) == 0 ? -EALREADY : 0;
+	int err = !room				     ? -ENOENT
+		  : seq && seq <= room->state_seq    ? -EALREADY /* a later state taken */
+		  : strcmp(room->topic, topic) == 0 ? -EALREADY
+						     : 0;
 	if (err == 0)
 		topic_apply_locked(r, room, topic, by, when, ret_saved);
 	seen_change_locked(room, seq);
@@ -1046,6 +1049,8 @@ static int set_mode(struct rooms *r, struct member *m, const char *name, char mo
 	pthread_mutex_lock(&r->lock);
 	struct room *room = find_room_locked(r, name);
 	int err = m ? acting_locked(r, m, name, true, &ms) : room ? 0 : -ENOENT;
+	if (err == 0 && seq && seq <= room->state_seq)
+		err = -EALREADY; /* a later state taken (rooms_apply_state()) */
 	if (err == 0) {
 		bool *flag = mode == 't' ? &room->topic_ops
 			   : mode == 'n' ? &room->no_external : &room->secret;

@@ -247,20 +247,19 @@ bool worker_clustered(const struct worker *w)
 	return w->pool->cluster != NULL;
 }
 
-bool worker_cluster_room(struct worker *w, const struct chat_event *ev)
+bool worker_cluster_room(struct worker *w, const struct chat_event *ev, bool made)
 {
 	struct cluster *c = w->pool->cluster;
-	if (!c)
+	if (!c || (!made && !cluster_up(c)))
 		return false;
-	bool up = cluster_up(c);
 	struct wire_record r = record_of(w, WIRE_ROOM, ev);
 	r.change = ev->kind == CHAT_TOPIC ? WIRE_TOPIC : WIRE_MODE;
-	if (!up)
+	if (made)
 		r.flags |= WIRE_DELIVERED;
 	snprintf(r.room, sizeof(r.room), "%s", ev->room);
 	snprintf(r.other, sizeof(r.other), "%s", ev->other ? ev->other : "");
 	cluster_batch_add(&w->cluster_out, CLUSTER_TO_ROOM, 0, &r);
-	return up;
+	return true;
 }
 
 void worker_cluster_private(struct worker *w, const struct member_address *to,
@@ -401,7 +400,6 @@ static void tell_rooms(struct worker *w, uint64_t to)
 					 .time_ms = (int64_t)st->topic_time * 1000, .text = st->topic,
 					 .text_len = strlen(st->topic) };
 		snprintf(r.node, sizeof(r.node), "%s", cluster_node(c));
-		snprintf(r.nick, sizeof(r.nick), "%s", cluster_node(c));
 		snprintf(r.room, sizeof(r.room), "%s", st->name);
 		snprintf(r.other, sizeof(r.other), "%s", st->topic_by);
 		snprintf(r.rooms, sizeof(r.rooms), "%s%s%s", st->topic_ops ? "t" : "",
@@ -411,54 +409,79 @@ static void tell_rooms(struct worker *w, uint64_t to)
 	free(list);
 }
 
-#define ROOM_STATE_WAIT_MS 30000
-#define ROOM_STATES_WAITING 1024
+#define ROOM_RECORD_WAIT_MS 30000
+#define ROOM_RECORDS_WAITING 1024
 
+/* A record of a room that is not here yet (see room_record()). */
 struct pending_room {
-	struct room_info st;
+	struct wire_record r;  /* its text a copy of its own */
+	uint64_t seq;          /* the stream's number (0: sent to this node) */
 	uint64_t until_ms;
 };
 
-/* ST taken if this node knows no later change of the room: false while
- * there is no such room here. */
-static bool apply_room_state(struct worker *w, const struct room_info *st)
+/* R, a room's change read from the stream (SEQ), or the room as another
+ * node has it (tell_rooms()), made here: false while there is no such
+ * room here. */
+static bool room_record(struct worker *w, const struct wire_record *r, uint64_t seq)
 {
-	struct store_room saved = { 0 };
-	int r = rooms_apply_state(w->pool->rooms, st, &saved);
-	if (r == 0 && saved.founder[0])
-		worker_store_room(w, &saved);
-	return r != -ENOENT;
+	struct text_buf clean;
+	text_buf_clean_chat(&clean, r->text, r->text_len);
+	size_t len = text_buf_blank(&clean) ? 0 : clean.len;
+	int err;
+	if (r->change == WIRE_STATE) {
+		struct room_info st = { .topic_time = (time_t)(r->time_ms / 1000), .state_seq = r->id,
+					.topic_ops = strchr(r->rooms, 't') != NULL,
+					.no_external = strchr(r->rooms, 'n') != NULL,
+					.secret = strchr(r->rooms, 's') != NULL };
+		snprintf(st.name, sizeof(st.name), "%s", r->room);
+		snprintf(st.topic, sizeof(st.topic), "%.*s", (int)len, clean.text);
+		snprintf(st.topic_by, sizeof(st.topic_by), "%s", r->other);
+		struct store_room saved = { 0 };
+		err = rooms_apply_state(w->pool->rooms, &st, &saved);
+		if (err == 0 && saved.founder[0])
+			worker_store_room(w, &saved);
+	} else {
+		struct chat_event ev = {
+			.kind = r->change == WIRE_TOPIC ? CHAT_TOPIC : CHAT_MODE,
+			.nick = r->nick, .user = r->user, .host = r->host, .room = r->room,
+			.other = r->other[0] ? r->other : NULL, .text = clean.text, .text_len = len,
+			.formatting = (r->flags & WIRE_FORMATTING) != 0, .id = seq,
+			.stream_seq = seq, .time_ms = r->time_ms, .server = w->cfg->irc_server_name,
+		};
+		err = chat_room_relayed(w, &ev);
+	}
+	text_buf_free(&clean);
+	return err != -ENOENT;
 }
 
-/* A room as another node has it (tell_rooms()); kept for a while if the
- * member that makes it here is still on its way (the member's record
- * comes through the stream, this one straight). */
-static void room_state(struct worker *w, const struct wire_record *r, const struct text_buf *topic)
+/* R made here, or kept for a while if the member that makes its room
+ * here is still on its way (a member's record can come after its room's
+ * change, and a room's state comes straight, not through the stream). */
+static void room_record_or_wait(struct worker *w, const struct wire_record *r, uint64_t seq)
 {
-	struct room_info st = { .topic_time = (time_t)(r->time_ms / 1000), .state_seq = r->id,
-				.topic_ops = strchr(r->rooms, 't') != NULL,
-				.no_external = strchr(r->rooms, 'n') != NULL,
-				.secret = strchr(r->rooms, 's') != NULL };
-	snprintf(st.name, sizeof(st.name), "%s", r->room);
-	snprintf(st.topic, sizeof(st.topic), "%.*s", text_buf_blank(topic) ? 0 : (int)topic->len,
-		 topic->text);
-	snprintf(st.topic_by, sizeof(st.topic_by), "%s", r->other);
-	if (apply_room_state(w, &st) || w->pending_count == ROOM_STATES_WAITING)
+	if (room_record(w, r, seq) || w->pending_count == ROOM_RECORDS_WAITING)
 		return;
 	w->pending_rooms = xrealloc(w->pending_rooms, (w->pending_count + 1) * sizeof(*w->pending_rooms));
-	w->pending_rooms[w->pending_count++] = (struct pending_room){
-		.st = st, .until_ms = w->now_ms + ROOM_STATE_WAIT_MS };
+	struct pending_room *p = &w->pending_rooms[w->pending_count++];
+	p->r = *r;
+	char *text = xmalloc(r->text_len + 1);
+	memcpy(text, r->text, r->text_len);
+	p->r.text = text;
+	p->seq = seq;
+	p->until_ms = w->now_ms + ROOM_RECORD_WAIT_MS;
 }
 
-/* The rooms waiting for a member, tried again (and those waiting too
- * long dropped). */
-static void retry_room_states(struct worker *w)
+/* The records waiting for their room, tried again in the order they
+ * came (and those waiting too long dropped). */
+static void retry_room_records(struct worker *w)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < w->pending_count; i++) {
 		struct pending_room *p = &w->pending_rooms[i];
-		if (!apply_room_state(w, &p->st) && w->now_ms < p->until_ms)
+		if (!room_record(w, &p->r, p->seq) && w->now_ms < p->until_ms)
 			w->pending_rooms[kept++] = *p;
+		else
+			free((char *)p->r.text);
 	}
 	w->pending_count = kept;
 	if (kept == 0) {
@@ -516,11 +539,15 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 		}
 		/* Told here when it happened; or, read again after a restart,
 		 * by this node's earlier life (its members gone, its lines
-		 * said while the stream was away in the store already). */
+		 * said while the stream was away in the store already). A
+		 * room's change made here while the stream was away is made
+		 * again in the stream's order, as on every node. */
 		bool ours = r.origin == self || strcmp(r.node, cluster_node(w->pool->cluster)) == 0;
-		if (ours && (r.kind == WIRE_MEMBER || (r.flags & WIRE_DELIVERED)))
+		if (ours && (r.kind == WIRE_MEMBER ||
+			     (r.kind != WIRE_ROOM && (r.flags & WIRE_DELIVERED))))
 			continue;
-		if (!text_is_valid_name(r.nick, strlen(r.nick)) ||
+		bool by_nick = r.kind != WIRE_ROOM || r.change != WIRE_STATE;
+		if ((by_nick && !text_is_valid_name(r.nick, strlen(r.nick))) ||
 		    (r.kind != WIRE_MEMBER && r.kind != WIRE_PRIVATE &&
 		     !text_is_valid_name(r.room, strlen(r.room)))) {
 			k = -EBADMSG;
@@ -548,7 +575,7 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 			};
 			chat_remote(w, w->pool->remotes, &u);
 			if (w->pending_count)
-				retry_room_states(w);
+				retry_room_records(w);
 		} else if (r.kind == WIRE_PRIVATE && !from_stream && !text_buf_blank(&clean)) {
 			ev.kind = CHAT_PRIVATE;
 			ev.other = r.other;
@@ -559,15 +586,8 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 			ev.kind = r.kind == WIRE_ACTION ? CHAT_ACTION : CHAT_SAID;
 			ev.stream_seq = d->seq;
 			chat_relayed(w, &ev, r.origin == self ? r.session : 0);
-		} else if (r.kind == WIRE_ROOM && !from_stream && r.change == WIRE_STATE) {
-			room_state(w, &r, &clean);
-		} else if (r.kind == WIRE_ROOM && from_stream && r.change != WIRE_STATE) {
-			ev.kind = r.change == WIRE_TOPIC ? CHAT_TOPIC : CHAT_MODE;
-			ev.other = r.other[0] ? r.other : NULL;
-			ev.stream_seq = d->seq;
-			if (ev.kind == CHAT_TOPIC && text_buf_blank(&clean))
-				ev.text_len = 0;
-			chat_room_relayed(w, &ev);
+		} else if (r.kind == WIRE_ROOM && from_stream == (r.change != WIRE_STATE)) {
+			room_record_or_wait(w, &r, d->seq);
 		}
 		text_buf_free(&clean);
 	}
@@ -1366,6 +1386,8 @@ void worker_free(struct worker *w)
 		hline_unref(w->store_lines[i]);
 	free(w->store_lines);
 	cluster_batch_free(w->cluster_out);
+	for (size_t i = 0; i < w->pending_count; i++)
+		free((char *)w->pending_rooms[i].r.text);
 	free(w->pending_rooms);
 	free(w->by_fd);
 	free(w->queued);

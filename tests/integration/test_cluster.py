@@ -584,6 +584,24 @@ class RoomStateTest(ClusterTestCase):
         alice.send("/topic")
         alice.read_until(r"anyone may")
 
+    def test_a_topic_set_while_nats_is_away_reaches_the_others_after(self):
+        ns, a, b = self.two_nodes()
+        alice = self.in_tea(a, "alice")
+        bob = self.in_tea(b, "bob")
+        self.until_in_room(a, "tea", ["bob"])
+        ns.stop()
+        for c in (alice, bob):
+            c.read_until(re.escape(DOWN))
+        alice.send("/topic made alone")  # made on a at once
+        alice.read_until(r"^\* alice set the topic of tea: made alone$")
+        ns.start()
+        bob.read_until(r"^\* alice set the topic of tea: made alone$", timeout=RECOVERY)
+        # Made on a already: not told there twice.
+        alice.read_until(re.escape(BACK), timeout=RECOVERY)
+        alice.send("/topic")
+        line = alice.read_until(r"made alone|set the topic")[-1]
+        self.assertNotIn("set the topic", line)
+
     def test_a_node_started_later_learns_them(self):
         ns, a, b = self.two_nodes()
         alice = self.in_tea(a, "alice")
