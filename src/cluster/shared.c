@@ -404,8 +404,9 @@ static void *run(void *arg)
 			kvEntry *e = NULL;
 			while (kvWatcher_Next(&e, s->watch[b], WATCH_WAIT_MS) == NATS_OK) {
 				if (!e) { /* the values there were are all in */
-					qsort(s->known[b], s->known_count[b], sizeof(**s->known),
-					      compare_known);
+					if (s->known_count[b])
+						qsort(s->known[b], s->known_count[b],
+						      sizeof(**s->known), compare_known);
 					s->listed[b] = true;
 				} else {
 					if (!s->listed[b])
