@@ -135,8 +135,9 @@ int wire_decode(const uint8_t *data, size_t len, size_t *off, struct wire_record
 	ret->kind = (enum wire_kind)rd.p[1];
 	ret->flags = rd.p[2];
 	ret->change = rd.p[3];
-	if (ret->kind == WIRE_ROOM && (ret->change == 0 || ret->change > WIRE_ROOM_CHANGE_MAX))
-		return -EBADMSG;
+	if (ret->kind == WIRE_ROOM &&
+	    (rd.p[0] == 1 || ret->change == 0 || ret->change > WIRE_ROOM_CHANGE_MAX))
+		return -EBADMSG; /* none in version 1 */
 	rd.p += 4;
 	ret->origin = get_u64(&rd);
 	ret->session = get_u64(&rd);
