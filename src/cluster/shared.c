@@ -291,61 +291,77 @@ static void note_known(struct shared *s, enum bucket_id b, kvEntry *e)
 	k->deleted = kvEntry_Operation(e) != kvOp_Put;
 }
 
+/* What became of an offer (write_offered()). */
+enum offer_outcome { OFFER_SHARED, OFFER_SAME, OFFER_DIFFERS, OFFER_DELETED, OFFER_FAILED };
+
+/* P put in the bucket if its key never was there: what became of it,
+ * judged by what the bucket had when first watched when the key was
+ * there, or else by asking (P refused: its key is there, or was
+ * deleted); *RET_ST the failure's status. */
+static enum offer_outcome try_offer(struct shared *s, const struct put *p, natsStatus *ret_st)
+{
+	if (s->known_count[p->bucket]) {
+		struct known want = { .key = fnv1a(p->key, strlen(p->key)) };
+		const struct known *k = bsearch(&want, s->known[p->bucket],
+						s->known_count[p->bucket], sizeof(*k), compare_known);
+		if (k)
+			return k->deleted ? OFFER_DELETED
+			       : k->value == fnv1a(p->value, strlen(p->value)) ? OFFER_SAME
+									      : OFFER_DIFFERS;
+	}
+	uint64_t rev;
+	kvStore *kv = s->kv[p->bucket];
+	natsStatus st = kvStore_UpdateString(&rev, kv, p->key, p->value, 0);
+	if (st == NATS_OK)
+		return OFFER_SHARED;
+	/* NATS_ERR: the server's answer, here a revision other than 0. */
+	kvEntry *e = NULL;
+	if (st == NATS_ERR)
+		st = kvStore_Get(&e, kv, p->key);
+	enum offer_outcome o = st == NATS_NOT_FOUND ? OFFER_DELETED
+			       : st != NATS_OK	      ? OFFER_FAILED
+			       : (size_t)kvEntry_ValueLen(e) == strlen(p->value) &&
+					 memcmp(kvEntry_Value(e), p->value, strlen(p->value)) == 0
+				       ? OFFER_SAME
+				       : OFFER_DIFFERS;
+	kvEntry_Destroy(e);
+	*ret_st = st;
+	return o;
+}
+
 /* What this node had before it shared it, put in the bucket only if the
  * key never was there: revision 0 expected, which a key another node
  * deleted has not either (its delete marker), so nothing deleted comes
  * back. Told when the others' value differs: theirs is kept, here too. */
 static void write_offered(struct shared *s, struct put *p)
 {
-	uint64_t rev;
-	kvStore *kv = s->kv[p->bucket];
 	const char *what = p->bucket == B_ACCOUNTS ? "account" : "ban of";
 	char mask[BAN_MASK_MAX];
 	const char *name = p->bucket == B_ACCOUNTS || !mask_of_key(p->key, mask, sizeof(mask))
 				   ? p->key : mask;
-	struct known *k = NULL;
-	if (s->known_count[p->bucket]) {
-		struct known want = { .key = fnv1a(p->key, strlen(p->key)) };
-		k = bsearch(&want, s->known[p->bucket], s->known_count[p->bucket], sizeof(*k),
-			    compare_known);
-	}
-	if (k && k->deleted) {
-		log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict"),
-			  "cluster: the %s %s was deleted on another node: not shared", what, name);
-		return;
-	}
-	if (k) {
-		if (k->value != fnv1a(p->value, strlen(p->value)))
-			log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict"),
-				  "cluster: the %s %s differs on the other nodes: theirs is kept", what,
-				  name);
-		return;
-	}
-	natsStatus refused = kvStore_UpdateString(&rev, kv, p->key, p->value, 0);
-	if (refused == NATS_OK) {
+	natsStatus st = NATS_OK;
+	switch (try_offer(s, p, &st)) {
+	case OFFER_SHARED:
 		log_event(LOG_INFO, LOG_FIELDS(.event = "cluster_shared"),
 			  "cluster: the %s %s this node had is shared with the other nodes", what,
 			  name);
-		return;
-	}
-	/* NATS_ERR: the server's answer, here a revision other than 0. */
-	kvEntry *e = NULL;
-	natsStatus st = refused == NATS_ERR ? kvStore_Get(&e, kv, p->key) : refused;
-	if (st == NATS_OK) {
-		if ((size_t)kvEntry_ValueLen(e) != strlen(p->value) ||
-		    memcmp(kvEntry_Value(e), p->value, strlen(p->value)) != 0)
-			log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict"),
-				  "cluster: the %s %s differs on the other nodes: theirs is kept", what,
-				  name);
-	} else if (st == NATS_NOT_FOUND) {
+		break;
+	case OFFER_SAME:
+		break;
+	case OFFER_DIFFERS:
+		log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict"),
+			  "cluster: the %s %s differs on the other nodes: theirs is kept", what, name);
+		break;
+	case OFFER_DELETED:
 		log_event(LOG_NOTICE, LOG_FIELDS(.event = "cluster_conflict"),
 			  "cluster: the %s %s was deleted on another node: not shared", what, name);
-	} else {
+		break;
+	case OFFER_FAILED:
 		log_event(LOG_WARNING, LOG_FIELDS(.event = "cluster_error"),
 			  "cluster: the %s %s not shared with the other nodes (bucket %s): %s", what,
 			  name, bucket_names[p->bucket], natsStatus_GetText(st));
+		break;
 	}
-	kvEntry_Destroy(e);
 }
 
 static void write_put(struct shared *s, struct put *p)

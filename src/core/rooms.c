@@ -982,6 +982,17 @@ int rooms_apply_state(struct rooms *r, const struct room_info *st, struct store_
 	return err;
 }
 
+/* Room NAME in *RET, for an operator's change by M (M NULL: decided
+ * elsewhere, for the room as it is here), under the lock. */
+static int deciding_locked(struct rooms *r, struct member *m, const char *name,
+			   struct room **ret)
+{
+	struct membership *ms;
+	int err = m ? acting_locked(r, m, name, true, &ms) : 0;
+	*ret = find_room_locked(r, name);
+	return err < 0 ? err : *ret ? 0 : -ENOENT;
+}
+
 /* MODE's flag of NICK's membership of ROOM ('o', 'v'), under the lock. */
 static int status_locked(struct rooms *r, struct room *room, const char *nick, char mode,
 			 bool on, bool **ret_flag, char ret_nick[NAME_MAX_LEN + 1])
@@ -1005,13 +1016,12 @@ static int set_status(struct rooms *r, struct member *m, const char *name, const
 		      char mode, bool on, bool check_only, uint64_t seq,
 		      char ret_nick[NAME_MAX_LEN + 1])
 {
-	struct membership *ms;
+	struct room *room;
 	bool *flag;
 	if (mode != 'o' && mode != 'v')
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
-	struct room *room = find_room_locked(r, name);
-	int err = m ? acting_locked(r, m, name, true, &ms) : room ? 0 : -ENOENT;
+	int err = deciding_locked(r, m, name, &room);
 	if (err == 0)
 		err = status_locked(r, room, nick, mode, on, &flag, ret_nick);
 	if (err == 0 && !check_only)
@@ -1043,12 +1053,11 @@ int rooms_apply_status(struct rooms *r, const char *name, const char *nick, char
 static int set_mode(struct rooms *r, struct member *m, const char *name, char mode, bool on,
 		    bool check_only, uint64_t seq)
 {
-	struct membership *ms;
+	struct room *room;
 	if (mode != 't' && mode != 'n' && mode != 's')
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
-	struct room *room = find_room_locked(r, name);
-	int err = m ? acting_locked(r, m, name, true, &ms) : room ? 0 : -ENOENT;
+	int err = deciding_locked(r, m, name, &room);
 	if (err == 0 && seq && seq <= room->state_seq)
 		err = -EALREADY; /* a later state taken (rooms_apply_state()) */
 	if (err == 0) {

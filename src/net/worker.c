@@ -419,14 +419,25 @@ struct pending_room {
 	uint64_t until_ms;
 };
 
+/* What R's nick did, with TEXT (cleaned), as an event numbered ID. */
+static struct chat_event record_event(const struct worker *w, const struct wire_record *r,
+				      const char *text, size_t len, uint64_t id)
+{
+	return (struct chat_event){
+		.nick = r->nick, .user = r->user, .host = r->host, .room = r->room,
+		.text = text, .text_len = len,
+		.formatting = (r->flags & WIRE_FORMATTING) != 0,
+		.notice = (r->flags & WIRE_NOTICE) != 0,
+		.id = id, .time_ms = r->time_ms, .server = w->cfg->irc_server_name,
+	};
+}
+
 /* R, a room's change read from the stream (SEQ), or the room as another
- * node has it (tell_rooms()), made here: false while there is no such
- * room here. */
+ * node has it (tell_rooms()), made here, its text cleaned already: false
+ * while there is no such room here. */
 static bool room_record(struct worker *w, const struct wire_record *r, uint64_t seq)
 {
-	struct text_buf clean;
-	text_buf_clean_chat(&clean, r->text, r->text_len);
-	size_t len = text_buf_blank(&clean) ? 0 : clean.len;
+	size_t len = r->text_len;
 	int err;
 	if (r->change == WIRE_STATE) {
 		struct room_info st = { .topic_time = (time_t)(r->time_ms / 1000), .state_seq = r->id,
@@ -434,23 +445,19 @@ static bool room_record(struct worker *w, const struct wire_record *r, uint64_t 
 					.no_external = strchr(r->rooms, 'n') != NULL,
 					.secret = strchr(r->rooms, 's') != NULL };
 		snprintf(st.name, sizeof(st.name), "%s", r->room);
-		snprintf(st.topic, sizeof(st.topic), "%.*s", (int)len, clean.text);
+		snprintf(st.topic, sizeof(st.topic), "%.*s", (int)len, r->text);
 		snprintf(st.topic_by, sizeof(st.topic_by), "%s", r->other);
 		struct store_room saved = { 0 };
 		err = rooms_apply_state(w->pool->rooms, &st, &saved);
 		if (err == 0 && saved.founder[0])
 			worker_store_room(w, &saved);
 	} else {
-		struct chat_event ev = {
-			.kind = r->change == WIRE_TOPIC ? CHAT_TOPIC : CHAT_MODE,
-			.nick = r->nick, .user = r->user, .host = r->host, .room = r->room,
-			.other = r->other[0] ? r->other : NULL, .text = clean.text, .text_len = len,
-			.formatting = (r->flags & WIRE_FORMATTING) != 0, .id = seq,
-			.stream_seq = seq, .time_ms = r->time_ms, .server = w->cfg->irc_server_name,
-		};
+		struct chat_event ev = record_event(w, r, r->text, len, seq);
+		ev.kind = r->change == WIRE_TOPIC ? CHAT_TOPIC : CHAT_MODE;
+		ev.other = r->other[0] ? r->other : NULL;
+		ev.stream_seq = seq;
 		err = chat_room_relayed(w, &ev);
 	}
-	text_buf_free(&clean);
 	return err != -ENOENT;
 }
 
@@ -555,15 +562,9 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 		}
 		struct text_buf clean;
 		text_buf_clean_chat(&clean, r.text, r.text_len);
-		struct chat_event ev = {
-			.nick = r.nick, .user = r.user, .host = r.host, .room = r.room,
-			.text = clean.text, .text_len = clean.len,
-			.formatting = (r.flags & WIRE_FORMATTING) != 0,
-			.notice = (r.flags & WIRE_NOTICE) != 0,
-			/* The stream's number: the same on every node. */
-			.id = from_stream ? d->seq : worker_event_id(w), .time_ms = r.time_ms,
-			.server = w->cfg->irc_server_name,
-		};
+		/* The stream's number: the same on every node. */
+		struct chat_event ev = record_event(w, &r, clean.text, clean.len,
+						    from_stream ? d->seq : worker_event_id(w));
 		if (r.kind == WIRE_MEMBER && from_stream) {
 			struct remote_update u = {
 				.change = r.change, .origin = r.origin, .node = r.node,
@@ -587,6 +588,8 @@ static void relay_cluster(struct worker *w, const struct cluster_delivery *d)
 			ev.stream_seq = d->seq;
 			chat_relayed(w, &ev, r.origin == self ? r.session : 0);
 		} else if (r.kind == WIRE_ROOM && from_stream == (r.change != WIRE_STATE)) {
+			r.text = clean.text; /* a topic may be blank: none */
+			r.text_len = text_buf_blank(&clean) ? 0 : clean.len;
 			room_record_or_wait(w, &r, d->seq);
 		}
 		text_buf_free(&clean);
