@@ -523,6 +523,18 @@ class ScriptedTest(ChatcTestCase):
 
 # ---- interactive mode, in tmux -------------------------------------------
 
+def proc_state(pid):
+    """PID's state letter from /proc ("R", "S", "Z"...), or None when it is
+    gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The field after the command name (which may hold spaces).
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
 def child_pids(parent):
     """The pids of PARENT's children, from /proc."""
     pids = []
@@ -613,8 +625,10 @@ class Tmux:
                        env=self.env, timeout=TIMEOUT)
         deadline = time.monotonic() + 5
         for pid in children:
-            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            # A zombie has ended: its shell, hung up too, left it to init,
+            # which may take a second or two to reap it.
+            while proc_state(pid) not in (None, "Z") and time.monotonic() < deadline:
+                time.sleep(0.02)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
