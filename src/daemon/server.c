@@ -40,7 +40,7 @@
 #define ACCEPT_BATCH 64 /* per wake-up, so signals are never starved */
 /* How often the [tls] files are looked at for a renewal (three stat()s),
  * and the certificate's expiry checked. */
-#define TLS_WATCH_SECONDS 5
+#define TLS_WATCH_SECONDS 2
 #define TLS_EXPIRY_WARN_DAYS 14
 #define DAY_SECONDS (24 * 60 * 60)
 
@@ -241,14 +241,10 @@ static int tls_load(struct server *s, const struct config *cfg, const char *when
 	return 0;
 }
 
-/* Every TLS_WATCH_SECONDS: files replaced by a renewal are loaded once
- * they stayed the same for one look (a renewal that writes the certificate,
- * then the key, is not caught in between), each new state of them tried
- * once; and the expiry is checked. */
 /* Rooms nobody is in that said nothing for this long (or within max_age,
  * when shorter) leave memory; looked for once a minute. */
 #define SWEEP_IDLE_S (24 * 3600)
-#define SWEEP_EVERY_TICKS 12
+#define SWEEP_EVERY_TICKS 30
 
 static void expire_bans(struct server *s);
 
@@ -268,7 +264,11 @@ static void sweep_rooms(struct server *s)
 			  (long long)idle);
 }
 
-/* Every 5 s: the TLS files, and now and then the rooms' memory. */
+/* Every TLS_WATCH_SECONDS: files replaced by a renewal are loaded once
+ * they stayed the same for one look (a renewal that writes the certificate,
+ * then the key, is not caught in between), each new state of them tried
+ * once; the expiry is checked, and expired bans lifted; once a minute,
+ * rooms' memory is swept. */
 static void tls_watch_tick(struct server *s)
 {
 	uint64_t expirations;
