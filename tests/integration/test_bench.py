@@ -156,11 +156,13 @@ class TwoProtocolRelay:
         for other, to in self.members.get(room, []):
             if other is writer:
                 continue
+            # Counted first: a write may reach chatd-bench, which may end and
+            # have the count read, before this thread runs again.
+            self.relayed[(proto, to)] = self.relayed.get((proto, to), 0) + 1
             if to == "irc":
                 other.write(b":%s!u@127.0.0.1 PRIVMSG #%s :%s\r\n" % (nick, room, text))
             else:
                 other.write(b"[%s] %s\n" % (nick, text))
-            self.relayed[(proto, to)] = self.relayed.get((proto, to), 0) + 1
 
     async def _line_client(self, reader, writer):
         self.writers.append(writer)
