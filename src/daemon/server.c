@@ -244,7 +244,7 @@ static int tls_load(struct server *s, const struct config *cfg, const char *when
 /* Rooms nobody is in that said nothing for this long (or within max_age,
  * when shorter) leave memory; looked for once a minute. */
 #define SWEEP_IDLE_S (24 * 3600)
-#define SWEEP_EVERY_TICKS 30
+#define SWEEP_EVERY_TICKS (60 / TLS_WATCH_SECONDS)
 
 static void expire_bans(struct server *s);
 

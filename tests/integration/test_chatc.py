@@ -523,16 +523,21 @@ class ScriptedTest(ChatcTestCase):
 
 # ---- interactive mode, in tmux -------------------------------------------
 
-def proc_state(pid):
-    """PID's state letter from /proc ("R", "S", "Z"...), or None when it is
-    gone."""
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (which may hold
+    spaces): the state letter ("R", "S", "Z"...), the parent's pid, ...;
+    None when PID is gone."""
     try:
         with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
+            return f.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    # The field after the command name (which may hold spaces).
-    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def proc_state(pid):
+    """PID's state letter, or None when it is gone."""
+    fields = proc_stat(pid)
+    return fields[0] if fields else None
 
 
 def child_pids(parent):
@@ -541,14 +546,8 @@ def child_pids(parent):
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The field after the command name (which may hold spaces) is the
-        # state, then the parent's pid.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+        fields = proc_stat(int(name))
+        if fields and int(fields[1]) == parent:
             pids.append(int(name))
     return pids
 
